@@ -1,0 +1,45 @@
+checkpoint feff_inputs:
+    input:
+        frames=rules.structures.output.frames,
+        sites=rules.sites.output[0],
+    output:
+        table=f"{RES}/feff/{{source}}/inputs.parquet",
+        chunks=f"{RES}/feff/{{source}}/chunks.json",
+    log:
+        f"{RES}/logs/feff_inputs/{{source}}.log",
+    conda:
+        "../envs/mlxas.yaml"
+    params:
+        spec=spec({"feff": config["feff"], "edge": config["edge"]}),
+        code=code("mlxas.feff.inputs"),
+    shell:
+        "mlxas feff-inputs --spec {params.spec:q} --structures {input.frames:q} "
+        "--sites {input.sites:q} --table {output.table:q} --chunks {output.chunks:q} > {log:q} 2>&1"
+
+
+rule run_feff:
+    input:
+        table=f"{RES}/feff/{{source}}/inputs.parquet",
+    output:
+        f"{RES}/feff/{{source}}/chunks/{{chunk}}.h5",
+    log:
+        f"{RES}/logs/run_feff/{{source}}/{{chunk}}.log",
+    conda:
+        "../envs/mlxas.yaml"
+    threads: config["feff"]["threads"]
+    resources:
+        runtime=lambda w, attempt: int(
+            attempt
+            * (10 + config["feff"]["chunk_size"] * config["feff"]["timeout"] / 60)
+        ),
+        mem_mb=lambda w, attempt: 1000 + 500 * attempt,
+    params:
+        workdir=lambda w, input: os.path.join(os.path.dirname(input.table), "runs"),
+        engine=config["feff"]["engine"],
+        timeout=config["feff"]["timeout"],
+        keep=lambda w: "--keep-files" if config["feff"]["keep_files"] else "",
+        code=code("mlxas.feff.runner"),
+    shell:
+        "mlxas run-feff --inputs {input.table:q} --chunk {wildcards.chunk} "
+        "--workdir {params.workdir:q} --out {output:q} --engine {params.engine} "
+        "--timeout {params.timeout} --threads {threads} {params.keep} > {log:q} 2>&1"

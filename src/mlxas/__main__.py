@@ -1,0 +1,5 @@
+import sys
+
+from mlxas.cli import main
+
+sys.exit(main())
