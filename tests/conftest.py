@@ -1,0 +1,96 @@
+"""Shared fixtures.  FEFF is real everywhere; the tiny experiment runs the real workflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+EXPERIMENTAL = DATA / "experimental"
+VENV_BIN = Path(sys.executable).parent
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+#: A few Cu nanoparticle sites with short FEFF settings: the whole workflow in ~40 s.
+TINY_CONFIG = {
+    "experiment": "tiny",
+    "absorber": "Cu",
+    "edge": "K",
+    "structures": [
+        {
+            "name": "octa",
+            "kind": "nanoparticles",
+            "element": "Cu",
+            "lattice_constant": 3.61,
+            "shape": "octahedron",
+            "sizes": [4, 5],
+        },
+        {
+            "name": "cubo",
+            "kind": "nanoparticles",
+            "element": "Cu",
+            "lattice_constant": 3.61,
+            "shape": "cuboctahedron",
+            "sizes": [2],
+        },
+    ],
+    "feff": {
+        "cards": {"RPATH": 4.5, "NLEGS": 4},
+        "cluster_radius": 6.0,
+        "chunk_size": 4,
+        "threads": 2,
+    },
+    "dataset": {"split": {"group_by": "site", "seed": 1}},
+    "models": [{"name": "mlp", "kind": "mlp", "epochs": 3, "patience": 2}],
+}
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` with the venv's snakemake."""
+    cmd = [
+        str(VENV_BIN / "snakemake"),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+    full_env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(env or {}),
+    }
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory) -> Path:
+    """The tiny workflow run once per session; returns its working directory.
+
+    Results are in ``<workdir>/results/tiny/``.  Tests must not modify them; copy first.
+    """
+    workdir = tmp_path_factory.mktemp("tiny_experiment")
+    cfg = write_config(workdir, TINY_CONFIG)
+    snakemake(workdir, "--configfile", str(cfg), "--cores", "2", "--quiet")
+    return workdir
