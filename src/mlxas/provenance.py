@@ -76,14 +76,15 @@ def _module_file(name: str) -> Path | None:
     return Path(spec.origin)
 
 
-def _mlxas_imports(path: Path, module: str) -> set[str]:
-    """Names of ``mlxas`` modules imported by the module at ``path``."""
+def _package_imports(path: Path, module: str) -> set[str]:
+    """Modules of the same top-level package imported (anywhere) by the module at ``path``."""
+    root = module.split(".")[0]
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.split(".")[0] == "mlxas")
+            found.update(a.name for a in node.names if a.name.split(".")[0] == root)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -91,17 +92,14 @@ def _mlxas_imports(path: Path, module: str) -> set[str]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
-            if target.split(".")[0] != "mlxas":
+            if target.split(".")[0] != root:
                 continue
             found.add(target)
             # "from mlxas.feff import runner" may name a submodule rather than an attribute
-            for alias in node.names:
-                if (
-                    importlib.util.find_spec(f"{target}.{alias.name}")
-                    if _is_package(target)
-                    else False
-                ):
-                    found.add(f"{target}.{alias.name}")
+            if _is_package(target):
+                for alias in node.names:
+                    if importlib.util.find_spec(f"{target}.{alias.name}") is not None:
+                        found.add(f"{target}.{alias.name}")
     return found
 
 
@@ -112,7 +110,7 @@ def _is_package(name: str) -> bool:
 
 @cache
 def code_version(*modules: str) -> str:
-    """Hash of the source of ``modules`` and of all ``mlxas`` modules they import.
+    """Hash of the source of ``modules`` and of all modules of their package they import.
 
     Parent packages' ``__init__`` files count too, since importing a submodule runs them.
     """
@@ -131,7 +129,7 @@ def code_version(*modules: str) -> str:
         seen[name] = path
         parts = name.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
-        todo.extend(_mlxas_imports(path, name))
+        todo.extend(_package_imports(path, name))
     h = hashlib.blake2b(digest_size=32)
     for name in sorted(seen):
         h.update(name.encode())
