@@ -7,6 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from conftest import TINY_CONFIG, snakemake
 from mlxas.sites import equivalent_sites
@@ -60,3 +61,57 @@ def test_card_and_metrics(tiny_experiment):
 def test_second_dry_run_schedules_nothing(tiny_experiment):
     proc = snakemake(tiny_experiment, "--configfile", str(tiny_experiment / "config.yaml"), "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def _copy_experiment(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def _scheduled(proc) -> dict[str, list[str]]:
+    """Rule name -> wildcard strings of the jobs a dry run lists."""
+    jobs: dict[str, list[str]] = {}
+    rule = None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint ")):
+            rule = stripped.split()[1].rstrip(":")
+            jobs.setdefault(rule, []).append("")
+        elif stripped.startswith("wildcards:") and rule:
+            jobs[rule][-1] = stripped.split(":", 1)[1].strip()
+    return jobs
+
+
+def test_editing_one_source_reruns_only_its_jobs(tiny_experiment, tmp_path):
+    work = _copy_experiment(tiny_experiment, tmp_path / "w")
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["structures"][1]["sizes"] = [3]  # cubo: a different cuboctahedron
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = _scheduled(snakemake(work, "--configfile", str(work / "config.yaml"), "-n"))
+    for rule in ("structures", "sites", "feff_inputs"):
+        assert jobs.get(rule) == ["source=cubo"], (rule, jobs)
+    assert "source=octa" not in str(jobs)
+    assert {"gather", "train", "evaluate"} <= set(jobs)
+
+
+def test_code_change_reruns_that_stage(tiny_experiment, tmp_path):
+    import shutil
+
+    from conftest import ROOT
+
+    work = _copy_experiment(tiny_experiment, tmp_path / "w")
+    code = tmp_path / "code"
+    shutil.copytree(
+        ROOT / "src" / "mlxas", code / "mlxas", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {"PYTHONPATH": str(code)}
+    # Unchanged copy of the code: nothing to do.
+    proc = snakemake(work, "--configfile", str(work / "config.yaml"), "-n", env=env)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    with open(code / "mlxas" / "sites.py", "a") as fh:
+        fh.write("\n# a change in the sites stage\n")
+    jobs = _scheduled(snakemake(work, "--configfile", str(work / "config.yaml"), "-n", env=env))
+    assert sorted(jobs["sites"]) == ["source=cubo", "source=octa"]
+    assert "structures" not in jobs
