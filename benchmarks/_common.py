@@ -7,6 +7,7 @@ turns the folder into the table in ``docs/results.md``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -37,16 +38,15 @@ def machine() -> str:
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return f"{cpu}, {cores} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {cores} cores{mem}, {system}, Python {platform.python_version()}"
 
 
 def command() -> str:
     """The command line that ran this benchmark, relative to the repository root."""
     script = Path(sys.argv[0]).resolve()
-    try:
+    with contextlib.suppress(ValueError):  # a script outside the repository keeps its path
         script = script.relative_to(ROOT)
-    except ValueError:
-        pass
     return " ".join(shlex.quote(a) for a in [".venv/bin/python", str(script), *sys.argv[1:]])
 
 
