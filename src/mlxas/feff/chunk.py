@@ -2,18 +2,22 @@
 
 Arrays of different sites have different lengths, so each quantity is stored once,
 concatenated, with an offsets array (``k_offsets[i]:k_offsets[i+1]`` is site ``i``).
+The file's attributes summarise it (``n_sites``, ``n_ok``, ``reasons`` as JSON
+``{reason: count}``, ``feff_seconds``) so that progress reports need not read arrays.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-__all__ = ["CHUNK_SCHEMA_VERSION", "SiteResult", "read_chunk", "write_chunk"]
+__all__ = ["CHUNK_SCHEMA_VERSION", "SiteResult", "chunk_summary", "read_chunk", "write_chunk"]
 
 CHUNK_SCHEMA_VERSION = 1
 _SCALARS = [
@@ -64,10 +68,16 @@ def _ragged(results: list[SiteResult], attr: str) -> tuple[np.ndarray, np.ndarra
 def write_chunk(path: str | Path, results: list[SiteResult]) -> None:
     """Write atomically: a temporary file, fsync, then rename over ``path``."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     str_dt = h5py.string_dtype()
+    reasons = Counter(r.reason for r in results if not r.ok)
     with h5py.File(tmp, "w") as f:
         f.attrs["schema_version"] = CHUNK_SCHEMA_VERSION
+        f.attrs["n_sites"] = len(results)
+        f.attrs["n_ok"] = sum(r.ok for r in results)
+        f.attrs["reasons"] = json.dumps(dict(sorted(reasons.items())))
+        f.attrs["feff_seconds"] = float(sum(r.seconds for r in results))
         for name in _SCALARS:
             values = [getattr(r, name) for r in results]
             if name in ("seconds", "e0"):
@@ -84,7 +94,28 @@ def write_chunk(path: str | Path, results: list[SiteResult]) -> None:
     tmp.replace(path)
 
 
+def chunk_summary(path: str | Path) -> dict:
+    """``{n_sites, n_ok, reasons: {reason: count}, feff_seconds}`` from the attributes only."""
+    with h5py.File(path, "r") as f:
+        a = f.attrs
+        if "n_ok" in a:
+            return {
+                "n_sites": int(a["n_sites"]),
+                "n_ok": int(a["n_ok"]),
+                "reasons": json.loads(a["reasons"]),
+                "feff_seconds": float(a["feff_seconds"]),
+            }
+    results = read_chunk(path)  # written before the summary attributes existed
+    return {
+        "n_sites": len(results),
+        "n_ok": sum(r.ok for r in results),
+        "reasons": dict(Counter(r.reason for r in results if not r.ok)),
+        "feff_seconds": float(sum(r.seconds for r in results)),
+    }
+
+
 def read_chunk(path: str | Path) -> list[SiteResult]:
+    """Every site of a chunk file, in the order of the input table."""
     with h5py.File(path, "r") as f:
         ver = int(f.attrs.get("schema_version", 0))
         if ver > CHUNK_SCHEMA_VERSION:

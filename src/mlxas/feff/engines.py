@@ -1,19 +1,38 @@
-"""FEFF engines behind one small interface: how to run one prepared run directory."""
+"""FEFF engines behind one small interface: how to run one prepared run directory.
+
+An engine runs a sequence of programs in a directory that holds ``feff.inp`` and writes
+their output to one log.  The whole sequence shares one wall-clock deadline; a program
+past it is killed with its whole process group.  Exit codes are written to the log but
+never trusted (FEFF exits 0 after fatal errors): :mod:`mlxas.feff.checks` decides.
+
+- ``feff8l``: the six FEFF8L modules shipped in the xraylarch wheel.
+- ``feff6l``: the FEFF6L program from the same wheel; it writes one file per path, and
+  mlxas sums them into ``chi.dat`` with larch's ``ff2chi``.
+- ``feff10``: the FEFF10 modules of the feff10-rs wheel, driven by
+  ``python -m mlxas.feff.feff10_driver`` so that a timeout can kill it like any program.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import version
+from importlib.metadata import version as dist_version
 from pathlib import Path
+from typing import IO
 
-from mlxas.feff.cards import engine_template
+from mlxas.feff.cards import CardError, engine_names, engine_template
 
-__all__ = ["Engine", "EngineTimeout", "get_engine"]
+__all__ = ["Engine", "EngineTimeout", "Feff6L", "Feff8L", "Feff10", "get_engine"]
+
+#: Marker at the start of the lines mlxas itself writes into a run's log.
+LOG_MARK = "#= mlxas:"
 
 
 class EngineTimeout(RuntimeError):
@@ -22,71 +41,210 @@ class EngineTimeout(RuntimeError):
 
 @dataclass(frozen=True)
 class Engine:
+    """One FEFF code.  Subclasses say which programs to run and how to finish a run."""
+
     name: str
+    label: str
     version: str
     max_atoms: int | None
     max_potentials: int | None
+    outputs: tuple[str, ...]
+    kmax_card: str | None = None
+    kmax_default: float = 20.0
+    template: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def commands(self) -> list[list[str]]:
+    def commands(self, rundir: Path) -> list[list[str]]:
+        """The programs to run in ``rundir``, in order."""
         raise NotImplementedError
 
-    def run(self, rundir: Path, timeout: float, log: Path) -> float:
-        """Run in ``rundir`` (which holds feff.inp); stdout+stderr go to ``log``.
+    def prepare(self) -> None:
+        """Imports and look-ups done once per process, before the first run is timed."""
 
-        Returns the wall time.  The whole sequence of programs shares one deadline; a
-        run past it is killed with its process group.  Exit codes are recorded in the
-        log but not trusted: the output checks decide.
+    def finish(self, rundir: Path, log: IO[str]) -> None:
+        """Work after the programs (e.g. summing paths); errors go to the log, not raised."""
+
+    def expected_kmax(self, feff_inp: str) -> float:
+        """Last k (Å⁻¹) of a complete chi.dat for this input: the EXAFS card's value."""
+        if self.kmax_card:
+            m = re.search(rf"^\s*{self.kmax_card}\s+([-+0-9.eEdD]+)", feff_inp, re.M)
+            if m:
+                return float(m.group(1).replace("d", "e").replace("D", "e"))
+        return self.kmax_default
+
+    def run(self, rundir: Path, timeout: float, log: Path) -> float:
+        """Run in ``rundir`` (which holds feff.inp); stdout and stderr go to ``log``.
+
+        Returns the wall time in s.  Raises :class:`EngineTimeout` past ``timeout`` s.
+        Stops early when a program's output holds a fatal message (the later programs
+        would only fail on its missing files).
         """
+        from mlxas.feff.checks import first_fatal
+
         start = time.monotonic()
         with open(log, "w") as fh:
-            for cmd in self.commands():
+            for cmd in self.commands(rundir):
+                prog = _program_name(cmd)
                 remaining = timeout - (time.monotonic() - start)
                 if remaining <= 0:
-                    raise EngineTimeout(f"timed out after {timeout:g} s")
-                fh.write(f"#= mlxas: running {Path(cmd[0]).name}\n")
+                    fh.write(f"{LOG_MARK} timeout of {timeout:g} s reached before {prog}\n")
+                    raise EngineTimeout(f"timed out after {timeout:g} s before {prog}")
+                fh.write(f"{LOG_MARK} running {prog}\n")
                 fh.flush()
+                offset = fh.tell()
                 proc = subprocess.Popen(
-                    cmd, cwd=rundir, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+                    cmd,
+                    cwd=rundir,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
                 try:
                     rc = proc.wait(timeout=remaining)
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    fh.write(f"#= mlxas: killed {Path(cmd[0]).name} at the {timeout:g} s timeout\n")
-                    raise EngineTimeout(
-                        f"timed out after {timeout:g} s in {Path(cmd[0]).name}"
-                    ) from None
-                fh.write(f"#= mlxas: {Path(cmd[0]).name} exit code {rc}\n")
+                    _kill_group(proc)
+                    fh.write(f"\n{LOG_MARK} killed {prog} at the {timeout:g} s timeout\n")
+                    raise EngineTimeout(f"timed out after {timeout:g} s in {prog}") from None
+                fh.write(f"{LOG_MARK} {prog} exit code {rc}\n")
+                fh.flush()
+                if first_fatal(_read_from(log, offset)) is not None:
+                    fh.write(f"{LOG_MARK} stopping after {prog}: fatal message above\n")
+                    break
+            else:
+                self.finish(rundir, fh)
         return time.monotonic() - start
+
+
+def _program_name(cmd: list[str]) -> str:
+    return cmd[cmd.index("-m") + 1].rsplit(".")[-1] if "-m" in cmd else Path(cmd[0]).name
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group may have ended by itself
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with open(path, errors="replace") as fh:
+        fh.seek(offset)
+        return fh.read()
+
+
+@cache
+def _larch_bindir() -> Path:
+    # larch's own record of where its wheel puts the FEFF binaries.
+    from larch.utils import bindir
+
+    return Path(bindir)
 
 
 @dataclass(frozen=True)
 class Feff8L(Engine):
-    def commands(self) -> list[list[str]]:
-        from larch.utils import bindir
+    def prepare(self) -> None:
+        _larch_bindir()
 
-        return [
-            [str(Path(bindir) / f"feff8l_{m}")]
-            for m in ("rdinp", "pot", "xsph", "pathfinder", "genfmt", "ff2x")
-        ]
+    def commands(self, rundir: Path) -> list[list[str]]:
+        return [[str(_larch_bindir() / f"feff8l_{m}")] for m in self.template["programs"]]
 
 
-_ENGINES = {"feff8l": Feff8L}
+@dataclass(frozen=True)
+class Feff6L(Engine):
+    def prepare(self) -> None:
+        _larch_bindir()
+        import larch.xafs.feffdat  # noqa: F401  (slow import, used by finish)
+
+    def commands(self, rundir: Path) -> list[list[str]]:
+        return [[str(_larch_bindir() / "feff6l")]]
+
+    def finish(self, rundir: Path, log: IO[str]) -> None:
+        """Sum FEFF6L's path files into chi.dat with larch's ff2chi.
+
+        S02 (second value of HOLE), DEBYE (correlated Debye model, larch's
+        ``sigma2_debye``) and SIG2 (added to every path) are applied as FEFF's own
+        summation would; without them chi(k) has no disorder damping.
+        """
+        paths = sorted(rundir.glob("feff[0-9][0-9][0-9][0-9].dat"))
+        if not paths:
+            log.write(f"{LOG_MARK} no feffNNNN.dat path files to sum\n")
+            return
+        from larch.xafs.feffdat import feffpath, ff2chi
+
+        s02, sigma2 = _feff6_path_settings((rundir / "feff.inp").read_text())
+        group = ff2chi(
+            [feffpath(str(p), s02=s02, sigma2=sigma2) for p in paths], kmax=self.kmax_default
+        )
+        _write_columns(
+            rundir / "chi.dat",
+            f"chi(k) of {len(paths)} FEFF6L paths summed by larch ff2chi "
+            f"(S02 {s02:g}, sigma2 {sigma2})",
+            "k chi",
+            [group.k, group.chi],
+        )
+        log.write(f"{LOG_MARK} summed {len(paths)} paths into chi.dat\n")
+
+
+@dataclass(frozen=True)
+class Feff10(Engine):
+    def commands(self, rundir: Path) -> list[list[str]]:
+        text = (rundir / "feff.inp").read_text()
+        kind = "xanes" if re.search(r"^\s*XANES\b", text, re.M) else "exafs"
+        stages = ",".join(self.template["stages"][kind])
+        return [[sys.executable, "-m", "mlxas.feff.feff10_driver", "--stages", stages]]
+
+    def expected_kmax(self, feff_inp: str) -> float:
+        if re.search(r"^\s*XANES\b", feff_inp, re.M):
+            return float("nan")  # XANES ends where the FMS energy grid ends; not checked
+        return super().expected_kmax(feff_inp)
+
+
+def _feff6_path_settings(feff_inp: str) -> tuple[float, str]:
+    """S02 and the sigma² expression (Å², larch syntax) from FEFF6L's HOLE, DEBYE, SIG2."""
+    cards: dict[str, list[str]] = {}
+    for line in feff_inp.splitlines():
+        words = line.split()
+        if words and words[0].isalpha():
+            cards.setdefault(words[0].upper(), words[1:])
+    hole = cards.get("HOLE", [])
+    s02 = float(hole[1]) if len(hole) > 1 else 1.0
+    terms = []
+    if len(cards.get("DEBYE", [])) >= 2:
+        temp, theta = (float(v) for v in cards["DEBYE"][:2])
+        terms.append(f"sigma2_debye({temp:g}, {theta:g})")
+    if cards.get("SIG2"):
+        terms.append(f"{float(cards['SIG2'][0]):g}")
+    return s02, " + ".join(terms) or "0"
+
+
+def _write_columns(path: Path, title: str, header: str, columns: list) -> None:
+    import numpy as np
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    np.savetxt(tmp, np.column_stack(columns), fmt="%14.7e", header=f"{title}\n{header}")
+    tmp.replace(path)
+
+
+_CLASSES: dict[str, type[Engine]] = {"feff8l": Feff8L, "feff6l": Feff6L, "feff10": Feff10}
+_WHEEL = {"feff8l": "xraylarch", "feff6l": "xraylarch", "feff10": "feff10-rs"}
 
 
 @cache
 def get_engine(name: str) -> Engine:
-    if name not in _ENGINES:
-        raise ValueError(
-            f"feff.engine: engine {name!r} is not available (have: {sorted(_ENGINES)})"
+    """The engine called ``name``; its version names the FEFF code and the wheel it ships in."""
+    if name not in _CLASSES:
+        raise CardError(
+            f"feff.engine: engine {name!r} is not available (have: {', '.join(engine_names())})"
         )
     tpl = engine_template(name)
-    # The binaries ship inside the xraylarch wheel, so its version pins them.
-    ver = f"{tpl['version']}+xraylarch{version('xraylarch')}"
-    return _ENGINES[name](
+    wheel = _WHEEL[name]
+    return _CLASSES[name](
         name=name,
-        version=ver,
+        label=tpl["label"],
+        version=f"{tpl['version']}+{wheel}{dist_version(wheel)}",
         max_atoms=tpl["limits"]["max_atoms"],
         max_potentials=tpl["limits"]["max_potentials"],
+        outputs=tuple(tpl["outputs"]),
+        kmax_card=tpl.get("kmax_card"),
+        kmax_default=float(tpl.get("kmax_default", 20.0)),
+        template=tpl,
     )

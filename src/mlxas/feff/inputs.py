@@ -100,7 +100,9 @@ def feff_input_text(
                 lines.append(line)
     lines.append("POTENTIALS")
     lines.append("*  ipot   Z  tag  lmax1  lmax2  stoichiometry")
-    # The absorber is an impurity in its own cluster: a token stoichiometry, as FEFF's manual says.
+    # Stoichiometry is the number of atoms of each potential in the cluster (it weighs the
+    # charge balance of SCF potentials); the single absorber is an impurity, so it gets a
+    # token 0.001 and is not counted again with its element's scatterers.
     lines.append(f"   0  {atomic_numbers[symbols[0]]:3d}  {symbols[0]:<3}  -1  -1  0.001")
     for el in scatterers:
         lines.append(f"   {ipot[el]}  {atomic_numbers[el]:3d}  {el:<3}  -1  -1  {counts[el]}")
@@ -125,7 +127,9 @@ def build_inputs(
 ) -> pd.DataFrame:
     """Write the input table of one source (one row per site) and its chunk plan."""
     engine = get_engine(feff_cfg["engine"])
-    cards = merged_cards(engine.name, edge, feff_cfg["cards"])
+    cards = merged_cards(
+        engine.name, edge, feff_cfg["cards"], feff_cfg.get("spectroscopy", "exafs")
+    )
     card_hash = hash_json(
         {"engine": engine.name, "cards": cards, "radius": feff_cfg["cluster_radius"]}
     )
@@ -173,7 +177,9 @@ def build_inputs(
         ],
     )
     tmp = Path(f"{out_table}.tmp")
-    table.to_parquet(tmp, index=False)
+    # One row group per chunk: a FEFF job reads only its own rows (feff.inp texts are
+    # most of the table, ~5 kB per site).
+    table.to_parquet(tmp, index=False, row_group_size=feff_cfg["chunk_size"])
     tmp.replace(out_table)
     n_chunks = int(table["chunk"].max()) + 1 if len(table) else 0
     Path(out_chunks).write_text(
@@ -183,6 +189,7 @@ def build_inputs(
                 "n_sites": len(table),
                 "chunk_size": feff_cfg["chunk_size"],
                 "engine": engine.name,
+                "engine_version": engine.version,
                 "card_hash": card_hash,
             }
         )

@@ -1,97 +1,192 @@
-"""Run the FEFF jobs of one chunk: one directory per site, resumable, in parallel."""
+"""Run the FEFF jobs of one chunk: one directory per site, resumable, in parallel.
+
+Layout under a source's FEFF folder (``results/<experiment>/feff/<source>/``)::
+
+    runs/<site_id>/          feff.inp, feff.log, chi.dat, xmu.dat, .mlxas-done.json
+    quarantine/<site_id>/    every file of a failed run, and mlxas-failure.json
+    chunks/<nnnnn>.h5        the chunk file (written last, atomically)
+
+A site is finished when its run directory holds ``.mlxas-done.json`` with the site's
+input hash (written atomically after the outputs passed the checks), or when its
+quarantine folder holds ``mlxas-failure.json`` with that hash and a reason that rerunning
+cannot change.  A resumed chunk reuses finished sites and runs the others from scratch.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
-
-from mlxas.feff.checks import RunFailure, check_run
+from mlxas.feff.checks import RunFailure, check_log, check_outputs
 from mlxas.feff.chunk import SiteResult, write_chunk
-from mlxas.feff.engines import EngineTimeout, get_engine
+from mlxas.feff.engines import Engine, EngineTimeout, get_engine
 
-__all__ = ["run_chunk", "run_site"]
+__all__ = [
+    "DONE_MARKER",
+    "FAILURE_FILE",
+    "RETRY_REASONS",
+    "read_chunk_rows",
+    "run_chunk",
+    "run_site",
+]
 
 DONE_MARKER = ".mlxas-done.json"
-# Scratch files FEFF writes that no later stage reads; large (phase.pad is ~100 kB per site).
-_SCRATCH = ("*.pad", "*.bin", "log*.dat", "feff????.dat", "*.json")
+FAILURE_FILE = "mlxas-failure.json"
+#: Failures that may pass on a second try (load, node trouble); others are deterministic.
+RETRY_REASONS = frozenset({"timeout", "crashed"})
+#: Files a finished run keeps; FEFF's scratch files (phase.pad ~100 kB, ...) are deleted.
+_KEEP = frozenset({"feff.inp", "feff.log", "chi.dat", "xmu.dat", DONE_MARKER})
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    """Write ``obj`` atomically: a killed job leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def _quarantine_root(rundir: Path) -> Path:
+    return rundir.parent.parent / "quarantine"
+
+
+def _move_to_quarantine(rundir: Path, qdir: Path, record: dict[str, Any]) -> None:
+    _write_json(rundir / FAILURE_FILE, record)
+    if qdir.exists():
+        shutil.rmtree(qdir)
+    qdir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(rundir, qdir)
+
+
+def _remove_scratch(rundir: Path) -> None:
+    for p in rundir.iterdir():
+        if p.name not in _KEEP:
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
 
 
 def run_site(
-    row: dict, rundir: Path, engine_name: str, timeout: float, keep_files: bool = False
+    row: dict[str, Any],
+    rundir: Path,
+    engine: str | Engine,
+    timeout: float,
+    keep_files: bool = False,
+    quarantine: Path | None = None,
 ) -> SiteResult:
-    """Run (or reuse) one site.  A finished run with the same input hash is not rerun."""
-    engine = get_engine(engine_name)
-    base = SiteResult(
+    """Run one site in ``rundir``, or reuse its finished run; never raises for FEFF trouble.
+
+    ``row`` is one row of the input table (``site_id``, ``input_hash``, ``card_hash``,
+    ``feff_inp``, ``reason``, ``detail``).  A failed run is moved to
+    ``quarantine/<site_id>`` (default: ``quarantine`` beside the runs folder).
+    """
+    eng = get_engine(engine) if isinstance(engine, str) else engine
+    rundir = Path(rundir)
+    qdir = (Path(quarantine) if quarantine else _quarantine_root(rundir)) / row["site_id"]
+    result = SiteResult(
         site_id=row["site_id"],
         status="failed",
         input_hash=row["input_hash"],
         card_hash=row["card_hash"],
-        engine=engine.name,
-        engine_version=engine.version,
+        engine=eng.name,
+        engine_version=eng.version,
     )
-    if row.get("reason"):
-        base.reason, base.detail = row["reason"], row["detail"]
-        return base
-    marker = rundir / DONE_MARKER
+    if row.get("reason"):  # refused when the inputs were written: nothing to run
+        result.reason, result.detail = row["reason"], row["detail"]
+        return result
+    kmax = eng.expected_kmax(row["feff_inp"])
+
+    done = _read_json(rundir / DONE_MARKER)
+    if done and done.get("input_hash") == row["input_hash"]:
+        try:
+            out = check_outputs(rundir, eng.outputs, kmax)
+        except RunFailure:
+            pass  # damaged after it finished: run it again
+        else:
+            return _ok(result, out, float(done.get("seconds", 0.0)))
+    failed = _read_json(qdir / FAILURE_FILE)
+    if (
+        failed
+        and failed.get("input_hash") == row["input_hash"]
+        and failed.get("reason") not in RETRY_REASONS
+    ):
+        result.reason, result.detail = failed["reason"], failed.get("detail", "")
+        result.seconds = float(failed.get("seconds", 0.0))
+        return result
+
+    if rundir.exists():
+        shutil.rmtree(rundir)
+    rundir.mkdir(parents=True)
+    (rundir / "feff.inp").write_text(row["feff_inp"])
     seconds = 0.0
-    reuse = False
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-            reuse = info.get("input_hash") == row["input_hash"]
-            seconds = float(info.get("seconds", 0.0))
-        except (OSError, ValueError):
-            reuse = False
-    if not reuse:
-        if rundir.exists():
-            shutil.rmtree(rundir)
-        rundir.mkdir(parents=True)
-        (rundir / "feff.inp").write_text(row["feff_inp"])
-        try:
-            seconds = engine.run(rundir, timeout, rundir / "feff.log")
-        except EngineTimeout as err:
-            base.reason, base.detail = "timeout", str(err)
-            base.seconds = timeout
-            return base
-    log_text = (
-        (rundir / "feff.log").read_text(errors="replace") if (rundir / "feff.log").exists() else ""
-    )
     try:
-        out = check_run(rundir, log_text)
+        seconds = eng.run(rundir, timeout, rundir / "feff.log")
+        check_log((rundir / "feff.log").read_text(errors="replace"))
+        out = check_outputs(rundir, eng.outputs, kmax)
+    except EngineTimeout as err:
+        reason, detail, seconds = "timeout", str(err), float(timeout)
     except RunFailure as err:
-        base.reason, base.detail, base.seconds = err.reason, err.detail, seconds
-        marker.unlink(missing_ok=True)
-        return base
-    if not reuse:
+        reason, detail = err.reason, err.detail
+    else:
         if not keep_files:
-            for pattern in _SCRATCH:
-                for p in rundir.glob(pattern):
-                    p.unlink()
-        marker.write_text(
-            json.dumps(
-                {
-                    "input_hash": row["input_hash"],
-                    "seconds": seconds,
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                }
-            )
+            _remove_scratch(rundir)
+        _write_json(
+            rundir / DONE_MARKER,
+            {
+                "site_id": row["site_id"],
+                "input_hash": row["input_hash"],
+                "engine_version": eng.version,
+                "seconds": seconds,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
         )
-    base.status = "ok"
-    base.seconds = seconds
-    base.k, base.chi, base.energy, base.mu, base.mu0, base.e0 = (
-        out.k,
-        out.chi,
-        out.energy,
-        out.mu,
-        out.mu0,
-        out.e0,
+        if qdir.exists():
+            shutil.rmtree(qdir)  # an earlier failure (e.g. a timeout) is superseded
+        return _ok(result, out, seconds)
+
+    _move_to_quarantine(
+        rundir,
+        qdir,
+        {
+            "site_id": row["site_id"],
+            "input_hash": row["input_hash"],
+            "engine_version": eng.version,
+            "reason": reason,
+            "detail": detail,
+            "seconds": seconds,
+            "failed": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
     )
-    return base
+    result.reason, result.detail, result.seconds = reason, detail, seconds
+    return result
+
+
+def _ok(result: SiteResult, out: Any, seconds: float) -> SiteResult:
+    result.status, result.seconds = "ok", seconds
+    result.k, result.chi = out.k, out.chi
+    result.energy, result.mu, result.mu0, result.e0 = out.energy, out.mu, out.mu0, out.e0
+    return result
+
+
+def read_chunk_rows(inputs: str | Path, chunk: int) -> list[dict[str, Any]]:
+    """The input-table rows of one chunk (only that chunk's row group is read)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(inputs, filters=[("chunk", "==", int(chunk))])
+    return table.to_pylist()
 
 
 def run_chunk(
@@ -99,27 +194,42 @@ def run_chunk(
     chunk: int,
     workdir: str | Path,
     out: str | Path,
-    engine: str,
+    engine: str | Engine,
     timeout: float,
     threads: int = 1,
     keep_files: bool = False,
     progress: bool = True,
+    quarantine: str | Path | None = None,
 ) -> list[SiteResult]:
-    """Run every site of ``chunk`` from the input table and write the chunk file."""
-    table = pd.read_parquet(inputs)
-    rows = table[table["chunk"] == chunk].to_dict("records")
-    workdir = Path(workdir)
-    from tqdm import tqdm
+    """Run every site of ``chunk`` (``threads`` FEFF runs at a time); write the chunk file.
 
-    # Threads are enough: each FEFF run is a separate process, Python only waits.
+    Raises ``ValueError`` if the input table has no site in ``chunk``.
+    """
+    rows = read_chunk_rows(inputs, chunk)
+    if not rows:
+        raise ValueError(f"{inputs}: no site belongs to chunk {chunk}")
+    eng = get_engine(engine) if isinstance(engine, str) else engine
+    eng.prepare()
+    workdir = Path(workdir)
+    qroot = Path(quarantine) if quarantine else workdir.parent / "quarantine"
+    results: dict[str, SiteResult] = {}
+    n_failed = 0
+    # Threads are enough: each FEFF run is a separate process, Python mostly waits.
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         futures = [
-            pool.submit(run_site, r, workdir / r["site_id"], engine, timeout, keep_files)
+            pool.submit(run_site, r, workdir / r["site_id"], eng, timeout, keep_files, qroot)
             for r in rows
         ]
-        results = [
-            f.result()
-            for f in tqdm(futures, desc=f"FEFF chunk {chunk}", unit="site", disable=not progress)
-        ]
-    write_chunk(out, results)
-    return results
+        for n, fut in enumerate(as_completed(futures), start=1):
+            res = fut.result()
+            results[res.site_id] = res
+            n_failed += not res.ok
+            if progress and (n == len(rows) or n % max(1, len(rows) // 10) == 0):
+                print(
+                    f"chunk {chunk}: {n}/{len(rows)} sites, {n_failed} failed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    ordered = [results[r["site_id"]] for r in rows]
+    write_chunk(out, ordered)
+    return ordered
