@@ -116,6 +116,7 @@ def cmd_run_feff(a: argparse.Namespace) -> int:
         a.threads,
         keep_files=a.keep_files,
         progress=not a.quiet,
+        quarantine=a.quarantine,
     )
     failed = [r for r in results if not r.ok]
     print(f"chunk {a.chunk}: {len(results) - len(failed)} ok, {len(failed)} failed")
@@ -182,8 +183,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def cmd_config_check(a: argparse.Namespace) -> int:
     from mlxas.config import dumps, load_config
+    from mlxas.feff.cards import check_feff_config
 
     cfg = load_config(a.file)
+    check_feff_config(cfg)
     print(f"{a.file}: valid")
     if a.show:
         print(json.dumps(json.loads(dumps(cfg)), indent=2))
@@ -193,7 +196,7 @@ def cmd_config_check(a: argparse.Namespace) -> int:
 def cmd_status(a: argparse.Namespace) -> int:
     from mlxas.status import print_status
 
-    return print_status(a.target)
+    return print_status(a.target, as_json=a.json)
 
 
 def cmd_dataset_inspect(a: argparse.Namespace) -> int:
@@ -232,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="config/config.yaml",
         help="a config file or a results/<experiment> directory (default: %(default)s)",
     )
+    s.add_argument("--json", action="store_true", help="print the counts as JSON")
 
     d = sub.add_parser("dataset", help="inspect an HDF5 dataset")
     dsub = d.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
@@ -286,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--timeout", type=float, default=900.0, help="seconds per site")
     rf.add_argument("--threads", type=int, default=1, help="FEFF runs in parallel")
     rf.add_argument("--keep-files", action="store_true")
+    rf.add_argument(
+        "--quarantine", default=None, help="folder for failed runs (default: beside --workdir)"
+    )
     rf.add_argument("--quiet", action="store_true", help="no progress bar")
 
     g = add("gather", cmd_gather, "stage: gather FEFF chunks and labels into dataset.h5")
