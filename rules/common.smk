@@ -4,12 +4,19 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from mlxas.feff.cards import CardError, check_feff_config
 from mlxas.provenance import code_version
 
 # Same schema and defaults as `mlxas config check`.
 validate(config, "../src/mlxas/schemas/config.schema.yaml")
+# FEFF cards the engine does not accept stop the workflow here, before any job runs.
+try:
+    check_feff_config(config)
+except CardError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
 
 EXP = config["experiment"]
 RES = f"results/{EXP}"
