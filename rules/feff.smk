@@ -9,6 +9,9 @@ checkpoint feff_inputs:
         f"{RES}/logs/feff_inputs/{{source}}.log",
     conda:
         "../envs/mlxas.yaml"
+    resources:
+        runtime=lambda w, attempt: 30 * attempt,
+        mem_mb=lambda w, attempt: 4000 * attempt,
     params:
         spec=spec({"feff": config["feff"], "edge": config["edge"]}),
         code=code("mlxas.feff.inputs"),
@@ -28,11 +31,16 @@ rule run_feff:
         "../envs/mlxas.yaml"
     threads: config["feff"]["threads"]
     resources:
-        runtime=lambda w, attempt: int(
-            attempt
-            * (10 + config["feff"]["chunk_size"] * config["feff"]["timeout"] / 60)
+        # minutes: every site of the chunk hits the FEFF timeout, `threads` sites at a time;
+        # a retry doubles it (finished sites are not rerun)
+        runtime=lambda w, threads, attempt: attempt
+        * (
+            10
+            + (config["feff"]["chunk_size"] + threads - 1)
+            // threads
+            * (int(config["feff"]["timeout"]) // 60 + 1)
         ),
-        mem_mb=lambda w, attempt: 1000 + 500 * attempt,
+        mem_mb=lambda w, threads, attempt: attempt * (1000 + 500 * threads),
     params:
         workdir=lambda w, input: os.path.join(os.path.dirname(input.table), "runs"),
         engine=config["feff"]["engine"],

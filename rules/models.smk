@@ -7,9 +7,11 @@ rule train:
         f"{RES}/logs/train/{{model}}.log",
     conda:
         "../envs/mlxas.yaml"
-    threads: workflow.cores
+    # TensorFlow threads; capped by --cores locally and by --max-threads on a cluster
+    threads: 8
     resources:
-        mem_mb=8000,
+        runtime=lambda w, attempt: 120 * attempt,
+        mem_mb=lambda w, attempt: 8000 * attempt,
     params:
         spec=lambda w: spec(MODELS[w.model]),
         models_dir=lambda w, output: os.path.dirname(output[0]),
@@ -38,6 +40,9 @@ rule evaluate:
         f"{RES}/logs/evaluate.log",
     conda:
         "../envs/mlxas.yaml"
+    resources:
+        runtime=lambda w, attempt: 30 * attempt,
+        mem_mb=lambda w, attempt: 4000 * attempt,
     params:
         primary=config["evaluation"]["primary"] or config["models"][0]["name"],
         code=code("mlxas.evaluate"),

@@ -9,6 +9,9 @@ rule structures:
         f"{RES}/logs/structures/{{source}}.log",
     conda:
         "../envs/mlxas.yaml"
+    resources:
+        runtime=lambda w, attempt: 60 * attempt,
+        mem_mb=lambda w, attempt: 2000 * attempt,
     params:
         spec=lambda w: spec(
             {
@@ -31,6 +34,9 @@ rule sites:
         f"{RES}/logs/sites/{{source}}.log",
     conda:
         "../envs/mlxas.yaml"
+    resources:
+        runtime=lambda w, attempt: 30 * attempt,
+        mem_mb=lambda w, attempt: 2000 * attempt,
     params:
         spec=spec(
             {
