@@ -1,0 +1,244 @@
+"""``mlxas predict``: arguments and the command itself."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from mlxas.spectra.measured import SpectrumError
+
+__all__ = ["add_arguments", "main"]
+
+EPILOG = """\
+examples:
+  mlxas predict results/cu/models/mlp.json scan_*.xdi
+  mlxas predict results/cu/models/latest run42/ --out run42.csv
+  mlxas predict results/cu/models/mlp.json --watch /data/beamtime/ --pattern '*.xdi' --out live.csv
+
+Each spectrum gets CN and R (with the ensemble's spread when the model is an ensemble)
+and an out-of-distribution flag: OOD = YES means the model's input lies far from every
+training spectrum, so the numbers should not be trusted.  A file that cannot be read or
+checked is refused with the reason; nothing is repaired silently.
+
+exit status: 0 all spectra predicted, 1 some refused, 2 nothing could be predicted or a
+usage error.  See docs/predict.md.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``mlxas predict`` (the subparser is created by :mod:`mlxas.cli`)."""
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="model directory, its model.keras, a models/<name>.json pointer or models/latest",
+    )
+    p.add_argument(
+        "files",
+        metavar="FILE",
+        nargs="*",
+        help="XDI files, Athena projects (.prj) or column files; a directory means all files in it",
+    )
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--out", "-o", metavar="PATH", help="write results to PATH (.csv, .json or .jsonl)"
+    )
+    g.add_argument("--format", choices=["csv", "json", "jsonl"], help="format of --out")
+    g.add_argument("--quiet", "-q", action="store_true", help="no table on the terminal")
+
+    g = p.add_argument_group("reading")
+    g.add_argument(
+        "--mu",
+        metavar="LABEL",
+        help="column holding mu(E) (default: mutrans, mu, xmu, mufluor, ... or ln(i0/itrans), "
+        "ifluor/i0)",
+    )
+    g.add_argument("--energy", metavar="LABEL", help="column holding the energy in eV")
+    g.add_argument(
+        "--repair",
+        action="store_true",
+        help="sort unsorted energies and shift duplicated ones (as larch would) instead of "
+        "refusing the file; every repair is reported",
+    )
+    g.add_argument(
+        "--allow-short-k",
+        action="store_true",
+        help="run spectra whose k-range ends before the model's (chi = 0 beyond the data), "
+        "with a warning, instead of refusing them",
+    )
+
+    g = p.add_argument_group("background removal")
+    g.add_argument(
+        "--e0",
+        default="file",
+        metavar="MODE",
+        help="edge energy: 'file' (larch find_e0 on each spectrum, default), 'series' (one "
+        "E0 for all files on the same energy grid, from their mean: quick-EXAFS runs) or a "
+        "value in eV",
+    )
+    g.add_argument("--rbkg", type=float, default=1.0, help="AUTOBK rbkg in Å (default 1.0)")
+    g.add_argument(
+        "--bkg-kweight", type=float, default=1.0, help="k-weight of the AUTOBK fit (default 1)"
+    )
+
+    g = p.add_argument_group("batches and live use")
+    g.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=0,
+        help="worker processes for batches (default: all cores)",
+    )
+    g.add_argument(
+        "--watch",
+        metavar="DIR",
+        help="keep running and predict files as they appear in DIR (Ctrl-C stops)",
+    )
+    g.add_argument(
+        "--pattern",
+        action="append",
+        metavar="GLOB",
+        help="with --watch or a directory: only file names matching GLOB (repeatable)",
+    )
+    g.add_argument(
+        "--existing", action="store_true", help="with --watch: also predict files already there"
+    )
+    g.add_argument(
+        "--interval", type=float, default=0.5, help="with --watch: seconds between polls"
+    )
+    g.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="with --watch: seconds a file's size must stay constant before it is read",
+    )
+
+
+def _expand(files: list[str], patterns: list[str] | None) -> list[str]:
+    import fnmatch
+
+    out: list[str] = []
+    for f in files:
+        p = Path(f)
+        if p.is_dir():
+            kids = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith("."))
+            if patterns:
+                kids = [c for c in kids if any(fnmatch.fnmatch(c.name, pat) for pat in patterns)]
+            out.extend(str(c) for c in kids)
+        else:
+            out.append(f)
+    return out
+
+
+def _e0_option(text: str) -> str | float:
+    if text in ("file", "series"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise SpectrumError(
+            "--e0", f"expected 'file', 'series' or a number in eV, got '{text}'"
+        ) from None
+
+
+def main(a: argparse.Namespace) -> int:
+    from mlxas.predict.output import OutputFile, format_table
+    from mlxas.predict.predictor import Predictor
+    from mlxas.spectra.background import BackgroundSettings
+
+    if not a.files and not a.watch:
+        raise SpectrumError("mlxas predict", "give FILE arguments or --watch DIR")
+    e0 = _e0_option(a.e0)
+    files = _expand(a.files, a.pattern)
+    if a.files and not files and not a.watch:
+        raise SpectrumError(", ".join(a.files), "no files to predict")
+    if a.watch and not Path(a.watch).is_dir():
+        raise FileNotFoundError(f"{a.watch}: not a directory")
+    width = shutil.get_terminal_size((120, 20)).columns
+
+    def warn(msg: str) -> None:
+        print(f"mlxas: warning: {msg}", file=sys.stderr)
+
+    with Predictor(
+        a.model,
+        jobs=a.jobs or None,
+        warn=warn,
+        allow_short_k=a.allow_short_k,
+        repair=a.repair,
+        mu_label=a.mu,
+        energy_label=a.energy,
+        e0=e0,
+        background=BackgroundSettings(rbkg=a.rbkg, kweight=a.bkg_kweight),
+    ) as pred:
+        card = pred.card
+        meta = {
+            "model_id": card.get("model_id"),
+            "name": card.get("name"),
+            "absorber": pred.spec.absorber,
+            "edge": pred.spec.edge,
+            "input": pred.spec.input,
+            "k_required": pred.spec.k_required,
+            "ood_available": pred.ood is not None,
+        }
+        out = None
+        if a.out:
+            try:
+                out = OutputFile(a.out, a.format, pred.targets, meta)
+            except ValueError as err:
+                raise SpectrumError(a.out, str(err).split(": ", 1)[-1]) from None
+        counts = {"ok": 0, "refused": 0}
+        first = [True]
+
+        def emit(results) -> None:
+            for r in results:
+                counts[r.status] = counts.get(r.status, 0) + 1
+                if r.status != "ok":
+                    print(f"mlxas: refused {r.source}: {r.reason}", file=sys.stderr)
+            if out is not None:
+                out.write(results)
+            if not a.quiet and results:
+                print(format_table(results, header=first[0], width=width), flush=True)
+                first[0] = False
+
+        try:
+            if files:
+                t0 = time.perf_counter()
+                results = pred.predict(files)
+                if len(results) == 1 and results[0].status != "ok" and not a.watch:
+                    raise SpectrumError(results[0].source, results[0].reason)
+                emit(results)
+                dt = time.perf_counter() - t0
+                if len(results) > 1:
+                    print(
+                        f"mlxas: {counts['ok']} predicted, {counts['refused']} refused, "
+                        f"{len(files)} files in {dt:.2f} s",
+                        file=sys.stderr,
+                    )
+            if a.watch:
+                from mlxas.predict.watch import Watcher, watch
+
+                watcher = Watcher(
+                    Path(a.watch),
+                    patterns=a.pattern or ["*"],
+                    settle=a.settle,
+                    include_existing=a.existing,
+                )
+                print(f"mlxas: watching {a.watch} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+                watch(watcher, pred.predict, emit, interval=a.interval)
+                print(
+                    f"mlxas: stopped; {counts['ok']} predicted, {counts['refused']} refused",
+                    file=sys.stderr,
+                )
+                return 0
+        finally:
+            if out is not None:
+                out.close()
+    if counts["ok"] == 0:
+        raise SpectrumError(
+            "mlxas predict", f"nothing could be predicted ({counts['refused']} refused)"
+        )
+    return 1 if counts["refused"] else 0

@@ -1,0 +1,231 @@
+"""The model side of ``mlxas predict``: load once, process files (in worker processes for
+batches), run the model, attach the ensemble spread and the out-of-distribution score."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlxas.predict.pipeline import ProcessSpec, Result, process_paths, process_spec_from_card
+
+__all__ = ["Predictor", "available_cores"]
+
+#: Inputs up to this many files are processed in the calling process (no pool start-up).
+IN_PROCESS_MAX = 8
+#: Files per task sent to a worker: large enough for the batched background removal,
+#: small enough to keep all workers busy.
+CHUNK_MAX = 256
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _warm_up() -> int:
+    """Import the processing libraries in a worker (runs while the model loads)."""
+    import larch.xafs  # noqa: F401
+    import scipy.interpolate  # noqa: F401
+
+    import mlxas.spectra.background
+    import mlxas.spectra.features  # noqa: F401
+
+    return os.getpid()
+
+
+class Predictor:
+    """Predict CN, R (and the model's other targets) for measured files.
+
+    ``model``: anything :func:`mlxas.models.card.load_model` accepts.  ``options`` go to
+    :class:`~mlxas.predict.pipeline.ProcessSpec` (``allow_short_k``, ``repair``,
+    ``mu_label``, ``energy_label``, ``e0``, ``background``, ``min_batch``, ``fast_read``).
+    ``jobs``: worker processes for batches (default: all cores).  Use as a context manager
+    or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        jobs: int | None = None,
+        warn: Callable[[str], None] | None = None,
+        **options: Any,
+    ):
+        from mlxas.models.card import load_model
+
+        self.jobs = max(1, jobs or available_cores())
+        self.warn = warn or (lambda msg: print(f"mlxas: warning: {msg}", file=sys.stderr))
+        self._pool: ProcessPoolExecutor | None = None
+        self._warm: list[Future] = []
+        if self.jobs > 1:
+            self._start_pool()  # workers import larch while the model loads
+        try:
+            self.model, self.card = load_model(model)
+            self.spec: ProcessSpec = process_spec_from_card(self.card, **options)
+        except BaseException:
+            self.close()
+            raise
+        self.model_dir = Path(model)
+        self.targets = list(self.card["preprocessing"]["targets"])
+        self.ood = self._ood_stats()
+
+    # --- pool ---------------------------------------------------------------------------
+
+    def _start_pool(self) -> None:
+        import multiprocessing
+
+        # Each worker is one core: keep BLAS single-threaded in the children (spawned
+        # children inherit the environment at start).
+        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+        os.environ.update({v: "1" for v in _THREAD_VARS})
+        try:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")
+            )
+            self._warm = [self._pool.submit(_warm_up) for _ in range(self.jobs)]
+        finally:
+            for v, val in saved.items():
+                if val is None:
+                    os.environ.pop(v, None)
+                else:
+                    os.environ[v] = val
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- OOD ----------------------------------------------------------------------------
+
+    def _ood_stats(self) -> dict[str, Any] | None:
+        stats = self.card.get("ood")
+        if stats:
+            return stats
+        from mlxas.ood import fit_ood
+
+        ds_path = (self.card.get("dataset") or {}).get("path")
+        found = _find_dataset(ds_path, self.model_dir) if ds_path else None
+        if found is None:
+            self.warn(
+                "the model card has no out-of-distribution statistics and its training "
+                "dataset is not found: the OOD flag is not available"
+            )
+            return None
+        try:
+            from mlxas.dataset import open as open_dataset
+
+            x = open_dataset(found).features(self.card["preprocessing"]["input"], "train")
+            stats = fit_ood(np.asarray(x))
+        except Exception as err:  # any dataset problem only costs the flag, reported
+            self.warn(f"out-of-distribution statistics could not be computed from {found} ({err})")
+            return None
+        self.warn(
+            f"the model card has no out-of-distribution statistics; computed them from the "
+            f"training split of {found}"
+        )
+        return stats
+
+    def _ood(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        from mlxas.ood import ood_scores
+
+        if self.ood is None or len(x) == 0:
+            return None
+        flat = x.reshape(len(x), -1)
+        d = int(self.ood["n_features"])
+        crop = self.card["preprocessing"].get("crop")
+        if flat.shape[1] != d and crop and crop[1] - crop[0] == d and x.ndim == 2:
+            flat = x[:, crop[0] : crop[1]]
+        return ood_scores(flat, self.ood)
+
+    # --- model --------------------------------------------------------------------------
+
+    def _run_model(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        card = self.card
+        if "outputs" in card:
+            from mlxas.models.inference import predict_array, split_targets
+
+            mean, std = predict_array(self.model, card, x)
+            return split_targets(card, mean), (split_targets(card, std) if std is not None else {})
+        # Cards without an ``outputs`` section: one column per scalar target, no spread.
+        y = np.asarray(self.model.predict_on_batch(np.asarray(x, dtype=np.float32)))
+        return {t: y[:, i] for i, t in enumerate(self.targets)}, {}
+
+    # --- prediction ---------------------------------------------------------------------
+
+    def process(self, paths: Sequence[str | Path]) -> tuple[list[Result], np.ndarray]:
+        """Read, check and turn files into model inputs (no model call)."""
+        paths = [str(p) for p in paths]
+        if self._pool is None or len(paths) <= IN_PROCESS_MAX:
+            return process_paths(paths, self.spec)
+        n = len(paths)
+        size = max(1, min(CHUNK_MAX, math.ceil(n / (self.jobs * 4))))
+        futures = [
+            self._pool.submit(process_paths, paths[i : i + size], self.spec)
+            for i in range(0, n, size)
+        ]
+        results: list[Result] = []
+        xs: list[np.ndarray] = []
+        for fut in futures:
+            res, x = fut.result()
+            results.extend(res)
+            if len(x):
+                xs.append(x)
+        x = np.concatenate(xs) if xs else np.zeros((0,), dtype=np.float32)
+        return results, x
+
+    def predict(self, paths: Sequence[str | Path]) -> list[Result]:
+        """One :class:`Result` per spectrum (Athena projects give one per group)."""
+        results, x = self.process(paths)
+        ok = [r for r in results if r.status == "ok"]
+        if not ok:
+            return results
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mean, std = self._run_model(x)
+        ood = self._ood(x)
+        for n, r in enumerate(ok):
+            for t, v in mean.items():
+                r.values[t] = _value(v[n])
+                if t in std:
+                    r.values[f"{t}_std"] = _value(std[t][n])
+            if ood is not None:
+                r.values["ood_score"] = float(ood[0][n])
+                r.values["ood"] = bool(ood[1][n])
+        return results
+
+
+def _value(v: Any) -> float | list[float]:
+    a = np.asarray(v, dtype=float)
+    return float(a) if a.ndim == 0 else a.tolist()
+
+
+def _find_dataset(path: str, model_dir: Path) -> Path | None:
+    """The training dataset: as written in the card, or relative to a parent of the model
+    directory (cards store paths relative to the workflow's working directory)."""
+    p = Path(path)
+    if p.is_absolute():
+        return p if p.is_file() else None
+    if p.is_file():
+        return p
+    base = model_dir.resolve()
+    for parent in [base, *base.parents]:
+        if (parent / p).is_file():
+            return parent / p
+    return None
