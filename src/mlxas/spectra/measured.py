@@ -301,7 +301,8 @@ def _first_unreadable(text: str, rows: list[tuple[int, str]]) -> str:
         ln = lines[i].strip()
         if not ln:
             continue
-        numeric = ln[0] not in COMMENT_CHARS and _mostly_numbers(ln)
+        words = ln.replace(",", " ").replace(";", " ").split()
+        numeric = ln[0] not in COMMENT_CHARS and all(_NUM.match(w) for w in words)
         if numeric:
             in_data = True
         elif in_data:

@@ -1,0 +1,270 @@
+"""Reading measured files: the real foil files, and damaged copies of them made here.
+
+Every damaged copy must be refused with a reason that names the file; repairs happen
+only on request and are reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlxas.spectra.measured import (
+    MIN_POINTS,
+    SeriesReader,
+    SpectrumError,
+    read_spectra,
+)
+
+EXPERIMENTAL = Path(__file__).parent / "data" / "experimental"
+CU = EXPERIMENTAL / "cu_metal_rt.xdi"
+NI = EXPERIMENTAL / "ni_metal_rt.xdi"
+PT = EXPERIMENTAL / "pt_metal_rt.xdi"
+
+
+def split(path: Path) -> tuple[list[str], list[str]]:
+    """(header lines, data lines) of an XDI file."""
+    lines = path.read_text().splitlines()
+    header = [ln for ln in lines if ln.startswith("#")]
+    data = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+    return header, data
+
+
+def write(tmp_path: Path, name: str, header: list[str], data: list[str]) -> Path:
+    p = tmp_path / name
+    p.write_text("\n".join(header + data) + "\n")
+    return p
+
+
+def set_field(line: str, col: int, value: str) -> str:
+    words = line.split()
+    words[col] = value
+    return "  ".join(words)
+
+
+def refused(path: Path, pattern: str, **kw) -> SpectrumError:
+    with pytest.raises(SpectrumError) as err:
+        read_spectra(path, **kw)
+    msg = str(err.value)
+    assert msg.startswith(str(path)), msg
+    assert re.search(pattern, msg), msg
+    return err.value
+
+
+# --- real files -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, mu_from, element, edge, n",
+    [
+        (CU, "column mutrans", "Cu", "K", 408),
+        (NI, "column mutrans", "Ni", "K", 418),
+        (PT, "ln(i0/itrans)", "Pt", "L3", 418),
+    ],
+)
+def test_real_foils(path, mu_from, element, edge, n):
+    (s,) = read_spectra(path)
+    assert (s.mu_from, s.element, s.edge, len(s.energy)) == (mu_from, element, edge, n)
+    assert np.all(np.diff(s.energy) > 0) and s.notes == []
+    if mu_from.startswith("ln"):
+        _, data = split(path)
+        cols = np.array([ln.split() for ln in data], dtype=float).T
+        np.testing.assert_allclose(s.mu, np.log(cols[3] / cols[2]))  # i0 is column 4
+
+
+def test_series_reader_equals_larch_and_skips_larch_for_later_files(tmp_path):
+    header, data = split(CU)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        h = [
+            re.sub(r"start_time: .*", f"start_time: 2001-06-26T22:{27 + i}:31", ln) for ln in header
+        ]
+        rows = [
+            set_field(ln, 3, f"{float(ln.split()[3]) + rng.normal(0, 1e-3):.7f}") for ln in data
+        ]
+        paths.append(write(tmp_path, f"scan_{i:03d}.xdi", h, rows))
+    reader = SeriesReader()
+    fast = [reader.read(p)[0] for p in paths]
+    assert (reader.n_larch, reader.n_fast) == (1, 4)
+    for p, s in zip(paths, fast, strict=True):
+        (ref,) = read_spectra(p)
+        np.testing.assert_array_equal(s.energy, ref.energy)
+        np.testing.assert_array_equal(s.mu, ref.mu)
+        assert (s.element, s.edge, s.mu_from) == (ref.element, ref.edge, ref.mu_from)
+
+
+def test_series_reader_sends_damaged_file_of_known_layout_to_larch(tmp_path):
+    header, data = split(CU)
+    good = write(tmp_path, "a.xdi", header, data)
+    bad_rows = list(data)
+    bad_rows[200] = "8990.0  garbage  1.0  2.0"
+    bad = write(tmp_path, "b.xdi", header, bad_rows)
+    reader = SeriesReader()
+    reader.read(good)
+    with pytest.raises(SpectrumError, match="would be lost"):
+        reader.read(bad)
+    assert reader.n_fast == 0
+
+
+def test_plain_column_file(tmp_path):
+    _, data = split(NI)
+    p = write(tmp_path, "ni.dat", ["# Ni foil", "# energy mutrans i0"], data)
+    (s,) = read_spectra(p)
+    (ref,) = read_spectra(NI)
+    np.testing.assert_array_equal(s.energy, ref.energy)
+    np.testing.assert_array_equal(s.mu, ref.mu)
+    assert s.element is None and s.mu_from == "column mutrans"
+
+
+def test_explicit_columns(tmp_path):
+    (s,) = read_spectra(CU, mu_label="itrans")
+    assert s.mu_from == "column itrans"
+    refused(CU, r"missing column 'xmu' \(columns: energy, i0, itrans, mutrans\)", mu_label="xmu")
+
+
+def test_kev_energies_with_declared_unit_are_converted(tmp_path):
+    header, data = split(CU)
+    header = [ln.replace("Column.1: energy eV", "Column.1: energy keV") for ln in header]
+    rows = [set_field(ln, 0, f"{float(ln.split()[0]) / 1000:.7f}") for ln in data]
+    (s,) = read_spectra(write(tmp_path, "kev.xdi", header, rows))
+    (ref,) = read_spectra(CU)
+    np.testing.assert_allclose(s.energy, ref.energy, rtol=1e-9)
+    assert "energy converted from keV" in s.notes
+
+
+def athena_project(path: Path, files: list[Path]) -> Path:
+    from larch import Group
+    from larch.io import create_athena
+
+    proj = create_athena(str(path))
+    for f in files:
+        (s,) = read_spectra(f)
+        name = f.stem.split("_")[0]
+        proj.add_group(Group(energy=s.energy, mu=s.mu, filename=name, groupname=name))
+    proj.save()
+    return path
+
+
+def test_athena_project(tmp_path):
+    prj = athena_project(tmp_path / "foils.prj", [CU, PT])
+    spectra = read_spectra(prj)
+    assert [s.source for s in spectra] == [f"{prj}#cu", f"{prj}#pt"]
+    assert [(s.element, s.edge) for s in spectra] == [("Cu", "K"), ("Pt", "L3")]
+    (ref,) = read_spectra(PT)
+    np.testing.assert_allclose(spectra[1].mu, ref.mu)
+
+
+# --- damaged copies: each refused with the file and the reason ----------------------------
+
+
+def test_nan_in_mu(tmp_path):
+    header, data = split(CU)
+    data[100] = set_field(data[100], 3, "nan")
+    refused(
+        write(tmp_path, "nan.xdi", header, data),
+        r"NaN or infinite values: 1 in mu \(column mutrans\), first at 9",
+    )
+
+
+def test_zero_intensity_gives_infinite_mu(tmp_path):
+    header, data = split(PT)
+    data[50] = set_field(data[50], 3, "0.0")  # i0 = 0
+    refused(
+        write(tmp_path, "i0zero.xdi", header, data),
+        r"NaN or infinite values: 1 in mu \(ln\(i0/itrans\)\)",
+    )
+
+
+def test_partially_written_file(tmp_path):
+    text = CU.read_text()
+    cut = text[: text.index("\n", len(text) // 2) - 12]  # stops in the middle of a line
+    p = tmp_path / "partial.xdi"
+    p.write_text(cut)
+    refused(p, r"NaN or infinite values")
+
+
+def test_unsorted_energies(tmp_path):
+    header, data = split(CU)
+    data[150], data[151] = data[151], data[150]
+    p = write(tmp_path, "unsorted.xdi", header, data)
+    refused(p, r"energies are not increasing: 1 step\(s\) go down.*larch would sort them silently")
+    (s,) = read_spectra(p, repair=True)
+    assert np.all(np.diff(s.energy) > 0)
+    assert s.notes == ["repaired: energies sorted (1 out of order)"]
+
+
+def test_duplicated_energies(tmp_path):
+    header, data = split(CU)
+    data.insert(201, data[200])
+    p = write(tmp_path, "dup.xdi", header, data)
+    refused(p, r"1 duplicated energies, first .*larch would shift them")
+    (s,) = read_spectra(p, repair=True)
+    assert np.all(np.diff(s.energy) > 0)
+    assert s.notes == ["repaired: 1 duplicated energies shifted by larch remove_dups"]
+
+
+def test_missing_mu_columns(tmp_path):
+    header, data = split(PT)  # energy, time, itrans, i0: drop i0
+    header = [ln for ln in header if not ln.startswith("# Column.4")]
+    header[-1] = "#   energy    time      itrans"
+    rows = ["  ".join(ln.split()[:3]) for ln in data]
+    refused(write(tmp_path, "noi0.xdi", header, rows), r"missing columns: no mu column and no i0")
+
+
+def test_missing_energy_column(tmp_path):
+    header, data = split(NI)
+    header = [ln.replace("Column.1: energy eV", "Column.1: counter") for ln in header]
+    refused(
+        write(tmp_path, "noenergy.xdi", header, data),
+        r"missing energy column \(columns: counter, mutrans, i0\)",
+    )
+
+
+def test_too_few_points(tmp_path):
+    header, data = split(CU)
+    refused(
+        write(tmp_path, "short.xdi", header, data[: MIN_POINTS - 5]),
+        rf"too few points: {MIN_POINTS - 5}",
+    )
+
+
+def test_damaged_line_in_the_data(tmp_path):
+    header, data = split(NI)
+    data[300] = "8790.0 -1.1 ### 151941.70"
+    refused(
+        write(tmp_path, "damaged.xdi", header, data),
+        r"301 data line\(s\) would be lost: larch stops at line 327 \('8790.0 -1.1 ###",
+    )
+
+
+def test_unreadable_files(tmp_path):
+    empty = tmp_path / "empty.xdi"
+    empty.write_text("")
+    refused(empty, "empty file")
+    refused(tmp_path / "missing.xdi", "no such file")
+    junk = tmp_path / "junk.dat"
+    junk.write_bytes(np.random.default_rng(1).bytes(3000))
+    with pytest.raises(SpectrumError, match=str(junk)):
+        read_spectra(junk)
+    text_only = tmp_path / "notes.txt"
+    text_only.write_text("beamtime notes\nsample changed at 14:00\n")
+    refused(text_only, "no numeric data")
+
+
+def test_damaged_athena_project(tmp_path):
+    prj = athena_project(tmp_path / "foils.prj", [CU])
+    raw = prj.read_bytes()
+    cut = tmp_path / "cut.prj"
+    cut.write_bytes(raw[: len(raw) // 2])
+    refused(cut, "cannot read as Athena project")
+    # A project whose group carries NaNs is refused group by group.
+    text = gzip.decompress(raw).decode()
+    bad = tmp_path / "nan.prj"
+    bad.write_bytes(gzip.compress(text.replace("-1.3070486", "nan", 1).encode()))
+    with pytest.raises(SpectrumError, match=r"nan\.prj#cu: NaN or infinite"):
+        read_spectra(bad)
