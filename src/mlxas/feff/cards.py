@@ -79,6 +79,14 @@ def _is_number(v: Any) -> bool:
     return False
 
 
+def _is_integer(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return True
+    return isinstance(v, str) and re.fullmatch(r"[-+]?[0-9]+", v.strip()) is not None
+
+
 def _check_one(engine: str, name: str, value: Any) -> None:
     tpl = engine_template(engine)
     spec = tpl["cards"].get(name)
@@ -113,6 +121,11 @@ def _check_one(engine: str, name: str, value: Any) -> None:
     bad = [v for v in rest if not _is_number(v)]
     if bad:
         raise CardError(f"{where}: values must be numbers, got {bad}")
+    ints = spec.get("int", [])
+    positions = range(len(values)) if ints == "all" else [i for i in ints if i < len(values)]
+    not_int = [values[i] for i in positions if not _is_integer(values[i])]
+    if not_int:
+        raise CardError(f"{where}: value(s) {not_int} must be integers (FEFF reads 8, not 8.0)")
 
 
 def validate_cards(engine: str, cards: dict[str, Any]) -> None:
@@ -155,7 +168,8 @@ def merged_cards(
             f"edge: {tpl['label']} has no template for edge {edge!r} "
             f"(available: {', '.join(tpl['edges'])})"
         )
-    cards = {**tpl["defaults"], **tpl["spectroscopy"][spectroscopy], **tpl["edges"][edge]}
+    merged = {**tpl["defaults"], **tpl["spectroscopy"][spectroscopy], **tpl["edges"][edge]}
+    cards = {name: value for name, value in merged.items() if value is not None}
     for name, value in _upper_keys(overrides or {}).items():
         if value is None:
             if name not in tpl["cards"]:

@@ -229,12 +229,16 @@ def read_xmu_dat(
 
 
 def check_outputs(rundir: Path, outputs: tuple[str, ...], kmax: float) -> FeffOutput:
-    """Read and check the outputs an engine writes; raise :class:`RunFailure` if unusable."""
+    """Read and check the outputs of a run (``chi.dat`` and/or ``xmu.dat``).
+
+    ``kmax`` (Å⁻¹) is where a complete output ends; NaN skips that check.  Raises
+    :class:`RunFailure` with the first problem found.
+    """
     for name in outputs:
         if not (rundir / name).is_file():
             raise RunFailure("missing_output", f"{name} was not written")
-    k, chi = read_chi_dat(rundir / "chi.dat", kmax)
     empty = np.zeros(0)
+    k, chi = read_chi_dat(rundir / "chi.dat", kmax) if "chi.dat" in outputs else (empty, empty)
     if "xmu.dat" in outputs:
         energy, mu, mu0, e0 = read_xmu_dat(rundir / "xmu.dat", kmax)
     else:

@@ -48,10 +48,9 @@ class Engine:
     version: str
     max_atoms: int | None
     max_potentials: int | None
-    outputs: tuple[str, ...]
-    kmax_card: str | None = None
-    kmax_default: float = 20.0
     template: dict = field(default_factory=dict, repr=False, compare=False)
+    #: How often (s) a running program's log is scanned for a failure.
+    poll_interval: float = 0.5
 
     def commands(self, rundir: Path) -> list[list[str]]:
         """The programs to run in ``rundir``, in order."""
@@ -63,29 +62,41 @@ class Engine:
     def finish(self, rundir: Path, log: IO[str]) -> None:
         """Work after the programs (e.g. summing paths); errors go to the log, not raised."""
 
+    def spectroscopy(self, feff_inp: str) -> str:
+        """``xanes`` if the input has a XANES card, else ``exafs``."""
+        xanes = re.search(r"^\s*XANES\b", feff_inp, re.M | re.I)
+        return "xanes" if xanes and "xanes" in self.template["outputs"] else "exafs"
+
+    def outputs(self, feff_inp: str) -> tuple[str, ...]:
+        """Output files a complete run of this input writes."""
+        return tuple(self.template["outputs"][self.spectroscopy(feff_inp)])
+
     def expected_kmax(self, feff_inp: str) -> float:
-        """Last k (Å⁻¹) of a complete chi.dat for this input: the EXAFS card's value."""
-        if self.kmax_card:
-            m = re.search(rf"^\s*{self.kmax_card}\s+([-+0-9.eEdD]+)", feff_inp, re.M)
+        """Last k (Å⁻¹) of a complete output: the EXAFS (XANES) card's value or the default."""
+        kind = self.spectroscopy(feff_inp)
+        card = self.template["kmax_card"].get(kind)
+        if card:
+            m = re.search(rf"^\s*{card}\s+([-+0-9.eEdD]+)", feff_inp, re.M | re.I)
             if m:
                 return float(m.group(1).replace("d", "e").replace("D", "e"))
-        return self.kmax_default
+        return float(self.template["kmax_default"][kind])
 
     def run(self, rundir: Path, timeout: float, log: Path) -> float:
         """Run in ``rundir`` (which holds feff.inp); stdout and stderr go to ``log``.
 
         Returns the wall time in s.  Raises :class:`EngineTimeout` past ``timeout`` s.
-        Stops early when a program's output holds a fatal message (the later programs
-        would only fail on its missing files).
+        A program whose output shows a failure (see :mod:`mlxas.feff.checks`) is stopped
+        there and the later programs are not started: the run has failed already, and
+        a long SCF loop need not finish first.
         """
         from mlxas.feff.checks import first_fatal
 
         start = time.monotonic()
+        deadline = start + timeout
         with open(log, "w") as fh:
             for cmd in self.commands(rundir):
                 prog = _program_name(cmd)
-                remaining = timeout - (time.monotonic() - start)
-                if remaining <= 0:
+                if time.monotonic() >= deadline:
                     fh.write(f"{LOG_MARK} timeout of {timeout:g} s reached before {prog}\n")
                     raise EngineTimeout(f"timed out after {timeout:g} s before {prog}")
                 fh.write(f"{LOG_MARK} running {prog}\n")
@@ -98,21 +109,40 @@ class Engine:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
+                    env=_unbuffered_env(),
                 )
-                try:
-                    rc = proc.wait(timeout=remaining)
-                except subprocess.TimeoutExpired:
-                    _kill_group(proc)
-                    fh.write(f"\n{LOG_MARK} killed {prog} at the {timeout:g} s timeout\n")
-                    raise EngineTimeout(f"timed out after {timeout:g} s in {prog}") from None
-                fh.write(f"{LOG_MARK} {prog} exit code {rc}\n")
+                failed = False
+                while True:
+                    left = deadline - time.monotonic()
+                    try:
+                        rc = proc.wait(timeout=max(0.0, min(self.poll_interval, left)))
+                        break
+                    except subprocess.TimeoutExpired:
+                        if time.monotonic() >= deadline:
+                            _kill_group(proc)
+                            fh.write(f"\n{LOG_MARK} killed {prog} at the {timeout:g} s timeout\n")
+                            raise EngineTimeout(
+                                f"timed out after {timeout:g} s in {prog}"
+                            ) from None
+                        if first_fatal(_read_from(log, offset)) is not None:
+                            _kill_group(proc)
+                            rc, failed = proc.returncode, True
+                            break
+                fh.write(f"\n{LOG_MARK} {prog} exit code {rc}\n")
                 fh.flush()
-                if first_fatal(_read_from(log, offset)) is not None:
-                    fh.write(f"{LOG_MARK} stopping after {prog}: fatal message above\n")
+                if failed or first_fatal(_read_from(log, offset)) is not None:
+                    fh.write(f"{LOG_MARK} stopped after {prog}: failure message above\n")
                     break
             else:
                 self.finish(rundir, fh)
         return time.monotonic() - start
+
+
+# FEFF's Fortran runtime (and Python) buffer output written to a file: without these a
+# warning printed early in a long SCF loop reaches the log only when the program ends,
+# and the last lines before a timeout kill are lost.
+def _unbuffered_env() -> dict[str, str]:
+    return {**os.environ, "GFORTRAN_UNBUFFERED_PRECONNECTED": "y", "PYTHONUNBUFFERED": "1"}
 
 
 def _program_name(cmd: list[str]) -> str:
@@ -172,7 +202,8 @@ class Feff6L(Engine):
 
         s02, sigma2 = _feff6_path_settings((rundir / "feff.inp").read_text())
         group = ff2chi(
-            [feffpath(str(p), s02=s02, sigma2=sigma2) for p in paths], kmax=self.kmax_default
+            [feffpath(str(p), s02=s02, sigma2=sigma2) for p in paths],
+            kmax=float(self.template["kmax_default"]["exafs"]),
         )
         _write_columns(
             rundir / "chi.dat",
@@ -187,15 +218,9 @@ class Feff6L(Engine):
 @dataclass(frozen=True)
 class Feff10(Engine):
     def commands(self, rundir: Path) -> list[list[str]]:
-        text = (rundir / "feff.inp").read_text()
-        kind = "xanes" if re.search(r"^\s*XANES\b", text, re.M) else "exafs"
+        kind = self.spectroscopy((rundir / "feff.inp").read_text())
         stages = ",".join(self.template["stages"][kind])
         return [[sys.executable, "-m", "mlxas.feff.feff10_driver", "--stages", stages]]
-
-    def expected_kmax(self, feff_inp: str) -> float:
-        if re.search(r"^\s*XANES\b", feff_inp, re.M):
-            return float("nan")  # XANES ends where the FMS energy grid ends; not checked
-        return super().expected_kmax(feff_inp)
 
 
 def _feff6_path_settings(feff_inp: str) -> tuple[float, str]:
@@ -243,8 +268,5 @@ def get_engine(name: str) -> Engine:
         version=f"{tpl['version']}+{wheel}{dist_version(wheel)}",
         max_atoms=tpl["limits"]["max_atoms"],
         max_potentials=tpl["limits"]["max_potentials"],
-        outputs=tuple(tpl["outputs"]),
-        kmax_card=tpl.get("kmax_card"),
-        kmax_default=float(tpl.get("kmax_default", 20.0)),
         template=tpl,
     )

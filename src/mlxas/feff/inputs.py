@@ -11,10 +11,17 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from mlxas.feff.cards import merged_cards, render_card
-from mlxas.feff.engines import get_engine
+from mlxas.feff.engines import Engine, get_engine
 from mlxas.provenance import hash_bytes, hash_json
 
-__all__ = ["InputError", "build_inputs", "cluster_around", "feff_input_text", "read_chunks_json"]
+__all__ = [
+    "InputError",
+    "build_inputs",
+    "cluster_around",
+    "feff_input_text",
+    "input_hash",
+    "read_chunks_json",
+]
 
 # Potentials are written with the card lines first: the order FEFF expects.
 _CARD_ORDER = [
@@ -117,6 +124,11 @@ def feff_input_text(
     return "\n".join(lines) + "\n"
 
 
+def input_hash(engine: Engine, feff_inp: str) -> str:
+    """Hash of the exact feff.inp text and the engine's version: equal hashes, equal runs."""
+    return hash_bytes((engine.version + "\n" + feff_inp).encode())
+
+
 def build_inputs(
     sites: pd.DataFrame,
     images: dict[str, Atoms],
@@ -155,7 +167,7 @@ def build_inputs(
             )
             row.update(
                 feff_inp=text,
-                input_hash=hash_bytes((engine.version + "\n" + text).encode()),
+                input_hash=input_hash(engine, text),
                 reason="",
                 detail="",
             )

@@ -108,11 +108,12 @@ def run_site(
         result.reason, result.detail = row["reason"], row["detail"]
         return result
     kmax = eng.expected_kmax(row["feff_inp"])
+    outputs = eng.outputs(row["feff_inp"])
 
     done = _read_json(rundir / DONE_MARKER)
     if done and done.get("input_hash") == row["input_hash"]:
         try:
-            out = check_outputs(rundir, eng.outputs, kmax)
+            out = check_outputs(rundir, outputs, kmax)
         except RunFailure:
             pass  # damaged after it finished: run it again
         else:
@@ -133,9 +134,13 @@ def run_site(
     (rundir / "feff.inp").write_text(row["feff_inp"])
     seconds = 0.0
     try:
-        seconds = eng.run(rundir, timeout, rundir / "feff.log")
+        try:
+            seconds = eng.run(rundir, timeout, rundir / "feff.log")
+        finally:
+            # FEFF10 rewrites feff.inp in its own layout; keep the text the hash is of.
+            (rundir / "feff.inp").write_text(row["feff_inp"])
         check_log((rundir / "feff.log").read_text(errors="replace"))
-        out = check_outputs(rundir, eng.outputs, kmax)
+        out = check_outputs(rundir, outputs, kmax)
     except EngineTimeout as err:
         reason, detail, seconds = "timeout", str(err), float(timeout)
     except RunFailure as err:
