@@ -140,20 +140,22 @@ def _lines(paths: list[str]) -> list[str]:
 
 def cmd_gather(a: argparse.Namespace) -> int:
     from mlxas.dataset import gather
-    from mlxas.dataset import open as open_dataset
 
     spec = _spec(a.spec)
-    out = gather(
+    report = gather(
         _lines(a.chunks),
         _lines(a.sites),
         a.out,
         spec["settings"],
         rejected_files=_lines(a.rejected),
+        inputs_files=_lines(a.inputs),
         absorber=spec["absorber"],
         edge=spec["edge"],
+        cache_dir=a.cache,
+        workers=a.threads,
+        log=lambda msg: print(msg, flush=True),
     )
-    ds = open_dataset(out)
-    print(f"{out}: {len(ds.frame())} examples, {len(ds.failures())} failures, hash {ds.hash}")
+    print(report)
     return 0
 
 
@@ -300,7 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--chunks", nargs="*", default=[], help="chunk files, or @listfile")
     g.add_argument("--sites", nargs="+", required=True, help="site tables, or @listfile")
     g.add_argument("--rejected", nargs="*", default=[], help="rejected.csv files")
+    g.add_argument(
+        "--inputs", nargs="*", default=[], help="inputs.parquet files (refused inputs, pending)"
+    )
     g.add_argument("--out", required=True)
+    g.add_argument(
+        "--cache", default=None, help="per-chunk cache directory (default: <out stem>.cache)"
+    )
+    g.add_argument("--threads", type=int, default=1, help="worker processes for features")
 
     t = add("train", cmd_train, "stage: train one model")
     t.add_argument("--spec", required=True, help="JSON: one entry of `models`")

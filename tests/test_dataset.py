@@ -1,0 +1,238 @@
+"""dataset.h5 from real FEFF8L chunks: layout, provenance, failures, refusals, reader API."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from _dataset_support import feff_results, k_grid, settings
+from mlxas.dataset import SCHEMA_VERSION, DatasetError, gather
+from mlxas.dataset import open as open_dataset
+from mlxas.feff.chunk import SiteResult, read_chunk, write_chunk
+
+
+@pytest.fixture(scope="session")
+def feff(tmp_path_factory):
+    return feff_results(tmp_path_factory.getbasetemp() / "dataset_feff")
+
+
+@pytest.fixture(scope="session")
+def real_dataset(feff, tmp_path_factory):
+    """All real chunks (4 good sites, 5 failures) with every chi-based feature but Cauchy."""
+    out = tmp_path_factory.mktemp("real_ds") / "dataset.h5"
+    st = settings(features={"wavelet": {"morlet": True}}, split={"group_by": "site", "seed": 3})
+    report = gather(
+        feff.chunks + feff.failed_chunks,
+        feff.sites,
+        out,
+        st,
+        rejected_files=feff.rejected,
+        inputs_files=feff.inputs,
+        absorber="Cu",
+        edge="K",
+    )
+    return out, report, st
+
+
+def test_every_good_site_is_gathered_with_its_provenance(feff, real_dataset):
+    path, report, st = real_dataset
+    good = [r for c in feff.chunks for r in read_chunk(c)]
+    assert report.n_sites == len(good) == 4 and report.n_computed == 4
+    with open_dataset(path) as ds:
+        sites = ds.sites().set_index("site_id")
+        inputs = pd.concat(pd.read_parquet(p) for p in feff.inputs).set_index("site_id")
+        labels = pd.read_parquet(feff.sites[0]).set_index("site_id")
+        k = k_grid()
+        chi = ds.read("sites/chi")
+        for r in good:
+            row = sites.loc[r.site_id]
+            assert row["input_hash"] == inputs.at[r.site_id, "input_hash"] == r.input_hash
+            assert row["card_hash"] == inputs.at[r.site_id, "card_hash"]
+            assert (row["engine"], row["engine_version"]) == (r.engine, r.engine_version)
+            assert row["engine_version"].startswith("8.5")
+            assert row["structure_id"] == labels.at[r.site_id, "structure_id"]
+            assert row["multiplicity"] == labels.at[r.site_id, "multiplicity"]
+            assert row["cn"] == labels.at[r.site_id, "cn"] and row["frame"] == -1
+            # FEFF's grid is the default k grid: the stored chi is FEFF's, point for point.
+            on_grid = np.isin(np.round(r.k, 6), np.round(k, 6))
+            i = list(sites.index).index(r.site_id)
+            np.testing.assert_allclose(chi[i], r.chi[on_grid].astype(np.float32), rtol=1e-6)
+        assert ds.settings == st and ds.schema_version == SCHEMA_VERSION
+        assert ds.attrs["absorber"] == "Cu" and ds.hash == report.dataset_hash
+
+
+def test_features_of_real_feff_spectra(real_dataset):
+    path, _, st = real_dataset
+    with open_dataset(path) as ds:
+        k = ds.grid("chi_k")
+        chi = ds.chi()
+        # chi is stored as float32, chi_k was computed from FEFF's float64 values
+        np.testing.assert_allclose(ds.features("chi_k"), chi * k**2, rtol=1e-6, atol=1e-9)
+        assert ds.unit("chi_k") == "Angstrom^-2" and ds.unit("k") == "1/Angstrom"
+        # |chi(R)| of fcc Cu peaks at the first shell, 2.55 Å less the phase shift (~0.3 Å).
+        r = ds.grid("ft_mag")
+        peaks = r[np.argmax(ds.features("ft_mag"), axis=1)]
+        assert np.all((peaks > 2.0) & (peaks < 2.45)), peaks
+        wl = ds.features("wavelet_morlet")
+        grid = ds.grid("wavelet_morlet")
+        assert wl.shape[1:] == (64, 64) and grid.shape == (64, 64, 2)
+        ridge_r = grid[0, np.argmax(wl.max(axis=1), axis=1), 1]
+        assert np.all(np.abs(ridge_r - peaks) < 0.3)
+        cn = ds.labels("cn")
+        np.testing.assert_array_equal(np.sort(cn), [4.0, 7.0, 9.0, 12.0])
+
+
+def test_every_array_is_chunked_compressed_and_checksummed(real_dataset):
+    path, _, _ = real_dataset
+    seen = []
+
+    def check(name, obj):
+        if isinstance(obj, h5py.Dataset) and not name.startswith("grids/"):
+            assert obj.chunks and obj.compression == "gzip" and obj.fletcher32, name
+            seen.append(name)
+
+    with h5py.File(path, "r") as f:
+        f.visititems(check)
+        assert {"sites/chi", "examples/features/chi_k", "failures/reason"} <= set(seen)
+        assert f["grids/k"].attrs["unit"] == "1/Angstrom"
+        assert f["split"].attrs["group_by"] == "site" and f["split"].attrs["seed"] == 3
+
+
+def test_failures_name_stage_and_reason(feff, real_dataset):
+    path, report, _ = real_dataset
+    with open_dataset(path) as ds:
+        fail = ds.failures().set_index("site_id")
+        ids = set(ds.sites()["site_id"])
+    bad = [r for c in feff.failed_chunks for r in read_chunk(c)]
+    assert len(bad) == 5 and report.n_failures == 5
+    for r in bad:
+        assert r.site_id not in ids
+        row = fail.loc[r.site_id]
+        if r.reason == "cluster_too_large":
+            assert row["stage"] == "inputs"
+        else:
+            assert (row["stage"], row["reason"]) == ("feff", "timeout")
+        assert row["detail"] and row["source"] == "cubo"
+
+
+def test_rejected_structures_and_missing_chunks_are_failures(feff, tmp_path):
+    rejected = tmp_path / "structures" / "octa" / "rejected.csv"
+    rejected.parent.mkdir(parents=True)
+    rejected.write_text("origin,frame,reason,detail\nbad.xyz,3,atoms_too_close,0.4 Å apart\n")
+    out = tmp_path / "ds.h5"
+    gather(feff.chunks[:1], feff.sites, out, settings(), [rejected], feff.inputs[1:])
+    with open_dataset(out) as ds:
+        fail = ds.failures()
+    rej = fail[fail["stage"] == "structures"].iloc[0]
+    assert rej["reason"] == "atoms_too_close" and "bad.xyz frame 3" in rej["detail"]
+    missing = [r.site_id for r in read_chunk(feff.chunks[1])]
+    pending = fail[fail["reason"] == "no_result"]
+    assert sorted(pending["site_id"]) == sorted(missing)
+
+
+def test_bad_chunks_are_refused_with_the_file_named(feff, tmp_path):
+    st = settings()
+    good = read_chunk(feff.chunks[0])
+    stranger = tmp_path / "stranger.h5"
+    write_chunk(stranger, [SiteResult(**{**good[0].__dict__, "site_id": "0000000000000000-00001"})])
+    with pytest.raises(DatasetError, match=r"stranger\.h5.*no row in the site tables"):
+        gather([stranger], feff.sites, tmp_path / "a.h5", st)
+    twice = tmp_path / "twice.h5"
+    shutil.copy(feff.chunks[0], twice)
+    with pytest.raises(DatasetError, match="more than one chunk file"):
+        gather([feff.chunks[0], twice], feff.sites, tmp_path / "b.h5", st)
+    newer = tmp_path / "newer.h5"
+    shutil.copy(feff.chunks[0], newer)
+    with h5py.File(newer, "a") as f:
+        f.attrs["schema_version"] = 99
+    with pytest.raises(DatasetError, match=r"newer\.h5.*newer"):
+        gather([newer], feff.sites, tmp_path / "c.h5", st)
+    with pytest.raises(DatasetError, match="no successful FEFF spectrum"):
+        gather(feff.failed_chunks, feff.sites, tmp_path / "d.h5", st)
+    assert not list(tmp_path.glob("*.tmp-*")) and not (tmp_path / "d.h5").exists()
+
+
+def _cli_error(path) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlxas", "dataset", "inspect", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlxas: error: "), proc.stderr
+    return lines[0]
+
+
+def test_newer_schema_and_foreign_files_are_refused(real_dataset, tmp_path):
+    path, _, _ = real_dataset
+    newer = tmp_path / "newer.h5"
+    shutil.copy(path, newer)
+    with h5py.File(newer, "a") as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(DatasetError, match=f"schema {SCHEMA_VERSION + 1}, newer"):
+        open_dataset(newer)
+    assert "newer than this mlxas" in _cli_error(newer)
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = 1
+    with pytest.raises(DatasetError, match="not an mlxas dataset"):
+        open_dataset(foreign)
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(DatasetError, match="not a readable HDF5 file"):
+        open_dataset(text)
+    with pytest.raises(DatasetError, match="no such dataset file"):
+        open_dataset(tmp_path / "absent.h5")
+
+
+def test_checksum_damage_is_refused(real_dataset, tmp_path):
+    path, _, _ = real_dataset
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(path, damaged)
+    with h5py.File(damaged, "r") as f:
+        info = f["sites/chi"].id.get_chunk_info(0)
+    with open(damaged, "r+b") as fh:  # flip bytes in the middle of a stored chunk
+        fh.seek(info.byte_offset + info.size // 2)
+        block = bytearray(fh.read(8))
+        fh.seek(info.byte_offset + info.size // 2)
+        fh.write(bytes(b ^ 0xFF for b in block))
+    with open_dataset(damaged) as ds:
+        assert len(ds.labels("cn")) == 4  # undamaged arrays still read
+        with pytest.raises(DatasetError, match=r"damaged\.h5.*'sites/chi' is damaged"):
+            ds.chi()
+        with pytest.raises(DatasetError, match="checksum"):
+            ds.verify()
+    assert "is damaged" in _cli_error(damaged)
+
+
+def test_reader_selections_and_batches(real_dataset):
+    path, _, _ = real_dataset
+    with open_dataset(path) as ds:
+        sizes = ds.sizes
+        assert sum(sizes.values()) == len(ds) == 4 and sizes["train"] >= 2
+        frame = ds.frame()
+        assert list(frame["split"]) == sorted(frame["split"], key=["train", "val", "test"].index)
+        for split, n in sizes.items():
+            x = ds.features("chi_k", split)
+            assert len(x) == n == len(ds.frame(split)) == len(ds.labels("rdf", split))
+            sel = ds.select(["chi_k", "cn", "chi"], split)
+            np.testing.assert_array_equal(sel["chi_k"], x)
+        train = ds.select(["chi_k", "r"], "train")
+        batches = list(ds.iter_batches(["chi_k", "r"], "train", batch_size=2))
+        np.testing.assert_array_equal(np.concatenate([b["chi_k"] for b in batches]), train["chi_k"])
+        shuffled = list(ds.iter_batches(["chi_k", "r"], None, batch_size=3, shuffle=True, seed=1))
+        rows = np.concatenate([b["chi_k"] for b in shuffled])
+        np.testing.assert_array_equal(
+            np.sort(rows, axis=0), np.sort(ds.features("chi_k"), axis=0)
+        )
+        with pytest.raises(DatasetError, match="no feature 'xanes'"):
+            ds.features("xanes")
+        with pytest.raises(ValueError, match="split must be one of"):
+            ds.features("chi_k", "validation")
