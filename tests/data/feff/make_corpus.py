@@ -49,8 +49,11 @@ def absorber_row(inp: str) -> str:
 
 
 def cases(engine: str) -> dict[str, str]:
-    short = {"feff8l": {"RPATH": 4.0, "NLEGS": 4}, "feff6l": {"RMAX": 4.0, "NLEG": 4},
-             "feff10": {"RPATH": 4.0, "NLEGS": 4}}[engine]
+    short = {
+        "feff8l": {"RPATH": 4.0, "NLEGS": 4},
+        "feff6l": {"RMAX": 4.0, "NLEG": 4},
+        "feff10": {"RPATH": 4.0, "NLEGS": 4},
+    }[engine]
     good = text(engine, "K", short)
     first = atom_rows(good)[1]
     z_line = next(r for r in good.splitlines() if r.split()[:3] == ["1", "29", "Cu"])
@@ -61,8 +64,9 @@ def cases(engine: str) -> dict[str, str]:
         if engine != "feff6l"
         else good.replace("CONTROL", "EDGE K\nCONTROL", 1),
         # The absorber's row relabelled as an ordinary Cu scatterer.
-        "no_absorber": good.replace(absorber_row(good), absorber_row(good).replace(
-            "    0  Cu", "    1  Cu")),
+        "no_absorber": good.replace(
+            absorber_row(good), absorber_row(good).replace("    0  Cu", "    1  Cu")
+        ),
         # A potential (Au) that no atom uses.
         "unused_potential": good.replace(z_line, z_line + "\n   2   79  Au   -1  -1  1"),
         # Two absorbers.
@@ -72,7 +76,8 @@ def cases(engine: str) -> dict[str, str]:
         # An extra atom 0.9 Å from a neighbour: FEFF warns and carries on to a chi.dat.
         "atoms_0.9A": insert_atom(
             good,
-            "  " + "  ".join(f"{float(v):10.5f}" for v in first.split()[:2])
+            "  "
+            + "  ".join(f"{float(v):10.5f}" for v in first.split()[:2])
             + f"  {float(first.split()[2]) + 0.9:10.5f}    1  Cu",
         ),
     }
