@@ -29,8 +29,13 @@ INDEX_COLUMNS = [
 REJECTED_COLUMNS = ["origin", "frame", "reason", "detail"]
 
 
-def _generate(spec: dict) -> Iterator[tuple[str, int | None, str, Atoms | Rejection]]:
-    """Yield ``(name, frame, origin, atoms-or-rejection)`` for one source spec."""
+def _generate(
+    spec: dict, work_dir: Path | None = None
+) -> Iterator[tuple[str, int | None, str, Atoms | Rejection]]:
+    """Yield ``(name, frame, origin, atoms-or-rejection)`` for one source spec.
+
+    ``work_dir`` keeps a generator's restartable state (the MD checkpoints).
+    """
     kind = spec["kind"]
     if kind == "nanoparticles":
         from mlxas.structures.nanoparticles import nanoparticles
@@ -40,7 +45,7 @@ def _generate(spec: dict) -> Iterator[tuple[str, int | None, str, Atoms | Reject
     elif kind == "md":
         from mlxas.structures.md import md_frames
 
-        for frame, atoms in md_frames(spec):
+        for frame, atoms in md_frames(spec, work_dir=work_dir):
             yield (
                 f"{spec['name']}_{frame:06d}",
                 frame,
@@ -89,7 +94,7 @@ def build_source(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, rejected, images = [], [], []
-    for name, frame, origin, item in _generate(spec):
+    for name, frame, origin, item in _generate(spec, out_dir / "md"):
         if isinstance(item, Rejection):
             rejected.append(item.row())
             continue

@@ -1,0 +1,238 @@
+"""The ``md`` structure source: protocol bookkeeping, thermostat, checkpoints and resume,
+and its place in the ``structures`` stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import mlxas.structures.cluster_search as cluster_search
+import mlxas.structures.sutton_chen as sutton_chen
+from mlxas.config import SCHEMA_PATH, ConfigError
+from mlxas.structures import build_source, read_structures
+from mlxas.structures.md import MDSettings, md_frames, read_thermo
+
+#: Au13 for 1.5 ps: 1000 steps of equilibration, 2000 of production, 20 frames.
+TINY = {
+    "name": "au13",
+    "kind": "md",
+    "element": "Au",
+    "n_atoms": 13,
+    "equilibration": 0.5,
+    "production": 1.0,
+    "snapshot_every": 100,
+    "checkpoint_every": 250,
+    "start_candidates": 1,
+    "anneal_time": 0.2,
+    "seed": 7,
+}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, list[tuple[int, np.ndarray]]]:
+    """One uninterrupted run of TINY: its folder and its frames."""
+    work = tmp_path_factory.mktemp("md_reference")
+    frames = [(k, at.positions.copy()) for k, at in md_frames(TINY, work, progress=False)]
+    return work, frames
+
+
+def test_settings_defaults_are_the_schema_defaults():
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    branches = schema["properties"]["structures"]["items"]["allOf"]
+    md = next(b for b in branches if b["if"]["properties"]["kind"]["const"] == "md")
+    props = md["then"]["properties"]
+    settings = MDSettings("Au", 150)
+    for name, prop in props.items():
+        if "default" in prop:
+            assert getattr(settings, name) == prop["default"], name
+    fields = set(MDSettings.__dataclass_fields__)
+    assert fields == set(props) - {"name", "kind"}
+
+
+def test_protocol_step_bookkeeping():
+    s = MDSettings("Au", 150, equilibration=20.0, production=20.0, snapshot_every=10)
+    assert (s.n_equilibration, s.n_production, s.n_frames) == (40000, 40000, 4000)  # paper
+    # Walk the run event by event, as the MD loop does, and collect what it records.
+    s = MDSettings("Au", 13, equilibration=0.105, production=0.2, snapshot_every=40,
+                   checkpoint_every=70)  # fmt: skip
+    step, rows, frames = 0, [0], []
+    while step < s.n_steps:
+        step = s.next_event(step)
+        if s.is_thermo_step(step):
+            rows.append(step)
+        if s.frame_at(step) is not None:
+            frames.append((s.frame_at(step), step))
+        assert s.thermo_rows(step) == len(rows)
+        assert s.frames_done(step) == len(frames)
+    assert s.n_equilibration == 210 and s.n_steps == 610
+    assert frames == [(0, 250), (1, 290), (2, 330), (3, 370), (4, 410), (5, 450), (6, 490),
+                      (7, 530), (8, 570), (9, 610)]  # fmt: skip
+    assert rows[:7] == [0, 40, 80, 120, 160, 200, 250]
+
+
+def test_tiny_run_frames_and_thermostat(reference):
+    work, frames = reference
+    assert [k for k, _ in frames] == list(range(20))
+    assert all(pos.shape == (13, 3) for _, pos in frames)
+    assert not np.array_equal(frames[0][1], frames[-1][1])  # the atoms move
+    thermo = read_thermo(work)
+    assert len(thermo) == 1000 // 100 + 1 + 20
+    assert list(thermo["phase"].unique()) == ["equilibration", "production"]
+    # The Nosé–Hoover chain conserves its extended energy: integrator and forces agree.
+    drift = np.ptp(thermo["conserved_eV"])
+    assert drift < 1e-4, drift
+    assert 150.0 < thermo["temperature_K"].mean() < 450.0  # 13 atoms: large fluctuations
+    start = json.loads((work / "start.json").read_text())
+    assert start["motif"].startswith("icosahedron")  # Au13 under Sutton–Chen
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(reference, tmp_path, monkeypatch):
+    _, expected = reference
+    work = tmp_path / "md"
+    run = md_frames(TINY, work, progress=False)
+    first = [next(run) for _ in range(7)]  # stop consuming after 7 of 20 frames
+    run.close()
+    with np.load(work / "checkpoint.npz") as ck:
+        step = int(ck["step"])
+    # Frame 6 is written at step 1700; the checkpoint before it is at step 1500.
+    assert step == 1500
+
+    calls = []
+    original = sutton_chen.SuttonChen.calculate
+    monkeypatch.setattr(
+        sutton_chen.SuttonChen,
+        "calculate",
+        lambda self, *a, **k: calls.append(1) or original(self, *a, **k),
+    )
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the start structure must come from the work folder")
+
+    monkeypatch.setattr(cluster_search, "global_minimum", no_search)
+    resumed = [(k, at.positions.copy()) for k, at in md_frames(TINY, work, progress=False)]
+
+    assert [k for k, _ in resumed] == list(range(20))
+    for (k, pos), (_, ref) in zip(resumed, expected, strict=True):
+        np.testing.assert_array_equal(pos, ref, err_msg=f"frame {k}")
+    for (k, atoms), (_, ref) in zip(first, expected, strict=False):
+        np.testing.assert_array_equal(atoms.positions, ref, err_msg=f"frame {k}")
+    # One force evaluation per remaining step (and one to start): no work was redone.
+    assert len(calls) == TINY_STEPS - step + 1
+    assert len(read_thermo(work)) == len(read_thermo(reference[0]))
+
+
+TINY_STEPS = 3000
+
+
+def test_killed_process_resumes(reference, tmp_path):
+    """SIGKILL a real MD process mid-run, start again, and get the uninterrupted frames.
+
+    The killed process started from scratch, so this also shows that a seeded run is
+    reproducible across processes.
+    """
+    _, expected = reference
+    work = tmp_path / "md"
+    script = textwrap.dedent(
+        f"""
+        from mlxas.structures.md import md_frames
+        for _ in md_frames({TINY!r}, {str(work)!r}, progress=False):
+            pass
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 120
+    step = 0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with np.load(work / "checkpoint.npz") as ck:
+                    step = int(ck["step"])
+            except (OSError, ValueError, EOFError, KeyError):
+                step = 0
+            if step >= 1250:
+                break
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert 1250 <= step < TINY_STEPS
+    frames = [(k, at.positions) for k, at in md_frames(TINY, work, progress=False)]
+    assert [k for k, _ in frames] == list(range(20))
+    for (k, pos), (_, ref) in zip(frames, expected, strict=True):
+        np.testing.assert_array_equal(pos, ref, err_msg=f"frame {k}")
+    assert (work / "frames.f64").stat().st_size == 20 * 13 * 3 * 8
+
+
+def test_changed_settings_start_over(reference, tmp_path):
+    work = tmp_path / "md"
+    spec = {**TINY, "production": 0.1}  # 200 steps, 2 frames
+    assert len(list(md_frames(spec, work, progress=False))) == 2
+    hotter = {**spec, "temperature": 600.0}
+    frames = [at.positions for _, at in md_frames(hotter, work, progress=False)]
+    meta = json.loads((work / "run.json").read_text())
+    assert meta["settings"]["temperature"] == 600.0
+    assert len(frames) == 2 and len(read_thermo(work)) == 1000 // 100 + 1 + 2
+
+
+def test_structures_stage_writes_md_frames(reference, tmp_path):
+    """``kind: md`` inside build_source: one structure per frame, each with its own id.
+
+    The source's work folder is ``<out>/md``; it is seeded with the finished reference
+    run, so build_source reads the frames back instead of computing them again.
+    """
+    work, expected = reference
+    out = tmp_path / "structures" / "au13"
+    shutil.copytree(work, out / "md")
+    index, rejected = build_source(TINY, "Au", out)
+    assert rejected.empty
+    assert list(index["frame"]) == list(range(20))
+    assert index["structure_id"].is_unique
+    assert set(index["origin"]) == {"md:Au13"}
+    images = read_structures(out / "structures.extxyz")
+    assert [at.info["frame"] for at in images] == list(range(20))
+    for atoms, (_, ref) in zip(images, expected, strict=True):
+        np.testing.assert_allclose(atoms.positions, ref, atol=1e-6)
+    # A rebuilt source has the same ids.
+    again, _ = build_source(TINY, "Au", out)
+    pd.testing.assert_frame_equal(index, again)
+
+
+def test_emt_potential_runs():
+    spec = {
+        **TINY,
+        "element": "Cu",
+        "n_atoms": 6,
+        "potential": "emt",
+        "production": 0.1,
+        "equilibration": 0.05,
+    }
+    frames = list(md_frames(spec, None, progress=False))
+    assert [k for k, _ in frames] == [0, 1]
+    assert frames[0][1].get_chemical_formula() == "Cu6"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"element": "Fe"}, "no Sutton–Chen parameters for 'Fe'"),
+        ({"element": "Fe", "potential": "emt"}, "EMT has no metal parameters"),
+        ({"production": 0.01}, "no frame would be saved"),
+    ],
+)
+def test_bad_settings_are_config_errors(change, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        next(md_frames({**TINY, **change}, tmp_path, progress=False))
+    assert not os.listdir(tmp_path) or not (tmp_path / "checkpoint.npz").exists()
