@@ -268,3 +268,9 @@ def test_damaged_athena_project(tmp_path):
     bad.write_bytes(gzip.compress(text.replace("-1.3070486", "nan", 1).encode()))
     with pytest.raises(SpectrumError, match=r"nan\.prj#cu: NaN or infinite"):
         read_spectra(bad)
+
+
+def test_kev_energies_without_unit_refused(tmp_path):
+    header, data = split(CU)
+    rows = [set_field(ln, 0, f"{float(ln.split()[0]) / 1000:.7f}") for ln in data]
+    refused(write(tmp_path, "kev.xdi", header, rows), r"energies end at 10\.15: not eV \(keV")

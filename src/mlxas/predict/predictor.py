@@ -22,7 +22,7 @@ __all__ = ["Predictor", "available_cores"]
 IN_PROCESS_MAX = 8
 #: Files per task sent to a worker: large enough for the batched background removal,
 #: small enough to keep all workers busy.
-CHUNK_MAX = 256
+CHUNK_MIN, CHUNK_MAX = 16, 256
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -64,6 +64,7 @@ class Predictor:
     ):
         from mlxas.models.card import load_model
 
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self.jobs = max(1, jobs or available_cores())
         self.warn = warn or (lambda msg: print(f"mlxas: warning: {msg}", file=sys.stderr))
         self._pool: ProcessPoolExecutor | None = None
@@ -175,7 +176,7 @@ class Predictor:
         if self._pool is None or len(paths) <= IN_PROCESS_MAX:
             return process_paths(paths, self.spec)
         n = len(paths)
-        size = max(1, min(CHUNK_MAX, math.ceil(n / (self.jobs * 4))))
+        size = max(CHUNK_MIN, min(CHUNK_MAX, math.ceil(n / (self.jobs * 4))))
         futures = [
             self._pool.submit(process_paths, paths[i : i + size], self.spec)
             for i in range(0, n, size)

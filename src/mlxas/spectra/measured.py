@@ -176,6 +176,13 @@ def check_arrays(spec: Spectrum, repair: bool = False) -> Spectrum:
                 else f"{int(bad_mu.sum())} in mu ({spec.mu_from})"
             )
         raise SpectrumError(src, "NaN or infinite values: " + "; ".join(which))
+    top = float(np.max(e))
+    if top < 200.0:
+        raise SpectrumError(
+            src,
+            f"energies end at {top:.4g}: not eV (keV without a declared unit?); declare the "
+            "unit (XDI 'Column.1: energy keV') or write the energies in eV",
+        )
     step = np.diff(e)
     back = np.nonzero(step < 0)[0]
     if len(back):

@@ -1,0 +1,124 @@
+"""predict_batch: raw measured files per second through ``mlxas predict``, end to end.
+
+Each file is read, checked, normalised (pre-edge), background-subtracted (AUTOBK),
+put on the model's k grid, turned into the model input and predicted, with the OOD score,
+using all cores.  The series is a quick-EXAFS-like run: noisy copies of the measured Cu
+foil, one XDI file per scan, all on one energy grid (see ``_predict_model``).
+
+Reported value: files per second of ``Predictor.predict(files)`` on a started predictor
+(model loaded, worker processes running, having seen a short warm-up series).  Also
+recorded, from the same run: the cold figure including start-up, the ``--e0 series``
+mode, the batched background removal alone, and larch's own per-file cost
+(read_xdi + pre_edge + autobk) for the ratio.
+
+    .venv/bin/python benchmarks/bench_predict_batch.py [--files 5000] [--model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_result
+from _predict_model import larch_per_file, model, write_series
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--model", help="model pointer (default: build the benchmark model)")
+    ap.add_argument("--workdir", default="/tmp/mlxas-bench-predict")
+    ap.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    a = ap.parse_args()
+
+    from mlxas.predict.predictor import Predictor, available_cores
+
+    model_path = Path(a.model) if a.model else model(Path(a.workdir))
+    jobs = a.jobs or available_cores()
+    tmp = Path(tempfile.mkdtemp(prefix="mlxas-bench-batch-"))
+    try:
+        warm = write_series(tmp / "warm", 64, seed=1)
+        files = write_series(tmp / "run", a.files, seed=2)
+        larch = larch_per_file(files)
+
+        t0 = time.perf_counter()
+        with Predictor(model_path, jobs=jobs) as pred:
+            t_start = time.perf_counter() - t0
+            pred.predict(warm)
+            t_cold = time.perf_counter() - t0
+
+            t1 = time.perf_counter()
+            results = pred.predict(files)
+            t_run = time.perf_counter() - t1
+            ok = sum(r.status == "ok" for r in results)
+            if ok != len(files):
+                bad = next(r for r in results if r.status != "ok")
+                raise SystemExit(
+                    f"{len(files) - ok} files refused, e.g. {bad.source}: {bad.reason}"
+                )
+            bkg = {r.background for r in results}
+            cn = np.array([r.values["cn"] for r in results])
+            ood = np.array([r.values.get("ood", False) for r in results])
+
+            from dataclasses import replace
+
+            pred.spec = replace(pred.spec, e0="series")
+            pred.predict(warm)
+            t2 = time.perf_counter()
+            pred.predict(files)
+            t_series = time.perf_counter() - t2
+
+        # Background removal alone, one process: batched vs larch.
+        from mlxas.spectra.background import operator_for, pre_edge_batch
+        from mlxas.spectra.measured import read_spectra
+
+        spectra = [read_spectra(p)[0] for p in files[:1000]]
+        energy = spectra[0].energy
+        mu = np.stack([s.mu for s in spectra])
+        e0 = results[0].e0
+        op = operator_for(energy, e0, pred.spec.background)
+        t3 = time.perf_counter()
+        pre = pre_edge_batch(energy, mu, e0)
+        op.apply(mu, pre.edge_step)
+        t_bkg = (time.perf_counter() - t3) / len(mu)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rate = len(files) / t_run
+    larch_rate_1 = 1.0 / larch["total"]
+    write_result(
+        "predict_batch",
+        round(rate, 1),
+        "files/s",
+        target=">= 1000 files/s",
+        files=len(files),
+        jobs=jobs,
+        seconds=round(t_run, 3),
+        background=sorted(bkg),
+        cold_files_per_s=round((len(files) + len(warm)) / (t_cold + t_run), 1),
+        startup_s=round(t_start, 2),
+        series_e0_files_per_s=round(len(files) / t_series, 1),
+        batched_background_ms_per_spectrum=round(t_bkg * 1e3, 4),
+        larch_ms_per_file=round(larch["total"] * 1e3, 2),
+        larch_read_xdi_ms=round(larch["read"] * 1e3, 2),
+        larch_pre_edge_ms=round(larch["pre_edge"] * 1e3, 2),
+        larch_autobk_ms=round(larch["autobk"] * 1e3, 2),
+        larch_background_ms_per_spectrum=round((larch["pre_edge"] + larch["autobk"]) * 1e3, 2),
+        larch_files_per_s_all_cores=round(larch_rate_1 * jobs, 1),
+        speedup_vs_larch_all_cores=round(rate / (larch_rate_1 * jobs), 1),
+        cn_mean=round(float(cn.mean()), 3),
+        ood_fraction=round(float(ood.mean()), 3),
+        model=str(model_path),
+    )
+
+
+if __name__ == "__main__":
+    main()
