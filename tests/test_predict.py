@@ -189,17 +189,34 @@ def test_damaged_files_refused_in_a_batch(predictor, tmp_path):
 def test_batched_background_gives_larch_predictions(predictor, tmp_path):
     files = noisy_copies(tmp_path, 6)
     with options(predictor, allow_short_k=True):
-        batched = predictor.predict(files)
-        single = [one(predictor, f) for f in files]
-        with options(predictor, e0="series"):
-            series = predictor.predict(files)
-    assert {r.background for r in batched} == {"batched"}
+        batched = predictor.predict(files)  # one series: shared E0, batched AUTOBK
+        single = [one(predictor, f) for f in files]  # alone: larch find_e0 + autobk
+        with options(predictor, e0="file"):
+            per_file = predictor.predict(files)  # find_e0 each, then batched per E0
+    assert {r.background for r in batched} == {r.background for r in per_file} == {"batched"}
     assert {r.background for r in single} == {"larch"}
-    for b, s in zip(batched, single, strict=True):
-        assert b.e0 == s.e0
+    assert len({r.e0 for r in batched}) == 1
+    for b, f, s in zip(batched, per_file, single, strict=True):
+        assert b.e0 == f.e0 == s.e0 == pytest.approx(8980.5)
         for t in ("cn", "r"):
             assert b.values[t] == pytest.approx(s.values[t], rel=1e-4, abs=1e-4)
-    assert len({r.e0 for r in series}) == 1
+
+
+def test_series_e0_leaves_a_shifted_spectrum_its_own(predictor, tmp_path):
+    files = noisy_copies(tmp_path, 5)
+    header, data = split(files[-1])
+    # Same energy grid, each row's values moved 12 points up: near the edge (0.5 eV
+    # steps) the edge lies 6 eV higher, as for another sample measured with the same scan.
+    rows = [
+        a.split()[0] + " " + " ".join(b.split()[1:])
+        for a, b in zip(data[12:], data[:-12], strict=True)
+    ]
+    odd = write(tmp_path / "shifted.xdi", header, rows)
+    normal = write(tmp_path / "normal.xdi", header, data[12:])
+    with options(predictor, allow_short_k=True):
+        results = predictor.predict([*files[:4], normal, odd])
+    e0 = [r.e0 for r in results]
+    assert len(set(e0[:5])) == 1 and e0[5] == pytest.approx(e0[0] + 6.0, abs=1.0)
 
 
 @pytest.mark.slow

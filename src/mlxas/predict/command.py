@@ -74,11 +74,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("background removal")
     g.add_argument(
         "--e0",
-        default="file",
+        default="auto",
         metavar="MODE",
-        help="edge energy: 'file' (larch find_e0 on each spectrum, default), 'series' (one "
-        "E0 for all files on the same energy grid, from their mean: quick-EXAFS runs) or a "
-        "value in eV",
+        help="edge energy: 'auto' (default: files on one energy grid share E0 from larch's "
+        "find_e0 on their mean, other files get find_e0 each), 'file' (find_e0 on every "
+        "spectrum) or a value in eV",
     )
     g.add_argument("--rbkg", type=float, default=1.0, help="AUTOBK rbkg in Å (default 1.0)")
     g.add_argument(
@@ -135,13 +135,13 @@ def _expand(files: list[str], patterns: list[str] | None) -> list[str]:
 
 
 def _e0_option(text: str) -> str | float:
-    if text in ("file", "series"):
+    if text in ("auto", "file"):
         return text
     try:
         return float(text)
     except ValueError:
         raise SpectrumError(
-            "--e0", f"expected 'file', 'series' or a number in eV, got '{text}'"
+            "--e0", f"expected 'auto', 'file' or a number in eV, got '{text}'"
         ) from None
 
 

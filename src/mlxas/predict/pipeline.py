@@ -53,7 +53,7 @@ class ProcessSpec:
     repair: bool = False
     mu_label: str | None = None
     energy_label: str | None = None
-    e0: str | float = "file"  # "file", "series" or a fixed value in eV
+    e0: str | float = "auto"  # "auto", "file" or a fixed value in eV (see series_e0)
     background: BackgroundSettings = field(default_factory=BackgroundSettings)
     min_batch: int = 3  # smallest (grid, E0) group that uses the batched background
     fast_read: bool = True
@@ -237,6 +237,55 @@ def _e0_of(s: Spectrum) -> float:
     return float(find_e0(s.energy, s.mu))
 
 
+#: In a series, a spectrum whose steepest point lies further than this (eV) from the
+#: series E0 gets its own E0 from larch's find_e0.
+SERIES_E0_TOLERANCE_EV = 2.0
+
+
+def _edge_energies(spectra: list[Spectrum], spec: ProcessSpec) -> dict[int, float]:
+    """E0 (eV) of each spectrum, by index.
+
+    ``e0 = "file"``: larch's ``find_e0`` on every spectrum.  A number: that value.
+    ``e0 = "auto"``: spectra on one energy grid (at least ``min_batch`` of them: a
+    quick-EXAFS run, a map) share one E0, larch's ``find_e0`` on their mean spectrum;
+    the noise of a single scan then does not move E0 from scan to scan, and the whole
+    series shares one background factorisation.  A spectrum whose steepest rise is more
+    than :data:`SERIES_E0_TOLERANCE_EV` away from that E0 (a different sample on the same
+    scan grid) gets its own ``find_e0``.  Smaller groups: ``find_e0`` per spectrum.
+    """
+    if isinstance(spec.e0, int | float) and not isinstance(spec.e0, bool):
+        return {i: float(spec.e0) for i in range(len(spectra))}
+    if spec.e0 == "file":
+        return {i: _e0_of(s) for i, s in enumerate(spectra)}
+    e0s: dict[int, float] = {}
+    by_grid: dict[bytes, list[int]] = {}
+    for i, s in enumerate(spectra):
+        by_grid.setdefault(s.energy.tobytes(), []).append(i)
+    for idx in by_grid.values():
+        if len(idx) < spec.min_batch:
+            e0s.update({i: _e0_of(spectra[i]) for i in idx})
+            continue
+        s0 = spectra[idx[0]]
+        mu = np.stack([spectra[i].mu for i in idx])
+        common = _e0_of(Spectrum(s0.source, s0.energy, mu.mean(axis=0), s0.mu_from))
+        steepest = _steepest_rise(s0.energy, mu, common)
+        for j, i in enumerate(idx):
+            near = abs(steepest[j] - common) <= SERIES_E0_TOLERANCE_EV
+            e0s[i] = common if near else _e0_of(spectra[i])
+    return e0s
+
+
+def _steepest_rise(energy: np.ndarray, mu: np.ndarray, e0: float, half_width: float = 30.0):
+    """Energy of the largest dmu/dE within ``e0 ± half_width`` eV, for each row of ``mu``."""
+    sel = np.nonzero(np.abs(energy - e0) <= half_width)[0]
+    if len(sel) < 3:
+        return np.full(len(mu), e0)
+    lo, hi = max(sel[0] - 1, 0), min(sel[-1] + 2, len(energy))
+    e = energy[lo:hi]
+    d = np.gradient(mu[:, lo:hi], e, axis=1)
+    return e[np.argmax(d, axis=1)]
+
+
 def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np.ndarray]:
     """Results for every spectrum in ``paths`` and the model inputs of the accepted ones
     (rows in the order of the results whose status is 'ok')."""
@@ -266,24 +315,7 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
             else:
                 spectra.append((res, s))
 
-    # E0: larch's find_e0 per spectrum, one per series (mean spectrum) or a fixed value.
-    e0s: dict[int, float] = {}
-    if isinstance(spec.e0, int | float) and not isinstance(spec.e0, bool):
-        e0s = {i: float(spec.e0) for i in range(len(spectra))}
-    elif spec.e0 == "series":
-        by_grid: dict[bytes, list[int]] = {}
-        for i, (_, s) in enumerate(spectra):
-            by_grid.setdefault(s.energy.tobytes(), []).append(i)
-        for idx in by_grid.values():
-            s0 = spectra[idx[0]][1]
-            mean = np.mean([spectra[i][1].mu for i in idx], axis=0)
-            e = _e0_of(Spectrum(s0.source, s0.energy, mean, s0.mu_from))
-            for i in idx:
-                e0s[i] = e
-    else:
-        for i, (_, s) in enumerate(spectra):
-            e0s[i] = _e0_of(s)
-
+    e0s = _edge_energies([s for _, s in spectra], spec)
     accepted: list[int] = []
     for i, (res, s) in enumerate(spectra):
         e0 = e0s[i]
