@@ -1,11 +1,13 @@
 """predict_latency: one measured file → CN and R, once the model is loaded.
 
-The measured Cu foil (``tests/data/experimental/cu_metal_rt.xdi``) is predicted again
-and again by a loaded :class:`mlxas.predict.predictor.Predictor` in the calling process,
-as ``mlxas predict --watch`` does for a file that just landed: larch reads it, larch's
-``pre_edge`` + ``autobk`` remove the background (a single file has no series to batch
-with), the features are computed and the model runs.  Reported: the median wall time
-of many calls, with the stages' medians and larch's own read + pre_edge + autobk cost.
+Files of a quick-EXAFS-like series (noisy copies of the measured Cu foil) are predicted
+one at a time by a loaded :class:`mlxas.predict.predictor.Predictor` in the calling
+process, as ``mlxas predict --watch`` does for each file that lands: read (numpy parse
+after the first file of the header layout), checks, larch's ``find_e0``, ``pre_edge`` and
+``autobk`` (a single file has no series to batch with), features, model, OOD score.
+Reported: the median wall time of many calls; also the stages' medians, the time for a
+file whose header layout is new (larch reads it), and larch's own read + pre_edge +
+autobk cost.
 
     .venv/bin/python benchmarks/bench_predict_latency.py [--repeats 200] [--model PATH]
 """
@@ -13,7 +15,9 @@ of many calls, with the stages' medians and larch's own read + pre_edge + autobk
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result
-from _predict_model import CU_FOIL, larch_per_file, model
+from _predict_model import CU_FOIL, larch_per_file, model, write_series
 
 
 def main() -> None:
@@ -32,30 +36,43 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/mlxas-bench-predict")
     a = ap.parse_args()
 
-    from mlxas.predict.pipeline import process_paths
+    from mlxas.predict import pipeline
     from mlxas.predict.predictor import Predictor
 
     model_path = Path(a.model) if a.model else model(Path(a.workdir))
-    with Predictor(model_path, jobs=1) as pred:
-        (first,) = pred.predict([CU_FOIL])
-        if first.status != "ok":
-            raise SystemExit(f"{CU_FOIL}: {first.reason}")
-        for _ in range(10):
-            pred.predict([CU_FOIL])
-        total, stage_process, stage_model = [], [], []
-        for _ in range(a.repeats):
-            t0 = time.perf_counter()
-            (r,) = pred.predict([CU_FOIL])
-            total.append(time.perf_counter() - t0)
-            t1 = time.perf_counter()
-            _, x = process_paths([str(CU_FOIL)], pred.spec)
-            t2 = time.perf_counter()
-            pred._run_model(x)
-            pred._ood(x)
-            t3 = time.perf_counter()
-            stage_process.append(t2 - t1)
-            stage_model.append(t3 - t2)
-    larch = larch_per_file([CU_FOIL] * 40)
+    tmp = Path(tempfile.mkdtemp(prefix="mlxas-bench-latency-"))
+    try:
+        files = write_series(tmp, a.repeats + 40, seed=4)
+        with Predictor(model_path, jobs=1) as pred:
+            (first,) = pred.predict([CU_FOIL])
+            if first.status != "ok":
+                raise SystemExit(f"{CU_FOIL}: {first.reason}")
+            for f in files[:10]:
+                pred.predict([f])
+            total, stage_process, stage_model = [], [], []
+            for f in files[10 : 10 + a.repeats]:
+                t0 = time.perf_counter()
+                (r,) = pred.predict([f])
+                total.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                _, x = pipeline.process_paths([str(f)], pred.spec)
+                t2 = time.perf_counter()
+                pred._run_model(x)
+                pred._ood(x)
+                t3 = time.perf_counter()
+                stage_process.append(t2 - t1)
+                stage_model.append(t3 - t2)
+            # A file of a header layout not seen before: larch reads it.
+            first_file = []
+            for f in files[10 + a.repeats :]:
+                pipeline._READERS.clear()
+                t0 = time.perf_counter()
+                pred.predict([f])
+                first_file.append(time.perf_counter() - t0)
+            (foil,) = pred.predict([CU_FOIL])
+        larch = larch_per_file(files[:40])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     ms = 1e3 * np.asarray(total)
     write_result(
         "predict_latency",
@@ -67,11 +84,15 @@ def main() -> None:
         p90_ms=round(float(np.percentile(ms, 90)), 2),
         read_check_background_features_ms=round(1e3 * float(np.median(stage_process)), 2),
         model_and_ood_ms=round(1e3 * float(np.median(stage_model)), 2),
+        new_header_layout_ms=round(1e3 * float(np.median(first_file)), 2),
         larch_read_pre_edge_autobk_ms=round(larch["total"] * 1e3, 2),
         background=r.background,
-        cn=round(r.values["cn"], 3),
-        r=round(r.values["r"], 4),
-        ood=r.values.get("ood"),
+        cu_foil={
+            "cn": round(foil.values["cn"], 3),
+            "r": round(foil.values["r"], 4),
+            "ood": foil.values.get("ood"),
+            "ood_score": foil.values.get("ood_score"),
+        },
         model=str(model_path),
     )
 

@@ -246,7 +246,7 @@ def test_cli_single_bad_file_is_one_error_line(tiny_experiment, capsys):
     assert err[-1] == f"mlxas: error: {NI}: element Ni in the file, the model is for Cu K"
 
 
-def test_cli_outputs(tiny_experiment, tmp_path, capsys):
+def test_cli_outputs(tiny_experiment, predictor, tmp_path, capsys):
     from mlxas.cli import main
 
     model = str(model_path(tiny_experiment))
@@ -257,7 +257,11 @@ def test_cli_outputs(tiny_experiment, tmp_path, capsys):
     assert "cu_metal_rt.xdi" in table and "refused: element Ni" in table
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["status"] for r in rows] == ["ok", "refused"]
-    assert float(rows[0]["cn"]) == pytest.approx(float(rows[0]["cn"])) and rows[1]["cn"] == ""
+    with options(predictor, allow_short_k=True):
+        ref = one(predictor, CU)
+    assert float(rows[0]["cn"]) == pytest.approx(ref.values["cn"], rel=1e-6)
+    assert float(rows[0]["r"]) == pytest.approx(ref.values["r"], rel=1e-6)
+    assert float(rows[0]["e0"]) == ref.e0 and rows[1]["cn"] == ""
     assert rows[0]["notes"].startswith("warning: k-range too short")
     assert main([*args, "--out", str(out_json), "--quiet"]) == 1
     assert capsys.readouterr().out == ""

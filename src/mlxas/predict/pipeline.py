@@ -232,9 +232,13 @@ def _check_ranges(s: Spectrum, e0: float, spec: ProcessSpec, res: Result) -> str
 
 
 def _e0_of(s: Spectrum) -> float:
+    """larch's find_e0; NaN when it fails on a pathological spectrum (refused later)."""
     from larch.xafs import find_e0
 
-    return float(find_e0(s.energy, s.mu))
+    try:
+        return float(find_e0(s.energy, s.mu))
+    except (ValueError, IndexError, FloatingPointError):
+        return math.nan
 
 
 #: In a series, a spectrum whose steepest point lies further than this (eV) from the
@@ -306,6 +310,9 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
         except SpectrumError as err:
             results.append(Result(err.source).refuse(err.reason))
             continue
+        except Exception as err:  # one unreadable file must not stop a batch
+            results.append(Result(str(p)).refuse(f"cannot read ({type(err).__name__}: {err})"))
+            continue
         for s in read:
             res = Result(s.source, mu_from=s.mu_from, notes=list(s.notes))
             results.append(res)
@@ -320,6 +327,9 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
     for i, (res, s) in enumerate(spectra):
         e0 = e0s[i]
         res.e0 = e0
+        if not math.isfinite(e0):
+            res.refuse("larch's find_e0 found no edge")
+            continue
         bad = _check_edge_energy(s, e0, spec) or _check_ranges(s, e0, spec, res)
         if bad:
             res.refuse(bad)

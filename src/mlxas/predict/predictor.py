@@ -34,6 +34,14 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _worker_init() -> None:
+    # Ctrl-C goes to the whole process group: the parent handles it and shuts the pool
+    # down; workers finish their chunk instead of dying half-way.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _warm_up() -> int:
     """Import the processing libraries in a worker (runs while the model loads)."""
     import larch.xafs  # noqa: F401
@@ -92,7 +100,9 @@ class Predictor:
         os.environ.update({v: "1" for v in _THREAD_VARS})
         try:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
             )
             self._warm = [self._pool.submit(_warm_up) for _ in range(self.jobs)]
         finally:

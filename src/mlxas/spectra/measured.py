@@ -385,7 +385,10 @@ class SeriesReader:
             return self._athena(path)
         text = None
         if self.fast:
-            text = path.read_bytes().decode("latin-1")
+            try:
+                text = path.read_bytes().decode("latin-1")
+            except OSError as err:
+                raise SpectrumError(src, f"cannot read ({err.strerror or err})") from None
             split = _split_header(text)
             if split is not None:
                 key = _header_key(split[0], kind)
@@ -415,7 +418,7 @@ class SeriesReader:
                 return _columns_larch(path, kind)
         except SpectrumError:
             raise
-        except (OSError, ValueError, IndexError, TypeError, UnicodeDecodeError) as err:
+        except Exception as err:  # larch's readers raise many types for malformed files
             msg = str(err).strip().splitlines()
             raise SpectrumError(
                 str(path), f"cannot read as {kind} ({msg[-1] if msg else err})"
