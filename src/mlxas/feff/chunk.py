@@ -3,7 +3,10 @@
 Arrays of different sites have different lengths, so each quantity is stored once,
 concatenated, with an offsets array (``k_offsets[i]:k_offsets[i+1]`` is site ``i``).
 The file's attributes summarise it (``n_sites``, ``n_ok``, ``reasons`` as JSON
-``{reason: count}``, ``feff_seconds``) so that progress reports need not read arrays.
+``{reason: count}``, ``feff_seconds``); the same summary is written beside it as
+``<nnnnn>.summary.json`` (with the chunk file's size, to tell a stale one), because
+``mlxas status`` reads thousands of them and a small JSON file reads ~50x faster than
+HDF5 attributes.
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-__all__ = ["CHUNK_SCHEMA_VERSION", "SiteResult", "chunk_summary", "read_chunk", "write_chunk"]
+__all__ = [
+    "CHUNK_SCHEMA_VERSION",
+    "SiteResult",
+    "chunk_summary",
+    "read_chunk",
+    "summary_path",
+    "write_chunk",
+]
 
 CHUNK_SCHEMA_VERSION = 1
 _SCALARS = [
@@ -65,19 +74,25 @@ def _ragged(results: list[SiteResult], attr: str) -> tuple[np.ndarray, np.ndarra
     return data, offsets
 
 
+# h5py is imported where it is used: `mlxas status` mostly reads the JSON summaries.
 def write_chunk(path: str | Path, results: list[SiteResult]) -> None:
     """Write atomically: a temporary file, fsync, then rename over ``path``."""
+    import h5py
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     str_dt = h5py.string_dtype()
-    reasons = Counter(r.reason for r in results if not r.ok)
+    summary = {
+        "n_sites": len(results),
+        "n_ok": sum(r.ok for r in results),
+        "reasons": dict(sorted(Counter(r.reason for r in results if not r.ok).items())),
+        "feff_seconds": float(sum(r.seconds for r in results)),
+    }
     with h5py.File(tmp, "w") as f:
         f.attrs["schema_version"] = CHUNK_SCHEMA_VERSION
-        f.attrs["n_sites"] = len(results)
-        f.attrs["n_ok"] = sum(r.ok for r in results)
-        f.attrs["reasons"] = json.dumps(dict(sorted(reasons.items())))
-        f.attrs["feff_seconds"] = float(sum(r.seconds for r in results))
+        for key, value in summary.items():
+            f.attrs[key] = json.dumps(value) if key == "reasons" else value
         for name in _SCALARS:
             values = [getattr(r, name) for r in results]
             if name in ("seconds", "e0"):
@@ -91,11 +106,36 @@ def write_chunk(path: str | Path, results: list[SiteResult]) -> None:
             f.create_dataset(f"{grid}_offsets", data=offsets)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
-    tmp.replace(path)
+    side = summary_path(path)
+    side_tmp = side.with_name(f".{side.name}.tmp-{os.getpid()}")
+    side_tmp.write_text(json.dumps({**summary, "chunk_bytes": tmp.stat().st_size}))
+    side_tmp.replace(side)
+    tmp.replace(path)  # last: the chunk file exists only once complete
 
 
-def chunk_summary(path: str | Path) -> dict:
-    """``{n_sites, n_ok, reasons: {reason: count}, feff_seconds}`` from the attributes only."""
+def summary_path(path: str | Path) -> Path:
+    """``<nnnnn>.summary.json`` beside the chunk file ``<nnnnn>.h5``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.summary.json")
+
+
+def chunk_summary(path: str | Path, size: int | None = None) -> dict:
+    """``{n_sites, n_ok, reasons: {reason: count}, feff_seconds}`` of a chunk file.
+
+    Read from the JSON beside it when that matches the file's ``size`` (bytes; looked up
+    if not given), else from the file's attributes.
+    """
+    path = Path(path)
+    size = path.stat().st_size if size is None else size
+    try:
+        side = json.loads(summary_path(path).read_text())
+    except (OSError, ValueError):
+        side = None
+    if side is not None and side.get("chunk_bytes") == size:
+        side.pop("chunk_bytes")
+        return side
+    import h5py
+
     with h5py.File(path, "r") as f:
         a = f.attrs
         if "n_ok" in a:
@@ -116,6 +156,8 @@ def chunk_summary(path: str | Path) -> dict:
 
 def read_chunk(path: str | Path) -> list[SiteResult]:
     """Every site of a chunk file, in the order of the input table."""
+    import h5py
+
     with h5py.File(path, "r") as f:
         ver = int(f.attrs.get("schema_version", 0))
         if ver > CHUNK_SCHEMA_VERSION:

@@ -15,6 +15,7 @@ never trusted (FEFF exits 0 after fatal errors): :mod:`mlxas.feff.checks` decide
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import signal
@@ -163,7 +164,17 @@ def _read_from(path: Path, offset: int) -> str:
 
 @cache
 def _larch_bindir() -> Path:
-    # larch's own record of where its wheel puts the FEFF binaries.
+    """The folder of the FEFF binaries inside the installed xraylarch wheel.
+
+    Found from the package's location without importing it: ``import larch`` takes ~1 s
+    (numpy, h5py, urllib3, ...), paid by every FEFF job; the overhead benchmark counts
+    it.  Falls back to larch's own ``larch.utils.bindir`` if the lookup is ambiguous.
+    """
+    spec = importlib.util.find_spec("larch")
+    if spec is not None and spec.origin is not None:
+        found = [p.parent for p in (Path(spec.origin).parent / "bin").glob("*/feff8l_rdinp")]
+        if len(found) == 1 and os.access(found[0] / "feff8l_rdinp", os.X_OK):
+            return found[0]
     from larch.utils import bindir
 
     return Path(bindir)

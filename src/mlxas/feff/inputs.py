@@ -194,20 +194,29 @@ def build_inputs(
     table.to_parquet(tmp, index=False, row_group_size=feff_cfg["chunk_size"])
     tmp.replace(out_table)
     n_chunks = int(table["chunk"].max()) + 1 if len(table) else 0
-    Path(out_chunks).write_text(
-        json.dumps(
-            {
-                "n_chunks": n_chunks,
-                "n_sites": len(table),
-                "chunk_size": feff_cfg["chunk_size"],
-                "engine": engine.name,
-                "engine_version": engine.version,
-                "card_hash": card_hash,
-            }
-        )
-    )
+    # Per-chunk site counts and refusals: `mlxas status` reads these instead of the table.
+    refused: dict[str, dict[str, int]] = {}
+    for chunk, reason in table.loc[table["reason"] != "", ["chunk", "reason"]].itertuples(
+        index=False
+    ):
+        per_chunk = refused.setdefault(str(chunk), {})
+        per_chunk[reason] = per_chunk.get(reason, 0) + 1
+    plan = {
+        "n_chunks": n_chunks,
+        "n_sites": len(table),
+        "chunk_size": feff_cfg["chunk_size"],
+        "engine": engine.name,
+        "engine_version": engine.version,
+        "card_hash": card_hash,
+        "sites_per_chunk": table["chunk"].value_counts().sort_index().tolist(),
+        "refused_per_chunk": refused,
+    }
+    tmp_plan = Path(f"{out_chunks}.tmp")
+    tmp_plan.write_text(json.dumps(plan))
+    tmp_plan.replace(out_chunks)
     return table
 
 
 def read_chunks_json(path: str | Path) -> dict:
+    """The chunk plan of a source (``chunks.json``)."""
     return json.loads(Path(path).read_text())

@@ -26,6 +26,7 @@ from typing import Any
 from mlxas.feff.checks import RunFailure, check_log, check_outputs
 from mlxas.feff.chunk import SiteResult, write_chunk
 from mlxas.feff.engines import Engine, EngineTimeout, get_engine
+from mlxas.feff.layout import DONE_MARKER, FAILURE_FILE
 
 __all__ = [
     "DONE_MARKER",
@@ -36,8 +37,6 @@ __all__ = [
     "run_site",
 ]
 
-DONE_MARKER = ".mlxas-done.json"
-FAILURE_FILE = "mlxas-failure.json"
 #: Failures that may pass on a second try (load, node trouble); others are deterministic.
 RETRY_REASONS = frozenset({"timeout", "crashed"})
 #: Files a finished run keeps; FEFF's scratch files (phase.pad ~100 kB, ...) are deleted.

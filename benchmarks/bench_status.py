@@ -1,0 +1,98 @@
+"""status_100k: wall time of ``mlxas status`` on 10⁵ sites in 4000 chunk files.
+
+Builds a results folder like a half-finished large run: one source of ``--sites`` sites
+in chunks of ``--chunk-size``, ``--done-fraction`` of the chunks written (each with a
+few failures), and the rest pending with some finished run directories.  Reported: the
+median wall time of the whole command (Python start, imports, reading, printing).
+
+    .venv/bin/python benchmarks/bench_status.py [--sites 100000] [--chunk-size 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_result
+
+
+def build(root: Path, n_sites: int, chunk_size: int, done_fraction: float) -> int:
+    from mlxas.feff.chunk import SiteResult, write_chunk
+    from mlxas.feff.layout import DONE_MARKER
+
+    folder = root / "feff" / "big"
+    (folder / "chunks").mkdir(parents=True, exist_ok=True)
+    ids = [f"0123456789abcdef-{i:05d}" for i in range(n_sites)]
+    chunk = np.arange(n_sites) // chunk_size
+    pd.DataFrame(
+        {"site_id": ids, "chunk": chunk, "feff_inp": "TITLE x\nEND\n", "reason": ""}
+    ).to_parquet(folder / "inputs.parquet", row_group_size=chunk_size)
+    n_chunks = int(chunk.max()) + 1
+    plan = {"sites_per_chunk": np.bincount(chunk).tolist(), "refused_per_chunk": {}}
+    (folder / "chunks.json").write_text(json.dumps(plan))
+    n_done = int(done_fraction * n_chunks)
+    k = np.arange(0.05, 20.0001, 0.05)
+    for c in range(n_done):
+        members = ids[c * chunk_size : (c + 1) * chunk_size]
+        results = [
+            SiteResult(site_id=s, status="ok", seconds=1.0, k=k, chi=np.sin(k) / k**2)
+            if j % 10
+            else SiteResult(site_id=s, status="failed", reason="atoms_very_close")
+            for j, s in enumerate(members)
+        ]
+        write_chunk(folder / "chunks" / f"{c:05d}.h5", results)
+    # A few finished runs of the first pending chunk (a killed job).
+    for s in ids[n_done * chunk_size : n_done * chunk_size + chunk_size // 2]:
+        (folder / "runs" / s).mkdir(parents=True, exist_ok=True)
+        (folder / "runs" / s / DONE_MARKER).write_text(json.dumps({"input_hash": "x"}))
+    return n_chunks
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sites", type=int, default=100_000)
+    ap.add_argument("--chunk-size", type=int, default=25)
+    ap.add_argument("--done-fraction", type=float, default=0.75)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--workdir", default="/tmp/mlxas-bench-status")
+    a = ap.parse_args()
+
+    root = Path(a.workdir) / f"{a.sites}_{a.chunk_size}"
+    if not (root / "feff" / "big" / "inputs.parquet").is_file():
+        t = time.perf_counter()
+        build(root, a.sites, a.chunk_size, a.done_fraction)
+        print(f"built {root} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    mlxas = str(Path(sys.executable).parent / "mlxas")
+    times, out = [], ""
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        out = subprocess.run(
+            [mlxas, "status", str(root)], capture_output=True, text=True, check=True
+        ).stdout
+        times.append(time.perf_counter() - t)
+    print(out)
+    n_chunks = -(-a.sites // a.chunk_size)
+    write_result(
+        "status_100k" if a.sites == 100_000 else f"status_{a.sites}",
+        round(statistics.median(times), 3),
+        "s",
+        sites=a.sites,
+        chunks=n_chunks,
+        chunks_written=int(a.done_fraction * n_chunks),
+        runs=[round(x, 3) for x in times],
+        output=out.strip().splitlines(),
+    )
+
+
+if __name__ == "__main__":
+    main()
