@@ -2,7 +2,7 @@
 
 User commands: ``status``, ``dataset inspect``, ``predict``, ``config check``.
 Stage commands (called by the workflow rules, usable by hand): ``structures``,
-``sites``, ``feff-inputs``, ``run-feff``, ``gather``, ``train``, ``evaluate``.
+``sites``, ``feff-inputs``, ``run-feff``, ``gather``, ``train``, ``evaluate``, ``tune``.
 
 Heavy libraries are imported inside each command so that ``mlxas --help`` and the
 FEFF stage start fast.
@@ -25,6 +25,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mlxas.dataset import DatasetError
     from mlxas.feff.cards import CardError
     from mlxas.models.card import ModelLoadError
+    from mlxas.models.registry import ModelConfigError
     from mlxas.structures.readers import StructureReadError
 
     errors: list[type[BaseException]] = [
@@ -32,6 +33,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DatasetError,
         CardError,
         ModelLoadError,
+        ModelConfigError,
         StructureReadError,
         FileNotFoundError,
     ]
@@ -57,19 +59,22 @@ def _spec(text: str) -> dict:
 def cmd_structures(a: argparse.Namespace) -> int:
     from mlxas.feff.engines import get_engine
     from mlxas.structures import build_source
+    from mlxas.structures.checks import FeffLimits
+    from mlxas.structures.index import format_rejected
 
     spec = _spec(a.spec)
     engine = get_engine(spec["engine"])
-    index, rejected = build_source(
-        spec["source"], spec["absorber"], a.out_dir, max_potentials=engine.max_potentials
+    limits = FeffLimits(
+        max_atoms=engine.max_atoms,
+        max_potentials=engine.max_potentials,
+        cluster_radius=float(spec.get("cluster_radius", 8.0)),
+        engine=engine.name,
     )
+    index, rejected = build_source(spec["source"], spec["absorber"], a.out_dir, limits)
     print(f"{spec['source']['name']}: {len(index)} structures, {len(rejected)} rejected")
-    for row in rejected.itertuples(index=False):
-        print(
-            f"  rejected {row.origin}"
-            + (f" frame {row.frame}" if row.frame is not None else "")
-            + f": {row.reason}: {row.detail}"
-        )
+    if len(rejected):
+        print(f"rejected inputs (also in {Path(a.out_dir) / 'rejected.csv'}):")
+        print(format_rejected(rejected))
     return 0
 
 
@@ -81,7 +86,12 @@ def cmd_sites(a: argparse.Namespace) -> int:
     images = read_structures(a.structures)
     df = enumerate_sites(images, spec["absorber"], spec["sites"], spec["labels"])
     write_sites(df, a.out, spec["labels"])
-    print(f"{len(df)} absorbing sites from {len(images)} structures")
+    shell = df.attrs.get("shell_radius")
+    rule = spec["labels"]["cn_rule"]
+    print(
+        f"{len(df)} absorbing sites from {len(images)} structures (mode {spec['sites']['mode']}); "
+        f"first shell: {rule}" + (f", radius {shell:.3f} Å" if shell is not None else "")
+    )
     return 0
 
 
@@ -180,6 +190,19 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(a: argparse.Namespace) -> int:
+    from mlxas.models.tune import tune
+
+    spec = _spec(a.spec)
+    res = tune(a.dataset, spec["tune"], spec["model"], a.out_dir, threads=a.threads, verbose=1)
+    print(
+        f"tune {res['model']}: best validation loss {res['best_value']:.4g} "
+        f"(trial {res['best_trial']}, {res['n_complete']} complete, {res['n_pruned']} pruned): "
+        f"{json.dumps(res['best_params'])}"
+    )
+    return 0
+
+
 # --- user commands ----------------------------------------------------------------------
 
 
@@ -198,7 +221,7 @@ def cmd_config_check(a: argparse.Namespace) -> int:
 def cmd_status(a: argparse.Namespace) -> int:
     from mlxas.status import print_status
 
-    return print_status(a.target, as_json=a.json)
+    return print_status(a.target, as_json=a.json, resumable=a.resumable)
 
 
 def cmd_dataset_inspect(a: argparse.Namespace) -> int:
@@ -238,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a config file or a results/<experiment> directory (default: %(default)s)",
     )
     s.add_argument("--json", action="store_true", help="print the counts as JSON")
+    s.add_argument(
+        "--resumable",
+        action="store_true",
+        help="also count pending sites whose run already finished (reads every pending run)",
+    )
 
     d = sub.add_parser("dataset", help="inspect an HDF5 dataset")
     dsub = d.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
@@ -266,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_arguments(pr)
 
     st = add("structures", cmd_structures, "stage: build or read the structures of one source")
-    st.add_argument("--spec", required=True, help="JSON: {source, absorber, engine}")
+    st.add_argument(
+        "--spec", required=True, help="JSON: {source, absorber, engine, cluster_radius}"
+    )
     st.add_argument("--out-dir", required=True)
 
     si = add("sites", cmd_sites, "stage: absorbing sites and labels of one source")
@@ -323,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--models", nargs="+", required=True, help="model pointers or directories")
     e.add_argument("--out-dir", required=True)
     e.add_argument("--primary", default=None)
+
+    tu = add("tune", cmd_tune, "stage: hyperparameter search (Optuna) over one model entry")
+    tu.add_argument("--spec", required=True, help="JSON: {tune, model}")
+    tu.add_argument("--dataset", required=True)
+    tu.add_argument("--out-dir", required=True, help="folder for best.json, trials.csv")
+    tu.add_argument("--threads", type=int, default=1)
     return p
 
 
