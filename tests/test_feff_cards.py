@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from ase.cluster import Octahedron
 
-from conftest import VENV_BIN
 from mlxas.feff.cards import (
     CardError,
     check_feff_config,
@@ -220,7 +219,7 @@ def test_engine_version_goes_into_input_hash():
     assert input_hash(get_engine("feff8l"), text) != input_hash(get_engine("feff10"), text)
 
 
-def test_check_feff_config_and_cli_config_check(tmp_path):
+def test_check_feff_config_and_cli_config_check(tmp_path, capsys):
     cfg = {"edge": "L3", "feff": {"engine": "feff8l", "cards": PAPER_AU_L3}}
     assert check_feff_config(cfg)["SCF"] == 4.5
     with pytest.raises(CardError, match=r"feff\.cards\.FOO"):
@@ -231,13 +230,12 @@ def test_check_feff_config_and_cli_config_check(tmp_path):
         "  - {name: a, kind: nanoparticles, element: Cu, shape: cube, sizes: [2]}\n"
         "feff: {cards: {FOO: 1}}\n"
     )
-    out = subprocess.run(
-        [str(VENV_BIN / "mlxas"), "config", "check", str(path)], capture_output=True, text=True
-    )
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("mlxas: error: feff.cards.FOO: FEFF8L does not accept card FOO")
+    from mlxas.cli import main
+
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("mlxas: error: feff.cards.FOO: FEFF8L does not accept card FOO")
 
 
 def test_workflow_stops_on_unknown_card_before_any_job(tmp_path):
