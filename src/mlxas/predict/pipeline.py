@@ -12,6 +12,7 @@ Units: energy and E0 in eV, k in Å⁻¹.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +56,9 @@ class ProcessSpec:
     energy_label: str | None = None
     e0: str | float = "auto"  # "auto", "file" or a fixed value in eV (see series_e0)
     background: BackgroundSettings = field(default_factory=BackgroundSettings)
-    min_batch: int = 3  # smallest (grid, E0) group that uses the batched background
+    #: Spectra on one (grid, E0), in one call or seen so far by the process, from which on
+    #: the batched background is used (one larch autobk costs about one factorisation).
+    min_batch: int = 3
     fast_read: bool = True
 
 
@@ -166,6 +169,8 @@ def _only_input(cfg: dict, name: str) -> dict:
 # --- worker -----------------------------------------------------------------------------
 
 _READERS: dict[tuple, SeriesReader] = {}
+#: Spectra seen per (grid, E0, settings) in this process.
+_SEEN: Counter = Counter()
 
 
 def _reader(spec: ProcessSpec) -> SeriesReader:
@@ -295,7 +300,12 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
     (rows in the order of the results whose status is 'ok')."""
     import warnings
 
-    from mlxas.spectra.background import larch_background, operator_for, pre_edge_batch
+    from mlxas.spectra.background import (
+        grid_key,
+        larch_background,
+        operator_for,
+        pre_edge_batch,
+    )
     from mlxas.spectra.features import compute_features
     from mlxas.spectra.grids import interp_on_grid, k_grid
 
@@ -345,7 +355,11 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
     for (_, e0), idx in groups.items():
         energy = spectra[idx[0]][1].energy
         try:
-            if len(idx) >= spec.min_batch:
+            # Files arriving one by one from one scan (watch mode) share the
+            # factorisation too, once min_batch of them have been seen by this process.
+            key = (grid_key(energy), e0, spec.background)
+            _SEEN[key] += len(idx)
+            if len(idx) >= spec.min_batch or _SEEN[key] >= spec.min_batch:
                 mu = np.stack([spectra[i][1].mu for i in idx])
                 pre = pre_edge_batch(energy, mu, e0)
                 steps = pre.edge_step

@@ -31,6 +31,7 @@ __all__ = [
     "BackgroundSettings",
     "PreEdgeFit",
     "autobk_batch",
+    "grid_key",
     "larch_background",
     "operator_for",
     "pre_edge_batch",
@@ -64,6 +65,10 @@ class BackgroundSettings:
 
 
 # --- pre-edge -------------------------------------------------------------------------
+
+#: Factorisations and pre-edge ranges kept per process, by (grid, E0, settings).
+_CACHE_SIZE = 32
+_PRE_SETTINGS: dict[tuple, dict] = {}
 
 
 @dataclass
@@ -121,7 +126,15 @@ def pre_edge_batch(energy: np.ndarray, mu: np.ndarray, e0: float, **preedge_kws)
 
     energy = np.asarray(energy, dtype=float)
     mu = np.atleast_2d(np.asarray(mu, dtype=float))
-    ref = preedge(energy, mu[0], e0=e0, **preedge_kws)
+    key = (grid_key(energy), float(e0), tuple(sorted(preedge_kws.items())))
+    ref = _PRE_SETTINGS.get(key)
+    if ref is None:
+        # larch's ranges depend on the grid and E0 only: ask larch once per (grid, E0).
+        out = preedge(energy, mu[0], e0=e0, **preedge_kws)
+        ref = {k: out[k] for k in ("e0", "pre1", "pre2", "nvict", "norm1", "norm2", "nnorm")}
+        _PRE_SETTINGS[key] = ref
+        while len(_PRE_SETTINGS) > _CACHE_SIZE:
+            _PRE_SETTINGS.pop(next(iter(_PRE_SETTINGS)))
     e0 = ref["e0"]
     pre1, pre2, nvict = ref["pre1"], ref["pre2"], ref["nvict"]
     norm1, norm2, nnorm = ref["norm1"], ref["norm2"], ref["nnorm"]
@@ -324,16 +337,16 @@ class AutobkOperator:
 
 
 _CACHE: OrderedDict[tuple, AutobkOperator] = OrderedDict()
-_CACHE_SIZE = 32
 
 
-def _grid_key(energy: np.ndarray) -> str:
+def grid_key(energy: np.ndarray) -> str:
+    """Content hash of an energy grid."""
     return blake2b(np.ascontiguousarray(energy, dtype=float).tobytes(), digest_size=16).hexdigest()
 
 
 def operator_for(energy: np.ndarray, e0: float, settings: BackgroundSettings) -> AutobkOperator:
     """The factorisation for (grid, E0, settings), cached per process (LRU)."""
-    key = (_grid_key(energy), float(e0), settings)
+    key = (grid_key(energy), float(e0), settings)
     op = _CACHE.get(key)
     if op is None:
         op = AutobkOperator(energy, e0, settings)
