@@ -465,9 +465,15 @@ def _load_checkpoint(work: Path, n_atoms: int, s: MDSettings, progress: bool) ->
         _say(progress, f"{path}: unreadable checkpoint ({err}); starting the MD over")
         return None
     step = int(state["step"])
-    frames = work / "frames.f64"
-    have = frames.stat().st_size // (n_atoms * 3 * 8) if frames.exists() else 0
-    if state["positions"].shape != (n_atoms, 3) or have < s.frames_done(step):
+    frames, thermo = work / "frames.f64", work / "thermo.csv"
+    have_frames = frames.stat().st_size // (n_atoms * 3 * 8) if frames.exists() else 0
+    with open(thermo, "rb") if thermo.exists() else open(os.devnull, "rb") as fh:
+        have_rows = sum(1 for _ in fh) - 1
+    if (
+        state["positions"].shape != (n_atoms, 3)
+        or have_frames < s.frames_done(step)
+        or have_rows < s.thermo_rows(step)
+    ):
         _say(progress, f"{path}: checkpoint does not match the saved frames; starting over")
         return None
     return state
