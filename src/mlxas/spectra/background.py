@@ -385,17 +385,16 @@ def larch_background(
     e0: float | None = None,
     settings: BackgroundSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """larch's own ``pre_edge`` + ``autobk`` on one spectrum: (k, chi, e0, signed edge step)."""
+    """larch alone on one spectrum: ``preedge`` (E0 from ``find_e0`` when not given) and
+    ``autobk`` with that E0 and edge step.  Returns (k, chi, e0, signed edge step)."""
     from larch import Group
-    from larch.xafs import autobk, pre_edge
+    from larch.xafs import autobk
+    from larch.xafs.pre_edge import preedge
 
     settings = settings or BackgroundSettings()
+    pre = preedge(energy, mu, e0=e0)
+    ie0 = int(np.abs(np.asarray(energy) - pre["e0"]).argmin())
+    signed = float(pre["post_edge"][ie0] - pre["pre_edge"][ie0])
     g = Group()
-    pre_edge(energy, mu, group=g, e0=e0)
-    signed = float(g.post_edge[_nearest(energy, g.e0)] - g.pre_edge[_nearest(energy, g.e0)])
-    autobk(energy, mu, group=g, ek0=g.e0, edge_step=g.edge_step, **settings.larch_kws())
-    return np.asarray(g.k), np.asarray(g.chi), float(g.e0), signed
-
-
-def _nearest(a: np.ndarray, v: float) -> int:
-    return int(np.abs(np.asarray(a) - v).argmin())
+    autobk(energy, mu, group=g, ek0=pre["e0"], edge_step=pre["edge_step"], **settings.larch_kws())
+    return np.asarray(g.k), np.asarray(g.chi), float(pre["e0"]), signed
