@@ -24,7 +24,7 @@ def feff(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def real_dataset(feff, tmp_path_factory):
-    """All real chunks (4 good sites, 5 failures) with every chi-based feature but Cauchy."""
+    """All real chunks (4 good sites and the failures) with the chi features but Cauchy."""
     out = tmp_path_factory.mktemp("real_ds") / "dataset.h5"
     st = settings(features={"wavelet": {"morlet": True}}, split={"group_by": "site", "seed": 3})
     report = gather(
@@ -68,7 +68,7 @@ def test_every_good_site_is_gathered_with_its_provenance(feff, real_dataset):
 
 
 def test_features_of_real_feff_spectra(real_dataset):
-    path, _, st = real_dataset
+    path, _, _ = real_dataset
     with open_dataset(path) as ds:
         k = ds.grid("chi_k")
         chi = ds.chi()
@@ -94,12 +94,16 @@ def test_every_array_is_chunked_compressed_and_checksummed(real_dataset):
 
     def check(name, obj):
         if isinstance(obj, h5py.Dataset) and not name.startswith("grids/"):
-            assert obj.chunks and obj.compression == "gzip" and obj.fletcher32, name
+            plist = obj.id.get_create_plist()
+            ids = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+            assert obj.chunks and h5py.h5z.FILTER_FLETCHER32 in ids, name
+            # gzip for spectra and tables, Blosc (HDF5 filter 32001) for the 2-D maps
+            assert (32001 if obj.ndim == 3 else h5py.h5z.FILTER_DEFLATE) in ids, name
             seen.append(name)
 
     with h5py.File(path, "r") as f:
         f.visititems(check)
-        assert {"sites/chi", "examples/features/chi_k", "failures/reason"} <= set(seen)
+        assert {"sites/chi", "examples/features/wavelet_morlet", "failures/reason"} <= set(seen)
         assert f["grids/k"].attrs["unit"] == "1/Angstrom"
         assert f["split"].attrs["group_by"] == "site" and f["split"].attrs["seed"] == 3
 
@@ -110,7 +114,7 @@ def test_failures_name_stage_and_reason(feff, real_dataset):
         fail = ds.failures().set_index("site_id")
         ids = set(ds.sites()["site_id"])
     bad = [r for c in feff.failed_chunks for r in read_chunk(c)]
-    assert len(bad) == 5 and report.n_failures == 5
+    assert len(bad) >= 2 and report.n_failures == len(bad)
     for r in bad:
         assert r.site_id not in ids
         row = fail.loc[r.site_id]
@@ -229,9 +233,7 @@ def test_reader_selections_and_batches(real_dataset):
         np.testing.assert_array_equal(np.concatenate([b["chi_k"] for b in batches]), train["chi_k"])
         shuffled = list(ds.iter_batches(["chi_k", "r"], None, batch_size=3, shuffle=True, seed=1))
         rows = np.concatenate([b["chi_k"] for b in shuffled])
-        np.testing.assert_array_equal(
-            np.sort(rows, axis=0), np.sort(ds.features("chi_k"), axis=0)
-        )
+        np.testing.assert_array_equal(np.sort(rows, axis=0), np.sort(ds.features("chi_k"), axis=0))
         with pytest.raises(DatasetError, match="no feature 'xanes'"):
             ds.features("xanes")
         with pytest.raises(ValueError, match="split must be one of"):

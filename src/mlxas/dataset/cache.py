@@ -6,7 +6,8 @@ cache file named by a hash of
 
 * the chunk file's bytes,
 * the feature settings (and whether per-site features are needed),
-* the source of the spectral code and chunk reader (``provenance.code_version``),
+* the source of the spectral code (``provenance.code_version``) and the versions of
+  this cache and of the chunk format,
 
 holding the chunk's site results, chi(k) on the k grid, mu(E) on the energy grid when
 XANES is on, and the per-site features.  A later gather with the same chunk and settings
@@ -18,6 +19,7 @@ entry; an unreadable entry is recomputed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +73,12 @@ def file_hash(path: str | Path) -> str:
 
 
 def cache_key(chunk_hash: str, features_cfg: dict, with_features: bool) -> str:
-    # The spectral code and the chunk reader; changes to this module's own processing
-    # bump CACHE_VERSION (hashing the dataset package would drop the cache on any edit).
-    code = code_version("mlxas.spectra.features", "mlxas.feff.chunk")
+    from mlxas.feff.chunk import CHUNK_SCHEMA_VERSION
+
+    # The source of the spectral code counts; changes to this module's processing bump
+    # CACHE_VERSION and changes to what a chunk file holds bump its schema version.
+    # (Hashing the dataset or FEFF packages would drop the cache on any edit there.)
+    code = code_version("mlxas.spectra.features")
     return hash_json(
         {
             "chunk": chunk_hash,
@@ -81,18 +86,15 @@ def cache_key(chunk_hash: str, features_cfg: dict, with_features: bool) -> str:
             "with_features": with_features,
             "code": code,
             "version": CACHE_VERSION,
+            "chunk_schema": CHUNK_SCHEMA_VERSION,
         },
         length=24,
     )
 
 
 def _read_sites(f: h5py.File) -> pd.DataFrame:
-    g = f["sites"]
-    df = pd.DataFrame({c: g[c].asstr()[()] for c in SCALARS})
-    for c in FLOATS:
-        df[c] = g[c][()]
-    df["ok"] = g["ok"][()].astype(bool)
-    return df
+    df = pd.DataFrame(json.loads(f["sites"][()]), columns=[*SCALARS, *FLOATS, "ok"])
+    return df.astype({c: float for c in FLOATS} | {"ok": bool})
 
 
 def read_cached(path: str | Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -109,15 +111,10 @@ def read_cached(path: str | Path, names: list[str] | None = None) -> dict[str, n
 
 def _write(path: Path, sites: pd.DataFrame, arrays: dict[str, np.ndarray], meta: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    str_dt = h5py.string_dtype()
+    # The site table is small: one JSON text is far quicker than a dataset per column.
     with h5py.File(tmp, "w") as f:
         f.attrs.update(meta)
-        g = f.create_group("sites")
-        for c in SCALARS:
-            g.create_dataset(c, data=sites[c].astype(str).to_numpy(dtype=object), dtype=str_dt)
-        for c in FLOATS:
-            g.create_dataset(c, data=sites[c].to_numpy(dtype=np.float64))
-        g.create_dataset("ok", data=sites["ok"].to_numpy(dtype=np.int8))
+        f["sites"] = json.dumps({c: sites[c].tolist() for c in sites.columns})
         f.create_group("features")
         for name, arr in arrays.items():
             f.create_dataset(name, data=arr)
@@ -155,8 +152,8 @@ def process_chunk(task: tuple) -> ChunkSummary:
     rows, chis, edges = [], [], []
     xanes = cfg["xanes"]["enabled"]
     for r in results:
-        row = {c: getattr(r, c) for c in SCALARS}
-        row.update(seconds=r.seconds, feff_e0=r.e0, ok=r.ok)
+        row = {c: str(getattr(r, c)) for c in SCALARS}
+        row.update(seconds=float(r.seconds), feff_e0=float(r.e0), ok=bool(r.ok))
         if r.ok and not (np.all(np.isfinite(r.chi)) and len(r.k) == len(r.chi) > 1):
             row.update(ok=False, status="failed", reason="invalid_spectrum")
             row["detail"] = "chi(k) in the chunk file is empty or not finite"
@@ -171,7 +168,8 @@ def process_chunk(task: tuple) -> ChunkSummary:
         if row["ok"]:
             chis.append(interp_on_grid(r.k, r.chi, k))
         rows.append(row)
-    sites = pd.DataFrame(rows, columns=[*SCALARS, *FLOATS, "ok"])
+    cols = [*SCALARS, *FLOATS, "ok"]
+    sites = pd.DataFrame({c: [row[c] for row in rows] for c in cols}, columns=cols)
     chi = np.asarray(chis, dtype=np.float64).reshape(len(chis), len(k))
     arrays: dict[str, np.ndarray] = {"chi": chi.astype(np.float32)}
     edge = None

@@ -33,7 +33,6 @@ import pandas as pd
 from mlxas import __version__
 from mlxas.dataset.cache import ChunkSummary, process_chunk, read_cached
 from mlxas.dataset.schema import (
-    COMPRESSION,
     FAILURE_COLUMNS,
     SCHEMA_VERSION,
     SITE_INT_COLUMNS,
@@ -41,6 +40,7 @@ from mlxas.dataset.schema import (
     SPLITS,
     DatasetError,
     chunk_rows,
+    filters,
 )
 from mlxas.dataset.splitting import average_labels, example_members, group_keys, split_groups
 from mlxas.provenance import hash_json
@@ -80,18 +80,24 @@ class GatherReport:
 
 def _str_array(values: Iterable) -> tuple[np.ndarray, object]:
     """UTF-8 fixed-length byte strings: compressible and checksummed, unlike vlen strings."""
-    enc = [str(v).encode() for v in values]
-    width = max([len(e) for e in enc] + [1])
+    text = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=object)
+    text = text.astype(str) if len(text) else np.zeros(0, dtype="U1")
+    try:
+        raw = text.astype("S")  # ids and hashes are ASCII: a fast conversion in C
+    except UnicodeEncodeError:
+        raw = np.array([t.encode() for t in text.tolist()])
+    width = max(raw.dtype.itemsize, 1)
     dt = h5py.string_dtype("utf-8", width)
-    return np.array(enc, dtype=f"S{width}").astype(dt), dt
+    return raw.astype(dt), dt
 
 
 def _create(group: h5py.Group, name: str, shape: tuple, dtype, data=None, **attrs) -> h5py.Dataset:
     """A chunked, compressed, checksummed dataset of ``shape`` (rows first)."""
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
     chunks = (chunk_rows(row_bytes, max(shape[0], 1)), *shape[1:])
+    maxshape = (None, *shape[1:])
     ds = group.create_dataset(
-        name, shape=shape, dtype=dtype, chunks=chunks, maxshape=(None, *shape[1:]), **COMPRESSION
+        name, shape=shape, dtype=dtype, chunks=chunks, maxshape=maxshape, **filters(shape[1:])
     )
     if data is not None and len(data):
         ds[...] = data

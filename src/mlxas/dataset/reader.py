@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # noqa: F401  (registers the Blosc filter of the wavelet maps)
 import numpy as np
 import pandas as pd
 

@@ -82,7 +82,7 @@ def example_members(split: np.ndarray, pools: np.ndarray, avg_cfg: dict) -> np.n
     k = int(avg_cfg["k"])
     if k == 1:
         return np.argsort(split, kind="stable")[:, None].astype(np.int64)
-    rng = np.random.default_rng(avg_cfg["seed"])
+    rng = np.random.default_rng(avg_cfg.get("seed", 0))
     n_wanted = avg_cfg.get("n_examples")
     out = []
     for s in range(3):

@@ -61,7 +61,9 @@ def morlet_maps(chi_w: np.ndarray, k: np.ndarray, wcfg: dict) -> np.ndarray:
     x = np.ascontiguousarray(chi_w[:, ::stride], dtype=np.float32)
     out = np.empty((len(x), len(k_map), len(r_map)), dtype=np.float32)
     for a in range(0, len(x), _BLOCK):
-        coef, _ = pywt.cwt(x[a : a + _BLOCK], scales, wavelet, sampling_period=step, axis=-1)
+        coef, _ = pywt.cwt(
+            x[a : a + _BLOCK], scales, wavelet, sampling_period=step, axis=-1, method="fft"
+        )
         # coef: [n_r, block, len(kk)]; interpolate the modulus onto the map's k points.
         m = np.abs(coef[..., i0]) * (1 - t) + np.abs(coef[..., i1]) * t
         out[a : a + _BLOCK] = m.transpose(1, 2, 0)
