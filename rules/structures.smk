@@ -18,6 +18,7 @@ rule structures:
                 "source": SOURCES[w.source],
                 "absorber": config["absorber"],
                 "engine": config["feff"]["engine"],
+                "cluster_radius": config["feff"]["cluster_radius"],
             }
         ),
         code=code("mlxas.structures", "mlxas.feff.engines"),

@@ -1,4 +1,19 @@
-"""Checks that refuse a structure before any FEFF job is written for it."""
+"""Checks that refuse a structure before any site or FEFF job is made from it.
+
+Reasons (the ``reason`` column of ``rejected.csv``):
+
+``unreadable``            the file cannot be read (from :mod:`mlxas.structures.readers`)
+``partial_occupancy``     a site is partially occupied (from the readers)
+``degenerate_cell``       periodic, but the cell has no volume
+``atoms_too_close``       two atoms closer than :data:`MIN_DISTANCE`
+``no_absorber``           no atom of the absorbing element
+``too_many_atoms``        an absorber's FEFF cluster (atoms within ``cluster_radius``) is
+                          larger than the FEFF engine allows
+``too_many_potentials``   an absorber's FEFF cluster needs more unique potentials than the
+                          engine allows
+``duplicate``             the same structure (same structure id) came earlier in the source
+``relaxation_failed``     a generated nanoparticle's relaxation did not converge
+"""
 
 from __future__ import annotations
 
@@ -7,9 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-__all__ = ["MIN_DISTANCE", "Rejection", "check_structure", "min_distance"]
+__all__ = [
+    "MIN_DISTANCE",
+    "FeffLimits",
+    "Rejection",
+    "check_structure",
+    "feff_cluster_sizes",
+    "min_distance",
+]
 
-#: Closer than this (Å) no real structure has atoms; FEFF would warn "atoms very close".
+#: Closer than this (Å) no real structure has atoms; FEFF would stop on "atoms very close".
 MIN_DISTANCE = 0.9
 
 
@@ -31,9 +53,20 @@ class Rejection:
         }
 
 
+@dataclass(frozen=True)
+class FeffLimits:
+    """What one FEFF run can take: atoms and unique potentials of the cluster around an
+    absorber, where the cluster is every atom within ``cluster_radius`` (Å)."""
+
+    max_atoms: int | None
+    max_potentials: int | None
+    cluster_radius: float
+    engine: str = "FEFF"
+
+
 def min_distance(atoms: Atoms) -> float:
-    """Smallest interatomic distance (Å), with the minimum-image convention if periodic."""
-    if len(atoms) < 2:
+    """Smallest interatomic distance (Å), with periodic images if the structure is periodic."""
+    if len(atoms) < 2 and not np.any(atoms.pbc):
         return float("inf")
     if np.any(atoms.pbc):
         from ase.neighborlist import neighbor_list
@@ -46,23 +79,75 @@ def min_distance(atoms: Atoms) -> float:
     return float(d[:, 1].min())
 
 
+def feff_cluster_sizes(
+    atoms: Atoms, centres: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms (absorber included) and unique potentials of the FEFF cluster of each centre.
+
+    The potential count follows FEFF's ipot rule used by :mod:`mlxas.feff.inputs`: one for
+    the absorber plus one per element among the other atoms of the cluster.
+    """
+    centres = np.asarray(centres, dtype=np.int64)
+    if np.any(atoms.pbc):
+        from ase.neighborlist import neighbor_list
+
+        i, j = neighbor_list("ij", atoms, radius)
+    else:
+        from scipy.spatial import cKDTree
+
+        lists = cKDTree(atoms.positions).query_ball_point(atoms.positions[centres], radius)
+        i = np.repeat(centres, [len(x) for x in lists])
+        j = np.fromiter((k for x in lists for k in x), dtype=np.int64, count=len(i))
+        keep = i != j
+        i, j = i[keep], j[keep]
+    slot = np.full(len(atoms), -1)
+    slot[centres] = np.arange(len(centres))
+    s = slot[i]
+    keep = s >= 0
+    s, j = s[keep], j[keep]
+    n_atoms = np.bincount(s, minlength=len(centres)) + 1
+    # distinct (centre, element) pairs count the elements around each centre
+    pairs = np.unique(s * 128 + atoms.numbers[j])
+    n_pots = np.bincount(pairs // 128, minlength=len(centres)) + 1
+    return n_atoms, n_pots
+
+
 def check_structure(
-    atoms: Atoms, absorber: str, max_potentials: int | None = None
+    atoms: Atoms, absorber: str, limits: FeffLimits | None = None
 ) -> tuple[str, str] | None:
     """Return ``(reason, detail)`` if the structure must be refused, else ``None``."""
-    symbols = atoms.get_chemical_symbols()
-    if absorber not in symbols:
-        present = ", ".join(sorted(set(symbols)))
+    symbols = np.asarray(atoms.get_chemical_symbols())
+    if len(atoms) == 0:
+        return "unreadable", "structure has no atoms"
+    if np.any(atoms.pbc) and abs(atoms.cell.volume) < 1e-6:
+        return "degenerate_cell", "periodic structure whose cell has no volume"
+    centres = np.nonzero(symbols == absorber)[0]
+    if len(centres) == 0:
+        present = ", ".join(sorted(set(symbols.tolist())))
         return "no_absorber", f"no {absorber} atom (elements present: {present})"
     dmin = min_distance(atoms)
     if dmin < MIN_DISTANCE:
         return "atoms_too_close", f"two atoms are {dmin:.3f} Å apart (minimum {MIN_DISTANCE} Å)"
-    if max_potentials is not None:
-        # One potential for the absorber plus one per element present.
-        n_pot = 1 + len(set(symbols))
-        if n_pot > max_potentials:
-            return (
-                "too_many_potentials",
-                f"{n_pot} unique potentials needed, engine allows {max_potentials}",
-            )
+    if limits is None:
+        return None
+    n_atoms, n_pots = feff_cluster_sizes(atoms, centres, limits.cluster_radius)
+    where = f"within feff.cluster_radius = {limits.cluster_radius:g} Å"
+    if limits.max_atoms is not None and n_atoms.max() > limits.max_atoms:
+        worst = int(np.argmax(n_atoms))
+        over = int((n_atoms > limits.max_atoms).sum())
+        return (
+            "too_many_atoms",
+            f"{over} of {len(centres)} {absorber} sites have more than {limits.max_atoms} atoms "
+            f"{where} (up to {n_atoms[worst]} around atom {centres[worst]}); "
+            f"{limits.engine} allows {limits.max_atoms}: lower feff.cluster_radius",
+        )
+    if limits.max_potentials is not None and n_pots.max() > limits.max_potentials:
+        worst = int(np.argmax(n_pots))
+        over = int((n_pots > limits.max_potentials).sum())
+        return (
+            "too_many_potentials",
+            f"{over} of {len(centres)} {absorber} sites need more than {limits.max_potentials} "
+            f"unique potentials {where} (up to {n_pots[worst]} around atom {centres[worst]}); "
+            f"{limits.engine} allows {limits.max_potentials}",
+        )
     return None

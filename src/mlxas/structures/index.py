@@ -11,10 +11,18 @@ import pandas as pd
 from ase import Atoms
 
 from mlxas.provenance import structure_hash
-from mlxas.structures.checks import Rejection, check_structure
-from mlxas.structures.readers import StructureReadError, read_file
+from mlxas.structures.checks import FeffLimits, Rejection, check_structure
+from mlxas.structures.readers import StructureReadError, read_frames
 
-__all__ = ["INDEX_COLUMNS", "build_source", "read_index", "read_structures"]
+__all__ = [
+    "INDEX_COLUMNS",
+    "REJECTED_COLUMNS",
+    "build_source",
+    "format_rejected",
+    "read_index",
+    "read_rejected",
+    "read_structures",
+]
 
 INDEX_COLUMNS = [
     "structure_id",
@@ -40,8 +48,8 @@ def _generate(
     if kind == "nanoparticles":
         from mlxas.structures.nanoparticles import nanoparticles
 
-        for name, atoms in nanoparticles(spec):
-            yield name, None, f"nanoparticles:{spec['shape']}", atoms
+        for name, item in nanoparticles(spec):
+            yield name, None, f"nanoparticles:{name}", item
     elif kind == "md":
         from mlxas.structures.md import md_frames
 
@@ -65,14 +73,22 @@ def _generate(
             )
         for path in paths:
             try:
-                images = list(read_file(path, spec.get("format"), spec.get("frames")))
+                contents = read_frames(
+                    path, spec.get("format"), spec.get("frames"), spec.get("species")
+                )
             except StructureReadError as err:
                 yield "", None, str(path), Rejection(str(path), None, err.reason, err.detail)
                 continue
-            multi = len(images) > 1
-            for i, atoms in enumerate(images):
-                name = Path(path).stem + (f"_{i:06d}" if multi else "")
-                yield name, (i if multi else None), str(path), atoms
+            for k, atoms in contents.items:
+                name = Path(path).stem + (f"_{k:06d}" if contents.total > 1 else "")
+                # Trajectory frames keep their index; independent structures have none.
+                frame = k if contents.trajectory else None
+                yield (
+                    name,
+                    frame,
+                    str(path) + (f"@{k}" if frame is None and contents.total > 1 else ""),
+                    atoms,
+                )
     else:
         raise ValueError(f"unknown structure source kind {kind!r}")
 
@@ -86,27 +102,43 @@ def _expand(patterns: list[str]) -> list[str]:
 
 
 def build_source(
-    spec: dict, absorber: str, out_dir: str | Path, max_potentials: int | None = None
+    spec: dict,
+    absorber: str,
+    out_dir: str | Path,
+    limits: FeffLimits | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Generate or read the structures of one source and write them to ``out_dir``."""
+    """Generate or read the structures of one source and write them to ``out_dir``.
+
+    Every structure passes :func:`~mlxas.structures.checks.check_structure` (with the FEFF
+    engine's ``limits``) and must differ from the ones before it; refused inputs go to
+    ``rejected.csv`` with the file (or generator), frame, reason and detail.
+    """
     import ase.io
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, rejected, images = [], [], []
+    seen: dict[str, str] = {}
     for name, frame, origin, item in _generate(spec, out_dir / "md"):
         if isinstance(item, Rejection):
             rejected.append(item.row())
             continue
         atoms = item
-        problem = check_structure(atoms, absorber, max_potentials)
+        problem = check_structure(atoms, absorber, limits)
+        sid = None
+        if problem is None:
+            sid = structure_hash(
+                atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array, atoms.pbc
+            )
+            if sid in seen:
+                problem = ("duplicate", f"same structure as {seen[sid]} (structure id {sid})")
         if problem is not None:
             rejected.append(Rejection(origin, frame, *problem).row())
             continue
-        sid = structure_hash(
-            atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array, atoms.pbc
+        seen[sid] = name
+        atoms = Atoms(
+            atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
         )
-        atoms = atoms.copy()
         atoms.info = {
             "structure_id": sid,
             "source": spec["name"],
@@ -136,8 +168,28 @@ def build_source(
     return index, rej
 
 
+def format_rejected(rejected: pd.DataFrame) -> str:
+    """The rejected inputs as an aligned text table (empty string if there are none)."""
+    if rejected.empty:
+        return ""
+    table = rejected.astype(object).where(rejected.notna(), "")
+    cols = REJECTED_COLUMNS
+    widths = {c: max(len(c), *(len(str(v)) for v in table[c])) for c in cols[:-1]}
+    lines = ["  ".join(c.ljust(widths.get(c, 0)) for c in cols).rstrip()]
+    for row in table.itertuples(index=False):
+        cells = [str(getattr(row, c)).ljust(widths[c]) for c in cols[:-1]]
+        lines.append("  ".join([*cells, str(row.detail)]))
+    return "\n".join(lines)
+
+
 def read_index(path: str | Path) -> pd.DataFrame:
+    """``index.csv`` of a source: one row per structure or frame."""
     return pd.read_csv(path, dtype={"structure_id": str, "frame": "Int64"})
+
+
+def read_rejected(path: str | Path) -> pd.DataFrame:
+    """``rejected.csv`` of a source: one row per refused file, structure or frame."""
+    return pd.read_csv(path, dtype={"origin": str, "frame": "Int64", "reason": str, "detail": str})
 
 
 def read_structures(path: str | Path) -> list[Atoms]:

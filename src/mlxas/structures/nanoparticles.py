@@ -1,4 +1,22 @@
-"""fcc nanoparticles cut with ASE's cluster builders along (100) and (111) facets."""
+"""fcc nanoparticles cut with ASE along (100) and (111) facets, optionally relaxed with EMT.
+
+Shapes and the meaning of ``size``:
+
+``octahedron``            atoms along an edge (eight (111) facets; ``Octahedron(n, 0)``)
+``cuboctahedron``         atoms along an edge (``Octahedron(2n-1, cutoff=n-1)``: 13, 55,
+                          147 atoms for n = 2, 3, 4)
+``truncated_octahedron``  atoms along an edge, all edges equal (``Octahedron(3n-2,
+                          cutoff=n-1)``: 38, 201, 586 atoms for n = 2, 3, 4)
+``cube``                  (100) layers from the central atom to each face
+                          (``FaceCenteredCubic([(1,0,0)], [n])``: 13, 63, 171 atoms)
+``tetrahedron``           atoms along an edge (four (111) facets: 4, 10, 20, 35 atoms)
+``sphere``                radius in Å around ``center``: an atom (default), an octahedral
+                          hole or a tetrahedral hole of the lattice
+
+Unrelaxed clusters keep the bulk geometry, so every first-shell distance is exactly
+``a/√2``.  ``relax: emt`` relaxes each cluster with ASE's EMT potential (Cu, Ag, Au, Ni,
+Pd, Pt, Al) to ``fmax``, which contracts the surface bonds as in real particles.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +27,29 @@ from ase import Atoms
 from ase.cluster import FaceCenteredCubic, Octahedron
 from ase.data import atomic_numbers, reference_states
 
-__all__ = ["fcc_lattice_constant", "nanoparticle", "nanoparticles"]
+from mlxas.config import ConfigError
+from mlxas.structures.checks import Rejection
 
-SHAPES = ("sphere", "octahedron", "cuboctahedron", "cube", "truncated_octahedron")
+__all__ = ["CENTERS", "SHAPES", "fcc_lattice_constant", "nanoparticle", "nanoparticles", "relax"]
+
+SHAPES = (
+    "sphere",
+    "octahedron",
+    "cuboctahedron",
+    "cube",
+    "truncated_octahedron",
+    "tetrahedron",
+)
+#: Sphere centres in units of the cubic lattice constant, relative to an atom.
+CENTERS = {
+    "atom": (0.0, 0.0, 0.0),
+    "octahedral_hole": (0.5, 0.0, 0.0),
+    "tetrahedral_hole": (0.25, 0.25, 0.25),
+}
+#: Elements ASE's EMT has parameters for (besides H, C, N, O).
+EMT_METALS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")
+
+_TETRA_FACETS = [(1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)]
 
 
 def fcc_lattice_constant(element: str) -> float:
@@ -22,58 +60,126 @@ def fcc_lattice_constant(element: str) -> float:
     return float(state["a"])
 
 
-def nanoparticle(element: str, shape: str, size: float, a: float) -> Atoms:
-    """One fcc cluster, centred at the origin.
-
-    ``size`` is the number of atoms along an edge for the octahedral family, the number
-    of layers for a cube, and the radius in Å for a sphere.
-    """
+def nanoparticle(element: str, shape: str, size: float, a: float, center: str = "atom") -> Atoms:
+    """One unrelaxed fcc cluster of lattice constant ``a`` (Å), centred at the origin."""
     if shape == "octahedron":
-        atoms = Octahedron(element, length=_int(size, shape), cutoff=0, latticeconstant=a)
+        atoms = Octahedron(element, length=_int(size, shape, 2), cutoff=0, latticeconstant=a)
     elif shape == "cuboctahedron":
-        # A (2c+1)-edge octahedron truncated by c layers at each vertex is a cuboctahedron.
-        c = _int(size, shape)
-        atoms = Octahedron(element, length=2 * c + 1, cutoff=c, latticeconstant=a)
+        n = _int(size, shape, 2)
+        atoms = Octahedron(element, length=2 * n - 1, cutoff=n - 1, latticeconstant=a)
     elif shape == "truncated_octahedron":
         # Regular truncation: one third of the edge removed at each vertex.
-        n = _int(size, shape)
-        length = 3 * n - 2
-        atoms = Octahedron(element, length=length, cutoff=n - 1, latticeconstant=a)
+        n = _int(size, shape, 2)
+        atoms = Octahedron(element, length=3 * n - 2, cutoff=n - 1, latticeconstant=a)
     elif shape == "cube":
-        n = _int(size, shape)
+        n = _int(size, shape, 1)
         atoms = FaceCenteredCubic(element, surfaces=[(1, 0, 0)], layers=[n], latticeconstant=a)
+    elif shape == "tetrahedron":
+        atoms = _tetrahedron(element, _int(size, shape, 2), a)
     elif shape == "sphere":
-        atoms = _sphere(element, float(size), a)
+        atoms = _sphere(element, float(size), a, center)
     else:
         raise ValueError(f"unknown nanoparticle shape {shape!r}; choose from {SHAPES}")
-    atoms.set_cell(None)
-    atoms.set_pbc(False)
+    if shape != "sphere" and center != "atom":
+        raise ValueError(f"{shape}: `center` applies to spheres only")
+    atoms = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions)
     atoms.positions -= atoms.positions.mean(axis=0)
     return atoms
 
 
-def _int(size: float, shape: str) -> int:
-    if float(size) != int(size) or int(size) < 1:
-        raise ValueError(f"{shape}: size must be a positive integer, got {size}")
+def _int(size: float, shape: str, smallest: int) -> int:
+    if float(size) != int(size) or int(size) < smallest:
+        raise ValueError(f"{shape}: size must be an integer >= {smallest}, got {size:g}")
     return int(size)
 
 
-def _sphere(element: str, radius: float, a: float) -> Atoms:
+def _tetrahedron(element: str, n: int, a: float) -> Atoms:
+    """Tetrahedron with ``n`` atoms along an edge, cut by four (111) planes.
+
+    ASE counts layers from the cluster centre; the centroid of an n-edge tetrahedron sits
+    at ((n-1)/4)(1,1,1) in lattice units, i.e. on an atom or a hole depending on n mod 4.
+    The four opposite (111) planes are placed far out so they cut nothing.
+    """
+    frac = ((n - 1) % 4) / 4
+    layers = -(-(n - 1) // 4)
+    opposite = [tuple(-c for c in f) for f in _TETRA_FACETS]
+    return FaceCenteredCubic(
+        element,
+        surfaces=_TETRA_FACETS + opposite,
+        layers=[layers] * 4 + [3 * layers + 4] * 4,
+        latticeconstant=a,
+        center=(frac, frac, frac),
+    )
+
+
+def _sphere(element: str, radius: float, a: float, center: str) -> Atoms:
     from ase.build import bulk
 
-    reps = int(np.ceil(2 * radius / a)) + 2
+    if center not in CENTERS:
+        raise ValueError(f"sphere: unknown center {center!r}; choose from {sorted(CENTERS)}")
+    reps = int(np.ceil(2 * radius / a)) + 3
     block = bulk(element, "fcc", a=a, cubic=True).repeat((reps, reps, reps))
-    # Centre on an atom so the sphere keeps the full Oh symmetry of the lattice.
-    centre = block.positions[
+    middle = block.positions[
         np.argmin(np.linalg.norm(block.positions - block.cell.sum(0) / 2, axis=1))
     ]
-    keep = np.linalg.norm(block.positions - centre, axis=1) <= radius + 1e-6
-    return Atoms(element * int(keep.sum()), positions=block.positions[keep] - centre)
+    origin = middle + a * np.asarray(CENTERS[center])
+    keep = np.linalg.norm(block.positions - origin, axis=1) <= radius + 1e-6
+    if not keep.any():
+        raise ValueError(f"sphere: radius {radius:g} Å around a {center} holds no atom")
+    return Atoms(element * int(keep.sum()), positions=block.positions[keep] - origin)
 
 
-def nanoparticles(spec: dict) -> Iterator[tuple[str, Atoms]]:
-    """Yield ``(name, atoms)`` for every size of a ``kind: nanoparticles`` source."""
-    a = spec.get("lattice_constant") or fcc_lattice_constant(spec["element"])
-    for size in spec["sizes"]:
-        atoms = nanoparticle(spec["element"], spec["shape"], size, a)
-        yield f"{spec['shape']}_{size:g}", atoms
+def relax(atoms: Atoms, method: str, fmax: float, max_steps: int = 2000) -> tuple[Atoms, bool]:
+    """Relax a cluster with ``method`` (``emt``) until forces < ``fmax`` (eV/Å).
+
+    Returns the relaxed copy and whether it converged within ``max_steps``.
+    """
+    from ase.optimize import BFGS
+
+    if method != "emt":
+        raise ValueError(f"relax: unknown method {method!r}; choose emt")
+    from ase.calculators.emt import EMT
+
+    bad = sorted(set(atoms.get_chemical_symbols()) - set(EMT_METALS))
+    if bad:
+        raise ValueError(f"relax: EMT has no parameters for {', '.join(bad)}")
+    out = atoms.copy()
+    out.calc = EMT()
+    converged = BFGS(out, logfile=None).run(fmax=fmax, steps=max_steps)
+    out.calc = None
+    out.positions -= out.positions.mean(axis=0)
+    return out, bool(converged)
+
+
+def nanoparticles(spec: dict) -> Iterator[tuple[str, Atoms | Rejection]]:
+    """Yield ``(name, atoms)`` for every size of a ``kind: nanoparticles`` source.
+
+    A relaxation that does not converge yields a :class:`Rejection` instead.
+    """
+    shape, center = spec["shape"], spec.get("center") or "atom"
+    method = spec.get("relax")
+    try:
+        a = spec.get("lattice_constant") or fcc_lattice_constant(spec["element"])
+        clusters = [nanoparticle(spec["element"], shape, size, a, center) for size in spec["sizes"]]
+    except ValueError as err:
+        raise ConfigError(f"structures: source {spec['name']!r}: {err}") from None
+    for size, atoms in zip(spec["sizes"], clusters, strict=True):
+        name = f"{shape}_{size:g}" if center == "atom" else f"{shape}_{center}_{size:g}"
+        if method:
+            name += f"_{method}"
+            try:
+                atoms, ok = relax(atoms, method, spec.get("fmax", 0.01))
+            except ValueError as err:
+                raise ConfigError(f"structures: source {spec['name']!r}: {err}") from None
+            if not ok:
+                yield (
+                    name,
+                    Rejection(
+                        f"nanoparticles:{name}",
+                        None,
+                        "relaxation_failed",
+                        f"{method} relaxation did not reach fmax = {spec.get('fmax', 0.01)} eV/Å",
+                    ),
+                )
+                continue
+        yield name, atoms
