@@ -17,6 +17,7 @@ alone, and larch's own per-file cost (read_xdi + pre_edge + autobk) for the rati
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -42,6 +43,7 @@ def main() -> None:
     from mlxas.predict.predictor import Predictor, available_cores
 
     model_path = Path(a.model) if a.model else model(Path(a.workdir))
+    load_before = os.getloadavg()[0]
     jobs = a.jobs or available_cores()
     tmp = Path(tempfile.mkdtemp(prefix="mlxas-bench-batch-"))
     try:
@@ -117,6 +119,7 @@ def main() -> None:
         cn_mean=round(float(cn.mean()), 3),
         ood_fraction=round(float(ood.mean()), 3),
         model=str(model_path),
+        load_average_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )
 
 

@@ -16,6 +16,7 @@ larch's own read_xdi + pre_edge + autobk cost.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -42,6 +43,7 @@ def main() -> None:
     from mlxas.spectra import background
 
     model_path = Path(a.model) if a.model else model(Path(a.workdir))
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="mlxas-bench-latency-"))
     try:
         files = write_series(tmp, a.repeats + 40, seed=4)
@@ -100,6 +102,7 @@ def main() -> None:
             "ood_score": foil.values.get("ood_score"),
         },
         model=str(model_path),
+        load_average_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )
 
 
