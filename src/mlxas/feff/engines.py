@@ -171,9 +171,15 @@ def _larch_bindir() -> Path:
     it.  Falls back to larch's own ``larch.utils.bindir`` if the lookup is ambiguous.
     """
     spec = importlib.util.find_spec("larch")
+    # The wheel ships binaries for several systems, in folders named like "linux64".
+    system = {"linux": "linux", "darwin": "darwin", "win32": "win"}.get(sys.platform, "?")
     if spec is not None and spec.origin is not None:
-        found = [p.parent for p in (Path(spec.origin).parent / "bin").glob("*/feff8l_rdinp")]
-        if len(found) == 1 and os.access(found[0] / "feff8l_rdinp", os.X_OK):
+        found = [
+            p.parent
+            for p in (Path(spec.origin).parent / "bin").glob(f"{system}*/feff8l_rdinp")
+            if os.access(p, os.X_OK)
+        ]
+        if len(found) == 1:
             return found[0]
     from larch.utils import bindir
 
