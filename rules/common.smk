@@ -14,7 +14,7 @@ from mlxas.provenance import code_version
 validate(config, "../src/mlxas/schemas/config.schema.yaml")
 # FEFF cards the engine does not accept stop the workflow here, before any job runs.
 try:
-    check_feff_config(config)
+    FEFF_CARDS = check_feff_config(config)
 except CardError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 

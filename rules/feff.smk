@@ -1,3 +1,6 @@
+from mlxas.feff.engines import get_engine
+
+
 checkpoint feff_inputs:
     input:
         frames=rules.structures.output.frames,
@@ -14,6 +17,13 @@ checkpoint feff_inputs:
         mem_mb=lambda w, attempt: 4000 * attempt,
     params:
         spec=spec({"feff": config["feff"], "edge": config["edge"]}),
+        # merged cards (the engine's template included) and engine version: the input hashes
+        feff=spec(
+            {
+                "cards": FEFF_CARDS,
+                "engine_version": get_engine(config["feff"]["engine"]).version,
+            }
+        ),
         code=code("mlxas.feff.inputs"),
     shell:
         "mlxas feff-inputs --spec {params.spec:q} --structures {input.frames:q} "
@@ -46,7 +56,7 @@ rule run_feff:
         engine=config["feff"]["engine"],
         timeout=config["feff"]["timeout"],
         keep=lambda w: "--keep-files" if config["feff"]["keep_files"] else "",
-        code=code("mlxas.feff.runner"),
+        code=code("mlxas.feff.runner", "mlxas.feff.feff10_driver"),
     shell:
         "mlxas run-feff --inputs {input.table:q} --chunk {wildcards.chunk} "
         "--workdir {params.workdir:q} --out {output:q} --engine {params.engine} "
