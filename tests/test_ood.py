@@ -69,16 +69,16 @@ def measured_chi_k(name: str, features: dict) -> np.ndarray:
 def test_feff_spectra(tiny_experiment):
     from mlxas.dataset import open as open_dataset
 
-    ds = open_dataset(tiny_experiment / "results" / "tiny" / "dataset.h5")
-    x_train = ds.features("chi_k", "train")
-    held_out = np.concatenate([ds.features("chi_k", "val"), ds.features("chi_k", "test")])
+    with open_dataset(tiny_experiment / "results" / "tiny" / "dataset.h5") as ds:
+        x_train = ds.features("chi_k", "train")
+        held_out = np.concatenate([ds.features("chi_k", "val"), ds.features("chi_k", "test")])
+        features = ds.settings["features"]
     stats = fit_ood(x_train)
     assert json.loads(json.dumps(stats)) == stats
 
     scores, flags = ood_scores(held_out, stats)
     assert not flags.any(), scores  # other sites of the same clusters
 
-    features = ds.settings["features"]
     rng = np.random.default_rng(0)
     sample = held_out[:1]
     cases = {

@@ -142,8 +142,9 @@ class Predictor:
         try:
             from mlxas.dataset import open as open_dataset
 
-            x = open_dataset(found).features(self.card["preprocessing"]["input"], "train")
-            stats = fit_ood(np.asarray(x))
+            with open_dataset(found) as ds:
+                x = np.asarray(ds.features(self.card["preprocessing"]["input"], "train"))
+            stats = fit_ood(x)
         except Exception as err:  # any dataset problem only costs the flag, reported
             self.warn(f"out-of-distribution statistics could not be computed from {found} ({err})")
             return None
