@@ -358,6 +358,8 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
             # Files arriving one by one from one scan (watch mode) share the
             # factorisation too, once min_batch of them have been seen by this process.
             key = (grid_key(energy), e0, spec.background)
+            if len(_SEEN) > 100_000:  # a long-running watch over many different grids
+                _SEEN.clear()
             _SEEN[key] += len(idx)
             if len(idx) >= spec.min_batch or _SEEN[key] >= spec.min_batch:
                 mu = np.stack([spectra[i][1].mu for i in idx])
@@ -381,13 +383,16 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
                     spectra[i][0].background = "larch"
                     if step > 0:
                         chi_rows[i] = interp_on_grid(k, chi, kq)
-        except (ValueError, TypeError, np.linalg.LinAlgError) as err:
+        except Exception as err:  # larch or the solver failing on one group: refuse it
             for i in idx:
-                spectra[i][0].refuse(f"background removal failed ({err})")
+                spectra[i][0].refuse(f"background removal failed ({type(err).__name__}: {err})")
             continue
         for i in idx:
             res = spectra[i][0]
-            if res.status == "ok" and i not in chi_rows:
+            if i in chi_rows and not np.all(np.isfinite(chi_rows[i])):
+                del chi_rows[i]
+                res.refuse("background removal gave NaN or infinite chi(k)")
+            elif res.status == "ok" and i not in chi_rows:
                 res.refuse(
                     f"edge step is {res.edge_step:.3g}: mu does not rise at the edge "
                     f"({spectra[i][1].mu_from}; inverted or not an absorption edge?)"
