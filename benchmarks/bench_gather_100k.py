@@ -7,7 +7,9 @@ spectra with structural perturbations (see ``_synthetic_chunks.py``); they are m
 in the work folder and reused.  Measured: a cold gather (empty feature cache), then a
 gather of the same chunks plus one new chunk, which computes only the new spectra.
 Peak memory is the largest sum of the resident set sizes of the gathering process and
-its workers, sampled every 0.1 s.
+its workers, sampled every 0.1 s.  CPU time (main process and workers) and the load
+average are recorded too: on a shared machine the wall time says more about the load
+than about the code.
 
     .venv/bin/python benchmarks/bench_gather_100k.py [--n 100000] [--workers 2]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import sys
 import threading
@@ -57,6 +60,12 @@ class PeakRSS:
         self._thread.join()
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the workers)."""
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="spectra to gather")
@@ -81,8 +90,12 @@ def main() -> None:
     shutil.rmtree(cache, ignore_errors=True)
     out.unlink(missing_ok=True)
 
+    load_before = os.getloadavg()
+    cpu0 = cpu_seconds()
     with PeakRSS() as mem:
         cold = gather(chunks, [sites], out, st, cache_dir=cache, workers=a.workers, log=print)
+    cpu_cold = cpu_seconds() - cpu0
+    load_after = os.getloadavg()
     print(cold)
     with PeakRSS() as mem_append:
         append = gather(
@@ -99,6 +112,8 @@ def main() -> None:
         target="<= 120 s and <= 4 GB peak memory",
         n_spectra=cold.n_sites,
         peak_rss_gb=round(mem.peak / 1e9, 3),
+        cpu_s=round(cpu_cold, 1),
+        load_average_1min=[round(load_before[0], 2), round(load_after[0], 2)],
         workers=a.workers,
         chunk_files=len(chunks),
         chunk_size=a.chunk_size,

@@ -12,6 +12,7 @@ Morlet (PyWavelets)
     ``pywt.frequency2scale`` would use (1.7 % for B = 1.5, C = 1).  Before the transform
     chi(k)·k^w is taken every ``kstep`` Å⁻¹ (a whole multiple of the k grid's step):
     that resolves R up to π/(2·kstep) and makes the transform several times faster.
+    The wavelet's support is cut where its envelope falls below 1e-7.
 Cauchy (larch)
     ``larch.xafs.cauchy_wavelet`` (Munoz, Argoul and Farges, Am. Mineral. 88, 694 (2003))
     spectrum by spectrum on the full k grid, its modulus then resampled bilinearly.
@@ -53,7 +54,12 @@ def morlet_maps(chi_w: np.ndarray, k: np.ndarray, wcfg: dict) -> np.ndarray:
     stride = _stride(k, wcfg["kstep"])
     kk = k[::stride]
     step = kk[1] - kk[0]
-    wavelet = pywt.ContinuousWavelet(f"cmor{wcfg['morlet_bandwidth']}-{wcfg['morlet_center']}")
+    bandwidth = wcfg["morlet_bandwidth"]
+    wavelet = pywt.ContinuousWavelet(f"cmor{bandwidth}-{wcfg['morlet_center']}")
+    # pywt samples cmor on [-8, 8]; its envelope exp(-x²/B) is below 1e-7 beyond
+    # √(B·ln 1e7) (4.9 for B = 1.5), and the shorter support makes the FFTs smaller.
+    bound = min(8.0, float(np.sqrt(bandwidth * np.log(1e7))))
+    wavelet.lower_bound, wavelet.upper_bound = -bound, bound
     r_map, k_map = wavelet_r_grid(wcfg), wavelet_k_grid(wcfg)
     scales = morlet_scales(r_map, step, wcfg["morlet_bandwidth"], wcfg["morlet_center"])
     i0, i1, t = linear_weights(kk, k_map)
