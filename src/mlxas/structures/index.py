@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,10 +193,28 @@ def read_rejected(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"origin": str, "frame": "Int64", "reason": str, "detail": str})
 
 
+#: ``info`` keys holding text: ASE's extxyz reader would turn a hex structure id such as
+#: ``9437347514e45165`` into a float (here inf) and ``0123...`` into an integer.
+_TEXT_KEYS = ("structure_id", "source", "name")
+_TEXT_VALUE = {key: re.compile(rf'(?:^|\s){key}=(?:"([^"]*)"|(\S+))') for key in _TEXT_KEYS}
+
+
+def _comment_line_info(line: str) -> dict:
+    """ASE's parse of an extxyz comment line, with the id and name keys kept as written."""
+    from ase.io.extxyz import key_val_str_to_dict
+
+    info = key_val_str_to_dict(line)
+    for key, pattern in _TEXT_VALUE.items():
+        m = pattern.search(line)
+        if m:
+            info[key] = m.group(1) if m.group(1) is not None else m.group(2)
+    return info
+
+
 def read_structures(path: str | Path) -> list[Atoms]:
     """All structures of a source, in index order."""
     import ase.io
 
     if Path(path).stat().st_size == 0:
         return []
-    return ase.io.read(str(path), index=":", format="extxyz")
+    return ase.io.read(str(path), index=":", format="extxyz", properties_parser=_comment_line_info)
