@@ -68,9 +68,11 @@ def all_feff_chunks(wildcards):
 
 
 def final_outputs():
-    targets = config["models"][0]["targets"]
+    primary = config["evaluation"]["primary"] or config["models"][0]["name"]
+    targets = MODELS[primary]["targets"]
     return [
         f"{RES}/dataset.h5",
         f"{RES}/evaluation/metrics.json",
         *[f"{RES}/evaluation/parity_{t}.png" for t in targets],
+        *([f"{RES}/tune/best.json"] if config["tune"]["enabled"] else []),
     ]

@@ -1,3 +1,26 @@
+# Models: train each `models` entry, tune one (optional), evaluate all on the test split.
+PRIMARY = config["evaluation"]["primary"] or config["models"][0]["name"]
+if PRIMARY not in MODELS:
+    raise ValueError(
+        f"evaluation.primary: no model named {PRIMARY!r} (models: {sorted(MODELS)})"
+    )
+TUNE_MODEL = config["tune"]["model"] or config["models"][0]["name"]
+if TUNE_MODEL not in MODELS:
+    raise ValueError(
+        f"tune.model: no model named {TUNE_MODEL!r} (models: {sorted(MODELS)})"
+    )
+EVAL = f"{RES}/evaluation"
+
+
+def model_plots(prefix):
+    """Per-model plot files of `mlxas evaluate`: <prefix>_<model>_<target>.png."""
+    return [
+        f"{EVAL}/{prefix}_{m}_{t}.png"
+        for m, entry in MODELS.items()
+        for t in entry["targets"]
+    ]
+
+
 rule train:
     input:
         dataset=rules.gather.output[0],
@@ -21,20 +44,63 @@ rule train:
         "--models-dir {params.models_dir:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
+rule tune:
+    input:
+        dataset=rules.gather.output[0],
+    output:
+        best=f"{RES}/tune/best.json",
+        entry=f"{RES}/tune/best_model.yaml",
+        trials=report(
+            f"{RES}/tune/trials.csv",
+            category="Tuning",
+            caption="../docs/report/tune.rst",
+        ),
+    log:
+        f"{RES}/logs/tune.log",
+    conda:
+        "../envs/mlxas.yaml"
+    threads: 8
+    resources:
+        runtime=lambda w, attempt: 480 * attempt,
+        mem_mb=lambda w, attempt: 8000 * attempt,
+    params:
+        spec=spec({"tune": config["tune"], "model": MODELS[TUNE_MODEL]}),
+        code=code("mlxas.models.tune"),
+    shell:
+        "mlxas tune --spec {params.spec:q} --dataset {input.dataset:q} "
+        "--out-dir $(dirname {output.best:q}) --threads {threads} > {log:q} 2>&1"
+
+
 rule evaluate:
     input:
         dataset=rules.gather.output[0],
         models=expand(f"{RES}/models/{{model}}.json", model=MODELS),
     output:
-        metrics=f"{RES}/evaluation/metrics.json",
-        table=f"{RES}/evaluation/comparison.md",
-        parity=report(
-            expand(
-                f"{RES}/evaluation/parity_{{target}}.png",
-                target=config["models"][0]["targets"],
-            ),
+        metrics=f"{EVAL}/metrics.json",
+        table=f"{EVAL}/comparison.md",
+        csv=report(
+            f"{EVAL}/comparison.csv",
             category="Evaluation",
+            subcategory="Comparison",
+            caption="../docs/report/comparison.rst",
+        ),
+        parity=report(
+            expand(f"{EVAL}/parity_{{target}}.png", target=MODELS[PRIMARY]["targets"]),
+            category="Evaluation",
+            subcategory="Primary model",
             caption="../docs/report/parity.rst",
+        ),
+        parity_models=report(
+            model_plots("parity"),
+            category="Evaluation",
+            subcategory="Parity per model",
+            caption="../docs/report/parity_models.rst",
+        ),
+        errors=report(
+            model_plots("errors"),
+            category="Evaluation",
+            subcategory="Errors per CN class",
+            caption="../docs/report/errors.rst",
         ),
     log:
         f"{RES}/logs/evaluate.log",
@@ -44,7 +110,7 @@ rule evaluate:
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w, attempt: 4000 * attempt,
     params:
-        primary=config["evaluation"]["primary"] or config["models"][0]["name"],
+        primary=PRIMARY,
         code=code("mlxas.evaluate"),
     shell:
         "mlxas evaluate --dataset {input.dataset:q} --models {input.models:q} "

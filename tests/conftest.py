@@ -94,3 +94,11 @@ def tiny_experiment(tmp_path_factory) -> Path:
     cfg = write_config(workdir, TINY_CONFIG)
     snakemake(workdir, "--configfile", str(cfg), "--cores", "2", "--quiet")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def synthetic_models(tmp_path_factory) -> dict:
+    """Small Keras models trained once on EXAFS-equation spectra (tests/synthetic_exafs.py)."""
+    from synthetic_exafs import train_session_models
+
+    return train_session_models(tmp_path_factory.mktemp("synthetic_models"))

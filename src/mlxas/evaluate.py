@@ -1,29 +1,60 @@
-"""Metrics, parity plots and model comparison on the test split."""
+"""Metrics, parity plots, error histograms per CN class and a model comparison table.
+
+Every model of an experiment is evaluated on the dataset's test split.  Outputs in
+``out_dir``:
+
+``metrics.json``                    per model and target: MSE, RMSE, MAE, R², mean
+                                    relative error, the same per CN class; for ensembles
+                                    the mean predicted spread and its 1σ coverage
+``parity_<target>.png``             parity plot of the primary model
+``parity_<model>_<target>.png``     parity plot of every model
+``errors_<model>_<target>.png``     histograms of the relative error per CN class
+``comparison.md``, ``comparison.csv``  one row per model and target
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["evaluate", "per_class_errors", "regression_metrics"]
+from mlxas.models.registry import ModelConfigError
 
-UNITS = {"cn": "", "r": "Å"}
-TITLES = {"cn": "coordination number", "r": "mean first-shell distance R (Å)"}
+__all__ = [
+    "comparison_table",
+    "evaluate",
+    "output_names",
+    "per_class_errors",
+    "regression_metrics",
+]
+
+TITLES = {
+    "cn": "coordination number",
+    "r": "mean first-shell distance R (Å)",
+    "rdf": "RDF value (bins)",
+}
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MSE, RMSE, MAE, R² and mean relative error |pred-true|/|true| (rows with true=0 skipped)."""
+    """MSE, RMSE, MAE, R² and mean relative error |pred−true|/|true| (rows with true=0 skipped).
+
+    Units follow the target: MSE in unit², RMSE and MAE in the unit (Å for R).
+    """
     y_true = np.asarray(y_true, dtype=float)
     y_pred = np.asarray(y_pred, dtype=float)
     err = y_pred - y_true
+    n = len(y_true)
+    if n == 0:
+        nan = float("nan")
+        return {"n": 0, "mse": nan, "rmse": nan, "mae": nan, "r2": nan, "mean_relative_error": nan}
     mse = float(np.mean(err**2))
     var = float(np.var(y_true))
     nz = y_true != 0
     return {
-        "n": len(y_true),
+        "n": n,
         "mse": mse,
         "rmse": float(np.sqrt(mse)),
         "mae": float(np.mean(np.abs(err))),
@@ -37,48 +68,190 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     }
 
 
+def cn_classes(cn_true: np.ndarray) -> np.ndarray:
+    """CN class of each example: the true CN rounded to an integer."""
+    return np.rint(np.asarray(cn_true, dtype=float)).astype(int)
+
+
 def per_class_errors(
     cn_true: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
 ) -> dict[str, dict]:
     """Errors grouped by the (rounded) true CN class."""
-    classes = np.rint(cn_true).astype(int)
+    classes = cn_classes(cn_true)
     return {
         str(c): regression_metrics(y_true[classes == c], y_pred[classes == c])
         for c in np.unique(classes)
     }
 
 
-def _parity(ax, y_true: np.ndarray, y_pred: np.ndarray, target: str, title: str) -> None:
+def output_names(models: dict[str, list[str]], primary: str) -> dict[str, list[str]]:
+    """File names ``evaluate`` writes for ``{model name: targets}``, by kind of output."""
+    return {
+        "parity": [f"parity_{t}.png" for t in models[primary]],
+        "parity_models": [f"parity_{m}_{t}.png" for m, ts in models.items() for t in ts],
+        "errors": [f"errors_{m}_{t}.png" for m, ts in models.items() for t in ts],
+    }
+
+
+# --- plots --------------------------------------------------------------------------------
+
+
+def _parity(ax, y_true, y_pred, y_std, target: str, title: str) -> None:
     lo = float(min(y_true.min(), y_pred.min()))
     hi = float(max(y_true.max(), y_pred.max()))
     pad = 0.05 * (hi - lo or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=1)
+    if y_std is not None:
+        ax.errorbar(y_true, y_pred, yerr=y_std, fmt="none", ecolor="0.6", lw=0.6, alpha=0.6)
     ax.scatter(y_true, y_pred, s=8, alpha=0.6)
     ax.set_xlabel(f"true {TITLES.get(target, target)}")
     ax.set_ylabel(f"predicted {TITLES.get(target, target)}")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
     ax.set_aspect("equal")
 
 
+def _error_histograms(plt, classes: np.ndarray, err: np.ndarray, xlabel: str, title: str):
+    """One histogram of ``err`` per CN class, on a shared x axis (paper figs. 7–10 style)."""
+    uniq = np.unique(classes)
+    ncol = min(4, len(uniq))
+    nrow = -(-len(uniq) // ncol)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(3.0 * ncol, 2.4 * nrow), squeeze=False, sharex=True
+    )
+    finite = err[np.isfinite(err)]
+    lim = float(np.percentile(np.abs(finite), 99)) if len(finite) else 1.0
+    bins = np.linspace(-lim, lim, 31) if lim > 0 else 31
+    for ax, c in zip(axes.flat, uniq, strict=False):
+        e = err[classes == c]
+        ax.hist(e[np.isfinite(e)], bins=bins, color="C0", alpha=0.8)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_title(f"CN {c}: n={len(e)}, mean |e|={np.nanmean(np.abs(e)):.3g}", fontsize=8)
+    for ax in axes.flat[len(uniq) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    # Fixed margins: tight_layout costs about a second per many-panel figure.
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16 / nrow, top=1 - 0.12 / nrow,
+                        wspace=0.25, hspace=0.45)  # fmt: skip
+    return fig
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+
+def _model_inputs(ds, card: dict[str, Any]) -> np.ndarray:
+    """Test-split inputs of a model, computed as the model's card describes them."""
+    from mlxas.models.data import compute_input, model_inputs
+
+    spec = card["config"]
+    if card["dataset"].get("hash") == ds.hash:
+        return model_inputs(ds, spec, "test")
+    # Another dataset: compute the model's own features from this dataset's chi(k).
+    fc = card["preprocessing"]["features"]
+    if fc["k_grid"] != ds.settings["features"]["k_grid"]:
+        raise ModelConfigError(
+            f"model {card['model_id']} uses the k grid {fc['k_grid']}, "
+            f"{getattr(ds, 'path', 'the dataset')} has {ds.settings['features']['k_grid']}"
+        )
+    return compute_input(ds.chi("test"), fc, spec["input"])
+
+
+def evaluate_model(ds, model, card: dict[str, Any], cn_test: np.ndarray) -> dict[str, Any]:
+    """Metrics of one loaded model on the test split, and its predictions per target."""
+    from mlxas.models.inference import predict_array, split_targets
+
+    x = _model_inputs(ds, card)
+    mean, std = predict_array(model, card, x)
+    pred = split_targets(card, mean)
+    spread = split_targets(card, std) if std is not None else None
+    entry: dict[str, Any] = {
+        "model_id": card["model_id"],
+        "kind": card["kind"],
+        "input": card["preprocessing"]["input"],
+        "dataset_hash": card["dataset"].get("hash"),
+        "training_seconds": card.get("training", {}).get("seconds"),
+        "targets": {},
+    }
+    preds = {}
+    classes = cn_classes(cn_test)
+    for t in card["preprocessing"]["targets"]:
+        y = np.asarray(ds.labels(t, "test"), dtype=float)
+        p = np.asarray(pred[t], dtype=float)
+        s = None if spread is None else np.asarray(spread[t], dtype=float)
+        if y.ndim == 1:
+            m = regression_metrics(y, p)
+            m["per_cn_class"] = per_class_errors(cn_test, y, p)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = np.where(y != 0, (p - y) / np.abs(y), np.nan)
+        else:
+            # Vector target (RDF): metrics over all bins; per class over the rows' bins.  A
+            # relative error per bin means nothing where the RDF is ~0, so it is left out.
+            m = regression_metrics(y.ravel(), p.ravel())
+            m["mean_relative_error"] = float("nan")
+            m["per_cn_class"] = {
+                str(c): regression_metrics(y[classes == c].ravel(), p[classes == c].ravel())
+                for c in np.unique(classes)
+            }
+            rel = np.sqrt(np.mean((p - y) ** 2, axis=1))
+        if s is not None:
+            m["mean_std"] = float(np.mean(s))
+            m["coverage_1sigma"] = float(np.mean(np.abs(p - y) <= s))
+        entry["targets"][t] = m
+        preds[t] = (y, p, s, rel)
+    return {"entry": entry, "preds": preds}
+
+
+def comparison_table(results: dict[str, Any]) -> tuple[str, str]:
+    """(markdown, csv) with one row per model and target, sorted as the config lists them."""
+    head = ["model", "kind", "target", "n", "MSE", "RMSE", "MAE", "R2", "mean_rel_error"]
+    rows = []
+    for name, entry in results["models"].items():
+        for t, m in entry["targets"].items():
+            rows.append(
+                [name, entry["kind"], t, m["n"], m["mse"], m["rmse"], m["mae"], m["r2"],
+                 m["mean_relative_error"]]
+            )  # fmt: skip
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    csv = [",".join(head)] + [",".join(fmt(v) for v in r) for r in rows]
+    return "\n".join(md) + "\n", "\n".join(csv) + "\n"
+
+
 def evaluate(
-    dataset_path: str | Path,
+    dataset,
     pointer_files: list[str],
     out_dir: str | Path,
     primary: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every model on the test split; write metrics.json, plots and a table."""
+    """Evaluate every model on the test split; write metrics.json, plots and tables.
+
+    ``dataset`` is a dataset path or an opened dataset; ``pointer_files`` are
+    ``models/<name>.json`` pointers or model directories; ``primary`` names the model
+    whose parity plots are also written as ``parity_<target>.png`` (default: the first).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from mlxas.dataset import open as open_dataset
-    from mlxas.models.card import load_model
+    from mlxas.models.card import json_safe, load_model
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ds = open_dataset(dataset_path)
-    cn_test = ds.labels("cn", "test")
+    ds = open_dataset(dataset) if isinstance(dataset, str | Path) else dataset
+    cn_test = np.asarray(ds.labels("cn", "test"), dtype=float)
+    if len(cn_test) == 0:
+        raise ModelConfigError(
+            f"{getattr(ds, 'path', 'dataset')}: the test split is empty; nothing to evaluate"
+        )
     results: dict[str, Any] = {
         "dataset_hash": ds.hash,
         "split": "test",
@@ -88,40 +261,40 @@ def evaluate(
     preds = {}
     for pointer in pointer_files:
         model, card = load_model(pointer)
-        x = ds.features(card["preprocessing"]["input"], "test")
-        pred = np.asarray(model.predict(x, batch_size=4096, verbose=0))
-        entry = {"model_id": card["model_id"], "kind": card["kind"], "targets": {}}
-        for i, t in enumerate(card["preprocessing"]["targets"]):
-            y = ds.labels(t, "test")
-            m = regression_metrics(y, pred[:, i])
-            m["per_cn_class"] = per_class_errors(cn_test, y, pred[:, i])
-            entry["targets"][t] = m
-            preds[(card["name"], t)] = (y, pred[:, i])
-        results["models"][card["name"]] = entry
+        res = evaluate_model(ds, model, card, cn_test)
+        results["models"][card["name"]] = res["entry"]
+        preds[card["name"]] = res["preds"]
     names = list(results["models"])
     primary = primary or names[0]
     if primary not in results["models"]:
-        raise ValueError(f"evaluation.primary: no model named {primary!r} (have {names})")
+        raise ModelConfigError(f"evaluation.primary: no model named {primary!r} (have {names})")
     results["primary"] = primary
-    for (name, t), (y, p) in preds.items():
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        m = results["models"][name]["targets"][t]
-        _parity(ax, y, p, t, f"{name}: MSE {m['mse']:.4g}, MAE {m['mae']:.4g}")
-        fig.tight_layout()
-        fig.savefig(out_dir / f"parity_{name}_{t}.png", dpi=120)
-        if name == primary:
-            fig.savefig(out_dir / f"parity_{t}.png", dpi=120)
-        plt.close(fig)
-    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-    lines = [
-        "| model | target | MSE | RMSE | MAE | R² | mean rel. error |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, entry in results["models"].items():
-        for t, m in entry["targets"].items():
-            lines.append(
-                f"| {name} | {t} | {m['mse']:.4g} | {m['rmse']:.4g} | {m['mae']:.4g} | "
-                f"{m['r2']:.3f} | {m['mean_relative_error']:.4g} |"
+
+    classes = cn_classes(cn_test)
+    for name, per_target in preds.items():
+        for t, (y, p, s, rel) in per_target.items():
+            m = results["models"][name]["targets"][t]
+            fig, ax = plt.subplots(figsize=(4.5, 4.5))
+            if y.ndim == 1:
+                _parity(ax, y, p, s, t, f"{name}: MSE {m['mse']:.4g}, MAE {m['mae']:.4g}")
+            else:
+                _parity(ax, y.ravel(), p.ravel(), None, t, f"{name}: all bins, MSE {m['mse']:.4g}")
+            fig.subplots_adjust(left=0.17, right=0.96, bottom=0.12, top=0.93)
+            fig.savefig(out_dir / f"parity_{name}_{t}.png", dpi=100)
+            if name == primary:
+                shutil.copyfile(out_dir / f"parity_{name}_{t}.png", out_dir / f"parity_{t}.png")
+            plt.close(fig)
+            xlabel = (
+                "relative error (pred − true)/true"
+                if y.ndim == 1
+                else "RMSE of the RDF per example"
             )
-    (out_dir / "comparison.md").write_text("\n".join(lines) + "\n")
+            fig = _error_histograms(plt, classes, rel, xlabel, f"{name}: {t} errors per CN class")
+            fig.savefig(out_dir / f"errors_{name}_{t}.png", dpi=100)
+            plt.close(fig)
+
+    (out_dir / "metrics.json").write_text(json.dumps(json_safe(results), indent=2, allow_nan=False))
+    md, csv = comparison_table(results)
+    (out_dir / "comparison.md").write_text(md)
+    (out_dir / "comparison.csv").write_text(csv)
     return results

@@ -1,7 +1,27 @@
 """Keras 3 models: builders in a registry, training with early stopping, model cards.
 
-A saved model maps raw dataset features to labels in physical units: input
-standardisation and the inverse target standardisation are Keras ``Normalization``
-layers inside it (no ``Lambda`` layers, so it loads with ``safe_mode`` on).
-The same statistics are written to ``card.json`` as plain JSON.
+A saved model maps raw dataset features to labels in physical units: cropping to the
+model's input range, input standardisation and the inverse target standardisation are
+built-in Keras layers inside it (no ``Lambda`` layers, so it loads with ``safe_mode``
+on).  The same statistics are written to ``card.json`` as plain JSON.
+
+Modules: :mod:`~mlxas.models.registry` (kinds, defaults, builders),
+:mod:`~mlxas.models.network` (whole models around a builder), :mod:`~mlxas.models.data`
+(inputs and targets per split, augmentation batches), :mod:`~mlxas.models.train`,
+:mod:`~mlxas.models.card` (card.json, safe loading), :mod:`~mlxas.models.inference`
+(:func:`predict_array`), :mod:`~mlxas.models.tune` (Optuna search).
+
+Importing this package does not import TensorFlow.
 """
+
+from mlxas.models.card import ModelLoadError, load_model, read_card
+from mlxas.models.inference import output_columns, predict_array, split_targets
+
+__all__ = [
+    "ModelLoadError",
+    "load_model",
+    "output_columns",
+    "predict_array",
+    "read_card",
+    "split_targets",
+]

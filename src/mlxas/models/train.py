@@ -1,4 +1,10 @@
-"""Train one configured model on a dataset and save it as ``models/<model-id>/``."""
+"""Train one configured model and save it as ``models/<model-id>/`` with its card.
+
+Training is seeded (``keras.utils.set_random_seed``), stops early on the validation
+loss and keeps the weights of the best validation epoch.  Each step runs XLA-compiled
+and several steps run per call into TensorFlow (``steps_per_execution``), which is what
+makes small MLPs train fast on a CPU.
+"""
 
 from __future__ import annotations
 
@@ -11,155 +17,322 @@ from typing import Any
 import numpy as np
 
 from mlxas import __version__
-from mlxas.dataset import open as open_dataset
-from mlxas.models.card import write_card
+from mlxas.models.data import TrainingData, augmented_batches, k_range_used, load_training_data
+from mlxas.models.network import Scaling, assemble, combine_members, crop_slice, fit_scaling
+from mlxas.models.registry import ModelConfigError, resolve_spec
 from mlxas.provenance import hash_json
 
-__all__ = ["model_id", "train"]
+__all__ = ["fit", "model_id", "set_threads", "train", "write_pointer"]
+
+#: Units of the labels a model can predict, for cards and plots.
+UNITS = {"cn": "", "r": "Å", "rdf": "1/Å"}
 
 
 def model_id(dataset_hash: str, spec: dict[str, Any]) -> str:
-    return hash_json({"dataset": dataset_hash, "model": spec, "mlxas": __version__})
+    """Hash of (dataset hash, resolved model entry, mlxas version): the model's identity."""
+    return hash_json({"dataset": dataset_hash, "model": resolve_spec(spec), "mlxas": __version__})
 
 
-def _set_threads(threads: int) -> None:
+def set_threads(threads: int) -> None:
+    """Threads TensorFlow may use; only effective before TensorFlow runs its first op."""
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised in this process: keep its settings
 
 
-def _stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = a.mean(axis=0)
-    std = a.std(axis=0)
-    return mean, np.where(std > 1e-12, std, 1.0)
-
-
-def train(
-    dataset_path: str | Path,
-    spec: dict[str, Any],
-    models_dir: str | Path,
-    threads: int = 1,
-    verbose: int = 2,
-) -> tuple[str, dict[str, Any]]:
-    """Train ``spec`` (one entry of ``models``) and write model.keras + card.json."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+def _optimizer(spec: dict[str, Any]):
     import keras
 
-    from mlxas.evaluate import regression_metrics
-    from mlxas.models.registry import build
+    lr = float(spec["learning_rate"])
+    name = spec["optimizer"]
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if name == "adamw":
+        wd = float(spec["params"].get("weight_decay", 1e-4))
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
+    raise ModelConfigError(f"models.{spec.get('name', '?')}: unknown optimizer {name!r}")
 
-    ds = open_dataset(dataset_path)
-    mid = model_id(ds.hash, spec)
-    out_dir = Path(models_dir) / mid
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _set_threads(threads)
-    keras.utils.set_random_seed(spec["seed"])
 
-    targets = spec["targets"]
-    data = {
-        s: (
-            ds.features(spec["input"], s).astype(np.float32),
-            np.stack([ds.labels(t, s) for t in targets], axis=1).astype(np.float32),
+#: Training steps from which XLA compilation pays off: compiling costs a few seconds,
+#: and saves about 1 ms per step of a small MLP on a CPU.
+XLA_MIN_STEPS = 5000
+
+
+def _use_xla(setting: bool | str, total_steps: int) -> bool:
+    if setting == "auto":
+        return total_steps >= XLA_MIN_STEPS
+    return bool(setting)
+
+
+def _member_kind(spec: dict[str, Any]) -> str:
+    return spec["params"]["member"] if spec["kind"] == "ensemble" else spec["kind"]
+
+
+def _fit_network(
+    data: TrainingData,
+    spec: dict[str, Any],
+    seed: int,
+    crop: slice,
+    scaling: Scaling,
+    name: str,
+    verbose: int,
+    callbacks: list,
+):
+    """Train one network; returns (inference model, training record)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    train, val = data.splits["train"], data.splits["val"]
+    input_shape = train.x.shape[1:]
+    train_model, model = assemble(
+        _member_kind(spec),
+        spec["params"],
+        input_shape,
+        data.layout.widths,
+        crop,
+        scaling,
+        name=name,
+    )
+    batch = int(spec["batch_size"])
+    steps = -(-len(train) // batch)
+    weights = {t: float(spec["loss_weights"].get(t, 1.0)) for t in data.layout.names}
+    train_model.compile(
+        optimizer=_optimizer(spec),
+        loss={t: "mse" for t in data.layout.names},
+        loss_weights=weights,
+        jit_compile=_use_xla(spec.get("jit_compile", "auto"), int(spec["epochs"]) * steps),
+        steps_per_execution=max(1, min(int(spec.get("steps_per_execution", 32)), steps)),
+    )
+    patience = int(spec["patience"])
+    cbs = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True
+        ),
+        *callbacks,
+    ]
+    if spec.get("lr_schedule") == "plateau":
+        cbs.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=0.5,
+                patience=max(3, patience // 4),
+                min_lr=float(spec["learning_rate"]) / 100,
+            )
         )
-        for s in ("train", "val", "test")
+    y_train = scaling.scale_y(train.y)
+    validation = (val.x, scaling.scale_y(val.y))
+    from mlxas.spectra.augment import is_enabled
+
+    t0 = time.perf_counter()
+    if is_enabled(spec.get("augment")):
+        hist = train_model.fit(
+            augmented_batches(data, spec, seed, y_train),
+            validation_data=validation,
+            epochs=int(spec["epochs"]),
+            callbacks=cbs,
+            verbose=verbose,
+        )
+    else:
+        hist = train_model.fit(
+            train.x,
+            y_train,
+            validation_data=validation,
+            epochs=int(spec["epochs"]),
+            batch_size=batch,
+            callbacks=cbs,
+            verbose=verbose,
+            shuffle=True,
+        )
+    seconds = time.perf_counter() - t0
+    val_loss = np.asarray(hist.history["val_loss"], dtype=float)
+    record = {
+        "seed": seed,
+        "epochs_run": len(val_loss),
+        "best_epoch": int(np.nanargmin(val_loss)) + 1 if np.isfinite(val_loss).any() else None,
+        "best_val_loss": float(np.nanmin(val_loss)) if np.isfinite(val_loss).any() else None,
+        "seconds": seconds,
+        "epochs_per_second": len(val_loss) / seconds if seconds > 0 else None,
     }
-    x_tr, y_tr = data["train"]
-    if len(x_tr) == 0 or len(data["val"][0]) == 0:
-        raise ValueError(
-            f"{dataset_path}: train or validation split is empty; "
+    return model, record
+
+
+def fit(data: TrainingData, spec: dict[str, Any], verbose: int = 0, callbacks: list | None = None):
+    """Train the model of ``spec`` on ``data``; returns (inference model, record).
+
+    The record holds the scaling statistics, the crop and one entry per trained network.
+    An ensemble trains ``members`` networks with seeds ``seed``, ``seed + 1``, ...
+    """
+    spec = resolve_spec(spec)
+    train, val = data.splits.get("train"), data.splits.get("val")
+    if train is None or val is None or len(train) == 0 or len(val) == 0:
+        raise ModelConfigError(
+            f"{data.dataset.get('path') or 'dataset'}: train or validation split is empty; "
             "use more structures or change dataset.split"
         )
-    x_mean, x_std = _stats(x_tr)
-    y_mean, y_std = _stats(y_tr)
+    input_shape = train.x.shape[1:]
+    crop = crop_slice(data.grid, spec.get("input_range"), input_shape[0])
+    if spec.get("input_range") and len(input_shape) != 1:
+        raise ModelConfigError(f"models.{spec['name']}: input_range needs a 1D input feature")
+    kind = _member_kind(spec)
+    input_scaling = spec["params"].get("input_scaling", "per_feature")
+    scaling = fit_scaling(train.x, train.y, bool(spec["standardize"]), input_scaling, crop)
+    n = int(spec["params"]["members"]) if spec["kind"] == "ensemble" else 1
+    nets, records = [], []
+    for i in range(n):
+        name = f"member_{i}" if n > 1 else spec["name"]
+        net, rec = _fit_network(
+            data, spec, int(spec["seed"]) + i, crop, scaling, name, verbose, list(callbacks or [])
+        )
+        nets.append(net)
+        records.append(rec)
+        if verbose:
+            print(f"{spec['name']}: network {i + 1}/{n} ({kind}) done: {json.dumps(rec)}")
+    model = combine_members(nets, input_shape, spec["name"]) if n > 1 else nets[0]
+    return model, {"scaling": scaling, "crop": crop, "networks": records}
 
-    def core_for(kind: str, n_out: int):
-        return build(kind, x_tr.shape[1:], n_out, spec["params"])
 
-    # paper_mlp: one independent 400-200-20-1 network per target, side by side.
-    if spec["kind"] == "paper_mlp":
-        cores = [core_for("paper_mlp", 1) for _ in targets]
-    else:
-        cores = [core_for(spec["kind"], len(targets))]
-    inp = keras.Input(shape=x_tr.shape[1:], name="features")
-    z = keras.layers.Normalization(mean=x_mean, variance=x_std**2, name="standardize")(inp)
-    outs = [c(z) for c in cores]
-    y_std_out = outs[0] if len(outs) == 1 else keras.layers.Concatenate(name="targets_std")(outs)
-    train_model = keras.Model(inp, y_std_out)
-    if spec["kind"] == "paper_mlp":
-        opt = keras.optimizers.RMSprop(learning_rate=spec["learning_rate"])
-    else:
-        opt = keras.optimizers.Adam(learning_rate=spec["learning_rate"])
-    train_model.compile(optimizer=opt, loss="mse")
+def _metrics(model, card: dict[str, Any], data: TrainingData) -> dict[str, Any]:
+    from mlxas.evaluate import regression_metrics
+    from mlxas.models.inference import predict_array, split_targets
 
-    def scale(y: np.ndarray) -> np.ndarray:
-        return (y - y_mean) / y_std
+    splits = [s for s, d in data.splits.items() if len(d)]
+    # One prediction over all splits: a single traced call instead of one per split size.
+    mean, std = predict_array(model, card, np.concatenate([data.splits[s].x for s in splits]))
+    out: dict[str, Any] = {}
+    start = 0
+    for s in splits:
+        d = data.splits[s]
+        rows = slice(start, start + len(d))
+        start += len(d)
+        pred = split_targets(card, mean[rows])
+        spread = None if std is None else split_targets(card, std[rows])
+        out[s] = {}
+        for t in data.layout.names:
+            y = d.y[t].reshape(len(d), -1)
+            p = pred[t].reshape(len(d), -1)
+            m = regression_metrics(y.ravel(), p.ravel())
+            if spread is not None:
+                m["mean_std"] = float(np.mean(spread[t]))
+            out[s][t] = m
+    return out
 
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=spec["patience"], restore_best_weights=True
-    )
-    t0 = time.time()
-    hist = train_model.fit(
-        x_tr,
-        scale(y_tr),
-        validation_data=(data["val"][0], scale(data["val"][1])),
-        epochs=spec["epochs"],
-        batch_size=spec["batch_size"],
-        callbacks=[stop],
-        verbose=verbose,
-        shuffle=True,
-    )
-    seconds = time.time() - t0
-    # Inference model: raw features in, physical units out.
-    y_phys = keras.layers.Normalization(
-        mean=y_mean, variance=y_std**2, invert=True, name="unstandardize"
-    )(y_std_out)
-    model = keras.Model(inp, y_phys, name=spec["name"])
-    model.save(out_dir / "model.keras")
 
-    metrics = {}
-    for s in ("train", "val", "test"):
-        x, y = data[s]
-        if len(x) == 0:
-            continue
-        pred = model.predict(x, batch_size=4096, verbose=0)
-        metrics[s] = {t: regression_metrics(y[:, i], pred[:, i]) for i, t in enumerate(targets)}
-    settings = ds.settings
-    card = {
+def _ood_stats(x_train: np.ndarray) -> dict[str, Any] | None:
+    # Integration point with mlxas.ood: the statistics `mlxas predict` uses to flag
+    # spectra far from the training set.  Cards written without it carry null.
+    try:
+        from mlxas.ood import fit_ood
+    except ImportError:
+        return None
+    return fit_ood(x_train)
+
+
+def build_card(
+    mid: str, spec: dict[str, Any], data: TrainingData, record: dict[str, Any], threads: int
+) -> dict[str, Any]:
+    """The card of a freshly trained model (metrics and OOD statistics added by the caller)."""
+    import keras
+    import tensorflow as tf
+
+    scaling: Scaling = record["scaling"]
+    crop: slice = record["crop"]
+    fc = data.features_cfg
+    grid = None if data.grid is None else np.asarray(data.grid)
+    members = int(spec["params"]["members"]) if spec["kind"] == "ensemble" else None
+    return {
+        "card_version": 1,
         "model_id": mid,
         "name": spec["name"],
         "kind": spec["kind"],
         "mlxas_version": __version__,
         "keras_version": keras.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "tensorflow_version": tf.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": spec,
         "dataset": {
-            "path": str(dataset_path),
-            "hash": ds.hash,
-            "split": {**settings["split"], "sizes": {s: len(data[s][0]) for s in data}},
+            **{k: v for k, v in data.dataset.items() if k in ("path", "hash")},
+            "split": {
+                **data.dataset.get("split", {}),
+                "sizes": {s: len(d) for s, d in data.splits.items()},
+            },
         },
         "preprocessing": {
             "input": spec["input"],
-            "grid": ds.grid(spec["input"]).tolist(),
-            "k_grid": settings["features"]["k_grid"],
-            "kweight": settings["features"]["kweight"],
-            "features": settings["features"],
-            "absorber": ds.attrs.get("absorber", ""),
-            "edge": ds.attrs.get("edge", ""),
-            "targets": targets,
-            "input_mean": x_mean.tolist(),
-            "input_std": x_std.tolist(),
-            "target_mean": y_mean.tolist(),
-            "target_std": y_std.tolist(),
+            "input_shape": list(data.splits["train"].x.shape[1:]),
+            "grid": None if grid is None else grid.tolist(),
+            "input_range": spec.get("input_range"),
+            "crop": [crop.start, crop.stop],
+            "k_range": k_range_used(fc, spec, grid),
+            "k_grid": fc["k_grid"],
+            "kweight": fc["kweight"],
+            "features": fc,
+            "absorber": data.dataset.get("absorber", ""),
+            "edge": data.dataset.get("edge", ""),
+            "targets": data.layout.names,
+            **scaling.to_json(),
         },
-        "metrics": metrics,
+        "outputs": {
+            "columns": data.layout.columns,
+            "slices": data.layout.slices(),
+            "units": {t: UNITS.get(t.split("_")[0], "") for t in data.layout.names},
+            "members": members,
+        },
         "training": {
-            "seconds": seconds,
-            "epochs_run": len(hist.history["loss"]),
-            "best_epoch": int(np.argmin(hist.history["val_loss"])) + 1,
+            "seconds": float(sum(r["seconds"] for r in record["networks"])),
+            "epochs_run": int(max(r["epochs_run"] for r in record["networks"])),
+            "best_epoch": record["networks"][0]["best_epoch"],
+            "networks": record["networks"],
             "threads": threads,
+            "augment": spec.get("augment") or {},
         },
     }
+
+
+def _save(model, out_dir: Path) -> None:
+    from mlxas.models.card import check_no_lambda
+
+    tmp = out_dir / f".model.tmp-{os.getpid()}.keras"
+    model.save(tmp)
+    check_no_lambda(tmp)
+    tmp.replace(out_dir / "model.keras")
+
+
+def train(
+    dataset,
+    spec: dict[str, Any],
+    models_dir: str | Path,
+    threads: int = 1,
+    verbose: int = 2,
+) -> tuple[str, dict[str, Any]]:
+    """Train ``spec`` (one entry of ``models``) and write model.keras + card.json.
+
+    ``dataset`` is a path to dataset.h5 or an opened dataset.  Returns (model id, card).
+    """
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from mlxas.dataset import open as open_dataset
+    from mlxas.models.card import write_card
+
+    ds = open_dataset(dataset) if isinstance(dataset, str | Path) else dataset
+    spec = resolve_spec(spec)
+    mid = model_id(ds.hash, spec)
+    set_threads(threads)
+    data = load_training_data(ds, spec)
+    model, record = fit(data, spec, verbose=verbose)
+    out_dir = Path(models_dir) / mid
+    out_dir.mkdir(parents=True, exist_ok=True)
+    card = build_card(mid, spec, data, record, threads)
+    card["metrics"] = _metrics(model, card, data)
+    x_train = data.splits["train"].x
+    crop = record["crop"]
+    # Out-of-distribution statistics of what the model reads: the cropped input.
+    card["ood"] = _ood_stats(x_train[:, crop] if x_train.ndim == 2 else x_train)
+    _save(model, out_dir)
     write_card(out_dir, card)
     _point_latest(Path(models_dir), mid)
     return mid, card
@@ -174,6 +347,13 @@ def _point_latest(models_dir: Path, mid: str) -> None:
 
 
 def write_pointer(path: str | Path, mid: str, card: dict[str, Any]) -> None:
+    """``models/<name>.json``: the id of the model trained for a config entry, and its metrics."""
+    from mlxas.models.card import json_safe
+
     Path(path).write_text(
-        json.dumps({"model_id": mid, "name": card["name"], "metrics": card["metrics"]}, indent=2)
+        json.dumps(
+            json_safe({"model_id": mid, "name": card["name"], "metrics": card["metrics"]}),
+            indent=2,
+            allow_nan=False,
+        )
     )

@@ -1,0 +1,301 @@
+"""What a model reads: its input feature and its targets, per split.
+
+A model entry reads one dataset feature (``input``).  When the entry changes the feature
+settings (``features``, e.g. another k-weight) or augments chi(k) while training, the
+feature is computed from the dataset's unweighted chi(k) with
+:func:`mlxas.spectra.features.compute_features` — the same function that `gather` used
+for the stored features and that `mlxas predict` uses for measured spectra.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlxas.models.registry import ModelConfigError
+
+__all__ = [
+    "SplitData",
+    "TargetLayout",
+    "TrainingData",
+    "k_range_used",
+    "load_training_data",
+    "model_features_cfg",
+    "model_inputs",
+]
+
+#: Features computed from mu(E), not from chi(k): they cannot be recomputed from chi(k).
+_NOT_FROM_CHI = ("xanes", "mu")
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def model_features_cfg(dataset_features: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """Feature settings of one model: the dataset's, with the entry's ``features`` merged in.
+
+    Only the model's own input is switched on, so that computing it (every epoch when
+    augmenting, and for every measured spectrum) does no wasted work.
+    """
+    cfg = _deep_merge(dataset_features, spec.get("features") or {})
+    name = spec["input"]
+    if "chi_k" in cfg:
+        cfg["chi_k"] = name == "chi_k"
+    if isinstance(cfg.get("ft"), dict):
+        cfg["ft"]["enabled"] = name.startswith("ft_")
+    if isinstance(cfg.get("wavelet"), dict):
+        for kind in ("morlet", "cauchy"):
+            if kind in cfg["wavelet"]:
+                cfg["wavelet"][kind] = name == f"wavelet_{kind}"
+    if isinstance(cfg.get("xanes"), dict):
+        cfg["xanes"]["enabled"] = name in _NOT_FROM_CHI
+        if "mu" in cfg["xanes"]:
+            cfg["xanes"]["mu"] = name == "mu"
+    return cfg
+
+
+def compute_input(chi: np.ndarray, features_cfg: dict[str, Any], name: str) -> np.ndarray:
+    """The model input ``name`` computed from unweighted chi(k) rows."""
+    from mlxas.spectra.features import compute_features
+
+    feats = compute_features(chi, features_cfg)
+    if name not in feats:
+        raise ModelConfigError(
+            f"feature {name!r} is not computed from chi(k) with these settings "
+            f"(computed: {sorted(feats)})"
+        )
+    return np.asarray(feats[name], dtype=np.float32)
+
+
+def _stored(ds, spec: dict[str, Any]) -> bool:
+    """True when the dataset already holds the model's input as the model wants it."""
+    return not spec.get("features") and spec["input"] in ds.feature_names()
+
+
+def model_inputs(ds, spec: dict[str, Any], split: str | None) -> np.ndarray:
+    """Raw model input for ``split``: stored feature, or computed from the dataset's chi(k)."""
+    if _stored(ds, spec):
+        return np.asarray(ds.features(spec["input"], split), dtype=np.float32)
+    if spec["input"] in _NOT_FROM_CHI:
+        raise ModelConfigError(
+            f"models.{spec.get('name', '?')}: input {spec['input']!r} is not stored in "
+            f"{getattr(ds, 'path', 'the dataset')} and cannot be computed from chi(k)"
+        )
+    cfg = model_features_cfg(ds.settings["features"], spec)
+    return compute_input(ds.chi(split), cfg, spec["input"])
+
+
+def _input_grid(ds, spec: dict[str, Any], cfg: dict[str, Any]):
+    from mlxas.spectra.features import feature_grids
+
+    if _stored(ds, spec):
+        try:
+            return np.asarray(ds.grid(spec["input"]))
+        except Exception:  # a 2D feature may keep its axes elsewhere; the card then has none
+            return None
+    grid = feature_grids(cfg).get(spec["input"])
+    if grid is None:
+        return None
+    if isinstance(grid[0], tuple):  # a 2-D map: (k axis, unit), (R axis, unit)
+        axes = [np.asarray(axis) for axis, _unit in grid]
+        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+    return np.asarray(grid[0])
+
+
+def k_range_used(features_cfg: dict[str, Any], spec: dict[str, Any], grid) -> list[float]:
+    """The k-range (Å⁻¹) of chi(k) that the model's input depends on.
+
+    chi_k: the grid, narrowed by ``input_range``; FT features: the FT window's k-range;
+    other features: the whole k grid.
+    """
+    k = features_cfg["k_grid"]
+    name = spec["input"]
+    if name == "chi_k":
+        lo, hi = float(grid[0]), float(grid[-1])
+        if spec.get("input_range"):
+            a, b = spec["input_range"]
+            sel = grid[(grid >= a) & (grid <= b)]
+            lo, hi = float(sel[0]), float(sel[-1])
+        return [lo, hi]
+    if name.startswith("ft_"):
+        ft = features_cfg["ft"]
+        return [float(ft["kmin"]), float(ft["kmax"])]
+    return [float(k["kmin"]), float(k["kmax"])]
+
+
+def _as_columns(y: np.ndarray) -> np.ndarray:
+    """A target as a 2D float32 array: one column for a scalar label, one per bin for a vector."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 1:
+        return y[:, None]
+    return y if y.ndim == 2 else y.reshape(len(y), int(np.prod(y.shape[1:])))
+
+
+@dataclass
+class TargetLayout:
+    """Targets of a model and the columns they occupy in its output."""
+
+    widths: dict[str, int]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.widths)
+
+    @property
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        for t, n in self.widths.items():
+            cols.extend([t] if n == 1 else [f"{t}[{i}]" for i in range(n)])
+        return cols
+
+    def slices(self) -> dict[str, list[int]]:
+        out, start = {}, 0
+        for t, n in self.widths.items():
+            out[t] = [start, start + n]
+            start += n
+        return out
+
+
+@dataclass
+class SplitData:
+    """Raw inputs, targets (one 2D array per target) and unweighted chi(k) of one split."""
+
+    x: np.ndarray
+    y: dict[str, np.ndarray]
+    chi: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def y_matrix(self) -> np.ndarray:
+        return np.concatenate([v for v in self.y.values()], axis=1)
+
+
+@dataclass
+class TrainingData:
+    """Everything training needs, independent of where it came from."""
+
+    splits: dict[str, SplitData]
+    layout: TargetLayout
+    features_cfg: dict[str, Any]
+    k: np.ndarray
+    grid: np.ndarray | None = None
+    dataset: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        splits: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+        features_cfg: dict[str, Any],
+        chi: dict[str, np.ndarray] | None = None,
+        grid: np.ndarray | None = None,
+        dataset: dict[str, Any] | None = None,
+    ) -> TrainingData:
+        """Build from ``{split: (x, {target: y})}``; ``chi`` is needed for augmentation."""
+        from mlxas.spectra.grids import k_grid
+
+        out = {}
+        for s, (x, ys) in splits.items():
+            y2 = {t: _as_columns(v) for t, v in ys.items()}
+            out[s] = SplitData(
+                np.asarray(x, dtype=np.float32), y2, None if chi is None else chi.get(s)
+            )
+        first = next(iter(out.values()))
+        layout = TargetLayout({t: v.shape[1] for t, v in first.y.items()})
+        return cls(out, layout, features_cfg, k_grid(features_cfg["k_grid"]), grid, dataset or {})
+
+
+def load_training_data(
+    ds, spec: dict[str, Any], splits: tuple[str, ...] = ("train", "val", "test")
+) -> TrainingData:
+    """Inputs and targets of ``spec`` (a resolved model entry) from a dataset."""
+    from mlxas.spectra.augment import is_enabled
+
+    cfg = model_features_cfg(ds.settings["features"], spec)
+    need_chi = is_enabled(spec.get("augment"))
+    if need_chi and spec["input"] in _NOT_FROM_CHI:
+        raise ModelConfigError(
+            f"models.{spec.get('name', '?')}: augmentation acts on chi(k); "
+            f"input {spec['input']!r} is not computed from chi(k)"
+        )
+    arrays, chis = {}, {}
+    for s in splits:
+        x = model_inputs(ds, spec, s)
+        ys = {t: np.asarray(ds.labels(t, s)) for t in spec["targets"]}
+        arrays[s] = (x, ys)
+        if need_chi and s == "train":
+            chis[s] = np.asarray(ds.chi(s), dtype=np.float64)
+    settings = ds.settings
+    attrs = getattr(ds, "attrs", {})
+    info = {
+        "path": str(getattr(ds, "path", "")),
+        "hash": ds.hash,
+        "split": dict(settings.get("split", {})),
+        "absorber": str(attrs.get("absorber", "")),
+        "edge": str(attrs.get("edge", "")),
+    }
+    return TrainingData.from_arrays(
+        arrays, cfg, chi=chis or None, grid=_input_grid(ds, spec, cfg), dataset=info
+    )
+
+
+def augmented_batches(
+    data: TrainingData,
+    spec: dict[str, Any],
+    seed: int,
+    y: dict[str, np.ndarray],
+):
+    """A ``keras.utils.PyDataset`` that re-augments the training chi(k) every epoch.
+
+    Each epoch draws new augmentation parameters (seeded by ``seed`` and the epoch),
+    recomputes the model input from the augmented chi(k) and shuffles; ``y`` holds the
+    training targets as the model is fitted on them (one array per head).
+    """
+    import keras
+
+    from mlxas.spectra.augment import augment_chi
+
+    train = data.splits["train"]
+    if train.chi is None:
+        raise ValueError("augmentation needs the training split's chi(k)")
+
+    class _Augmented(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.batch_size = int(spec["batch_size"])
+            self.epoch = 0
+            self._x: np.ndarray | None = None
+            self._order: np.ndarray | None = None
+
+        def __len__(self) -> int:
+            return -(-len(train) // self.batch_size)
+
+        def _make(self) -> None:
+            rng = np.random.default_rng([seed, self.epoch])
+            chi = augment_chi(
+                train.chi, data.k, spec["augment"], rng, kweight=data.features_cfg["kweight"]
+            )
+            self._x = compute_input(chi, data.features_cfg, spec["input"])
+            self._order = rng.permutation(len(train))
+
+        def on_epoch_begin(self) -> None:
+            self.epoch += 1
+            self._make()
+
+        def __getitem__(self, i: int):
+            if self._x is None:
+                self._make()
+            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+            return self._x[idx], {t: v[idx] for t, v in y.items()}
+
+    return _Augmented()

@@ -1,0 +1,179 @@
+"""Whole models around a builder's core: raw features in, physical units out.
+
+The saved (inference) model of one network is::
+
+    features (full grid) → crop to input_range → Normalization (input statistics)
+      → core (registry builder) → one head per target
+      → Normalization(invert=True) per target (target statistics) → Concatenate
+
+The training model shares these layers but stops at the standardised heads, one named
+output per target.  An ensemble stacks its members' inference models to an output of
+shape ``(batch, members, columns)``.  Only built-in Keras layers are used (no
+``Lambda``), so every saved model loads with ``safe_mode`` on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlxas.models.registry import ModelConfigError
+
+__all__ = ["Scaling", "assemble", "combine_members", "crop_slice", "fit_scaling"]
+
+
+@dataclass
+class Scaling:
+    """Input and target statistics of one model (arrays; plain JSON in the card)."""
+
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: dict[str, np.ndarray]
+    y_std: dict[str, np.ndarray]
+    input_scaling: str  # "per_feature", "global" or "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input_scaling": self.input_scaling,
+            "input_mean": np.asarray(self.x_mean).tolist(),
+            "input_std": np.asarray(self.x_std).tolist(),
+            "target_mean": np.concatenate([self.y_mean[t] for t in self.y_mean]).tolist(),
+            "target_std": np.concatenate([self.y_std[t] for t in self.y_std]).tolist(),
+        }
+
+    def scale_y(self, y: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {t: ((v - self.y_mean[t]) / self.y_std[t]).astype(np.float32) for t, v in y.items()}
+
+
+def _safe_std(std: np.ndarray) -> np.ndarray:
+    # A constant input point (zero-padded k) or a constant target (R of unrelaxed fcc
+    # clusters) would divide by zero; scale it by 1 instead.
+    return np.where(std > 1e-12, std, 1.0)
+
+
+def crop_slice(grid: np.ndarray | None, input_range: list[float] | None, n: int) -> slice:
+    """Indices of the input points inside ``input_range`` (grid units), all if None."""
+    if not input_range:
+        return slice(0, n)
+    if grid is None:
+        raise ModelConfigError("input_range needs the input feature's grid")
+    lo, hi = input_range
+    idx = np.nonzero((grid >= lo - 1e-9) & (grid <= hi + 1e-9))[0]
+    if len(idx) < 2:
+        raise ModelConfigError(
+            f"input_range [{lo}, {hi}] keeps fewer than 2 points of the grid "
+            f"{float(grid[0]):.3g}..{float(grid[-1]):.3g}"
+        )
+    return slice(int(idx[0]), int(idx[-1]) + 1)
+
+
+def fit_scaling(
+    x: np.ndarray, y: dict[str, np.ndarray], standardize: bool, input_scaling: str, crop: slice
+) -> Scaling:
+    """Statistics of the (cropped) training inputs and of the training targets."""
+    xc = x[:, crop] if x.ndim == 2 else x
+    if not standardize:
+        return Scaling(
+            np.zeros(()),
+            np.ones(()),
+            {t: np.zeros(v.shape[1]) for t, v in y.items()},
+            {t: np.ones(v.shape[1]) for t, v in y.items()},
+            "none",
+        )
+    if input_scaling == "global":
+        x_mean, x_std = np.asarray(xc.mean()), _safe_std(np.asarray(xc.std()))
+    else:
+        x_mean, x_std = xc.mean(axis=0), _safe_std(xc.std(axis=0))
+    return Scaling(
+        x_mean.astype(np.float64),
+        x_std.astype(np.float64),
+        {t: v.mean(axis=0).astype(np.float64) for t, v in y.items()},
+        {t: _safe_std(v.std(axis=0)).astype(np.float64) for t, v in y.items()},
+        input_scaling,
+    )
+
+
+def _front(inp, input_shape: tuple[int, ...], crop: slice, scaling: Scaling):
+    """Crop and standardise the raw input; returns (tensor, its shape)."""
+    import keras
+
+    x = inp
+    shape = input_shape
+    n = input_shape[0]
+    if len(input_shape) == 1 and (crop.start > 0 or crop.stop < n):
+        # Cropping1D works on (steps, channels): add a channel axis and drop it again.
+        x = keras.layers.Reshape((n, 1), name="to_steps")(x)
+        x = keras.layers.Cropping1D((crop.start, n - crop.stop), name="input_range")(x)
+        shape = (crop.stop - crop.start,)
+        x = keras.layers.Reshape(shape, name="from_steps")(x)
+    if scaling.input_scaling == "per_feature":
+        axis = -1 if len(shape) == 1 else tuple(range(1, len(shape) + 1))
+        x = keras.layers.Normalization(
+            axis=axis, mean=scaling.x_mean, variance=scaling.x_std**2, name="standardize"
+        )(x)
+    elif scaling.input_scaling == "global":
+        x = keras.layers.Normalization(
+            axis=None,
+            mean=float(scaling.x_mean),
+            variance=float(scaling.x_std) ** 2,
+            name="standardize",
+        )(x)
+    return x, shape
+
+
+def assemble(
+    kind: str,
+    params: dict[str, Any],
+    input_shape: tuple[int, ...],
+    widths: dict[str, int],
+    crop: slice,
+    scaling: Scaling,
+    name: str = "model",
+):
+    """(training model, inference model) sharing one set of layers."""
+    import keras
+
+    from mlxas.models.registry import build
+
+    inp = keras.Input(shape=input_shape, name="features")
+    z, shape = _front(inp, input_shape, crop, scaling)
+    core = build(kind, shape, widths, params)
+    outs = core(z)
+    if not isinstance(outs, list | tuple):
+        outs = [outs]
+    heads = dict(zip(widths, outs, strict=True))
+    train_model = keras.Model(
+        inp,
+        {t: keras.layers.Identity(name=t)(o) for t, o in heads.items()},
+        name=f"{name}_training",
+    )
+    phys = []
+    for t, o in heads.items():
+        if scaling.input_scaling != "none":
+            o = keras.layers.Normalization(
+                mean=scaling.y_mean[t],
+                variance=scaling.y_std[t] ** 2,
+                invert=True,
+                name=f"unstandardize_{t}",
+            )(o)
+        phys.append(o)
+    out = phys[0] if len(phys) == 1 else keras.layers.Concatenate(name="targets")(phys)
+    return train_model, keras.Model(inp, out, name=name)
+
+
+def combine_members(members: list, input_shape: tuple[int, ...], name: str):
+    """One model whose output stacks the members' predictions: (batch, members, columns).
+
+    Members must have distinct names (``assemble(..., name=...)``): they become nested
+    models of the saved file.
+    """
+    import keras
+
+    inp = keras.Input(shape=input_shape, name="features")
+    outs = []
+    for i, m in enumerate(members):
+        y = m(inp)
+        outs.append(keras.layers.Reshape((1, y.shape[-1]), name=f"stack_{i}")(y))
+    return keras.Model(inp, keras.layers.Concatenate(axis=1, name="members")(outs), name=name)

@@ -1,0 +1,213 @@
+"""Hyperparameter search with Optuna over one configured model entry.
+
+The search covers what the config's ``tune.space`` lists: number and width of hidden
+layers, learning rate, L2 and dropout regularisation, batch size and the input
+representation (feature and its settings, e.g. chi(k) with another k-weight, or |chi(R)|).
+Each trial trains on the training split and is scored by its best validation loss (MSE
+on standardised targets, so representations and targets compare on one scale); trials
+that fall behind the median are pruned early.
+
+Outputs in ``out_dir``: ``best.json`` (best value and parameters, and the model entry to
+paste into ``models``), ``best_model.yaml`` (that entry alone) and ``trials.csv``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlxas.models.registry import resolve_spec
+
+__all__ = ["DEFAULT_SPACE", "suggest_spec", "tune"]
+
+#: Search space used for keys that ``tune.space`` does not give.
+DEFAULT_SPACE: dict[str, Any] = {
+    "n_layers": [2, 4],
+    "units": [32, 512],
+    "learning_rate": [1e-4, 3e-3],
+    "l2": [1e-8, 1e-3],
+    "dropout": [0.0, 0.3],
+    "batch_size": [32],
+    "inputs": [
+        {"input": "chi_k", "features": {"kweight": 1}},
+        {"input": "chi_k", "features": {"kweight": 2}},
+        {"input": "chi_k", "features": {"kweight": 3}},
+    ],
+}
+
+
+def _layers_key(kind: str) -> str:
+    return "dense" if kind in ("cnn1d", "cnn2d") else "hidden"
+
+
+def suggest_spec(trial, base: dict[str, Any], space: dict[str, Any]) -> dict[str, Any]:
+    """The model entry of one trial: ``base`` with the sampled values put in."""
+    spec = copy.deepcopy(base)
+    params = spec["params"]
+    key = _layers_key(spec["kind"])
+    if space.get("n_layers") and space.get("units"):
+        lo, hi = space["n_layers"]
+        n = trial.suggest_int("n_layers", int(lo), int(hi))
+        ulo, uhi = space["units"]
+        params[key] = [
+            trial.suggest_int(f"units_{i}", int(ulo), int(uhi), log=True) for i in range(n)
+        ]
+    if space.get("learning_rate"):
+        spec["learning_rate"] = trial.suggest_float(
+            "learning_rate", *space["learning_rate"], log=True
+        )
+    if space.get("l2"):
+        params["l2"] = trial.suggest_float("l2", *space["l2"], log=True)
+    if space.get("dropout"):
+        params["dropout"] = trial.suggest_float("dropout", *space["dropout"])
+    if space.get("batch_size"):
+        spec["batch_size"] = int(trial.suggest_categorical("batch_size", list(space["batch_size"])))
+    if space.get("inputs"):
+        i = trial.suggest_categorical("input_choice", list(range(len(space["inputs"]))))
+        choice = space["inputs"][i]
+        spec["input"] = choice["input"]
+        spec["features"] = copy.deepcopy(choice.get("features") or {})
+        spec["input_range"] = choice.get("input_range", spec.get("input_range"))
+        trial.set_user_attr("input", json.dumps(choice, sort_keys=True))
+    return spec
+
+
+def _pruning_callback(trial):
+    import keras
+
+    class _Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get("val_loss")
+            if value is None or not np.isfinite(value):
+                return
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                self.model.stop_training = True
+                self.pruned = True
+
+    cb = _Report()
+    cb.pruned = False
+    return cb
+
+
+def tune(
+    dataset,
+    tune_cfg: dict[str, Any],
+    base_spec: dict[str, Any],
+    out_dir: str | Path,
+    threads: int = 1,
+    verbose: int = 0,
+) -> dict[str, Any]:
+    """Run the study and write best.json, best_model.yaml and trials.csv into ``out_dir``."""
+    import optuna
+    import yaml
+
+    from mlxas.dataset import open as open_dataset
+    from mlxas.models.data import load_training_data
+    from mlxas.models.train import fit, set_threads
+
+    ds = open_dataset(dataset) if isinstance(dataset, str | Path) else dataset
+    set_threads(threads)
+    base = resolve_spec(base_spec)
+    # An ensemble is tuned through one member; the best member settings go back into it.
+    trial_base = copy.deepcopy(base)
+    if base["kind"] == "ensemble":
+        member = base["params"]["member"]
+        trial_base["kind"] = member
+        trial_base["params"] = {
+            k: v for k, v in base["params"].items() if k not in ("member", "members")
+        }
+    trial_base["epochs"] = int(tune_cfg["epochs"])
+    trial_base["patience"] = min(int(base["patience"]), max(5, int(tune_cfg["epochs"]) // 4))
+    space = {**DEFAULT_SPACE, **(tune_cfg.get("space") or {})}
+    cache: dict[str, Any] = {}
+
+    def objective(trial) -> float:
+        spec = suggest_spec(trial, trial_base, space)
+        key = json.dumps([spec["input"], spec["features"]], sort_keys=True)
+        if key not in cache:
+            cache[key] = load_training_data(ds, resolve_spec(spec), splits=("train", "val"))
+        cb = _pruning_callback(trial)
+        _model, record = fit(cache[key], spec, verbose=0, callbacks=[cb])
+        net = record["networks"][0]
+        trial.set_user_attr("epochs_run", net["epochs_run"])
+        trial.set_user_attr("seconds", net["seconds"])
+        if cb.pruned:
+            raise optuna.TrialPruned()
+        if net["best_val_loss"] is None:
+            raise optuna.TrialPruned()  # diverged: no finite validation loss
+        return float(net["best_val_loss"])
+
+    if not verbose:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=int(tune_cfg.get("seed", 0))),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
+        study_name=f"tune-{base['name']}",
+    )
+    t0 = time.perf_counter()
+    study.optimize(
+        objective,
+        n_trials=int(tune_cfg["trials"]),
+        timeout=tune_cfg.get("timeout"),
+        gc_after_trial=True,
+    )
+    seconds = time.perf_counter() - t0
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError(f"tune: none of {len(study.trials)} trials completed")
+
+    best = study.best_trial
+    best_spec = suggest_spec(optuna.trial.FixedTrial(best.params), trial_base, space)
+    entry = _model_entry(base_spec, base, best_spec)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {
+        "model": base["name"],
+        "dataset_hash": ds.hash,
+        "objective": "best validation loss (MSE on standardised targets)",
+        "best_value": float(best.value),
+        "best_trial": best.number,
+        "best_params": best.params,
+        "n_trials": len(study.trials),
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+        "seconds": seconds,
+        "space": space,
+        "model_entry": entry,
+    }
+    (out_dir / "best.json").write_text(json.dumps(result, indent=2, default=float))
+    (out_dir / "best_model.yaml").write_text(
+        "# Best model entry found by `mlxas tune`; paste it into `models` of the config.\n"
+        + yaml.safe_dump([entry], sort_keys=False)
+    )
+    df = study.trials_dataframe(
+        attrs=("number", "state", "value", "duration", "params", "user_attrs")
+    )
+    df.to_csv(out_dir / "trials.csv", index=False)
+    return result
+
+
+def _model_entry(raw: dict[str, Any], base: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+    """A config entry: the original entry with the tuned values, under ``<name>_tuned``."""
+    entry = copy.deepcopy(raw)
+    entry["name"] = f"{base['name']}_tuned"
+    params = dict(entry.get("params") or {})
+    key = _layers_key(best["kind"])
+    for p in (key, "l2", "dropout"):
+        if p in best["params"]:
+            params[p] = best["params"][p]
+    entry["params"] = params
+    for k in ("learning_rate", "batch_size", "input"):
+        entry[k] = best[k]
+    if best.get("features"):
+        entry["features"] = best["features"]
+    if best.get("input_range") is not None:
+        entry["input_range"] = best["input_range"]
+    return json.loads(json.dumps(entry, default=float))

@@ -1,0 +1,67 @@
+"""Hyperparameter search: Optuna trials over layers, regularisation and input representation."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from mlxas.config import validate_config
+from mlxas.models.registry import resolve_spec
+from mlxas.models.tune import suggest_spec, tune
+from synthetic_exafs import SyntheticDataset
+
+SPACE = {
+    "n_layers": [1, 2],
+    "units": [8, 32],
+    "learning_rate": [0.001, 0.01],
+    "l2": [1e-8, 1e-4],
+    "dropout": [0.0, 0.2],
+    "batch_size": [16, 32],
+    "inputs": [
+        {"input": "chi_k", "features": {"kweight": 1}},
+        {"input": "ft_mag"},
+    ],
+}
+
+
+def test_suggest_spec_puts_sampled_values_into_the_entry():
+    base = resolve_spec({"name": "m", "kind": "mlp"})
+    trial = optuna.trial.FixedTrial(
+        {"n_layers": 2, "units_0": 20, "units_1": 10, "learning_rate": 0.002, "l2": 1e-6,
+         "dropout": 0.1, "batch_size": 16, "input_choice": 1}
+    )  # fmt: skip
+    spec = suggest_spec(trial, copy.deepcopy(base), SPACE)
+    assert spec["params"]["hidden"] == [20, 10]
+    assert spec["learning_rate"] == 0.002 and spec["batch_size"] == 16
+    assert spec["params"]["l2"] == 1e-6 and spec["params"]["dropout"] == 0.1
+    assert spec["input"] == "ft_mag" and spec["features"] == {}
+    # Keys left out of the space keep the entry's values.
+    kept = suggest_spec(optuna.trial.FixedTrial({}), copy.deepcopy(base), {"batch_size": None})
+    assert kept["params"]["hidden"] == base["params"]["hidden"]
+
+
+def test_tune_writes_best_entry_and_trials(tmp_path):
+    ds = SyntheticDataset(n=200, seed=5)
+    cfg = {"trials": 3, "epochs": 2, "seed": 0, "space": SPACE, "timeout": None}
+    base = {"name": "mlp", "kind": "mlp", "jit_compile": False}
+    res = tune(ds, cfg, base, tmp_path)
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["n_trials"] == 3 and best["n_complete"] >= 1
+    assert best["best_value"] == pytest.approx(res["best_value"]) and best["best_value"] > 0
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 3 and {"value", "state", "params_learning_rate"} <= set(trials.columns)
+    assert trials["value"].min() == pytest.approx(best["best_value"])
+    # The best entry is a valid model entry of the config, ready to paste.
+    entry = yaml.safe_load((tmp_path / "best_model.yaml").read_text())[0]
+    assert entry == best["model_entry"] and entry["name"] == "mlp_tuned"
+    assert len(entry["params"]["hidden"]) == best["best_params"]["n_layers"]
+    cfg_all = validate_config(
+        {"experiment": "t", "absorber": "Cu", "models": [entry],
+         "structures": [{"name": "s", "kind": "files", "paths": ["x.xyz"]}]}
+    )  # fmt: skip
+    assert cfg_all["models"][0]["learning_rate"] == entry["learning_rate"]
