@@ -9,7 +9,10 @@ Reported value: files per second of ``Predictor.predict(files)`` on a started pr
 (model loaded, worker processes running, having seen a short warm-up series).  Also
 recorded, from the same run: the cold figure including start-up, ``--e0 file`` (larch's
 find_e0 on every file instead of once for the series), the batched background removal
-alone, and larch's own per-file cost (read_xdi + pre_edge + autobk) for the ratio.
+alone, and larch's own per-file cost (read_xdi + pre_edge + autobk) for the ratio; and the
+CPU time per file of the pipeline and of larch in one process (``files_per_s_from_cpu_time``
+= cores / CPU time per file: what an otherwise idle machine gives, as the CPU time hardly
+changes with the load from other programs).
 
     .venv/bin/python benchmarks/bench_predict_batch.py [--files 5000] [--model PATH]
 """
@@ -78,6 +81,16 @@ def main() -> None:
             pred.predict(files)
             t_per_file_e0 = time.perf_counter() - t2
 
+        # CPU time per file of the whole pipeline in this process (model excluded): with
+        # larch's CPU time per file it gives a ratio that the machine's load hardly moves.
+        from mlxas.predict.pipeline import process_paths
+
+        spec = replace(pred.spec, e0="auto")
+        process_paths([str(p) for p in warm], spec)
+        c0 = time.process_time()
+        process_paths([str(p) for p in files[:2000]], spec)
+        cpu_per_file = (time.process_time() - c0) / len(files[:2000])
+
         # Background removal alone, one process: batched vs larch.
         from mlxas.spectra.background import operator_for, pre_edge_batch
         from mlxas.spectra.measured import read_spectra
@@ -116,6 +129,10 @@ def main() -> None:
         larch_background_ms_per_spectrum=round((larch["pre_edge"] + larch["autobk"]) * 1e3, 2),
         larch_files_per_s_all_cores=round(larch_rate_1 * jobs, 1),
         speedup_vs_larch_all_cores=round(rate / (larch_rate_1 * jobs), 1),
+        cpu_ms_per_file=round(cpu_per_file * 1e3, 3),
+        larch_cpu_ms_per_file=round(larch["cpu_total"] * 1e3, 2),
+        cpu_speedup_vs_larch=round(larch["cpu_total"] / cpu_per_file, 1),
+        files_per_s_from_cpu_time=round(jobs / cpu_per_file, 1),
         cn_mean=round(float(cn.mean()), 3),
         ood_fraction=round(float(ood.mean()), 3),
         model=str(model_path),
