@@ -124,6 +124,33 @@ def test_first_minimum_of_thermal_clusters_is_stable():
     assert abs(radii[0] - radii[1]) < 0.05
 
 
+def test_each_structure_and_each_trajectory_is_its_own_pool():
+    """Crystals in one source keep their own first shell; the frames of a trajectory share
+    one radius."""
+    (cu2o,) = read_file(DATA / "Cu2O_CONTCAR")
+    (cu,) = read_file(DATA / "Cu_fcc.cif")
+    images = [tagged(cu2o, "cu2o"), tagged(cu, "cu")]
+    df = enumerate_sites(images, "Cu", {"mode": "unique", "symprec": 0.1}, labels("rdf_minimum"))
+    by_name = df.set_index("name")
+    assert by_name.loc["cu2o", "cn"] == 2 and by_name.loc["cu2o", "cn_O"] == 2
+    assert by_name.loc["cu", "cn"] == 12
+    assert by_name.loc["cu2o", "shell_radius"] < 2.9 < by_name.loc["cu", "shell_radius"]
+    assert df.attrs["shell_radius"] is None
+
+    rng = np.random.default_rng(5)
+    base = nanoparticle("Au", "cuboctahedron", 3, 4.08)
+    frames = []
+    for k in range(10):
+        f = base.copy()
+        f.positions += rng.normal(0, 0.08, f.positions.shape)
+        frame = tagged(f, f"md_{k}", frame=k)
+        frame.info["origin"] = "md:Au55"
+        frames.append(frame)
+    df = enumerate_sites(frames, "Au", {"mode": "all"}, labels("rdf_minimum"))
+    assert df["shell_radius"].nunique() == 1
+    assert df.attrs["shell_radius"] == shell_radius(frames, "Au", labels("rdf_minimum"))
+
+
 def test_enumerate_batches_give_the_same_labels_as_one_frame():
     rng = np.random.default_rng(4)
     base = nanoparticle("Au", "truncated_octahedron", 2, 4.08)

@@ -157,7 +157,8 @@ def test_site_table_and_parquet_metadata(tmp_path):
     assert back.drop(columns="rdf").equals(df.drop(columns="rdf"))
     assert np.allclose(np.stack(back["rdf"]), np.stack(df["rdf"]))
     assert settings["cn_rule"] == "rdf_minimum"
-    assert abs(settings["shell_radius"] - (3.61 / 2**0.5 + 3.61) / 2) < 0.05
+    # each cluster is its own pool; both put the radius in the middle of the fcc gap
+    assert np.allclose(back["shell_radius"], (3.61 / 2**0.5 + 3.61) / 2, atol=0.05)
     assert len(settings["rdf_grid"]) == np.stack(back["rdf"]).shape[1] == 120
 
 

@@ -8,7 +8,7 @@ computes CN, mean first-shell distance, partial CNs and the RDF of all sites of 
 structure at once from one neighbour search (:mod:`mlxas.sites.neighbours`).
 """
 
-from mlxas.sites.labels import LabelError, frame_labels, rdf_grid, shell_radius
+from mlxas.sites.labels import LabelError, frame_labels, rdf_grid, shell_radii, shell_radius
 from mlxas.sites.neighbours import neighbour_pairs
 from mlxas.sites.symmetry import equivalent_sites
 from mlxas.sites.table import (
@@ -30,6 +30,7 @@ __all__ = [
     "neighbour_pairs",
     "rdf_grid",
     "read_sites",
+    "shell_radii",
     "shell_radius",
     "site_id",
     "write_sites",

@@ -14,9 +14,9 @@ The first shell is found by ``labels.cn_rule``:
 
 ``rdf_minimum`` (default)
     every neighbour closer than the first minimum of the absorber-centred pair
-    distribution g(r), pooled over all absorbing atoms of all structures of the source:
-    one radius per source, recorded in the site table's metadata (see
-    :func:`pooled_first_minimum`);
+    distribution g(r), pooled over all absorbing atoms of all frames of a trajectory (one
+    radius for a whole MD run) or over one structure (a crystal or cluster); the radius
+    of each site is in the ``shell_radius`` column (see :func:`pooled_first_minimum`);
 ``cutoff``
     every neighbour closer than ``labels.cutoff`` (Å);
 ``nn:<Class>``
@@ -38,11 +38,13 @@ __all__ = [
     "LabelError",
     "element_slots",
     "frame_labels",
+    "label_pool",
     "labels_from_pairs",
     "pooled_first_minimum",
     "pooled_histogram",
     "radial_density",
     "rdf_grid",
+    "shell_radii",
     "shell_radius",
     "site_pairs",
 ]
@@ -171,16 +173,21 @@ def pooled_first_minimum(r: np.ndarray, counts: np.ndarray, sigma: float) -> flo
 
 
 def shell_radius(images: list[Atoms], absorber: str, labels_cfg: dict) -> float | None:
-    """The first-shell radius (Å) of the ``cutoff`` and ``rdf_minimum`` rules, else None."""
+    """The first-shell radius (Å) of the ``cutoff`` and ``rdf_minimum`` rules, else None.
+
+    For ``rdf_minimum`` all ``images`` are pooled into one distribution; see
+    :func:`shell_radii` for the pools of a source.
+    """
     rule = labels_cfg["cn_rule"]
     if rule == "cutoff":
         if labels_cfg.get("cutoff") is None:
             raise LabelError("labels.cutoff must be set for cn_rule 'cutoff'")
         return float(labels_cfg["cutoff"])
     if rule == "rdf_minimum":
-        r, counts, n_abs = pooled_histogram(images, absorber, labels_cfg["rdf"]["r_max"])
-        if n_abs == 0:
-            return None
+        r_max = labels_cfg["rdf"]["r_max"]
+        r, counts, n_abs = pooled_histogram(images, absorber, r_max)
+        if n_abs == 0 or counts.sum() == 0:
+            return float(r_max)  # nothing within range: no first-shell neighbour at all
         return pooled_first_minimum(r, counts, labels_cfg["rdf"]["sigma"])
     if rule.startswith("nn:"):
         _nn_class(rule[3:])  # fail early on an unknown class
@@ -188,6 +195,36 @@ def shell_radius(images: list[Atoms], absorber: str, labels_cfg: dict) -> float 
     raise LabelError(
         f"labels.cn_rule: unknown rule {rule!r} (use cutoff, rdf_minimum or nn:<Class>)"
     )
+
+
+def label_pool(atoms: Atoms) -> str:
+    """The ``rdf_minimum`` pool of a structure: frames of one trajectory share a pool (their
+    origin), every other structure is its own pool."""
+    info = atoms.info
+    if int(info.get("frame", -1) if info.get("frame") is not None else -1) >= 0:
+        return f"trajectory:{info.get('origin') or info.get('source', '')}"
+    return f"structure:{info.get('structure_id', id(atoms))}"
+
+
+def shell_radii(images: list[Atoms], absorber: str, labels_cfg: dict) -> list[float | None]:
+    """First-shell radius (Å) of each structure; None for ``nn:`` rules.
+
+    With ``rdf_minimum`` the radius is the first minimum of the pair distribution pooled
+    over the structure's pool (:func:`label_pool`): all frames of an MD trajectory get one
+    radius from all their atoms, and each crystal or cluster gets its own.
+    """
+    if labels_cfg["cn_rule"] != "rdf_minimum":
+        shell = shell_radius(images, absorber, labels_cfg)
+        return [shell] * len(images)
+    pools: dict[str, list[int]] = {}
+    for k, atoms in enumerate(images):
+        pools.setdefault(label_pool(atoms), []).append(k)
+    out: list[float | None] = [None] * len(images)
+    for members in pools.values():
+        shell = shell_radius([images[k] for k in members], absorber, labels_cfg)
+        for k in members:
+            out[k] = shell
+    return out
 
 
 def site_pairs(

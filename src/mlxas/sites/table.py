@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from ase.data import chemical_symbols
 
 from mlxas.sites.labels import (
     LabelError,
     element_slots,
     labels_from_pairs,
     rdf_grid,
-    shell_radius,
+    shell_radii,
     site_pairs,
 )
 from mlxas.sites.symmetry import equivalent_sites
@@ -138,15 +139,15 @@ def enumerate_sites(
 ) -> pd.DataFrame:
     """One row per absorbing site to compute, with multiplicity and labels.
 
-    The first-shell radius the rule resolved to (Å, None for ``nn:`` rules) is in
-    ``df.attrs["shell_radius"]``; :func:`write_sites` stores it in the file metadata.
+    ``shell_radius`` is the first-shell radius (Å) the rule resolved to for the site's
+    structure (NaN for ``nn:`` rules).  ``df.attrs["shell_radius"]`` holds it too when
+    it is the same for every site (else None); :func:`write_sites` stores it in the
+    file metadata.
     """
     t0 = time.perf_counter()
-    shell = shell_radius(images, absorber, labels_cfg)
+    shells = shell_radii(images, absorber, labels_cfg)
     chosen = choose_sites(images, absorber, sites_cfg)
     t1 = time.perf_counter()
-    from ase.data import chemical_symbols
-
     elements = sorted({chemical_symbols[z] for atoms in images for z in np.unique(atoms.numbers)})
     slots = element_slots(elements)
     parts: dict[str, list[np.ndarray]] = {}
@@ -163,10 +164,13 @@ def enumerate_sites(
             parts.setdefault(key, []).append(value)
         batch, batch_sites, batch_pairs = [], 0, 0
 
-    for atoms, (idx, mult) in zip(images, chosen, strict=True):
+    for atoms, (idx, mult), shell in zip(images, chosen, shells, strict=True):
         if len(idx) == 0:
             continue
         slot, d, el, in_shell = site_pairs(atoms, idx, labels_cfg, shell, slots)
+        parts.setdefault("shell_radius", []).append(
+            np.full(len(idx), np.nan if shell is None else shell)
+        )
         batch.append((slot + batch_sites, d, el, in_shell))
         batch_sites += len(idx)
         batch_pairs += len(d)
@@ -186,9 +190,9 @@ def enumerate_sites(
     flush()
     partial = [f"cn_{el}" for el in elements]
     if not parts:
-        df = pd.DataFrame(columns=[*SITE_COLUMNS, *partial, "rdf"])
+        df = pd.DataFrame(columns=[*SITE_COLUMNS, *partial, "shell_radius", "rdf"])
         df["frame"] = df["frame"].astype("Int64")
-        df.attrs.update(shell_radius=shell, seconds={"choose": t1 - t0, "labels": 0.0})
+        df.attrs.update(shell_radius=None, seconds={"choose": t1 - t0, "labels": 0.0})
         return df
     cols = {k: np.concatenate(v) for k, v in parts.items()}
     cols.update({k: np.concatenate(v) for k, v in meta.items()})
@@ -207,11 +211,15 @@ def enumerate_sites(
             "cn": cols["cn"],
             "r": cols["r"],
             **{p: cols[p] for p in partial},
+            "shell_radius": cols["shell_radius"],
         }
     )
     df["rdf"] = list(cols["rdf"])
+    distinct = np.unique(cols["shell_radius"])
     df.attrs.update(
-        shell_radius=shell,
+        shell_radius=float(distinct[0])
+        if len(distinct) == 1 and np.isfinite(distinct[0])
+        else None,
         seconds={"choose": t1 - t0, "labels": time.perf_counter() - t1},
     )
     return df
@@ -221,7 +229,8 @@ def write_sites(df: pd.DataFrame, path: str | Path, labels_cfg: dict) -> None:
     """Write the site table as Parquet, with the RDF grid and label settings in the metadata.
 
     ``mlxas.labels`` holds the label settings plus ``shell_radius``, the first-shell
-    radius (Å) the rule resolved to.
+    radius (Å) the rule resolved to when it is one for the whole table (else null; each
+    site's radius is in its ``shell_radius`` column).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -95,11 +95,14 @@ def feff_cluster_sizes(
     else:
         from scipy.spatial import cKDTree
 
-        lists = cKDTree(atoms.positions).query_ball_point(atoms.positions[centres], radius)
-        i = np.repeat(centres, [len(x) for x in lists])
-        j = np.fromiter((k for x in lists for k in x), dtype=np.int64, count=len(i))
-        keep = i != j
-        i, j = i[keep], j[keep]
+        tree = cKDTree(atoms.positions)
+        if len(np.unique(atoms.numbers)) == 1:
+            # one element: the count is all that matters (the centre is in it)
+            n = tree.query_ball_point(atoms.positions[centres], radius, return_length=True)
+            return n.astype(np.int64), 1 + (n > 1)
+        pairs = tree.query_pairs(radius, output_type="ndarray").astype(np.int64)
+        i = np.concatenate([pairs[:, 0], pairs[:, 1]])
+        j = np.concatenate([pairs[:, 1], pairs[:, 0]])
     slot = np.full(len(atoms), -1)
     slot[centres] = np.arange(len(centres))
     s = slot[i]

@@ -145,6 +145,7 @@ def build_source(
             "source": spec["name"],
             "name": name,
             "frame": -1 if frame is None else int(frame),
+            "origin": origin,
         }
         images.append(atoms)
         rows.append(
@@ -185,7 +186,12 @@ def format_rejected(rejected: pd.DataFrame) -> str:
 
 def read_index(path: str | Path) -> pd.DataFrame:
     """``index.csv`` of a source: one row per structure or frame."""
-    return pd.read_csv(path, dtype={"structure_id": str, "frame": "Int64"})
+    return pd.read_csv(
+        path,
+        dtype={"structure_id": str, "source": str, "name": str, "frame": "Int64", "origin": str},
+        keep_default_na=False,
+        na_values={"frame": [""]},
+    )
 
 
 def read_rejected(path: str | Path) -> pd.DataFrame:
@@ -195,7 +201,7 @@ def read_rejected(path: str | Path) -> pd.DataFrame:
 
 #: ``info`` keys holding text: ASE's extxyz reader would turn a hex structure id such as
 #: ``9437347514e45165`` into a float (here inf) and ``0123...`` into an integer.
-_TEXT_KEYS = ("structure_id", "source", "name")
+_TEXT_KEYS = ("structure_id", "source", "name", "origin")
 _TEXT_VALUE = {key: re.compile(rf'(?:^|\s){key}=(?:"([^"]*)"|(\S+))') for key in _TEXT_KEYS}
 
 
