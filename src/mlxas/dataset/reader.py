@@ -206,10 +206,16 @@ class Dataset:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         keys = {name: self._key(name) for name in names}
+        if not keys:
+            raise ValueError("iter_batches needs at least one feature or label name")
         sl = self.split_slice(split)
-        rows_per_chunk = (
-            max((self._dataset(k).chunks or (1,))[0] for k in keys.values()) if keys else 1
+        # Windows follow the chunks of the widest array (the others have longer chunks of
+        # small rows, which cost little to decompress more than once).
+        widest = max(
+            (self._dataset(k) for k in keys.values()),
+            key=lambda d: int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize,
         )
+        rows_per_chunk = (widest.chunks or (1,))[0]
         window = max(batch_size, rows_per_chunk)
         window = -(-window // rows_per_chunk) * rows_per_chunk
         starts = list(range(sl.start, sl.stop, window))
