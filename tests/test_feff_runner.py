@@ -250,6 +250,15 @@ def test_input_table_has_one_row_group_per_chunk(tmp_path):
     assert meta.num_row_groups == 3
     rows = read_chunk_rows(folder / "inputs.parquet", 2)
     assert [r["chunk"] for r in rows] == [2] and rows[0]["site_id"].endswith("-00006")
+    # A FEFF job imports neither pandas nor larch (each ~1 s per job, see docs/feff.md).
+    probe = (
+        "import sys; from mlxas.feff.runner import read_chunk_rows; "
+        "from mlxas.feff.engines import get_engine; get_engine('feff8l').prepare(); "
+        f"assert len(read_chunk_rows({str(folder / 'inputs.parquet')!r}, 1)) == 3; "
+        "print(sorted(m for m in ('pandas', 'larch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
     plan = json.loads((folder / "chunks.json").read_text())
     assert plan["n_chunks"] == 3 and plan["engine_version"] == get_engine("feff8l").version
     assert plan["sites_per_chunk"] == [3, 3, 1] and plan["refused_per_chunk"] == {}
