@@ -159,6 +159,8 @@ def test_bad_chunks_are_refused_with_the_file_named(feff, tmp_path):
         gather([newer], feff.sites, tmp_path / "c.h5", st)
     with pytest.raises(DatasetError, match="no successful FEFF spectrum"):
         gather(feff.failed_chunks, feff.sites, tmp_path / "d.h5", st)
+    with pytest.raises(DatasetError, match="no successful FEFF spectrum"):
+        gather([], feff.sites, tmp_path / "d.h5", st)
     assert not list(tmp_path.glob("*.tmp-*")) and not (tmp_path / "d.h5").exists()
 
 

@@ -421,7 +421,10 @@ def _plan(
         df = s.sites.copy()
         df["chunk"] = s.chunk
         parts.append(df)
-    results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["site_id"])
+    from mlxas.dataset.cache import FLOATS, SCALARS
+
+    empty = pd.DataFrame(columns=[*SCALARS, *FLOATS, "ok", "chunk"])
+    results = pd.concat(parts, ignore_index=True) if parts else empty
     results = _plain_strings(results)
     inputs = _plain_strings(inputs)
     dup = results["site_id"].duplicated(keep=False)
