@@ -110,7 +110,7 @@ def test_code_change_reruns_that_stage(tiny_experiment, tmp_path):
     # Unchanged copy of the code: nothing to do.
     proc = snakemake(work, "--configfile", str(work / "config.yaml"), "-n", env=env)
     assert "Nothing to be done" in proc.stdout + proc.stderr
-    with open(code / "mlxas" / "sites.py", "a") as fh:
+    with open(code / "mlxas" / "sites" / "labels.py", "a") as fh:
         fh.write("\n# a change in the sites stage\n")
     jobs = _scheduled(snakemake(work, "--configfile", str(work / "config.yaml"), "-n", env=env))
     assert sorted(jobs["sites"]) == ["source=cubo", "source=octa"]
