@@ -57,6 +57,24 @@ def test_paper_mlp_is_the_published_network():
     assert net.count_params() == 2 * (160400 + 80200 + 4020 + 21)
 
 
+def test_paper_mlp_trains_one_network_per_target(ds):
+    spec = resolve_spec({"name": "p", "kind": "paper_mlp", "epochs": 2, "params": {"hidden": [8]}})
+    spec.update(FAST)
+    data = load_training_data(ds, spec)
+    model, record = fit(data, spec)
+    # Each target's network is trained and early-stopped on its own validation loss.
+    assert [n["target"] for n in record["networks"]] == ["cn", "r"]
+    nets = {layer.name: layer for layer in model.layers if hasattr(layer, "layers")}
+    assert set(nets) == {"p_cn", "p_r"}
+    x = data.splits["test"].x
+    joined = model.predict_on_batch(x)
+    np.testing.assert_allclose(joined[:, :1], nets["p_cn"].predict_on_batch(x), rtol=1e-6)
+    np.testing.assert_allclose(joined[:, 1:], nets["p_r"].predict_on_batch(x), rtol=1e-6)
+    # No scaling anywhere: raw chi(k)·k² in, raw CN and Å out.
+    names = {layer.name for layer in _all_layers(model)}
+    assert not any(n.startswith(("standardize", "unstandardize")) for n in names)
+
+
 def test_unknown_kind_and_bad_ensemble_are_config_errors():
     with pytest.raises(ModelConfigError, match="unknown model kind"):
         resolve_spec({"name": "x", "kind": "transformer"})

@@ -192,6 +192,14 @@ class TrainingData:
     grid: np.ndarray | None = None
     dataset: dict[str, Any] = field(default_factory=dict)
 
+    def select_targets(self, targets: list[str]) -> TrainingData:
+        """The same inputs with only ``targets`` (for one network per target)."""
+        splits = {
+            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi) for s, d in self.splits.items()
+        }
+        layout = TargetLayout({t: self.layout.widths[t] for t in targets})
+        return TrainingData(splits, layout, self.features_cfg, self.k, self.grid, self.dataset)
+
     @classmethod
     def from_arrays(
         cls,

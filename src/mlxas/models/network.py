@@ -21,7 +21,14 @@ import numpy as np
 
 from mlxas.models.registry import ModelConfigError
 
-__all__ = ["Scaling", "assemble", "combine_members", "crop_slice", "fit_scaling"]
+__all__ = [
+    "Scaling",
+    "assemble",
+    "combine_members",
+    "combine_targets",
+    "crop_slice",
+    "fit_scaling",
+]
 
 
 @dataclass
@@ -42,6 +49,16 @@ class Scaling:
             "target_mean": np.concatenate([self.y_mean[t] for t in self.y_mean]).tolist(),
             "target_std": np.concatenate([self.y_std[t] for t in self.y_std]).tolist(),
         }
+
+    def select(self, targets: list[str]) -> Scaling:
+        """The same statistics for a subset of the targets."""
+        return Scaling(
+            self.x_mean,
+            self.x_std,
+            {t: self.y_mean[t] for t in targets},
+            {t: self.y_std[t] for t in targets},
+            self.input_scaling,
+        )
 
     def scale_y(self, y: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {t: ((v - self.y_mean[t]) / self.y_std[t]).astype(np.float32) for t, v in y.items()}
@@ -177,3 +194,12 @@ def combine_members(members: list, input_shape: tuple[int, ...], name: str):
         y = m(inp)
         outs.append(keras.layers.Reshape((1, y.shape[-1]), name=f"stack_{i}")(y))
     return keras.Model(inp, keras.layers.Concatenate(axis=1, name="members")(outs), name=name)
+
+
+def combine_targets(nets: list, input_shape: tuple[int, ...], name: str):
+    """One model whose output columns are those of ``nets`` (one network per target) in order."""
+    import keras
+
+    inp = keras.Input(shape=input_shape, name="features")
+    outs = [net(inp) for net in nets]
+    return keras.Model(inp, keras.layers.Concatenate(name="targets")(outs), name=name)

@@ -18,7 +18,14 @@ import numpy as np
 
 from mlxas import __version__
 from mlxas.models.data import TrainingData, augmented_batches, k_range_used, load_training_data
-from mlxas.models.network import Scaling, assemble, combine_members, crop_slice, fit_scaling
+from mlxas.models.network import (
+    Scaling,
+    assemble,
+    combine_members,
+    combine_targets,
+    crop_slice,
+    fit_scaling,
+)
 from mlxas.models.registry import ModelConfigError, resolve_spec
 from mlxas.provenance import hash_json
 
@@ -186,13 +193,27 @@ def fit(data: TrainingData, spec: dict[str, Any], verbose: int = 0, callbacks: l
     nets, records = [], []
     for i in range(n):
         name = f"member_{i}" if n > 1 else spec["name"]
-        net, rec = _fit_network(
-            data, spec, int(spec["seed"]) + i, crop, scaling, name, verbose, list(callbacks or [])
-        )
+        seed = int(spec["seed"]) + i
+        if kind == "paper_mlp" and len(data.layout.names) > 1:
+            # As published: one network per target, each trained and early-stopped on
+            # its own validation loss, then joined side by side.
+            per_target = []
+            for t in data.layout.names:
+                net, rec = _fit_network(
+                    data.select_targets([t]), spec, seed, crop, scaling.select([t]),
+                    f"{name}_{t}", verbose, list(callbacks or []),
+                )  # fmt: skip
+                per_target.append(net)
+                records.append({"target": t, **rec})
+            net = combine_targets(per_target, input_shape, name)
+        else:
+            net, rec = _fit_network(
+                data, spec, seed, crop, scaling, name, verbose, list(callbacks or [])
+            )
+            records.append(rec)
         nets.append(net)
-        records.append(rec)
         if verbose:
-            print(f"{spec['name']}: network {i + 1}/{n} ({kind}) done: {json.dumps(rec)}")
+            print(f"{spec['name']}: member {i + 1}/{n} ({kind}) done: {json.dumps(records[-1])}")
     model = combine_members(nets, input_shape, spec["name"]) if n > 1 else nets[0]
     return model, {"scaling": scaling, "crop": crop, "networks": records}
 
