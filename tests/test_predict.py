@@ -356,10 +356,12 @@ def test_cli_watch_stops_cleanly_on_ctrl_c(tiny_experiment, tmp_path):
            "--allow-short-k", "-j", "1", "--quiet"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
+        # Generous limits: on a busy machine the start (TensorFlow import) can take minutes.
+        deadline = time.monotonic() + 300
         while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         (watched / "cu.xdi").write_text(CU.read_text())
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             if len(out.read_text().splitlines()) >= 2:
                 break
