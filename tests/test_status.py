@@ -118,6 +118,8 @@ def test_nothing_run_yet(tmp_path, capsys):
     )
     assert print_status(cfg) == 0  # results/fresh does not exist (relative to the cwd)
     assert "results/fresh: no results yet" in capsys.readouterr().out
+    assert print_status(tmp_path / "results" / "never") == 0  # a results folder not made yet
+    assert "no results yet" in capsys.readouterr().out
     (tmp_path / "empty").mkdir()
     assert print_status(tmp_path / "empty") == 0
     assert "no FEFF inputs yet" in capsys.readouterr().out

@@ -44,7 +44,7 @@ class SourceStatus:
 def _results_dir(target: str | Path) -> tuple[Path, list[str]]:
     """The results folder of ``target`` (a folder, or a config file) and its sources."""
     target = Path(target)
-    if target.is_dir():
+    if target.is_dir() or (not target.exists() and target.suffix not in (".yaml", ".yml")):
         return target, []
     from mlxas.config import load_config
 
