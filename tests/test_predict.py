@@ -355,22 +355,28 @@ def test_cli_watch_stops_cleanly_on_ctrl_c(tiny_experiment, tmp_path):
            "--watch", str(watched), "--out", str(out), "--interval", "0.1", "--settle", "0.2",
            "--allow-short-k", "-j", "1", "--quiet"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
+    reader.start()
     try:
         # Generous limits: on a busy machine the start (TensorFlow import) can take minutes.
         deadline = time.monotonic() + 300
-        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+        while not any("watching" in ln for ln in lines) and proc.poll() is None:
+            assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.2)
         (watched / "cu.xdi").write_text(CU.read_text())
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(out.read_text().splitlines()) >= 2:
+            if out.exists() and len(out.read_text().splitlines()) >= 2:
                 break
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+        reader.join(timeout=10)
+    err = "".join(lines)
     assert proc.returncode == 0, err
     assert "stopped; 1 predicted, 0 refused" in err
     rows = list(csv.DictReader(out.open()))
