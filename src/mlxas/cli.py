@@ -1,6 +1,6 @@
 """The ``mlxas`` command.
 
-User commands: ``status``, ``dataset inspect``, ``predict``, ``config check``.
+User commands: ``status``, ``dataset inspect``, ``predict``, ``baseline``, ``config check``.
 Stage commands (called by the workflow rules, usable by hand): ``structures``,
 ``sites``, ``feff-inputs``, ``run-feff``, ``gather``, ``train``, ``evaluate``, ``tune``.
 
@@ -41,6 +41,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         from mlxas.predict import SpectrumError
 
         errors.append(SpectrumError)
+    except ImportError:
+        pass
+    try:
+        from mlxas.baseline import BaselineError
+
+        errors.append(BaselineError)
     except ImportError:
         pass
     return tuple(errors)
@@ -236,6 +242,12 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return predict_main(a)
 
 
+def cmd_baseline(a: argparse.Namespace) -> int:
+    from mlxas.baseline import run_command
+
+    return run_command(a)
+
+
 # --- parser -----------------------------------------------------------------------------
 
 
@@ -292,6 +304,29 @@ def build_parser() -> argparse.ArgumentParser:
         add_arguments = None
     if add_arguments is not None:
         add_arguments(pr)
+
+    bl = add(
+        "baseline",
+        cmd_baseline,
+        "first-shell feffit of measured spectra (CN, R, sigma2, E0 shift) with a FEFF path",
+    )
+    bl.add_argument("files", metavar="FILE", nargs="+", help="XDI, Athena .prj or column files")
+    bl.add_argument("--element", help="absorbing element (default: from the file header)")
+    bl.add_argument("--edge", help="edge, K, L3, ... (default: from the file header, else K)")
+    bl.add_argument("--path", help="a first-shell FEFF path file instead of computing one")
+    bl.add_argument("--cache", help="folder of computed FEFF paths (default: $MLXAS_CACHE, /tmp)")
+    bl.add_argument("--kmin", type=float, default=3.0, help="1/Å (default: %(default)s)")
+    bl.add_argument("--kmax", type=float, default=14.0, help="1/Å (default: %(default)s)")
+    bl.add_argument("--kweight", type=float, default=2.0, help="(default: %(default)s)")
+    bl.add_argument("--dk", type=float, default=1.0, help="1/Å, window sill (default: %(default)s)")
+    bl.add_argument("--rmin", type=float, help="Å (default: R_eff - 0.9)")
+    bl.add_argument("--rmax", type=float, help="Å (default: R_eff + 0.45)")
+    bl.add_argument("--s02", type=float, help="fixed S0² (default: the value FEFF computes)")
+    bl.add_argument("--mu", metavar="LABEL", help="column holding mu(E)")
+    bl.add_argument("--energy", metavar="LABEL", help="column holding the energy in eV")
+    bl.add_argument("--repair", action="store_true", help="sort/de-duplicate energies, reported")
+    bl.add_argument("--out", "-o", help="write results to a .csv, .json or .jsonl file")
+    bl.add_argument("--quiet", "-q", action="store_true", help="no table on the terminal")
 
     st = add("structures", cmd_structures, "stage: build or read the structures of one source")
     st.add_argument(
