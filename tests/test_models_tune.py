@@ -65,3 +65,26 @@ def test_tune_writes_best_entry_and_trials(tmp_path):
          "structures": [{"name": "s", "kind": "files", "paths": ["x.xyz"]}]}
     )  # fmt: skip
     assert cfg_all["models"][0]["learning_rate"] == entry["learning_rate"]
+
+
+@pytest.mark.workflow
+def test_tune_command_and_rule_on_the_tiny_workflow(tiny_experiment, tmp_path):
+    from conftest import TINY_CONFIG, snakemake, write_config
+    from mlxas.cli import main
+
+    dataset = tiny_experiment / "results" / "tiny" / "dataset.h5"
+    spec = {"tune": {"trials": 2, "epochs": 2, "seed": 1, "timeout": None,
+                     "space": {"inputs": None, "batch_size": [8]}},
+            "model": {**TINY_CONFIG["models"][0], "jit_compile": False}}  # fmt: skip
+    rc = main(["tune", "--spec", json.dumps(spec), "--dataset", str(dataset),
+               "--out-dir", str(tmp_path / "tune")])  # fmt: skip
+    assert rc == 0
+    best = json.loads((tmp_path / "tune" / "best.json").read_text())
+    assert best["n_trials"] == 2 and best["model_entry"]["input"] == "chi_k"
+    # With tune.enabled, `all` schedules the tune rule (dry run on a copy of the config).
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "results").symlink_to(tiny_experiment / "results")
+    cfg = write_config(work, {**TINY_CONFIG, "tune": {"enabled": True, "trials": 2}})
+    proc = snakemake(work, "--configfile", str(cfg), "-n")
+    assert "rule tune:" in proc.stdout and "tune/best.json" in proc.stdout
