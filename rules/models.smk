@@ -12,13 +12,15 @@ if TUNE_MODEL not in MODELS:
 EVAL = f"{RES}/evaluation"
 
 
-def model_plots(prefix):
-    """Per-model plot files of `mlxas evaluate`: <prefix>_<model>_<target>.png."""
-    return [
-        f"{EVAL}/{prefix}_{m}_{t}.png"
+# Per-model plots of `mlxas evaluate`: <kind>_<model>_<target>.png
+MODEL_PLOTS = {
+    kind: [
+        f"{EVAL}/{kind}_{m}_{t}.png"
         for m, entry in MODELS.items()
         for t in entry["targets"]
     ]
+    for kind in ("parity", "errors")
+}
 
 
 rule train:
@@ -91,13 +93,13 @@ rule evaluate:
             caption="../docs/report/parity.rst",
         ),
         parity_models=report(
-            model_plots("parity"),
+            MODEL_PLOTS["parity"],
             category="Evaluation",
             subcategory="Parity per model",
             caption="../docs/report/parity_models.rst",
         ),
         errors=report(
-            model_plots("errors"),
+            MODEL_PLOTS["errors"],
             category="Evaluation",
             subcategory="Errors per CN class",
             caption="../docs/report/errors.rst",
