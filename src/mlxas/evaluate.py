@@ -236,17 +236,21 @@ def evaluate(
     ``models/<name>.json`` pointers or model directories; ``primary`` names the model
     whose parity plots are also written as ``parity_<target>.png`` (default: the first).
     """
+    from mlxas.models.data import opened
+
+    with opened(dataset) as ds:
+        return _evaluate(ds, pointer_files, Path(out_dir), primary)
+
+
+def _evaluate(ds, pointer_files: list[str], out_dir: Path, primary: str | None) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mlxas.dataset import open as open_dataset
     from mlxas.models.card import json_safe, load_model
 
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ds = open_dataset(dataset) if isinstance(dataset, str | Path) else dataset
     cn_test = np.asarray(ds.labels("cn", "test"), dtype=float)
     if len(cn_test) == 0:
         raise ModelConfigError(

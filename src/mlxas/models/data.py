@@ -9,8 +9,11 @@ for the stored features and that `mlxas predict` uses for measured spectra.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,10 +28,26 @@ __all__ = [
     "load_training_data",
     "model_features_cfg",
     "model_inputs",
+    "opened",
 ]
 
 #: Features computed from mu(E), not from chi(k): they cannot be recomputed from chi(k).
 _NOT_FROM_CHI = ("xanes", "mu")
+
+
+@contextlib.contextmanager
+def opened(dataset) -> Iterator[Any]:
+    """A dataset to read: a path is opened (and closed afterwards), an object passes through."""
+    if not isinstance(dataset, str | Path):
+        yield dataset
+        return
+    from mlxas.dataset import open as open_dataset
+
+    ds = open_dataset(dataset)
+    try:
+        yield ds
+    finally:
+        ds.close()
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

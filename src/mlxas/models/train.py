@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from mlxas import __version__
-from mlxas.models.data import TrainingData, augmented_batches, k_range_used, load_training_data
+from mlxas.models.data import (
+    TrainingData,
+    augmented_batches,
+    k_range_used,
+    load_training_data,
+    opened,
+)
 from mlxas.models.network import (
     Scaling,
     assemble,
@@ -336,14 +342,13 @@ def train(
     ``dataset`` is a path to dataset.h5 or an opened dataset.  Returns (model id, card).
     """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from mlxas.dataset import open as open_dataset
     from mlxas.models.card import write_card
 
-    ds = open_dataset(dataset) if isinstance(dataset, str | Path) else dataset
     spec = resolve_spec(spec)
-    mid = model_id(ds.hash, spec)
     set_threads(threads)
-    data = load_training_data(ds, spec)
+    with opened(dataset) as ds:
+        mid = model_id(ds.hash, spec)
+        data = load_training_data(ds, spec)
     model, record = fit(data, spec, verbose=verbose)
     out_dir = Path(models_dir) / mid
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -104,14 +104,27 @@ def tune(
     verbose: int = 0,
 ) -> dict[str, Any]:
     """Run the study and write best.json, best_model.yaml and trials.csv into ``out_dir``."""
+
+    from mlxas.models.data import opened
+
+    with opened(dataset) as ds:
+        return _tune(ds, tune_cfg, base_spec, out_dir, threads, verbose)
+
+
+def _tune(
+    ds,
+    tune_cfg: dict[str, Any],
+    base_spec: dict[str, Any],
+    out_dir: str | Path,
+    threads: int,
+    verbose: int,
+) -> dict[str, Any]:
     import optuna
     import yaml
 
-    from mlxas.dataset import open as open_dataset
     from mlxas.models.data import load_training_data
     from mlxas.models.train import fit, set_threads
 
-    ds = open_dataset(dataset) if isinstance(dataset, str | Path) else dataset
     set_threads(threads)
     base = resolve_spec(base_spec)
     # An ensemble is tuned through one member; the best member settings go back into it.
