@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -43,6 +44,36 @@ def test_suggest_spec_puts_sampled_values_into_the_entry():
     # Keys left out of the space keep the entry's values.
     kept = suggest_spec(optuna.trial.FixedTrial({}), copy.deepcopy(base), {"batch_size": None})
     assert kept["params"]["hidden"] == base["params"]["hidden"]
+
+
+class _Predicts:
+    """Stands in for a model: returns fixed predictions."""
+
+    def __init__(self, pred):
+        self.pred = pred
+
+    def predict_on_batch(self, x):
+        return self.pred
+
+
+def test_validation_mse_is_in_units_of_the_training_spread():
+    from mlxas.models.data import TrainingData
+    from mlxas.models.train import validation_mse
+    from synthetic_exafs import features_cfg
+
+    rng = np.random.default_rng(0)
+    y_tr = {"cn": rng.normal(8, 2, 500), "r": rng.normal(2.5, 0.02, 500)}
+    y_va = {"cn": rng.normal(8, 2, 200), "r": rng.normal(2.5, 0.02, 200)}
+    x = np.zeros((500, 3))
+    data = TrainingData.from_arrays({"train": (x, y_tr), "val": (x[:200], y_va)}, features_cfg())
+    truth = np.stack([y_va["cn"], y_va["r"]], axis=1)
+    assert validation_mse(_Predicts(truth), data) == pytest.approx(0, abs=1e-9)  # float32 labels
+    # Predicting the training mean costs about one variance per target, whatever its unit.
+    mean = np.tile([y_tr["cn"].mean(), y_tr["r"].mean()], (200, 1))
+    assert validation_mse(_Predicts(mean), data) == pytest.approx(1.0, abs=0.2)
+    # Ensemble output (N, members, columns): the member mean is scored.
+    stacked = np.stack([truth + 1e-3, truth - 1e-3], axis=1)
+    assert validation_mse(_Predicts(stacked), data) == pytest.approx(0, abs=1e-9)
 
 
 def test_tune_writes_best_entry_and_trials(tmp_path):

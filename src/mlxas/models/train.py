@@ -100,6 +100,8 @@ def _fit_network(
     """Train one network; returns (inference model, training record)."""
     import keras
 
+    from mlxas.spectra.augment import is_enabled
+
     keras.utils.set_random_seed(seed)
     train, val = data.splits["train"], data.splits["val"]
     input_shape = train.x.shape[1:]
@@ -140,8 +142,6 @@ def _fit_network(
         )
     y_train = scaling.scale_y(train.y)
     validation = (val.x, scaling.scale_y(val.y))
-    from mlxas.spectra.augment import is_enabled
-
     t0 = time.perf_counter()
     if is_enabled(spec.get("augment")):
         hist = train_model.fit(
@@ -222,6 +222,24 @@ def fit(data: TrainingData, spec: dict[str, Any], verbose: int = 0, callbacks: l
             print(f"{spec['name']}: member {i + 1}/{n} ({kind}) done: {json.dumps(records[-1])}")
     model = combine_members(nets, input_shape, spec["name"]) if n > 1 else nets[0]
     return model, {"scaling": scaling, "crop": crop, "networks": records}
+
+
+def validation_mse(model, data: TrainingData) -> float:
+    """Mean over targets of the validation MSE on standardised targets (no regularisation).
+
+    Comparable across models that differ in inputs, scaling or regularisation, because
+    every target is measured in units of its own training-set standard deviation.
+    """
+    val = data.splits["val"]
+    pred = np.asarray(model.predict_on_batch(val.x), dtype=float)
+    if pred.ndim == 3:  # ensemble: mean over members
+        pred = pred.mean(axis=1)
+    per_target = []
+    for t, (a, b) in data.layout.slices().items():
+        std = np.std(data.splits["train"].y[t], axis=0)
+        std = np.where(std > 1e-12, std, 1.0)
+        per_target.append(np.mean(((pred[:, a:b] - val.y[t]) / std) ** 2))
+    return float(np.mean(per_target))
 
 
 def _metrics(model, card: dict[str, Any], data: TrainingData) -> dict[str, Any]:

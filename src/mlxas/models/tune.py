@@ -3,9 +3,10 @@
 The search covers what the config's ``tune.space`` lists: number and width of hidden
 layers, learning rate, L2 and dropout regularisation, batch size and the input
 representation (feature and its settings, e.g. chi(k) with another k-weight, or |chi(R)|).
-Each trial trains on the training split and is scored by its best validation loss (MSE
-on standardised targets, so representations and targets compare on one scale); trials
-that fall behind the median are pruned early.
+Each trial trains on the training split and is scored by the validation MSE of its best
+epoch on standardised targets, averaged over targets and without the regularisation
+penalty, so that representations, targets and regularisation strengths compare on one
+scale; trials whose validation loss falls behind the median are pruned early.
 
 Outputs in ``out_dir``: ``best.json`` (best value and parameters, and the model entry to
 paste into ``models``), ``best_model.yaml`` (that entry alone) and ``trials.csv``.
@@ -123,7 +124,7 @@ def _tune(
     import yaml
 
     from mlxas.models.data import load_training_data
-    from mlxas.models.train import fit, set_threads
+    from mlxas.models.train import fit, set_threads, validation_mse
 
     set_threads(threads)
     base = resolve_spec(base_spec)
@@ -146,15 +147,16 @@ def _tune(
         if key not in cache:
             cache[key] = load_training_data(ds, resolve_spec(spec), splits=("train", "val"))
         cb = _pruning_callback(trial)
-        _model, record = fit(cache[key], spec, verbose=0, callbacks=[cb])
+        model, record = fit(cache[key], spec, verbose=0, callbacks=[cb])
         net = record["networks"][0]
         trial.set_user_attr("epochs_run", net["epochs_run"])
         trial.set_user_attr("seconds", net["seconds"])
         if cb.pruned:
             raise optuna.TrialPruned()
-        if net["best_val_loss"] is None:
-            raise optuna.TrialPruned()  # diverged: no finite validation loss
-        return float(net["best_val_loss"])
+        value = validation_mse(model, cache[key])
+        if not np.isfinite(value):
+            raise optuna.TrialPruned()  # diverged: no finite validation error
+        return value
 
     if not verbose:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -184,7 +186,7 @@ def _tune(
     result = {
         "model": base["name"],
         "dataset_hash": ds.hash,
-        "objective": "best validation loss (MSE on standardised targets)",
+        "objective": "validation MSE on standardised targets, mean over targets",
         "best_value": float(best.value),
         "best_trial": best.number,
         "best_params": best.params,
