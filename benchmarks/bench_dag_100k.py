@@ -1,8 +1,9 @@
 """dag_100k: wall time of ``snakemake -n`` on 10⁵ sites whose FEFF inputs are written.
 
 Builds an experiment whose ``feff_inputs`` checkpoint has run for ``--sites`` sites:
-``--sources`` Cu spheres (every atom an absorbing site), structures and site tables in
-place, and each source's ``inputs.parquet`` and ``chunks.json`` written by the real
+``--sources`` sources, each a series of 1000-atom Cu spheres (frames of a trajectory;
+every atom an absorbing site), structures and site tables in place, and each source's
+``inputs.parquet`` and ``chunks.json`` written by the real
 :func:`mlxas.feff.inputs.build_inputs`. The dry run therefore plans every ``run_feff``
 chunk job (``sites / chunk_size`` of them), then gather, train and evaluate. Reported:
 the median wall time of ``snakemake -n`` (the documented command, output to a pipe)
@@ -35,6 +36,8 @@ from _common import ROOT, write_result
 
 VENV_BIN = Path(sys.executable).parent
 ELEMENT, A = "Cu", 3.61
+#: Atoms per structure; every atom is a site. Small structures keep building fast.
+STRUCTURE_ATOMS = 1000
 
 
 def sphere_for(n_atoms: int):
@@ -58,7 +61,7 @@ def build(work: Path, n_sites: int, n_sources: int, chunk_size: int) -> Path:
     from mlxas.feff.inputs import build_inputs
     from mlxas.provenance import structure_hash
 
-    exp = f"dag_{n_sites}_{n_sources}_{chunk_size}"
+    exp = f"dag_{n_sites}_{n_sources}_{chunk_size}_f{STRUCTURE_ATOMS}"
     res = work / "results" / exp
     cfg_path = work / f"{exp}.yaml"
     done = res / "built.ok"
@@ -95,14 +98,25 @@ def build(work: Path, n_sites: int, n_sources: int, chunk_size: int) -> Path:
     for k, name in enumerate(names):
         n = min(per_source, n_sites - made)
         made += n
-        atoms = sphere_for(n)
-        sid = structure_hash(atoms.get_chemical_symbols(), atoms.positions)
-        atoms.info.update(structure_id=sid, source=name, name=f"{name}-0", frame=-1)
+        # Structures of at most STRUCTURE_ATOMS atoms, like the frames of a trajectory:
+        # one sphere, its positions displaced a little (0.05 Å) for each frame.
+        base = sphere_for(min(n, STRUCTURE_ATOMS))
+        rng = np.random.default_rng(k)
+        images, site_rows, index_rows = {}, [], []
+        for j, start in enumerate(range(0, n, STRUCTURE_ATOMS)):
+            m = min(STRUCTURE_ATOMS, n - start)
+            atoms = base[:m].copy()
+            atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+            sid = structure_hash(atoms.get_chemical_symbols(), atoms.positions)
+            atoms.info.update(structure_id=sid, source=name, name=f"{name}-{j}", frame=j)
+            images[sid] = atoms
+            index_rows.append([sid, name, f"{name}-{j}", j, m, f"Cu{m}", False, "generated"])
+            site_rows += [(f"{sid}-{i:05d}", sid, f"{name}-{j}", j, i) for i in range(m)]
         sdir = res / "structures" / name
         sdir.mkdir(parents=True, exist_ok=True)
-        write(sdir / "structures.extxyz", atoms, format="extxyz")
+        write(sdir / "structures.extxyz", list(images.values()), format="extxyz")
         pd.DataFrame(
-            [[sid, name, f"{name}-0", -1, len(atoms), f"Cu{len(atoms)}", False, "generated"]],
+            index_rows,
             columns=[
                 "structure_id",
                 "source",
@@ -116,23 +130,14 @@ def build(work: Path, n_sites: int, n_sources: int, chunk_size: int) -> Path:
         ).to_csv(sdir / "index.csv", index=False)
         (sdir / "rejected.csv").write_text("origin,frame,reason,detail\n")
         sites = pd.DataFrame(
-            {
-                "site_id": [f"{sid}-{i:05d}" for i in range(n)],
-                "structure_id": sid,
-                "source": name,
-                "name": f"{name}-0",
-                "frame": -1,
-                "site_index": np.arange(n),
-                "element": ELEMENT,
-                "multiplicity": 1,
-            }
-        )
+            site_rows, columns=["site_id", "structure_id", "name", "frame", "site_index"]
+        ).assign(source=name, element=ELEMENT, multiplicity=1)
         (res / "sites").mkdir(parents=True, exist_ok=True)
         sites.to_parquet(res / "sites" / f"{name}.parquet", index=False)
         fdir = res / "feff" / name
         fdir.mkdir(parents=True, exist_ok=True)
         build_inputs(
-            sites, {sid: atoms}, config["feff"], "K", fdir / "inputs.parquet", fdir / "chunks.json"
+            sites, images, config["feff"], "K", fdir / "inputs.parquet", fdir / "chunks.json"
         )
         # Each stage's files newer than the previous stage's: nothing upstream reruns.
         for step, paths in enumerate(
