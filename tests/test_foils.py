@@ -1,0 +1,109 @@
+"""The foil experiments (config/experiments/foil_*.yaml): what a simulation-trained model
+needs to read the measured foils, checked without training a model.
+
+- the config is valid and its FEFF cards are accepted;
+- the model reads no more of chi(k) than each measured foil provides after background
+  removal (larch's pre_edge + autobk, as ``mlxas predict`` does it);
+- the training structures hold bulk-like sites (CN 12) and bond lengths on both sides of
+  the foil's true R, with room to spare;
+- thermal damping is in the FEFF cards and the augmentation has every sim-to-real effect.
+
+The accuracy on the foils is measured by ``benchmarks/bench_predict_foils.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlxas.config import load_config
+from mlxas.feff.cards import check_feff_config
+from mlxas.predict.pipeline import required_k_range
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTAL = Path(__file__).resolve().parent / "data" / "experimental"
+FOILS = {"cu": ("Cu", "K"), "ni": ("Ni", "K"), "pt": ("Pt", "L3")}
+
+
+def _truth(low: str) -> float:
+    row = next(
+        line
+        for line in (EXPERIMENTAL / "README.md").read_text().splitlines()
+        if f"{low}_metal_rt.xdi" in line
+    )
+    return float(re.search(r"N = 12 at ([0-9.]+) Å", row).group(1))
+
+
+@pytest.fixture(scope="module", params=sorted(FOILS))
+def foil(request: pytest.FixtureRequest) -> tuple[str, dict]:
+    cfg = load_config(ROOT / "config" / "experiments" / f"foil_{request.param}.yaml")
+    return request.param, cfg
+
+
+def _model(cfg: dict) -> dict:
+    (entry,) = [m for m in cfg["models"] if m["name"] == "ensemble"]
+    return entry
+
+
+def test_config_is_valid(foil: tuple[str, dict]) -> None:
+    low, cfg = foil
+    check_feff_config(cfg)  # raises on a card FEFF8L does not accept
+    el, edge = FOILS[low]
+    assert (cfg["absorber"], cfg["edge"], cfg["experiment"]) == (el, edge, f"foil_{low}")
+    assert all(s["element"] == el for s in cfg["structures"])
+
+
+def test_model_needs_no_more_k_than_the_foil_has(foil: tuple[str, dict]) -> None:
+    from mlxas.spectra.background import larch_background
+    from mlxas.spectra.measured import read_spectra
+
+    low, cfg = foil
+    entry = _model(cfg)
+    card = {  # what training writes into the card, as far as the k-range goes
+        "preprocessing": {
+            "input": entry["input"],
+            "features": cfg["features"],
+            "input_range": entry["input_range"],
+        },
+        "config": entry,
+    }
+    lo, hi = required_k_range(card)
+    (spec,) = read_spectra(EXPERIMENTAL / f"{low}_metal_rt.xdi")
+    k, _, _, _ = larch_background(spec.energy, spec.mu)
+    assert lo >= 2.0  # below ~2 1/Å background removal dominates chi(k)
+    assert hi <= k[-1] - 1.0, f"model reads chi(k) to {hi} 1/Å, the foil ends at {k[-1]}"
+
+
+def test_training_structures_bracket_the_foil(foil: tuple[str, dict]) -> None:
+    from mlxas.sites import enumerate_sites
+    from mlxas.structures.nanoparticles import nanoparticle
+
+    low, cfg = foil
+    truth = _truth(low)
+    a = sorted({s["lattice_constant"] for s in cfg["structures"]})
+    r = np.array(a) / math.sqrt(2)
+    assert r.min() < truth - 0.05 and r.max() > truth + 0.05  # R inside, not at the edge
+    assert np.max(np.diff(r)) < 0.02  # lattice steps finer than the R target
+    # The sites of one sphere: bulk-like first shells (CN 12) and surface sites.
+    src = next(s for s in cfg["structures"] if s["shape"] == "sphere")
+    atoms = nanoparticle(src["element"], "sphere", src["sizes"][0], src["lattice_constant"])
+    atoms.info.update(structure_id="s", source=src["name"], name="sphere", frame=-1)
+    sites = enumerate_sites([atoms], cfg["absorber"], cfg["sites"], cfg["labels"])
+    assert (sites["cn"] == 12).sum() >= 10 and sites["cn"].min() <= 8
+    np.testing.assert_allclose(sites["r"], src["lattice_constant"] / math.sqrt(2), atol=1e-6)
+
+
+def test_disorder_and_augmentation(foil: tuple[str, dict]) -> None:
+    _, cfg = foil
+    cards = {k.upper(): v for k, v in cfg["feff"]["cards"].items()}
+    temperature, theta = cards["DEBYE"]
+    assert 0 < temperature <= 300 and theta > 100  # thermal damping in every FEFF spectrum
+    aug = _model(cfg)["augment"]
+    for key in ("sigma2", "s02", "e0_shift", "noise", "kmax"):
+        assert aug[key] is not None, key
+    assert aug["e0_shift"][0] < 0 < aug["e0_shift"][1]
+    assert aug["s02"][0] < 1.0 <= aug["s02"][1] + 0.05
