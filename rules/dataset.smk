@@ -13,7 +13,8 @@ rule gather:
     # Worker processes computing features; Snakemake caps this at --cores.
     threads: 4
     resources:
-        mem_mb=4000,
+        runtime=lambda w, attempt: 60 * attempt,
+        mem_mb=lambda w, attempt: 4000 * attempt,
     params:
         spec=spec(
             {
