@@ -18,7 +18,14 @@ def test_defaults_filled():
     assert cfg["feff"]["engine"] == "feff8l"
     assert cfg["feff"]["chunk_size"] == 4  # given values are kept
     assert cfg["dataset"]["split"]["fractions"] == [0.7, 0.2, 0.1]
-    assert cfg["models"][0]["batch_size"] == 32
+    # Training settings left null take the model kind's defaults at train time.
+    assert cfg["models"][0]["batch_size"] is None
+    assert cfg["models"][0]["epochs"] == 3
+    from mlxas.models.registry import KIND_DEFAULTS, resolve_spec
+
+    spec = resolve_spec(cfg["models"][0])
+    assert spec["batch_size"] == KIND_DEFAULTS["mlp"]["batch_size"] == 32
+    assert spec["epochs"] == 3
 
 
 @pytest.mark.parametrize(
