@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # TensorFlow is chatty on import; keep user-facing output readable.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv demo test test-fast lint bench clean-demo help
+.PHONY: venv demo test lint bench clean-demo help
 
 help:
 	@echo "make demo   set up .venv and run the default workflow (config/config.yaml) on all cores"

@@ -20,6 +20,10 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
+#: 1-minute load average when the benchmark module was imported; the machine is shared,
+#: so every result says how busy it was around the measurement.
+LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
 
 def machine() -> str:
     """CPU model, cores usable by this process, and memory, as one line."""
@@ -62,6 +66,9 @@ def write_result(name: str, value: float, unit: str, **extra: Any) -> Path:
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         **extra,
     }
+    if hasattr(os, "getloadavg"):
+        record.setdefault("load_average_at_start", LOAD_AT_START)
+        record.setdefault("load_average_at_end", os.getloadavg()[0])
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
     print(json.dumps(record, indent=2))
