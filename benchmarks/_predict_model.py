@@ -9,6 +9,7 @@ foil's energy grid, as a quick-EXAFS run writes it: one XDI file per scan.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -20,35 +21,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CU_FOIL = ROOT / "tests" / "data" / "experimental" / "cu_metal_rt.xdi"
 VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _cu_config import cu_nanoparticles_config  # noqa: E402
 
 CONFIG = {
-    "experiment": "bench_predict",
-    "absorber": "Cu",
-    "edge": "K",
-    "structures": [
-        {
-            "name": "octa",
-            "kind": "nanoparticles",
-            "element": "Cu",
-            "lattice_constant": 3.61,
-            "shape": "octahedron",
-            "sizes": [4, 5],
-        },
-        {
-            "name": "cubo",
-            "kind": "nanoparticles",
-            "element": "Cu",
-            "lattice_constant": 3.61,
-            "shape": "cuboctahedron",
-            "sizes": [2, 3],
-        },
-    ],
-    "feff": {
-        "cards": {"RPATH": 4.5, "NLEGS": 4},
-        "cluster_radius": 6.0,
-        "chunk_size": 8,
-        "threads": 2,
-    },
+    **cu_nanoparticles_config("bench_predict", [4, 5], [2, 3], chunk_size=8, threads=2),
     "features": {"k_grid": {"kmin": 0.05, "kmax": 16.0, "dk": 0.05}, "kweight": 2},
     "dataset": {"split": {"group_by": "site", "seed": 1}},
     "models": [{"name": "mlp", "kind": "mlp", "input": "chi_k", "epochs": 20, "patience": 5}],
@@ -69,6 +47,17 @@ def model(workdir: Path) -> Path:
     print("building the benchmark model:", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True, env=env)
     return pointer
+
+
+def add_model_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--workdir``, read by :func:`model_from_args`."""
+    ap.add_argument("--model", help="model pointer (default: build the benchmark model)")
+    ap.add_argument("--workdir", default="/tmp/mlxas-bench-predict")
+
+
+def model_from_args(a: argparse.Namespace) -> Path:
+    """The ``--model`` pointer, else the benchmark model in ``--workdir`` (see :func:`model`)."""
+    return Path(a.model) if a.model else model(Path(a.workdir))
 
 
 def write_series(directory: Path, n: int, sigma: float = 0.002, seed: int = 0) -> list[Path]:

@@ -60,6 +60,7 @@ def build(work: Path, n_sites: int, n_sources: int, chunk_size: int) -> Path:
     from mlxas.config import validate_config
     from mlxas.feff.inputs import build_inputs
     from mlxas.provenance import structure_hash
+    from mlxas.structures.index import INDEX_COLUMNS
 
     exp = f"dag_{n_sites}_{n_sources}_{chunk_size}_f{STRUCTURE_ATOMS}"
     res = work / "results" / exp
@@ -115,19 +116,7 @@ def build(work: Path, n_sites: int, n_sources: int, chunk_size: int) -> Path:
         sdir = res / "structures" / name
         sdir.mkdir(parents=True, exist_ok=True)
         write(sdir / "structures.extxyz", list(images.values()), format="extxyz")
-        pd.DataFrame(
-            index_rows,
-            columns=[
-                "structure_id",
-                "source",
-                "name",
-                "frame",
-                "n_atoms",
-                "formula",
-                "periodic",
-                "origin",
-            ],
-        ).to_csv(sdir / "index.csv", index=False)
+        pd.DataFrame(index_rows, columns=INDEX_COLUMNS).to_csv(sdir / "index.csv", index=False)
         (sdir / "rejected.csv").write_text("origin,frame,reason,detail\n")
         sites = pd.DataFrame(
             site_rows, columns=["site_id", "structure_id", "name", "frame", "site_index"]

@@ -32,20 +32,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result
-from _predict_model import larch_per_file, model, write_series
+from _predict_model import add_model_arguments, larch_per_file, model_from_args, write_series
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=5000)
-    ap.add_argument("--model", help="model pointer (default: build the benchmark model)")
-    ap.add_argument("--workdir", default="/tmp/mlxas-bench-predict")
+    add_model_arguments(ap)
     ap.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     a = ap.parse_args()
 
     from mlxas.predict.predictor import Predictor, available_cores
 
-    model_path = Path(a.model) if a.model else model(Path(a.workdir))
+    model_path = model_from_args(a)
     load_before = os.getloadavg()[0]
     jobs = a.jobs or available_cores()
     tmp = Path(tempfile.mkdtemp(prefix="mlxas-bench-batch-"))

@@ -28,21 +28,26 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result
-from _predict_model import CU_FOIL, larch_per_file, model, write_series
+from _predict_model import (
+    CU_FOIL,
+    add_model_arguments,
+    larch_per_file,
+    model_from_args,
+    write_series,
+)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=200)
-    ap.add_argument("--model", help="model pointer (default: build the benchmark model)")
-    ap.add_argument("--workdir", default="/tmp/mlxas-bench-predict")
+    add_model_arguments(ap)
     a = ap.parse_args()
 
     from mlxas.predict import pipeline
     from mlxas.predict.predictor import Predictor
     from mlxas.spectra import background
 
-    model_path = Path(a.model) if a.model else model(Path(a.workdir))
+    model_path = model_from_args(a)
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="mlxas-bench-latency-"))
     try:

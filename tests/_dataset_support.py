@@ -22,35 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _cu_config import cu_nanoparticles_config
 from mlxas.cli import main as mlxas
 from mlxas.config import validate_config
 
-CONFIG = validate_config(
-    {
-        "experiment": "dataset_tests",
-        "absorber": "Cu",
-        "edge": "K",
-        "structures": [
-            {
-                "name": "octa",
-                "kind": "nanoparticles",
-                "element": "Cu",
-                "lattice_constant": 3.61,
-                "shape": "octahedron",
-                "sizes": [4],
-            },
-            {
-                "name": "cubo",
-                "kind": "nanoparticles",
-                "element": "Cu",
-                "lattice_constant": 3.61,
-                "shape": "cuboctahedron",
-                "sizes": [2],
-            },
-        ],
-        "feff": {"cards": {"RPATH": 4.5, "NLEGS": 4}, "cluster_radius": 6.0, "chunk_size": 2},
-    }
-)
+CONFIG = validate_config(cu_nanoparticles_config("dataset_tests", [4], [2], chunk_size=2))
 
 
 def settings(**over: dict) -> dict:

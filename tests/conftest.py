@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _cu_config import cu_nanoparticles_config
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 EXPERIMENTAL = DATA / "experimental"
@@ -20,33 +22,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 #: A few Cu nanoparticle sites with short FEFF settings: the whole workflow in ~40 s.
 TINY_CONFIG = {
-    "experiment": "tiny",
-    "absorber": "Cu",
-    "edge": "K",
-    "structures": [
-        {
-            "name": "octa",
-            "kind": "nanoparticles",
-            "element": "Cu",
-            "lattice_constant": 3.61,
-            "shape": "octahedron",
-            "sizes": [4, 5],
-        },
-        {
-            "name": "cubo",
-            "kind": "nanoparticles",
-            "element": "Cu",
-            "lattice_constant": 3.61,
-            "shape": "cuboctahedron",
-            "sizes": [2],
-        },
-    ],
-    "feff": {
-        "cards": {"RPATH": 4.5, "NLEGS": 4},
-        "cluster_radius": 6.0,
-        "chunk_size": 4,
-        "threads": 2,
-    },
+    **cu_nanoparticles_config("tiny", [4, 5], [2], chunk_size=4, threads=2),
     "dataset": {"split": {"group_by": "site", "seed": 1}},
     "models": [{"name": "mlp", "kind": "mlp", "epochs": 3, "patience": 2}],
 }

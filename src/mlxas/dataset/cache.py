@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mlxas.dataset.schema import DatasetError
+from mlxas.feff.chunk import TEXT_FIELDS
 from mlxas.provenance import code_version, hash_json
 
 __all__ = ["CACHE_VERSION", "ChunkSummary", "file_hash", "process_chunk", "read_cached"]
@@ -36,16 +37,7 @@ __all__ = ["CACHE_VERSION", "ChunkSummary", "file_hash", "process_chunk", "read_
 CACHE_VERSION = 1
 
 #: Scalar columns copied from the chunk file for every site, ok or failed.
-SCALARS = (
-    "site_id",
-    "status",
-    "reason",
-    "detail",
-    "input_hash",
-    "card_hash",
-    "engine",
-    "engine_version",
-)
+SCALARS = TEXT_FIELDS
 FLOATS = ("seconds", "feff_e0")
 _EDGE = ("mu", "norm", "e0", "edge_step")
 

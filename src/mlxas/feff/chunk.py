@@ -21,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "CHUNK_SCHEMA_VERSION",
+    "TEXT_FIELDS",
     "SiteResult",
     "chunk_summary",
     "read_chunk",
@@ -29,7 +30,9 @@ __all__ = [
 ]
 
 CHUNK_SCHEMA_VERSION = 1
-_SCALARS = [
+#: The per-site text fields of a chunk file (the other scalars, ``seconds`` and ``e0``, are
+#: floats).
+TEXT_FIELDS = (
     "site_id",
     "status",
     "reason",
@@ -38,9 +41,8 @@ _SCALARS = [
     "card_hash",
     "engine",
     "engine_version",
-    "seconds",
-    "e0",
-]
+)
+_SCALARS = [*TEXT_FIELDS, "seconds", "e0"]
 
 
 @dataclass
