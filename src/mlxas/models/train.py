@@ -19,6 +19,7 @@ import numpy as np
 from mlxas import __version__
 from mlxas.models.data import (
     TrainingData,
+    array_batches,
     augmented_batches,
     k_range_used,
     load_training_data,
@@ -141,7 +142,7 @@ def _fit_network(
             )
         )
     y_train = scaling.scale_y(train.y)
-    validation = (val.x, scaling.scale_y(val.y))
+    validation = array_batches(val.x, scaling.scale_y(val.y), batch)
     t0 = time.perf_counter()
     if is_enabled(spec.get("augment")):
         hist = train_model.fit(
@@ -153,14 +154,11 @@ def _fit_network(
         )
     else:
         hist = train_model.fit(
-            train.x,
-            y_train,
+            array_batches(train.x, y_train, batch, seed=seed),
             validation_data=validation,
             epochs=int(spec["epochs"]),
-            batch_size=batch,
             callbacks=cbs,
             verbose=verbose,
-            shuffle=True,
         )
     seconds = time.perf_counter() - t0
     val_loss = np.asarray(hist.history["val_loss"], dtype=float)
