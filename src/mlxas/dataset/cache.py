@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from mlxas.dataset.schema import DatasetError
-from mlxas.feff.chunk import TEXT_FIELDS
 from mlxas.provenance import code_version, hash_json
 
 __all__ = ["CACHE_VERSION", "ChunkSummary", "file_hash", "process_chunk", "read_cached"]
@@ -37,7 +36,16 @@ __all__ = ["CACHE_VERSION", "ChunkSummary", "file_hash", "process_chunk", "read_
 CACHE_VERSION = 1
 
 #: Scalar columns copied from the chunk file for every site, ok or failed.
-SCALARS = TEXT_FIELDS
+SCALARS = (
+    "site_id",
+    "status",
+    "reason",
+    "detail",
+    "input_hash",
+    "card_hash",
+    "engine",
+    "engine_version",
+)
 FLOATS = ("seconds", "feff_e0")
 _EDGE = ("mu", "norm", "e0", "edge_step")
 

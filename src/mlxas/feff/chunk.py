@@ -21,7 +21,6 @@ import numpy as np
 
 __all__ = [
     "CHUNK_SCHEMA_VERSION",
-    "TEXT_FIELDS",
     "SiteResult",
     "chunk_summary",
     "read_chunk",
@@ -30,9 +29,7 @@ __all__ = [
 ]
 
 CHUNK_SCHEMA_VERSION = 1
-#: The per-site text fields of a chunk file (the other scalars, ``seconds`` and ``e0``, are
-#: floats).
-TEXT_FIELDS = (
+_SCALARS = [
     "site_id",
     "status",
     "reason",
@@ -41,8 +38,9 @@ TEXT_FIELDS = (
     "card_hash",
     "engine",
     "engine_version",
-)
-_SCALARS = [*TEXT_FIELDS, "seconds", "e0"]
+    "seconds",
+    "e0",
+]
 
 
 @dataclass
