@@ -182,7 +182,7 @@ def compare_spectra(results: list[dict], features_cfg: dict) -> list[dict]:
     return rows
 
 
-def model_errors(exp: Path, results: list[dict], spectra_rows: list[dict]) -> dict:
+def model_errors(models_dir: Path, results: list[dict], spectra_rows: list[dict]) -> dict:
     """Predictions of each trained model from the non-SCF and the SCF spectra."""
     from mlxas.models.card import load_model
     from mlxas.models.data import compute_input
@@ -193,7 +193,7 @@ def model_errors(exp: Path, results: list[dict], spectra_rows: list[dict]) -> di
     }
     truth = {t: np.array([row[t] for row in spectra_rows]) for t in ("cn", "r")}
     out = {}
-    for pointer in sorted((exp / "models").glob("*.json")):
+    for pointer in sorted(models_dir.glob("*.json")):
         model, card = load_model(pointer)
         fc = card["preprocessing"]["features"]
         entry: dict = {"model_id": card["model_id"], "kind": card["kind"]}
@@ -227,13 +227,25 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=6 * 3600, help="s per SCF run")
     ap.add_argument("--run-only", action="store_true", help="run FEFF, skip the analysis")
     ap.add_argument("--name", default="scf_au150")
+    ap.add_argument(
+        "--experiment-dir",
+        type=Path,
+        help="the experiment's results folder (default: results/<experiment>); the sites, "
+        "FEFF inputs and structures of the study come from here",
+    )
+    ap.add_argument(
+        "--models-dir",
+        type=Path,
+        help="models/<name>.json pointers to evaluate (default: <experiment-dir>/models)",
+    )
     args = ap.parse_args()
 
     from mlxas.config import load_config
 
     os.chdir(ROOT)
     config = load_config(args.config)
-    exp = ROOT / "results" / config["experiment"]
+    exp = args.experiment_dir or ROOT / "results" / config["experiment"]
+    models_dir = args.models_dir or exp / "models"
     workdir = Path(args.workdir) if args.workdir else exp / "scf_study"
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = choose_sites(exp, config, args.sites, args.seed)
@@ -256,7 +268,7 @@ def main() -> None:
         sys.exit("no site finished both runs")
 
     spectra_rows = compare_spectra(results, config["features"])
-    models = model_errors(exp, results, spectra_rows) if (exp / "models").is_dir() else {}
+    models = model_errors(models_dir, results, spectra_rows) if models_dir.is_dir() else {}
     ratio = [r["seconds_scf"] / r["seconds_no_scf"] for r in spectra_rows]
     write_result(
         args.name,
@@ -264,6 +276,8 @@ def main() -> None:
         "x",
         description="FEFF8L wall time with / without SCF 6.8 0 30 0.1 1, Au150 sites (median)",
         experiment=config["experiment"],
+        experiment_dir=str(exp),
+        models_dir=str(models_dir),
         scf_card="SCF " + " ".join(str(v) for v in SCF_CARD),
         n_sites=len(spectra_rows),
         load_average=os.getloadavg()[0],
