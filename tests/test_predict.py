@@ -365,13 +365,14 @@ def test_cli_watch_stops_cleanly_on_ctrl_c(tiny_experiment, tmp_path):
             assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.2)
         (watched / "cu.xdi").write_text(CU.read_text())
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and len(out.read_text().splitlines()) >= 2:
-                break
+        # Ctrl-C while the watcher waits for the next file: the row must be out first.
+        deadline = time.monotonic() + 300
+        while not (out.exists() and len(out.read_text().splitlines()) >= 2):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "no prediction written:\n" + "".join(lines)
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
