@@ -31,7 +31,16 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "train_paper_mlp": ("<=", 180.0, "train the paper's MLP on 6000 spectra (CPU)"),
     "infer_mlp": (">=", 10000.0, "MLP inference, 2 CPU cores, batch mode"),
     "predict_batch": (">=", 1000.0, "raw files end to end, all cores"),
-    "predict_latency": ("<=", 0.050, "one file, model loaded"),
+    "predict_latency": ("<=", 50.0, "one file, model loaded"),
+    "accuracy_au150": ("<=", 0.14, "Au150 test CN MSE, primary model (R MSE ≤ 0.0005 Å² too)"),
+    "accuracy_cu": ("<=", 0.1, "Cu nanoparticles test CN MAE, primary model"),
+    "predict_foils": (
+        "<=",
+        0.03,
+        "worst absolute R error over the measured foils (CN within ±1 of 12 too)",
+    ),
+    "status_100k": ("", None, "mlxas status over 100k sites"),
+    "scf_au150": ("", None, "FEFF8L time with / without SCF, Au150 sites (median)"),
 }
 _OPS = {"<=": operator.le, ">=": operator.ge}
 
@@ -53,7 +62,14 @@ def table() -> str:
         op, target, what = TARGETS.get(name, ("", None, rec.get("description", "")))
         met = ""
         if target is not None and isinstance(rec.get("value"), int | float):
-            met = "yes" if _OPS[op](rec["value"], target) else "**no**"
+            ok = _OPS[op](rec["value"], target)
+            # A benchmark with several targets says which it met; all must hold.
+            extra = rec.get("targets_met")
+            if isinstance(extra, dict):
+                ok = ok and all(extra.values())
+            elif isinstance(extra, bool):
+                ok = ok and extra
+            met = "yes" if ok else "**no**"
         tgt = f"{op} {_fmt(target)} {rec['unit']}" if target is not None else ""
         rows.append(
             f"| `{name}` | {what} | {_fmt(rec['value'])} {rec['unit']} | {tgt} | {met} "
