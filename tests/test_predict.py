@@ -354,7 +354,15 @@ def test_cli_watch_stops_cleanly_on_ctrl_c(tiny_experiment, tmp_path):
     cmd = [str(Path(sys.executable).parent / "mlxas"), "predict", str(model_path(tiny_experiment)),
            "--watch", str(watched), "--out", str(out), "--interval", "0.1", "--settle", "0.2",
            "--allow-short-k", "-j", "1", "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    # Started the way a background job of a non-interactive shell is (`mlxas ... &`):
+    # with SIGINT ignored. The watcher must still stop on Ctrl-C / kill -INT.
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
     reader.start()

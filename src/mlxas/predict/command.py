@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -227,6 +228,10 @@ def main(a: argparse.Namespace) -> int:
                     settle=a.settle,
                     include_existing=a.existing,
                 )
+                # A watcher started in the background of a non-interactive shell (`cmd &`,
+                # supervisor scripts) inherits an ignored SIGINT; it must still stop on
+                # Ctrl-C or `kill -INT`, so take the signal back explicitly.
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 print(f"mlxas: watching {a.watch} (Ctrl-C to stop)", file=sys.stderr, flush=True)
                 watch(watcher, pred.predict, emit, interval=a.interval)
                 print(
