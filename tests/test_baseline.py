@@ -153,3 +153,15 @@ def test_cli(cu_path, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     csv = tmp_path / "fits.csv"
     write_results(fit_files([ok], cache_dir=cache), csv)
     assert csv.read_text().splitlines()[0].startswith("source,status,reason,cn,cn_err,r")
+
+
+def test_unknown_output_format_is_refused_before_fitting(tmp_path):
+    from mlxas.baseline import BaselineError, output_format
+
+    assert [output_format(tmp_path / f"fits.{e}") for e in ("csv", "json", "jsonl")] == [
+        "csv",
+        "json",
+        "jsonl",
+    ]
+    with pytest.raises(BaselineError, match=r"fits\.txt: unknown output format"):
+        output_format(tmp_path / "fits.txt")

@@ -572,12 +572,23 @@ def format_table(results: Sequence[BaselineResult]) -> str:
     return "\n".join(lines)
 
 
+def output_format(out: str | Path) -> str:
+    """csv, json or jsonl from the file name, as ``mlxas predict`` reads it; else an error."""
+    from mlxas.predict.output import FORMATS, guess_format
+
+    try:
+        return guess_format(Path(out))
+    except ValueError:
+        known = ", ".join(f".{f}" for f in FORMATS)
+        raise BaselineError(f"{out}: unknown output format; name it {known}") from None
+
+
 def write_results(results: Sequence[BaselineResult], out: str | Path, fmt: str | None = None):
     """Write CSV, JSON (``{"results": [...]}``) or JSON Lines, by ``fmt`` or the suffix."""
     import csv
 
     out = Path(out)
-    fmt = fmt or {".json": "json", ".jsonl": "jsonl"}.get(out.suffix.lower(), "csv")
+    fmt = fmt or output_format(out)
     rows = [r.as_dict() for r in results]
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
@@ -606,6 +617,8 @@ def run_command(a: Any) -> int:
         kmin=a.kmin, kmax=a.kmax, kweight=a.kweight, dk=a.dk, rmin=a.rmin, rmax=a.rmax,
         s02=a.s02,
     )  # fmt: skip
+    # Refuse an output name without a known format before spending time on the fits.
+    fmt = output_format(a.out) if a.out else None
     start = time.perf_counter()
     results = fit_files(
         a.files, element=a.element, edge=a.edge, settings=settings, cache_dir=a.cache,
@@ -613,7 +626,7 @@ def run_command(a: Any) -> int:
     )  # fmt: skip
     refused = [r for r in results if r.status != "ok"]
     if a.out:
-        write_results(results, a.out)
+        write_results(results, a.out, fmt)
     if len(results) == 1 and refused:
         raise BaselineError(f"{refused[0].source}: {refused[0].reason}")
     if not a.quiet:
