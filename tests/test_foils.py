@@ -6,7 +6,9 @@ needs to read the measured foils, checked without training a model.
   removal (larch's pre_edge + autobk, as ``mlxas predict`` does it);
 - the training structures hold bulk-like sites (CN 12) and bond lengths on both sides of
   the foil's true R, with room to spare;
-- thermal damping is in the FEFF cards and the augmentation has every sim-to-real effect.
+- thermal damping is in the FEFF cards and the augmentation has every sim-to-real effect;
+- the model's R window holds the shells FEFF computes and ends before the first shell
+  beyond RPATH, which a measured foil has and the simulations lack.
 
 The accuracy on the foils is measured by ``benchmarks/bench_predict_foils.py``.
 """
@@ -107,3 +109,19 @@ def test_disorder_and_augmentation(foil: tuple[str, dict]) -> None:
         assert aug[key] is not None, key
     assert aug["e0_shift"][0] < 0 < aug["e0_shift"][1]
     assert aug["s02"][0] < 1.0 <= aug["s02"][1] + 0.05
+
+
+def test_r_window_stops_before_the_shells_feff_leaves_out(foil: tuple[str, dict]) -> None:
+    low, cfg = foil
+    entry = _model(cfg)
+    assert entry["input"] == "ft_mag"
+    lo, hi = entry["input_range"]
+    rpath = {k.upper(): v for k, v in cfg["feff"]["cards"].items()}["RPATH"]
+    # fcc shells of the foil: a·sqrt(n/2); FT peaks sit ~0.3 Å below the distance.
+    a = _truth(low) * math.sqrt(2)
+    shells = [a * math.sqrt(n / 2) for n in range(1, 9)]
+    computed = [d for d in shells if d <= rpath]
+    missing = [d for d in shells if d > rpath]
+    assert len(computed) == 4  # FEFF paths of the first four shells
+    assert lo < shells[0] - 0.6  # the first-shell peak is inside
+    assert computed[-1] - 0.3 < hi < missing[0] - 0.3, (computed[-1], hi, missing[0])
