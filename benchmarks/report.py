@@ -41,6 +41,11 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     ),
     "status_100k": ("", None, "mlxas status over 100k sites"),
     "scf_au150": ("", None, "FEFF8L time with / without SCF, Au150 sites (median)"),
+    "foil_inputs": (
+        "",
+        None,
+        "foil elements whose best input on perturbed simulated validation is |chi(R)|",
+    ),
 }
 _OPS = {"<=": operator.le, ">=": operator.ge}
 
