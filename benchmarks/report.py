@@ -44,7 +44,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "foil_inputs": (
         "",
         None,
-        "foil elements whose best input on perturbed simulated validation is |chi(R)|",
+        "foil elements whose best input on perturbed simulated validation is the FT magnitude",
     ),
 }
 _OPS = {"<=": operator.le, ">=": operator.ge}
