@@ -6,9 +6,11 @@ mlxas accepts is fed to the real FEFF8L and FEFF6L input readers and to FEFF10's
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +68,25 @@ def test_merge_order_and_removal():
     assert merged_cards("feff6l", "L3", {})["HOLE"] == [4, 1.0]
     xanes = merged_cards("feff10", "K", {}, "xanes")
     assert "EXAFS" not in xanes and "RPATH" not in xanes and xanes["XANES"] == 4.0
+
+
+def test_a_config_switching_engine_removes_the_defaults_of_the_other_engine():
+    from mlxas.config import load_config
+
+    # The workflow merges a user's config over config/config.yaml (RPATH, NLEGS for
+    # FEFF8L): FEFF6L's config must be able to drop them.
+    base = load_config(Path(__file__).resolve().parent.parent / "config" / "config.yaml")
+    cfg = copy.deepcopy(base)
+    cfg["feff"]["engine"] = "feff6l"
+    with pytest.raises(CardError, match="FEFF6L's path length card is RMAX"):
+        check_feff_config(cfg)
+    cfg["feff"]["cards"].update({"RPATH": None, "NLEGS": None, "RMAX": 5.0, "NLEG": 4})
+    cards = check_feff_config(cfg)
+    assert cards["RMAX"] == 5.0 and cards["NLEG"] == 4
+    assert "RPATH" not in cards and "NLEGS" not in cards
+    # A misspelt card is still an error, also when removing it.
+    with pytest.raises(CardError, match="FEFF6L does not accept card RPTH"):
+        merged_cards("feff6l", "K", {"RPTH": None})
 
 
 @pytest.mark.parametrize(

@@ -172,8 +172,13 @@ def merged_cards(
     cards = {name: value for name, value in merged.items() if value is not None}
     for name, value in _upper_keys(overrides or {}).items():
         if value is None:
-            if name not in tpl["cards"]:
-                _check_one(engine, name, True)  # same message as for setting it
+            # Removing another engine's card is a no-op, so that a config switching engines
+            # can drop what the default config sets (RPATH for FEFF6L); a misspelt card
+            # gets the same message as setting it would.
+            if name not in tpl["cards"] and not any(
+                name in engine_template(e)["cards"] for e in engine_names()
+            ):
+                _check_one(engine, name, True)
             cards.pop(name, None)
         else:
             _check_one(engine, name, value)
