@@ -77,26 +77,10 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
             "input_scaling": "global",
         },
     },
-    "cnn2d": {
-        "epochs": 300,
-        "batch_size": 32,
-        "learning_rate": 0.001,
-        "patience": 30,
-        "optimizer": "adam",
-        "standardize": True,
-        "lr_schedule": "plateau",
-        "params": {
-            "filters": [16, 32, 64],
-            "kernel_size": 3,
-            "pool": 2,
-            "dense": [128],
-            "activation": "relu",
-            "dropout": 0.0,
-            "l2": 1e-6,
-            "input_scaling": "global",
-        },
-    },
 }
+# The 2D CNN (wavelet maps) is the 1D one with 3×3 kernels.
+KIND_DEFAULTS["cnn2d"] = copy.deepcopy(KIND_DEFAULTS["cnn1d"])
+KIND_DEFAULTS["cnn2d"]["params"]["kernel_size"] = 3
 KIND_DEFAULTS["ensemble"] = {
     **copy.deepcopy(KIND_DEFAULTS["mlp"]),
     "params": {"member": "mlp", "members": 5},
