@@ -1,17 +1,16 @@
-# mlxas workflow: structures -> sites -> FEFF inputs -> FEFF chunks -> dataset -> models -> evaluation
-# Default config: config/config.yaml (Cu fcc nanoparticles, Cu K edge, FEFF8L EXAFS).
-# Other experiments: snakemake --configfile config/experiments/<name>.yaml
+# mlxas workflow: structures -> sites -> labels | inputs -> simulate (chunks) -> gather
+#                 -> train (per model) -> latest, evaluate, tune
+# The experiment: --configfile FILE (several merge in order); without one, the default
+# experiment config/config.yaml is selected.  Every check runs before any job, the same as
+# `mlxas config check FILE`; paths and rule parameters come from mlxas.workflow.
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
-
-
 include: "rules/common.smk"
 include: "rules/structures.smk"
-include: "rules/feff.smk"
+include: "rules/simulation.smk"
 include: "rules/dataset.smk"
 include: "rules/models.smk"
 
@@ -19,4 +18,4 @@ include: "rules/models.smk"
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        EXP.final_outputs(),

@@ -1,27 +1,24 @@
-import json
-import os
 import shlex
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from mlxas.feff.cards import CardError, check_feff_config
-from mlxas.provenance import code_version
+from mlxas.errors import ConfigError
+from mlxas.workflow.checks import load_experiment
 
-# Same schema and defaults as `mlxas config check`.
-validate(config, "../src/mlxas/schemas/config.schema.yaml")
-# FEFF cards the engine does not accept stop the workflow here, before any job runs.
+# The one reading of the config, the same as `mlxas config check`: schema defaults, then
+# the experiment (the --configfile files, or config/config.yaml when none is given, then
+# --config overrides), then every cross-field check; a bad config stops here.
 try:
-    FEFF_CARDS = check_feff_config(config)
-except CardError as err:
+    EXP = load_experiment(
+        workflow.config_settings.configfiles, workflow.config_settings.config
+    )
+except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
-
-EXP = config["experiment"]
-RES = f"results/{EXP}"
-SOURCES = {s["name"]: s for s in config["structures"]}
-MODELS = {m["name"]: m for m in config["models"]}
+L = EXP.layout
+SOURCES = list(EXP.sources)
+MODELS = list(EXP.models)
 # Stages run the `mlxas` installed beside the Python that runs Snakemake, also on compute
 # nodes (where Snakemake re-reads this file), even if that environment is not activated.
 shell.prefix(
@@ -32,47 +29,4 @@ shell.prefix(
 wildcard_constraints:
     source="[A-Za-z0-9_-]+",
     chunk="[0-9]+",
-    model="[A-Za-z0-9_-]+",
-
-
-def spec(obj):
-    """A config excerpt as canonical JSON: a rule parameter, so editing it reruns the rule."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def code(*modules):
-    """Hash of the mlxas code a stage runs: a code change reruns that stage."""
-    return code_version(*modules)
-
-
-def source_files(wildcards):
-    """User structure files of a `files` source, so editing one reruns its source."""
-    import glob
-
-    src = SOURCES[wildcards.source]
-    if src["kind"] != "files":
-        return []
-    return sorted(f for pattern in src["paths"] for f in glob.glob(pattern))
-
-
-def feff_chunks(source):
-    """Chunk result files of one source; known once its FEFF inputs are written."""
-    plan = checkpoints.feff_inputs.get(source=source).output.chunks
-    with open(plan) as fh:
-        n_chunks = json.load(fh)["n_chunks"]
-    return [f"{RES}/feff/{source}/chunks/{i:05d}.h5" for i in range(n_chunks)]
-
-
-def all_feff_chunks(wildcards):
-    return [f for s in SOURCES for f in feff_chunks(s)]
-
-
-def final_outputs():
-    primary = config["evaluation"]["primary"] or config["models"][0]["name"]
-    targets = MODELS[primary]["targets"]
-    return [
-        f"{RES}/dataset.h5",
-        f"{RES}/evaluation/metrics.json",
-        *[f"{RES}/evaluation/parity_{t}.png" for t in targets],
-        *([f"{RES}/tune/best.json"] if config["tune"]["enabled"] else []),
-    ]
+    model="(?!latest$)[A-Za-z0-9_-]+",

@@ -1,39 +1,39 @@
+from mlxas.simulation.inputs import read_plan
+
+
+def chunk_files(wildcards):
+    """Chunk files of every source; known once the inputs checkpoint planned them."""
+    files = []
+    for source in SOURCES:
+        plan = checkpoints.inputs.get(source=source).output.plan
+        folder = L.simulation(source)
+        files += [folder.chunk(i) for i in range(read_plan(plan)["n_chunks"])]
+    return files
+
+
 rule gather:
     input:
-        chunks=all_feff_chunks,
-        sites=expand(f"{RES}/sites/{{source}}.parquet", source=SOURCES),
-        rejected=expand(f"{RES}/structures/{{source}}/rejected.csv", source=SOURCES),
-        inputs=expand(f"{RES}/feff/{{source}}/inputs.parquet", source=SOURCES),
+        chunks=chunk_files,
+        plans=[L.simulation(s).chunk_plan for s in SOURCES],
+        tables=[L.simulation(s).inputs_table for s in SOURCES],
+        sites=[L.sites(s) for s in SOURCES],
+        labels=[L.labels(s) for s in SOURCES],
     output:
-        f"{RES}/dataset.h5",
+        L.dataset,
     log:
-        f"{RES}/logs/gather.log",
-    conda:
-        "../envs/mlxas.yaml"
+        L.log("gather"),
     # Worker processes computing features; Snakemake caps this at --cores.
     threads: 4
     resources:
         runtime=lambda w, attempt: 60 * attempt,
         mem_mb=lambda w, attempt: 4000 * attempt,
     params:
-        spec=spec(
-            {
-                "settings": {
-                    "features": config["features"],
-                    "averaging": config["averaging"],
-                    "split": config["dataset"]["split"],
-                },
-                "absorber": config["absorber"],
-                "edge": config["edge"],
-            }
-        ),
-        chunk_list=lambda w, output: f"{output[0]}.chunks.txt",
-        # Per-chunk feature cache: Snakemake deletes dataset.h5 before rerunning gather,
-        # the cache lets the rerun compute only spectra of new or changed chunks.
-        cache=f"{RES}/dataset.cache",
-        code=code("mlxas.dataset"),
+        spec=EXP.spec("gather"),
+        # Per-chunk feature cache: Snakemake deletes the dataset before rerunning gather,
+        # the cache lets the rerun featurize only the items of new or changed chunks.
+        cache=L.dataset_cache,
+        code=EXP.code("gather"),
     shell:
-        "printf '%s\\n' {input.chunks:q} > {params.chunk_list:q}; "
-        "mlxas gather --spec {params.spec:q} --chunks @{params.chunk_list:q} "
-        "--sites {input.sites:q} --rejected {input.rejected:q} --inputs {input.inputs:q} "
-        "--cache {params.cache:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        "mlxas gather --spec {params.spec:q} --plans {input.plans:q} --sites {input.sites:q} "
+        "--labels {input.labels:q} --cache {params.cache:q} --threads {threads} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -1,119 +1,110 @@
-# Models: train each `models` entry, tune one (optional), evaluate all on the test split.
-PRIMARY = config["evaluation"]["primary"] or config["models"][0]["name"]
-if PRIMARY not in MODELS:
-    raise ValueError(
-        f"evaluation.primary: no model named {PRIMARY!r} (models: {sorted(MODELS)})"
-    )
-TUNE_MODEL = config["tune"]["model"] or config["models"][0]["name"]
-if TUNE_MODEL not in MODELS:
-    raise ValueError(
-        f"tune.model: no model named {TUNE_MODEL!r} (models: {sorted(MODELS)})"
-    )
-EVAL = f"{RES}/evaluation"
-
-
-# Per-model plots of `mlxas evaluate`: <kind>_<model>_<target>.png
-MODEL_PLOTS = {
-    kind: [
-        f"{EVAL}/{kind}_{m}_{t}.png"
-        for m, entry in MODELS.items()
-        for t in entry["targets"]
-    ]
-    for kind in ("parity", "errors")
-}
+# Models: train each `models` entry, point `latest` at the newest, tune one (optional),
+# evaluate all on the test split.
 
 
 rule train:
     input:
         dataset=rules.gather.output[0],
     output:
-        f"{RES}/models/{{model}}.json",
+        pointer=L.model_pointer("{model}"),
+        # models/<name>/<model id>/: the id is the hash of the card, known after training
+        store=directory(L.model_store("{model}")),
     log:
-        f"{RES}/logs/train/{{model}}.log",
-    conda:
-        "../envs/mlxas.yaml"
+        L.log("train", "{model}"),
     # TensorFlow threads; capped by --cores locally and by --max-threads on a cluster
     threads: 8
     resources:
         runtime=lambda w, attempt: 120 * attempt,
         mem_mb=lambda w, attempt: 8000 * attempt,
     params:
-        spec=lambda w: spec(MODELS[w.model]),
-        models_dir=lambda w, output: os.path.dirname(output[0]),
-        code=code("mlxas.models.train"),
+        spec=lambda w: EXP.spec("train", w.model),
+        code=EXP.code("train"),
     shell:
         "mlxas train --spec {params.spec:q} --dataset {input.dataset:q} "
-        "--models-dir {params.models_dir:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "--store {output.store:q} --pointer {output.pointer:q} --threads {threads} "
+        "> {log:q} 2>&1"
+
+
+rule latest:
+    input:
+        pointers=[L.model_pointer(m) for m in MODELS],
+        stores=[L.model_store(m) for m in MODELS],
+    output:
+        directory(L.latest),
+    log:
+        L.log("latest"),
+    params:
+        code=EXP.code("latest"),
+    shell:
+        "mlxas latest --pointers {input.pointers:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule tune:
     input:
         dataset=rules.gather.output[0],
     output:
-        best=f"{RES}/tune/best.json",
-        entry=f"{RES}/tune/best_model.yaml",
+        best=L.tune_best,
+        entry=L.tune_entry,
         trials=report(
-            f"{RES}/tune/trials.csv",
+            L.tune_trials,
             category="Tuning",
             caption="../docs/report/tune.rst",
         ),
     log:
-        f"{RES}/logs/tune.log",
-    conda:
-        "../envs/mlxas.yaml"
+        L.log("tune"),
     threads: 8
     resources:
         runtime=lambda w, attempt: 480 * attempt,
         mem_mb=lambda w, attempt: 8000 * attempt,
     params:
-        spec=spec({"tune": config["tune"], "model": MODELS[TUNE_MODEL]}),
-        code=code("mlxas.models.tune"),
+        spec=EXP.spec("tune"),
+        results=L.root,
+        code=EXP.code("tune"),
     shell:
         "mlxas tune --spec {params.spec:q} --dataset {input.dataset:q} "
-        "--out-dir $(dirname {output.best:q}) --threads {threads} > {log:q} 2>&1"
+        "--results {params.results:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule evaluate:
     input:
         dataset=rules.gather.output[0],
-        models=expand(f"{RES}/models/{{model}}.json", model=MODELS),
+        models=[L.model_pointer(m) for m in MODELS],
     output:
-        metrics=f"{EVAL}/metrics.json",
-        table=f"{EVAL}/comparison.md",
+        metrics=L.metrics,
+        table=L.comparison_md,
         csv=report(
-            f"{EVAL}/comparison.csv",
+            L.comparison_csv,
             category="Evaluation",
             subcategory="Comparison",
             caption="../docs/report/comparison.rst",
         ),
         parity=report(
-            expand(f"{EVAL}/parity_{{target}}.png", target=MODELS[PRIMARY]["targets"]),
+            [L.parity(t) for t in EXP.models[EXP.primary].targets],
             category="Evaluation",
             subcategory="Primary model",
             caption="../docs/report/parity.rst",
         ),
         parity_models=report(
-            MODEL_PLOTS["parity"],
+            EXP.model_plots("parity"),
             category="Evaluation",
             subcategory="Parity per model",
             caption="../docs/report/parity_models.rst",
         ),
         errors=report(
-            MODEL_PLOTS["errors"],
+            EXP.model_plots("errors"),
             category="Evaluation",
             subcategory="Errors per CN class",
             caption="../docs/report/errors.rst",
         ),
     log:
-        f"{RES}/logs/evaluate.log",
-    conda:
-        "../envs/mlxas.yaml"
+        L.log("evaluate"),
     resources:
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w, attempt: 4000 * attempt,
     params:
-        primary=PRIMARY,
-        code=code("mlxas.evaluate"),
+        spec=EXP.spec("evaluate"),
+        results=L.root,
+        code=EXP.code("evaluate"),
     shell:
-        "mlxas evaluate --dataset {input.dataset:q} --models {input.models:q} "
-        "--out-dir $(dirname {output.metrics:q}) --primary {params.primary} > {log:q} 2>&1"
+        "mlxas evaluate --spec {params.spec:q} --dataset {input.dataset:q} "
+        "--models {input.models:q} --results {params.results:q} > {log:q} 2>&1"

@@ -1,51 +1,68 @@
+# Per source: structures -> sites (items) -> labels.  Labels are their own rule, so that a
+# label setting reruns the labels and what reads them, never the simulation.
+
+
+def source_files(wildcards):
+    """Files a source reads (kind `files`), so that editing one reruns its source."""
+    src = EXP.sources[wildcards.source]
+    return src.input_files() if hasattr(src, "input_files") else []
+
+
 rule structures:
     input:
         source_files,
     output:
-        frames=f"{RES}/structures/{{source}}/structures.extxyz",
-        index=f"{RES}/structures/{{source}}/index.csv",
-        rejected=f"{RES}/structures/{{source}}/rejected.csv",
+        frames=L.structures_frames("{source}"),
+        index=L.structures_index("{source}"),
+        rejected=L.structures_rejected("{source}"),
     log:
-        f"{RES}/logs/structures/{{source}}.log",
-    conda:
-        "../envs/mlxas.yaml"
+        L.log("structures", "{source}"),
     resources:
         runtime=lambda w, attempt: 60 * attempt,
         mem_mb=lambda w, attempt: 2000 * attempt,
     params:
-        spec=lambda w: spec(
-            {
-                "source": SOURCES[w.source],
-                "absorber": config["absorber"],
-                "engine": config["feff"]["engine"],
-                "cluster_radius": config["feff"]["cluster_radius"],
-            }
-        ),
-        code=code("mlxas.structures", "mlxas.feff.engines"),
+        spec=lambda w: EXP.spec("structures", w.source),
+        work=lambda w: L.structures_work(w.source),
+        code=EXP.code("structures"),
     shell:
-        "mlxas structures --spec {params.spec:q} --out-dir $(dirname {output.index:q}) > {log:q} 2>&1"
+        "mlxas structures --spec {params.spec:q} --frames {output.frames:q} "
+        "--index {output.index:q} --rejected {output.rejected:q} --work {params.work:q} "
+        "> {log:q} 2>&1"
 
 
 rule sites:
     input:
         frames=rules.structures.output.frames,
+        rejected=rules.structures.output.rejected,
     output:
-        f"{RES}/sites/{{source}}.parquet",
+        L.sites("{source}"),
     log:
-        f"{RES}/logs/sites/{{source}}.log",
-    conda:
-        "../envs/mlxas.yaml"
+        L.log("sites", "{source}"),
     resources:
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w, attempt: 2000 * attempt,
     params:
-        spec=spec(
-            {
-                "absorber": config["absorber"],
-                "sites": config["sites"],
-                "labels": config["labels"],
-            }
-        ),
-        code=code("mlxas.sites"),
+        spec=lambda w: EXP.spec("sites", w.source),
+        code=EXP.code("sites"),
     shell:
-        "mlxas sites --spec {params.spec:q} --structures {input.frames:q} --out {output:q} > {log:q} 2>&1"
+        "mlxas sites --spec {params.spec:q} --structures {input.frames:q} "
+        "--rejected {input.rejected:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule labels:
+    input:
+        frames=rules.structures.output.frames,
+        sites=rules.sites.output[0],
+    output:
+        L.labels("{source}"),
+    log:
+        L.log("labels", "{source}"),
+    resources:
+        runtime=lambda w, attempt: 30 * attempt,
+        mem_mb=lambda w, attempt: 2000 * attempt,
+    params:
+        spec=EXP.spec("labels"),
+        code=EXP.code("labels"),
+    shell:
+        "mlxas labels --spec {params.spec:q} --structures {input.frames:q} "
+        "--sites {input.sites:q} --out {output:q} > {log:q} 2>&1"

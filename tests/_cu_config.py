@@ -10,11 +10,11 @@ __all__ = ["cu_nanoparticles_config"]
 
 
 def cu_nanoparticles_config(
-    experiment: str, octahedra: list[int], cuboctahedra: list[int], **feff: int
+    experiment: str, octahedra: list[int], cuboctahedra: list[int], **simulation: int
 ) -> dict:
     """Raw config head: Cu K edge, Cu octahedra and cuboctahedra (a = 3.61 Å) of the given
-    sizes as the sources ``octa`` and ``cubo``, and short FEFF settings (RPATH 4.5,
-    NLEGS 4, 6 Å clusters) updated by ``feff`` (e.g. ``chunk_size``, ``threads``).
+    sizes as the sources ``octa`` and ``cubo``, short FEFF8L settings (RPATH 4.5, NLEGS 4,
+    6 Å clusters) and the ``simulation`` section (e.g. ``chunk_size``, ``threads``).
 
     Every call returns new dicts, so callers may add sections or change it in place.
     """
@@ -36,5 +36,6 @@ def cu_nanoparticles_config(
                 ("cubo", "cuboctahedron", cuboctahedra),
             )
         ],
-        "feff": {"cards": {"RPATH": 4.5, "NLEGS": 4}, "cluster_radius": 6.0, **feff},
+        "simulation": {"engine": "feff8l", **simulation},
+        "feff": {"cards": {"RPATH": 4.5, "NLEGS": 4}, "cluster_radius": 6.0},
     }

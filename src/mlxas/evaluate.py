@@ -1,32 +1,30 @@
 """Metrics, parity plots, error histograms per CN class and a model comparison table.
 
-Every model of an experiment is evaluated on the dataset's test split.  Outputs in
-``out_dir``:
+Every model of an experiment is evaluated on the dataset's test split.  Outputs (paths
+of the experiment's :class:`~mlxas.workflow.layout.Layout`):
 
-``metrics.json``                    per model and target: MSE, RMSE, MAE, R², mean
-                                    relative error, the same per CN class; for ensembles
-                                    the mean predicted spread and its 1σ coverage
-``parity_<target>.png``             parity plot of the primary model
-``parity_<model>_<target>.png``     parity plot of every model
-``errors_<model>_<target>.png``     histograms of the relative error per CN class
-``comparison.md``, ``comparison.csv``  one row per model and target
+- metrics per model and target: MSE, RMSE, MAE, R², mean relative error, the same per
+  CN class; for ensembles the mean predicted spread and its 1σ coverage (JSON);
+- a parity plot per target of the primary model, and of every model;
+- histograms of the relative error per CN class for every model and target;
+- a comparison table (Markdown and CSV), one row per model and target.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlxas.metrics import regression_metrics
 from mlxas.models.registry import ModelConfigError
+from mlxas.workflow.layout import Layout
 
 __all__ = [
     "comparison_table",
     "evaluate",
-    "output_names",
     "per_class_errors",
     "regression_metrics",
 ]
@@ -36,36 +34,6 @@ TITLES = {
     "r": "mean first-shell distance R (Å)",
     "rdf": "RDF value (bins)",
 }
-
-
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MSE, RMSE, MAE, R² and mean relative error |pred−true|/|true| (rows with true=0 skipped).
-
-    Units follow the target: MSE in unit², RMSE and MAE in the unit (Å for R).
-    """
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred, dtype=float)
-    err = y_pred - y_true
-    n = len(y_true)
-    if n == 0:
-        nan = float("nan")
-        return {"n": 0, "mse": nan, "rmse": nan, "mae": nan, "r2": nan, "mean_relative_error": nan}
-    mse = float(np.mean(err**2))
-    var = float(np.var(y_true))
-    nz = y_true != 0
-    return {
-        "n": n,
-        "mse": mse,
-        "rmse": float(np.sqrt(mse)),
-        "mae": float(np.mean(np.abs(err))),
-        # R² is undefined for a target that does not vary (e.g. R of unrelaxed fcc clusters).
-        "r2": float(1 - mse / var)
-        if var > 1e-12 * max(1.0, float(np.mean(y_true**2)))
-        else float("nan"),
-        "mean_relative_error": float(np.mean(np.abs(err[nz]) / np.abs(y_true[nz])))
-        if nz.any()
-        else float("nan"),
-    }
 
 
 def cn_classes(cn_true: np.ndarray) -> np.ndarray:
@@ -81,15 +49,6 @@ def per_class_errors(
     return {
         str(c): regression_metrics(y_true[classes == c], y_pred[classes == c])
         for c in np.unique(classes)
-    }
-
-
-def output_names(models: dict[str, list[str]], primary: str) -> dict[str, list[str]]:
-    """File names ``evaluate`` writes for ``{model name: targets}``, by kind of output."""
-    return {
-        "parity": [f"parity_{t}.png" for t in models[primary]],
-        "parity_models": [f"parity_{m}_{t}.png" for m, ts in models.items() for t in ts],
-        "errors": [f"errors_{m}_{t}.png" for m, ts in models.items() for t in ts],
     }
 
 
@@ -145,8 +104,9 @@ def _error_histograms(plt, classes: np.ndarray, err: np.ndarray, xlabel: str, ti
 def _model_inputs(ds, card: dict[str, Any]) -> np.ndarray:
     """Test-split inputs of a model, computed as the model's card describes them."""
     from mlxas.models.data import compute_input, model_inputs
+    from mlxas.models.spec import ModelSpec
 
-    spec = card["config"]
+    spec = ModelSpec.from_dict(card["config"])
     if card["dataset"].get("hash") == ds.hash:
         return model_inputs(ds, spec, "test")
     # Another dataset: compute the model's own features from this dataset's chi(k).
@@ -156,7 +116,7 @@ def _model_inputs(ds, card: dict[str, Any]) -> np.ndarray:
             f"model {card['model_id']} uses the k grid {fc['k_grid']}, "
             f"{getattr(ds, 'path', 'the dataset')} has {ds.settings['features']['k_grid']}"
         )
-    return compute_input(ds.chi("test"), fc, spec["input"])
+    return compute_input(ds.chi("test"), fc, spec.input)
 
 
 def evaluate_model(ds, model, card: dict[str, Any], cn_test: np.ndarray) -> dict[str, Any]:
@@ -227,22 +187,23 @@ def comparison_table(results: dict[str, Any]) -> tuple[str, str]:
 def evaluate(
     dataset,
     pointer_files: list[str],
-    out_dir: str | Path,
+    layout: Layout,
     primary: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every model on the test split; write metrics.json, plots and tables.
+    """Evaluate every model on the test split; write metrics, plots and tables to the
+    evaluation paths of ``layout``.
 
     ``dataset`` is a dataset path or an opened dataset; ``pointer_files`` are
-    ``models/<name>.json`` pointers or model directories; ``primary`` names the model
-    whose parity plots are also written as ``parity_<target>.png`` (default: the first).
+    ``models/<name>.json`` pointers or model folders; ``primary`` names the model whose
+    parity plots are also written as the experiment's parity plots (default: the first).
     """
     from mlxas.models.data import opened
 
     with opened(dataset) as ds:
-        return _evaluate(ds, pointer_files, Path(out_dir), primary)
+        return _evaluate(ds, pointer_files, layout, primary)
 
 
-def _evaluate(ds, pointer_files: list[str], out_dir: Path, primary: str | None) -> dict[str, Any]:
+def _evaluate(ds, pointer_files: list[str], out: Layout, primary: str | None) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,7 +211,7 @@ def _evaluate(ds, pointer_files: list[str], out_dir: Path, primary: str | None) 
 
     from mlxas.models.card import json_safe, load_model
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out.evaluation_dir.mkdir(parents=True, exist_ok=True)
     cn_test = np.asarray(ds.labels("cn", "test"), dtype=float)
     if len(cn_test) == 0:
         raise ModelConfigError(
@@ -284,9 +245,9 @@ def _evaluate(ds, pointer_files: list[str], out_dir: Path, primary: str | None) 
             else:
                 _parity(ax, y.ravel(), p.ravel(), None, t, f"{name}: all bins, MSE {m['mse']:.4g}")
             fig.subplots_adjust(left=0.17, right=0.96, bottom=0.12, top=0.93)
-            fig.savefig(out_dir / f"parity_{name}_{t}.png", dpi=100)
+            fig.savefig(out.model_plot("parity", name, t), dpi=100)
             if name == primary:
-                shutil.copyfile(out_dir / f"parity_{name}_{t}.png", out_dir / f"parity_{t}.png")
+                shutil.copyfile(out.model_plot("parity", name, t), out.parity(t))
             plt.close(fig)
             xlabel = (
                 "relative error (pred − true)/true"
@@ -294,11 +255,11 @@ def _evaluate(ds, pointer_files: list[str], out_dir: Path, primary: str | None) 
                 else "RMSE of the RDF per example"
             )
             fig = _error_histograms(plt, classes, rel, xlabel, f"{name}: {t} errors per CN class")
-            fig.savefig(out_dir / f"errors_{name}_{t}.png", dpi=100)
+            fig.savefig(out.model_plot("errors", name, t), dpi=100)
             plt.close(fig)
 
-    (out_dir / "metrics.json").write_text(json.dumps(json_safe(results), indent=2, allow_nan=False))
+    out.metrics.write_text(json.dumps(json_safe(results), indent=2, allow_nan=False))
     md, csv = comparison_table(results)
-    (out_dir / "comparison.md").write_text(md)
-    (out_dir / "comparison.csv").write_text(csv)
+    out.comparison_md.write_text(md)
+    out.comparison_csv.write_text(csv)
     return results

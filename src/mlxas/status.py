@@ -1,34 +1,37 @@
-"""``mlxas status``: done, pending and failed FEFF sites per source, from the files on disk.
+"""``mlxas status``: done, pending and failed items per source, from the files on disk.
 
-Reads, per source, the chunk plan (``chunks.json``: sites and refusals per chunk) and
-the small summary JSON beside each chunk file, never the spectra, so it stays fast for
-10⁵ sites in thousands of chunks; the input table is read only for the site ids of
-chunks not written yet.  A site counts as
+Reads, per source, the chunk plan (items and refusals per chunk) and the small summary
+JSON beside each chunk file, never the results, so it stays fast for 10⁵ items in
+thousands of chunks; the input table is read only for the item ids of chunks not written
+yet.  An item counts as
 
 - done: ``ok`` in its chunk file;
 - failed: failed in its chunk file, or refused when the inputs were written;
-- pending: its chunk file does not exist yet.  With ``--resumable``, pending sites whose
-  run directory already holds a done marker (a killed or running job) are counted as
+- pending: its chunk file does not exist yet.  With ``--resumable``, pending items whose
+  run folder already holds a done marker (a killed or running job) are counted as
   ``resumable``: the next run of their chunk reuses them.  This reads the input table
-  and one marker per pending site, so it is off by default.
+  and one marker per pending item, so it is off by default.
+
+Paths come from :class:`mlxas.workflow.layout.Layout`.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlxas.feff.layout import DONE_MARKER, chunk_name
+from mlxas.workflow.layout import DONE_MARKER, Layout, SimulationFolder, chunk_name
 
 __all__ = ["SourceStatus", "collect_status", "print_status"]
 
 
 @dataclass
 class SourceStatus:
-    """Site counts of one source; ``reasons`` maps failure reason → number of sites."""
+    """Item counts of one source; ``reasons`` maps failure reason → number of items."""
 
     source: str
     sites: int = 0
@@ -41,67 +44,56 @@ class SourceStatus:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _results_dir(target: str | Path) -> tuple[Path, list[str]]:
-    """The results folder of ``target`` (a folder, or a config file) and its sources."""
-    target = Path(target)
-    if target.is_dir() or (not target.exists() and target.suffix not in (".yaml", ".yml")):
-        return target, []
-    from mlxas.config import load_config
+def _results_dir(target: str | Path | None) -> tuple[Layout, list[str]]:
+    """The layout of ``target`` (a results folder, or a config file; None: the default
+    experiment) and its sources."""
+    if target is not None:
+        path = Path(target)
+        if path.is_dir() or (not path.exists() and path.suffix not in (".yaml", ".yml")):
+            return Layout(path), []
+    from mlxas.workflow.checks import load_experiment
 
-    cfg = load_config(target)
-    return Path("results") / cfg["experiment"], [s["name"] for s in cfg["structures"]]
-
-
-def _plan(folder: Path) -> tuple[list[int], dict[str, dict[str, int]]]:
-    """Sites per chunk and refusals per chunk, from chunks.json (or the input table)."""
-    try:
-        plan = json.loads((folder / "chunks.json").read_text())
-        return plan["sites_per_chunk"], plan["refused_per_chunk"]
-    except (OSError, ValueError, KeyError):
-        pass
-    import pyarrow.parquet as pq  # a plan written before it held these counts
-
-    table = pq.read_table(folder / "inputs.parquet", columns=["chunk", "reason"]).to_pylist()
-    sizes: Counter[int] = Counter(r["chunk"] for r in table)
-    refused: dict[str, dict[str, int]] = {}
-    for r in table:
-        if r["reason"]:
-            per = refused.setdefault(str(r["chunk"]), {})
-            per[r["reason"]] = per.get(r["reason"], 0) + 1
-    return [sizes[c] for c in range(max(sizes, default=-1) + 1)], refused
+    exp = load_experiment([] if target is None else [target])
+    return exp.layout, list(exp.sources)
 
 
-def _resumable(folder: Path, chunks: list[int]) -> int:
-    """Sites of ``chunks`` whose run already finished (their done marker exists)."""
+def _plan(folder: SimulationFolder) -> tuple[list[int], dict[str, dict[str, int]]]:
+    """Items per chunk and refusals per chunk, from the chunk plan."""
+    plan = json.loads(folder.chunk_plan.read_text())
+    return plan["items_per_chunk"], plan["refused_per_chunk"]
+
+
+def _resumable(folder: SimulationFolder, chunks: list[int]) -> int:
+    """Items of ``chunks`` whose run already finished (their done marker exists)."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(
-        folder / "inputs.parquet", columns=["site_id"], filters=[("chunk", "in", chunks)]
+        folder.inputs_table, columns=["item_id"], filters=[("chunk", "in", chunks)]
     )
-    runs = folder / "runs"
-    return sum(os.path.exists(runs / s / DONE_MARKER) for s in table.column("site_id").to_pylist())
+    runs = folder.runs_dir
+    return sum(os.path.exists(runs / s / DONE_MARKER) for s in table.column("item_id").to_pylist())
 
 
-def _source_status(folder: Path, resumable: bool = False) -> SourceStatus:
-    from mlxas.feff.chunk import chunk_summary
+def _source_status(folder: SimulationFolder, resumable: bool = False) -> SourceStatus:
+    from mlxas.simulation.chunk import chunk_summary
 
     sizes, refused = _plan(folder)
-    st = SourceStatus(source=folder.name, sites=sum(sizes), chunks=len(sizes))
+    st = SourceStatus(source=folder.source, sites=sum(sizes), chunks=len(sizes))
     reasons: Counter[str] = Counter()
     # Chunk file name -> size (bytes), from one directory scan.
     existing = (
-        {e.name: e.stat().st_size for e in os.scandir(folder / "chunks") if e.name.endswith(".h5")}
-        if (folder / "chunks").is_dir()
+        {e.name: e.stat().st_size for e in os.scandir(folder.chunks_dir) if e.name.endswith(".h5")}
+        if folder.chunks_dir.is_dir()
         else {}
     )
     pending = []
     for i, n_sites in enumerate(sizes):
         name = chunk_name(i)
         if name in existing:
-            summary = chunk_summary(folder / "chunks" / name, existing[name])
+            summary = chunk_summary(folder.chunk(i), folder.chunk_summary(i), existing[name])
             st.chunks_done += 1
             st.done += summary["n_ok"]
-            st.failed += summary["n_sites"] - summary["n_ok"]
+            st.failed += summary["n_items"] - summary["n_ok"]
             reasons.update(summary["reasons"])
         else:
             pending.append(i)
@@ -110,23 +102,25 @@ def _source_status(folder: Path, resumable: bool = False) -> SourceStatus:
             st.failed += sum(refusals.values())
             st.pending += n_sites - sum(refusals.values())
     if resumable:
-        st.resumable = _resumable(folder, pending) if pending and (folder / "runs").is_dir() else 0
+        st.resumable = _resumable(folder, pending) if pending and folder.runs_dir.is_dir() else 0
     st.reasons = dict(reasons.most_common())
     return st
 
 
-def collect_status(results: Path, resumable: bool = False) -> list[SourceStatus]:
-    """One :class:`SourceStatus` per source with an input table under ``results/feff``."""
-    return [
-        _source_status(inputs.parent, resumable)
-        for inputs in sorted((Path(results) / "feff").glob("*/inputs.parquet"))
-    ]
+def collect_status(layout: Layout, resumable: bool = False) -> list[SourceStatus]:
+    """One :class:`SourceStatus` per source whose chunk plan is written."""
+    root = layout.simulation_root()
+    folders = [SimulationFolder(p) for p in sorted(root.iterdir())] if root.is_dir() else []
+    return [_source_status(f, resumable) for f in folders if f.chunk_plan.is_file()]
 
 
-def print_status(target: str | Path, as_json: bool = False, resumable: bool = False) -> int:
+def print_status(
+    target: str | Path | None = None, as_json: bool = False, resumable: bool = False
+) -> int:
     """Print the progress table (or JSON) of a config's experiment or a results folder."""
-    results, sources = _results_dir(target)
-    stats = collect_status(results, resumable) if results.is_dir() else []
+    layout, sources = _results_dir(target)
+    results = layout.root
+    stats = collect_status(layout, resumable) if results.is_dir() else []
     if as_json:
         print(json.dumps([asdict(s) for s in stats], indent=1))
         return 0
@@ -134,15 +128,17 @@ def print_status(target: str | Path, as_json: bool = False, resumable: bool = Fa
         print(f"{results}: no results yet (nothing has run)")
         return 0
     known = {s.source for s in stats}
-    built = sorted(p.name for p in (results / "structures").glob("*") if p.is_dir())
+    pattern = str(layout.structures_dir("*"))
+    built = [Path(p).name for p in sorted(glob.glob(pattern))]
+    built = [n for n in sources or built if layout.structures_frames(n).is_file()]
     for name in sources or built:
         if name not in known:
             state = "structures built" if name in built else "not started"
-            print(f"{name}: {state}, FEFF inputs not written yet")
+            print(f"{name}: {state}, simulation inputs not written yet")
     if not stats:
-        print(f"{results}: no FEFF inputs yet")
+        print(f"{results}: no simulation inputs yet")
         return 0
-    head = ["source", "sites", "done", "failed", "pending", "chunks"]
+    head = ["source", "items", "done", "failed", "pending", "chunks"]
     rows = [
         [s.source, s.sites, s.done, s.failed, s.pending, f"{s.chunks_done}/{s.chunks}"]
         for s in stats
@@ -165,6 +161,6 @@ def print_status(target: str | Path, as_json: bool = False, resumable: bool = Fa
     tot = {k: sum(getattr(s, k) for s in stats) for k in ("sites", "done", "failed", "pending")}
     print(
         f"total: {tot['done']} done, {tot['pending']} pending, {tot['failed']} failed "
-        f"of {tot['sites']} sites"
+        f"of {tot['sites']} items"
     )
     return 0

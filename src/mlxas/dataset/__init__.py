@@ -1,34 +1,49 @@
-"""The HDF5 training set: gather FEFF chunks and labels, split, average, read back.
+"""The HDF5 training set: gather chunk files and labels, split, average, read back.
 
-``gather`` builds ``dataset.h5`` (:mod:`mlxas.dataset.gather`), ``open`` reads it
-(:mod:`mlxas.dataset.reader`).  The layout is in :mod:`mlxas.dataset.schema` and
-``docs/dataset.md``.
+``gather`` builds ``dataset.h5`` (:mod:`mlxas.dataset.build`, written by
+:mod:`mlxas.dataset.writer`), ``open`` reads it (:mod:`mlxas.dataset.reader`).  The
+layout is in :mod:`mlxas.dataset.schema` and ``docs/dataset.md``; the stage's settings
+in :mod:`mlxas.dataset.settings`.
 """
 
-from mlxas.dataset.gather import GatherReport, gather
-from mlxas.dataset.reader import Dataset, open
-from mlxas.dataset.schema import SCHEMA_VERSION, SPLITS, DatasetError
-from mlxas.dataset.splitting import example_members, group_keys, split_groups
+# Submodules load on first use: the workflow reads the stage settings
+# (mlxas.dataset.settings) without pandas and h5py.
+_EXPORTS = {
+    "GatherReport": "build",
+    "gather": "build",
+    "Dataset": "reader",
+    "open": "reader",
+    "SCHEMA_VERSION": "schema",
+    "SPLITS": "schema",
+    "DatasetError": "schema",
+    "AveragingSettings": "settings",
+    "DatasetSettings": "settings",
+    "SplitSettings": "settings",
+    "example_members": "splitting",
+    "group_keys": "splitting",
+    "split_groups": "splitting",
+}
 
 __all__ = [
     "SCHEMA_VERSION",
     "SPLITS",
+    "AveragingSettings",
     "Dataset",
     "DatasetError",
+    "DatasetSettings",
     "GatherReport",
+    "SplitSettings",
     "example_members",
     "gather",
     "group_keys",
     "open",
-    "settings_from_config",
     "split_groups",
 ]
 
 
-def settings_from_config(config: dict) -> dict:
-    """The dataset settings of a validated config: ``features``, ``averaging``, ``split``."""
-    return {
-        "features": config["features"],
-        "averaging": config["averaging"],
-        "split": config["dataset"]["split"],
-    }
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mlxas.dataset' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"mlxas.dataset.{_EXPORTS[name]}"), name)

@@ -1,19 +1,20 @@
-"""Per-chunk feature cache, so that gathering again computes only new spectra.
+"""Per-chunk feature cache, so that gathering again computes only new items.
 
 Snakemake deletes ``dataset.h5`` before it reruns ``gather``, so the dataset file itself
-cannot be extended in place.  Instead each FEFF chunk file is processed once into a
-cache file named by a hash of
+cannot be extended in place.  Instead each chunk file is processed once into a cache
+file named by a hash of
 
 * the chunk file's bytes,
-* the feature settings (and whether per-site features are needed),
-* the source of the spectral code (``provenance.code_version``) and the versions of
-  this cache and of the chunk format,
+* the feature settings (and whether per-item model inputs are needed),
+* the source of the engine's featurizing code (``provenance.code_version`` of the
+  engine's module) and the versions of this cache and of the chunk format,
 
-holding the chunk's site results, chi(k) on the k grid, mu(E) on the energy grid when
-XANES is on, and the per-site features.  A later gather with the same chunk and settings
-reads the cache instead of recomputing; a changed chunk, setting or code gives a new key.
-Cache files are written under a temporary name and renamed, so a kill leaves no partial
-entry; an unreadable entry is recomputed.
+holding the chunk's item results and what the engine's
+:meth:`~mlxas.engines.base.SignalEngine.featurize` returned (signals and model inputs).
+A later gather with the same chunk and settings reads the cache instead of recomputing;
+a changed chunk, setting or code gives a new key.  Cache files are written under a
+temporary name and renamed, so a kill leaves no partial entry; an unreadable entry is
+recomputed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -31,33 +33,43 @@ import pandas as pd
 from mlxas.dataset.schema import DatasetError
 from mlxas.provenance import code_version, hash_json
 
-__all__ = ["CACHE_VERSION", "ChunkSummary", "file_hash", "process_chunk", "read_cached"]
+__all__ = [
+    "CACHE_VERSION",
+    "SCALARS",
+    "ChunkSummary",
+    "file_hash",
+    "process_chunk",
+    "read_cached",
+]
 
-CACHE_VERSION = 1
+#: 2: engine-blind entries (featurize's arrays by name).
+CACHE_VERSION = 2
 
-#: Scalar columns copied from the chunk file for every site, ok or failed.
+#: Text columns copied from the chunk file for every item, ok or failed.
 SCALARS = (
     "site_id",
     "status",
     "reason",
     "detail",
     "input_hash",
-    "card_hash",
+    "settings_hash",
     "engine",
     "engine_version",
 )
-FLOATS = ("seconds", "feff_e0")
-_EDGE = ("mu", "norm", "e0", "edge_step")
 
 
 @dataclass
 class ChunkSummary:
-    """What ``gather`` needs from one processed chunk (the arrays stay in ``cache``)."""
+    """What ``gather`` needs from one processed chunk (the arrays stay in ``cache``).
+
+    ``sites``: one row per item of the chunk: :data:`SCALARS`, ``seconds``, ``ok`` and
+    one float column ``scalar:<name>`` per engine scalar (e.g. FEFF's ``e0``).
+    """
 
     chunk: str
     cache: str
     computed: bool
-    sites: pd.DataFrame  # one row per site of the chunk: SCALARS, FLOATS, ok
+    sites: pd.DataFrame
 
     @property
     def n_ok(self) -> int:
@@ -72,19 +84,17 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()[:32]
 
 
-def cache_key(chunk_hash: str, features_cfg: dict, with_features: bool) -> str:
-    from mlxas.feff.chunk import CHUNK_SCHEMA_VERSION
+def cache_key(chunk_hash: str, features: Any, with_features: bool, engine_module: str) -> str:
+    from mlxas.simulation.chunk import CHUNK_SCHEMA_VERSION
 
-    # The source of the spectral code counts; changes to this module's processing bump
+    # The source of the featurizing code counts; changes to this module's processing bump
     # CACHE_VERSION and changes to what a chunk file holds bump its schema version.
-    # (Hashing the dataset or FEFF packages would drop the cache on any edit there.)
-    code = code_version("mlxas.spectra.features")
     return hash_json(
         {
             "chunk": chunk_hash,
-            "features": features_cfg,
+            "features": features,
             "with_features": with_features,
-            "code": code,
+            "code": code_version(engine_module),
             "version": CACHE_VERSION,
             "chunk_schema": CHUNK_SCHEMA_VERSION,
         },
@@ -93,16 +103,19 @@ def cache_key(chunk_hash: str, features_cfg: dict, with_features: bool) -> str:
 
 
 def _read_sites(f: h5py.File) -> pd.DataFrame:
-    df = pd.DataFrame(json.loads(f["sites"][()]), columns=[*SCALARS, *FLOATS, "ok"])
-    return df.astype({c: float for c in FLOATS} | {"ok": bool})
+    df = pd.DataFrame(json.loads(f["sites"][()]))
+    floats = {c: float for c in df.columns if c == "seconds" or c.startswith("scalar:")}
+    return df.astype({**floats, "ok": bool})
 
 
 def read_cached(path: str | Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Arrays of a cache entry (rows: the chunk's ok sites): ``chi``, XANES and features."""
+    """Arrays of a cache entry (rows: the chunk's ok items): every signal, and the model
+    inputs in ``names`` (None: all) as ``features/<name>``."""
     with h5py.File(path, "r") as f:
-        out = {"chi": f["chi"][()]}
-        if "edge" in f:
-            out.update({f"edge/{a}": f["edge"][a][()] for a in _EDGE})
+        out: dict[str, np.ndarray] = {}
+        f["signals"].visititems(
+            lambda key, ds: out.__setitem__(key, ds[()]) if isinstance(ds, h5py.Dataset) else None
+        )
         for name, ds in f["features"].items():
             if names is None or name in names:
                 out[f"features/{name}"] = ds[()]
@@ -111,11 +124,12 @@ def read_cached(path: str | Path, names: list[str] | None = None) -> dict[str, n
 
 def _write(path: Path, sites: pd.DataFrame, arrays: dict[str, np.ndarray], meta: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    # The site table is small: one JSON text is far quicker than a dataset per column.
+    # The item table is small: one JSON text is far quicker than a dataset per column.
     with h5py.File(tmp, "w") as f:
         f.attrs.update(meta)
         f["sites"] = json.dumps({c: sites[c].tolist() for c in sites.columns})
         f.create_group("features")
+        f.create_group("signals")
         for name, arr in arrays.items():
             f.create_dataset(name, data=arr)
     tmp.replace(path)
@@ -125,18 +139,18 @@ def process_chunk(task: tuple) -> ChunkSummary:
     """Cache entry of one chunk file, computed unless an entry with its key exists.
 
     ``task`` = (chunk path, cache dir, features settings, with_features); a tuple so that
-    it can be sent to a worker process.
+    it can be sent to a worker process.  The engine is rebuilt from the chunk file.
     """
-    from mlxas.feff.chunk import read_chunk
-    from mlxas.spectra.features import compute_features
-    from mlxas.spectra.grids import interp_on_grid, k_grid
-    from mlxas.spectra.xanes import EdgeSpectrum, edge_on_grid
+    from mlxas.simulation.chunk import chunk_engine, read_chunk
 
-    chunk, cache_dir, cfg, with_features = task
+    chunk, cache_dir, features, with_features = task
     try:
-        key = cache_key(file_hash(chunk), cfg, with_features)
+        engine, settings_hash = chunk_engine(chunk)
+        key = cache_key(file_hash(chunk), features, with_features, type(engine).__module__)
     except OSError as err:
         raise DatasetError(f"{chunk}: cannot read chunk file ({err.strerror or err})") from None
+    except (KeyError, ValueError) as err:
+        raise DatasetError(f"{chunk}: not a readable chunk file ({err})") from None
     cpath = Path(cache_dir) / f"{key}.h5"
     if cpath.is_file():
         try:
@@ -147,41 +161,30 @@ def process_chunk(task: tuple) -> ChunkSummary:
     try:
         results = read_chunk(chunk)
     except (OSError, KeyError, ValueError) as err:
-        raise DatasetError(f"{chunk}: not a readable FEFF chunk file ({err})") from None
-    k = k_grid(cfg["k_grid"])
-    rows, chis, edges = [], [], []
-    xanes = cfg["xanes"]["enabled"]
+        raise DatasetError(f"{chunk}: not a readable chunk file ({err})") from None
+    rows, good = [], []
     for r in results:
-        row = {c: str(getattr(r, c)) for c in SCALARS}
-        row.update(seconds=float(r.seconds), feff_e0=float(r.e0), ok=bool(r.ok))
-        if r.ok and not (np.all(np.isfinite(r.chi)) and len(r.k) == len(r.chi) > 1):
-            row.update(ok=False, status="failed", reason="invalid_spectrum")
-            row["detail"] = "chi(k) in the chunk file is empty or not finite"
-        if row["ok"] and xanes:
-            try:
-                edge = edge_on_grid([EdgeSpectrum(r.energy, r.mu, None, True)], cfg["xanes"])
-            except ValueError as err:
-                row.update(ok=False, status="failed", reason="xanes_normalisation")
-                row["detail"] = f"mu(E) could not be normalised: {err}"
-            else:
-                edges.append(edge)
+        row = {
+            "site_id": r.item_id, "status": r.status, "reason": r.reason, "detail": r.detail,
+            "input_hash": r.input_hash, "settings_hash": settings_hash, "engine": r.engine,
+            "engine_version": r.engine_version, "seconds": float(r.seconds), "ok": r.ok,
+            **{f"scalar:{k}": float(v) for k, v in r.scalars.items()},
+        }  # fmt: skip
+        problem = engine.check_item(r, features) if r.ok else None
+        if problem is not None:
+            row.update(ok=False, status="failed", reason=problem[0], detail=problem[1])
         if row["ok"]:
-            chis.append(interp_on_grid(r.k, r.chi, k))
+            good.append(r)
         rows.append(row)
-    cols = [*SCALARS, *FLOATS, "ok"]
-    sites = pd.DataFrame({c: [row[c] for row in rows] for c in cols}, columns=cols)
-    chi = np.asarray(chis, dtype=np.float64).reshape(len(chis), len(k))
-    arrays: dict[str, np.ndarray] = {"chi": chi.astype(np.float32)}
-    edge = None
-    if xanes:
-        from mlxas.spectra.xanes import EdgeGrid
-
-        edge = EdgeGrid.concat(edges) if edges else None
-        if edge is not None:
-            arrays.update({f"edge/{a}": getattr(edge, a) for a in _EDGE})
-    if with_features and len(chi):
-        for name, arr in compute_features(chi, cfg, edge).items():
-            arrays[f"features/{name}"] = arr
+    sites = pd.DataFrame(rows)
+    signals = set(engine.signal_names(features))
+    arrays: dict[str, np.ndarray] = {}
+    if good:
+        for name, arr in engine.featurize(good, features).items():
+            if name in signals:
+                arrays[f"signals/{name}"] = np.asarray(arr)
+            elif with_features:
+                arrays[f"features/{name}"] = np.asarray(arr, dtype=np.float32)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    _write(cpath, sites, arrays, {"chunk": str(chunk), "key": key})
+    _write(cpath, sites, arrays, {"chunk": str(chunk), "key": key, "engine": engine.name})
     return ChunkSummary(str(chunk), str(cpath), True, sites)

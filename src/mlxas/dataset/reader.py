@@ -22,7 +22,7 @@ from mlxas.dataset.schema import SCHEMA_VERSION, SPLITS, DatasetError
 
 __all__ = ["Dataset", "open"]
 
-_OLDEST_READABLE = 2
+_OLDEST_READABLE = 3
 
 
 class Dataset:
@@ -280,6 +280,9 @@ class Dataset:
         for name, ds in g["labels"].items():
             if ds.ndim == 1 and (wanted is None or name in wanted):
                 out[name] = self.read(f"sites/labels/{name}")
+        for name in g.get("scalars", {}):
+            if wanted is None or name in wanted:
+                out[name] = self.read(f"sites/scalars/{name}")
         df = pd.DataFrame({n: _decode(v) for n, v in out.items()})
         if "split" in df:
             df["split"] = np.asarray(SPLITS, dtype=object)[df["split"].to_numpy()]

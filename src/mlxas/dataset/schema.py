@@ -1,11 +1,13 @@
 """Layout constants of ``dataset.h5`` and the error raised for unusable files.
 
-The full layout is described in ``docs/dataset.md``.  In short (schema version 2)::
+The full layout is described in ``docs/dataset.md``.  In short (schema version 3)::
 
     /                     attrs: schema_version, mlxas_version, dataset_hash, absorber,
-                                 edge, created, settings (JSON), n_sites, n_examples
+                                 edge, engine, created, settings (JSON), labels (JSON),
+                                 n_sites, n_examples
     /grids/<axis>         axis values, attrs unit, description
-    /sites/...            one row per FEFF spectrum, ordered by split
+    /sites/...            one row per simulated item, ordered by split: ids, provenance,
+                          the engine's signals (``chi``, ...), scalars/<name>, labels/<name>
     /examples/...         one row per training example (a site, or the mean of k sites),
                           ordered by split; attrs split_offsets, k, same_as_sites
     /failures/...         sites and structures that did not make it, with stage and reason
@@ -27,8 +29,9 @@ __all__ = [
     "filters",
 ]
 
-#: Version of the layout; readers refuse files with a larger number.
-SCHEMA_VERSION = 2
+#: Version of the layout; readers refuse files with a larger number.  3: engine-blind
+#: (signals and features named by the engine, ``settings_hash``, ``scalars/``).
+SCHEMA_VERSION = 3
 
 SPLITS = ("train", "val", "test")
 
@@ -67,7 +70,7 @@ SITE_STR_COLUMNS = (
     "element",
     "engine",
     "engine_version",
-    "card_hash",
+    "settings_hash",
     "input_hash",
     "group",
     "avg_pool",

@@ -13,7 +13,10 @@ from math import comb
 import numpy as np
 import pandas as pd
 
+from mlxas.dataset.settings import FRACTION_TOLERANCE
+
 __all__ = [
+    "FRACTION_TOLERANCE",
     "MAX_COMBINATIONS",
     "average_labels",
     "example_members",
@@ -44,9 +47,11 @@ def split_groups(groups: np.ndarray, fractions: list[float], seed: int) -> np.nd
     when groups differ in size.
     """
     frac = np.asarray(fractions, dtype=float)
-    if frac.shape != (3,) or np.any(frac < 0) or frac.sum() <= 0:
-        raise ValueError(f"dataset.split.fractions must be 3 non-negative numbers, got {fractions}")
-    frac = frac / frac.sum()
+    if frac.shape != (3,) or np.any(frac < 0) or abs(frac.sum() - 1.0) > FRACTION_TOLERANCE:
+        raise ValueError(
+            f"dataset.split.fractions must be 3 non-negative numbers summing to 1, "
+            f"got {list(fractions)} (sum {frac.sum():g})"
+        )
     uniq, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
     order = np.random.default_rng(seed).permutation(len(uniq))
     assigned = np.zeros(len(uniq), dtype=np.int8)
@@ -72,18 +77,24 @@ def _sample_combinations(m: int, k: int, n: int, rng: np.random.Generator) -> np
     return found[pick]
 
 
-def example_members(split: np.ndarray, pools: np.ndarray, avg_cfg: dict) -> np.ndarray:
+def example_members(
+    split: np.ndarray,
+    pools: np.ndarray,
+    k: int = 1,
+    n_examples: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Member rows ``[n_examples, k]`` of the examples, ordered by split, then pool.
 
     ``split`` and ``pools`` hold one value per site; members of an example share both.
-    With ``n_examples`` null every combination of k sites of a pool is used, otherwise
-    ``n_examples`` distinct combinations per pool are drawn with ``avg_cfg["seed"]``.
+    With ``n_examples`` None every combination of ``k`` sites of a pool is used,
+    otherwise ``n_examples`` distinct combinations per pool are drawn with ``seed``.
     """
-    k = int(avg_cfg["k"])
+    k = int(k)
     if k == 1:
         return np.argsort(split, kind="stable")[:, None].astype(np.int64)
-    rng = np.random.default_rng(avg_cfg.get("seed", 0))
-    n_wanted = avg_cfg.get("n_examples")
+    rng = np.random.default_rng(seed)
+    n_wanted = n_examples
     out = []
     for s in range(3):
         in_split = np.nonzero(split == s)[0]

@@ -20,6 +20,12 @@ code around it is shared and engine-blind:
    fixed-length model inputs of ``dataset.h5``.
 
 Nothing outside an engine's module knows what its input text or its arrays mean.
+
+Configuration: ``simulation.engine`` names the engine (the one place that selects it);
+its settings are the config section named by :attr:`SignalEngine.section` (``feff`` for
+the three FEFF codes), read once by :meth:`SignalEngine.settings_from_config` into the
+engine's ``settings_class``.  The workflow stores them as JSON (``to_dict``) in the chunk
+plan, so every later stage rebuilds the same engine with :func:`engine_from_plan`.
 """
 
 from __future__ import annotations
@@ -28,24 +34,28 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
+from mlxas.errors import ConfigError
+
 __all__ = [
+    "Axis",
     "EngineError",
     "InputError",
     "ItemInput",
     "ItemResult",
     "SignalEngine",
     "engine_class",
+    "engine_from_plan",
     "engine_names",
     "get_engine",
     "register",
 ]
 
 
-class EngineError(ValueError):
+class EngineError(ConfigError):
     """An engine name or engine setting that mlxas cannot use (a config error)."""
 
 
@@ -68,6 +78,17 @@ class ItemInput:
     input_hash: str
     reason: str = ""  #: non-empty: refused when the inputs were written, nothing to run
     detail: str = ""
+    #: hash of the engine's settings that shaped ``text`` (FEFF: merged cards and radius)
+    settings_hash: str = ""
+
+
+class Axis(NamedTuple):
+    """One axis of a fixed-length array: grid name in ``dataset.h5``, values and unit."""
+
+    name: str
+    values: np.ndarray
+    unit: str
+    description: str = ""
 
 
 @dataclass
@@ -112,9 +133,34 @@ class SignalEngine(ABC):
     scalars: ClassVar[tuple[str, ...]] = ()
     #: typed settings (a frozen dataclass) built from the engine's config section
     settings_class: ClassVar[type]
+    #: config section holding the settings; empty: the section named like the engine
+    section: ClassVar[str] = ""
 
     def __init__(self, settings: Any):
         self.settings = settings
+
+    @classmethod
+    def config_section(cls) -> str:
+        """Name of the engine's config section."""
+        return cls.section or cls.name
+
+    @classmethod
+    def settings_from_config(
+        cls, section: Mapping[str, Any] | None, *, absorber: str | None, edge: str | None
+    ) -> Any:
+        """Typed settings from the engine's config section (defaults filled in by the
+        schema).  ``absorber`` and ``edge`` are the experiment's (None where unset).
+        Raises :class:`EngineError` (a config error) for settings the engine refuses.
+        The default builds ``settings_class`` from the section's keys."""
+        from mlxas.settings import from_mapping
+
+        return from_mapping(cls.settings_class, section, cls.config_section())
+
+    def settings_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON data; ``settings_class`` rebuilds them."""
+        from mlxas.settings import to_dict
+
+        return to_dict(self.settings)
 
     @property
     @abstractmethod
@@ -138,11 +184,41 @@ class SignalEngine(ABC):
     @abstractmethod
     def featurize(self, results: Sequence[ItemResult], features: Any) -> dict[str, np.ndarray]:
         """Model inputs of successful items: ``{feature name: float32 [n_items, ...]}``,
-        each feature of fixed shape.  ``features`` is the typed feature settings."""
+        each feature of fixed shape.  ``features`` is the dataset's feature settings
+        (the ``features`` config section).  Keys listed by :meth:`signal_names` are the
+        items' signals on fixed grids rather than model inputs (see there)."""
 
-    def feature_axes(self, features: Any) -> Mapping[str, tuple[np.ndarray, str]]:
-        """Axis values and unit of each 1-D feature (for plots and ``dataset.h5``)."""
+    def feature_axes(self, features: Any) -> Mapping[str, tuple[np.ndarray, str] | Sequence[Axis]]:
+        """Axes of each key of :meth:`featurize`: ``(values, unit)`` for a 1-D array (the
+        grid is named like the key) or one :class:`Axis` per dimension (grids shared by
+        several features share a name, e.g. ``k``)."""
         return {}
+
+    def feature_units(self, features: Any) -> Mapping[str, str]:
+        """Unit of the values of each key of :meth:`featurize` (empty: no unit)."""
+        return {}
+
+    # Optional hooks, with defaults that suit an engine without them.
+
+    def check_item(self, result: ItemResult, features: Any) -> tuple[str, str] | None:
+        """``(reason, detail)`` when a successful run's arrays cannot be featurized (empty,
+        not finite, a XANES edge that cannot be normalised); gather lists the item as a
+        failure instead of passing it to :meth:`featurize`."""
+        return None
+
+    def signal_names(self, features: Any) -> tuple[str, ...]:
+        """Keys of :meth:`featurize` that are per-item signals on fixed grids (FEFF:
+        ``chi`` on the k grid, ``edge/mu``...).  They are stored per item in
+        ``dataset.h5`` and averaged for k-site examples, whose model inputs are then
+        computed by :meth:`featurize_signals`.  Empty: the engine does not average."""
+        return ()
+
+    def featurize_signals(
+        self, signals: Mapping[str, np.ndarray], features: Any
+    ) -> dict[str, np.ndarray]:
+        """Model inputs from (averaged) signals; needed when :meth:`signal_names` is not
+        empty."""
+        raise EngineError(f"engine {self.name} cannot compute features of averaged items")
 
 
 _REGISTRY: dict[str, type[SignalEngine]] = {}
@@ -174,13 +250,24 @@ def engine_class(name: str) -> type[SignalEngine]:
 
 
 def get_engine(name: str, settings: Any) -> SignalEngine:
-    """An engine instance from its name and typed settings."""
-    return engine_class(name)(settings)
+    """An engine instance from its name and typed settings (or their plain-data form,
+    as :meth:`SignalEngine.settings_dict` writes it)."""
+    cls = engine_class(name)
+    if isinstance(settings, Mapping):
+        from mlxas.settings import from_mapping
+
+        settings = from_mapping(cls.settings_class, settings, cls.config_section())
+    return cls(settings)
+
+
+def engine_from_plan(plan: Mapping[str, Any]) -> SignalEngine:
+    """The engine that wrote a chunk plan (``chunks.json``: ``engine``, ``settings``)."""
+    return get_engine(plan["engine"], plan["settings"])
 
 
 #: Modules that register the built-in engines, imported on first look-up so that reading
 #: a config does not import every simulation library.
-BUILTIN_MODULES: list[str] = []
+BUILTIN_MODULES: list[str] = ["mlxas.engines.feff"]
 
 
 def _load_builtin() -> None:

@@ -1,27 +1,20 @@
-"""FEFF input files for absorbing sites, and the per-source input table with chunks."""
+"""FEFF input files (``feff.inp``) for absorbing sites.
+
+The input table and chunk plan around them are the simulation stage's, engine-blind
+(:mod:`mlxas.simulation.inputs`); :class:`mlxas.engines.feff.FeffEngine` calls these
+functions for the text of one site.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from mlxas.feff.cards import merged_cards, render_card
-from mlxas.feff.engines import Engine, get_engine
-from mlxas.provenance import hash_bytes, hash_json
+from mlxas.engines.base import InputError
+from mlxas.feff.cards import render_card
 
-__all__ = [
-    "InputError",
-    "build_inputs",
-    "cluster_around",
-    "feff_input_text",
-    "input_hash",
-    "read_chunks_json",
-]
+__all__ = ["InputError", "cluster_around", "feff_input_text"]
 
 # Potentials are written with the card lines first: the order FEFF expects.
 _CARD_ORDER = [
@@ -44,14 +37,6 @@ _CARD_ORDER = [
     "CORRECTIONS",
     "CRITERIA",
 ]
-
-
-class InputError(ValueError):
-    """A site for which no valid FEFF input can be written (reason is machine-readable)."""
-
-    def __init__(self, reason: str, detail: str):
-        self.reason, self.detail = reason, detail
-        super().__init__(detail)
 
 
 def cluster_around(atoms: Atoms, index: int, radius: float) -> tuple[list[str], np.ndarray]:
@@ -122,101 +107,3 @@ def feff_input_text(
         )
     lines.append("END")
     return "\n".join(lines) + "\n"
-
-
-def input_hash(engine: Engine, feff_inp: str) -> str:
-    """Hash of the exact feff.inp text and the engine's version: equal hashes, equal runs."""
-    return hash_bytes((engine.version + "\n" + feff_inp).encode())
-
-
-def build_inputs(
-    sites: pd.DataFrame,
-    images: dict[str, Atoms],
-    feff_cfg: dict,
-    edge: str,
-    out_table: str | Path,
-    out_chunks: str | Path,
-) -> pd.DataFrame:
-    """Write the input table of one source (one row per site) and its chunk plan."""
-    engine = get_engine(feff_cfg["engine"])
-    cards = merged_cards(
-        engine.name, edge, feff_cfg["cards"], feff_cfg.get("spectroscopy", "exafs")
-    )
-    card_hash = hash_json(
-        {"engine": engine.name, "cards": cards, "radius": feff_cfg["cluster_radius"]}
-    )
-    rows = []
-    for pos, site in enumerate(sites.itertuples(index=False)):
-        atoms = images[site.structure_id]
-        syms, xyz = cluster_around(atoms, int(site.site_index), feff_cfg["cluster_radius"])
-        row = {
-            "site_id": site.site_id,
-            "structure_id": site.structure_id,
-            "chunk": pos // feff_cfg["chunk_size"],
-            "n_atoms": len(syms),
-            "card_hash": card_hash,
-        }
-        try:
-            text = feff_input_text(
-                syms,
-                xyz,
-                cards,
-                f"mlxas site {site.site_id}",
-                engine.max_atoms,
-                engine.max_potentials,
-            )
-            row.update(
-                feff_inp=text,
-                input_hash=input_hash(engine, text),
-                reason="",
-                detail="",
-            )
-        except InputError as err:
-            row.update(feff_inp="", input_hash="", reason=err.reason, detail=err.detail)
-        rows.append(row)
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "site_id",
-            "structure_id",
-            "chunk",
-            "n_atoms",
-            "card_hash",
-            "feff_inp",
-            "input_hash",
-            "reason",
-            "detail",
-        ],
-    )
-    tmp = Path(f"{out_table}.tmp")
-    # One row group per chunk: a FEFF job reads only its own rows (feff.inp texts are
-    # most of the table, ~5 kB per site).
-    table.to_parquet(tmp, index=False, row_group_size=feff_cfg["chunk_size"])
-    tmp.replace(out_table)
-    n_chunks = int(table["chunk"].max()) + 1 if len(table) else 0
-    # Per-chunk site counts and refusals: `mlxas status` reads these instead of the table.
-    refused: dict[str, dict[str, int]] = {}
-    for chunk, reason in table.loc[table["reason"] != "", ["chunk", "reason"]].itertuples(
-        index=False
-    ):
-        per_chunk = refused.setdefault(str(chunk), {})
-        per_chunk[reason] = per_chunk.get(reason, 0) + 1
-    plan = {
-        "n_chunks": n_chunks,
-        "n_sites": len(table),
-        "chunk_size": feff_cfg["chunk_size"],
-        "engine": engine.name,
-        "engine_version": engine.version,
-        "card_hash": card_hash,
-        "sites_per_chunk": table["chunk"].value_counts().sort_index().tolist(),
-        "refused_per_chunk": refused,
-    }
-    tmp_plan = Path(f"{out_chunks}.tmp")
-    tmp_plan.write_text(json.dumps(plan))
-    tmp_plan.replace(out_chunks)
-    return table
-
-
-def read_chunks_json(path: str | Path) -> dict:
-    """The chunk plan of a source (``chunks.json``)."""
-    return json.loads(Path(path).read_text())

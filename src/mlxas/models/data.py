@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlxas.models.registry import ModelConfigError
+from mlxas.models.spec import ModelSpec
 
 __all__ = [
     "SplitData",
@@ -60,14 +61,14 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def model_features_cfg(dataset_features: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+def model_features_cfg(dataset_features: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     """Feature settings of one model: the dataset's, with the entry's ``features`` merged in.
 
     Only the model's own input is switched on, so that computing it (every epoch when
     augmenting, and for every measured spectrum) does no wasted work.
     """
-    cfg = _deep_merge(dataset_features, spec.get("features") or {})
-    name = spec["input"]
+    cfg = _deep_merge(dataset_features, spec.features)
+    name = spec.input
     if "chi_k" in cfg:
         cfg["chi_k"] = name == "chi_k"
     if isinstance(cfg.get("ft"), dict):
@@ -96,33 +97,33 @@ def compute_input(chi: np.ndarray, features_cfg: dict[str, Any], name: str) -> n
     return np.asarray(feats[name], dtype=np.float32)
 
 
-def _stored(ds, spec: dict[str, Any]) -> bool:
+def _stored(ds, spec: ModelSpec) -> bool:
     """True when the dataset already holds the model's input as the model wants it."""
-    return not spec.get("features") and spec["input"] in ds.feature_names()
+    return not spec.features and spec.input in ds.feature_names()
 
 
-def model_inputs(ds, spec: dict[str, Any], split: str | None) -> np.ndarray:
+def model_inputs(ds, spec: ModelSpec, split: str | None) -> np.ndarray:
     """Raw model input for ``split``: stored feature, or computed from the dataset's chi(k)."""
     if _stored(ds, spec):
-        return np.asarray(ds.features(spec["input"], split), dtype=np.float32)
-    if spec["input"] in _NOT_FROM_CHI:
+        return np.asarray(ds.features(spec.input, split), dtype=np.float32)
+    if spec.input in _NOT_FROM_CHI:
         raise ModelConfigError(
-            f"models.{spec.get('name', '?')}: input {spec['input']!r} is not stored in "
+            f"models.{spec.name}: input {spec.input!r} is not stored in "
             f"{getattr(ds, 'path', 'the dataset')} and cannot be computed from chi(k)"
         )
     cfg = model_features_cfg(ds.settings["features"], spec)
-    return compute_input(ds.chi(split), cfg, spec["input"])
+    return compute_input(ds.chi(split), cfg, spec.input)
 
 
-def _input_grid(ds, spec: dict[str, Any], cfg: dict[str, Any]):
+def _input_grid(ds, spec: ModelSpec, cfg: dict[str, Any]):
     from mlxas.spectra.features import feature_grids
 
     if _stored(ds, spec):
         try:
-            return np.asarray(ds.grid(spec["input"]))
+            return np.asarray(ds.grid(spec.input))
         except Exception:  # a 2D feature may keep its axes elsewhere; the card then has none
             return None
-    grid = feature_grids(cfg).get(spec["input"])
+    grid = feature_grids(cfg).get(spec.input)
     if grid is None:
         return None
     if isinstance(grid[0], tuple):  # a 2-D map: (k axis, unit), (R axis, unit)
@@ -131,18 +132,18 @@ def _input_grid(ds, spec: dict[str, Any], cfg: dict[str, Any]):
     return np.asarray(grid[0])
 
 
-def k_range_used(features_cfg: dict[str, Any], spec: dict[str, Any], grid) -> list[float]:
+def k_range_used(features_cfg: dict[str, Any], spec: ModelSpec, grid) -> list[float]:
     """The k-range (Å⁻¹) of chi(k) that the model's input depends on.
 
     chi_k: the grid, narrowed by ``input_range``; FT features: the FT window's k-range;
     other features: the whole k grid.
     """
     k = features_cfg["k_grid"]
-    name = spec["input"]
+    name = spec.input
     if name == "chi_k":
         lo, hi = float(grid[0]), float(grid[-1])
-        if spec.get("input_range"):
-            a, b = spec["input_range"]
+        if spec.input_range:
+            a, b = spec.input_range
             sel = grid[(grid >= a) & (grid <= b)]
             lo, hi = float(sel[0]), float(sel[-1])
         return [lo, hi]
@@ -243,22 +244,28 @@ class TrainingData:
 
 
 def load_training_data(
-    ds, spec: dict[str, Any], splits: tuple[str, ...] = ("train", "val", "test")
+    ds, spec: ModelSpec, splits: tuple[str, ...] = ("train", "val", "test")
 ) -> TrainingData:
-    """Inputs and targets of ``spec`` (a resolved model entry) from a dataset."""
+    """Inputs and targets of ``spec`` from a dataset."""
     from mlxas.spectra.augment import is_enabled
 
     cfg = model_features_cfg(ds.settings["features"], spec)
-    need_chi = is_enabled(spec.get("augment"))
-    if need_chi and spec["input"] in _NOT_FROM_CHI:
+    need_chi = is_enabled(spec.augment)
+    if need_chi and spec.input in _NOT_FROM_CHI:
         raise ModelConfigError(
-            f"models.{spec.get('name', '?')}: augmentation acts on chi(k); "
-            f"input {spec['input']!r} is not computed from chi(k)"
+            f"models.{spec.name}: augmentation acts on chi(k); "
+            f"input {spec.input!r} is not computed from chi(k)"
+        )
+    missing = [t for t in spec.targets if t not in ds.label_names()]
+    if missing:
+        raise ModelConfigError(
+            f"models.{spec.name}: target(s) {missing} not among the labels of "
+            f"{getattr(ds, 'path', 'the dataset')} ({', '.join(ds.label_names())})"
         )
     arrays, chis = {}, {}
     for s in splits:
         x = model_inputs(ds, spec, s)
-        ys = {t: np.asarray(ds.labels(t, s)) for t in spec["targets"]}
+        ys = {t: np.asarray(ds.labels(t, s)) for t in spec.targets}
         arrays[s] = (x, ys)
         if need_chi and s == "train":
             chis[s] = np.asarray(ds.chi(s), dtype=np.float64)
@@ -278,7 +285,7 @@ def load_training_data(
 
 def augmented_batches(
     data: TrainingData,
-    spec: dict[str, Any],
+    spec: ModelSpec,
     seed: int,
     y: dict[str, np.ndarray],
 ):
@@ -299,7 +306,7 @@ def augmented_batches(
     class _Augmented(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__(workers=1, use_multiprocessing=False)
-            self.batch_size = int(spec["batch_size"])
+            self.batch_size = int(spec.batch_size)
             self.epoch = 0
             self._x: np.ndarray | None = None
             self._order: np.ndarray | None = None
@@ -310,9 +317,9 @@ def augmented_batches(
         def _make(self) -> None:
             rng = np.random.default_rng([seed, self.epoch])
             chi = augment_chi(
-                train.chi, data.k, spec["augment"], rng, kweight=data.features_cfg["kweight"]
+                train.chi, data.k, spec.augment, rng, kweight=data.features_cfg["kweight"]
             )
-            self._x = compute_input(chi, data.features_cfg, spec["input"])
+            self._x = compute_input(chi, data.features_cfg, spec.input)
             self._order = rng.permutation(len(train))
 
         def on_epoch_begin(self) -> None:

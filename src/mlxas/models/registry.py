@@ -25,10 +25,12 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUILDERS", "KIND_DEFAULTS", "ModelConfigError", "build", "resolve_spec"]
+from mlxas.errors import ConfigError
+
+__all__ = ["BUILDERS", "KIND_DEFAULTS", "TRAINING_KEYS", "ModelConfigError", "build"]
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(ConfigError):
     """A model entry that cannot be trained as configured; the message names the entry."""
 
 
@@ -87,54 +89,6 @@ KIND_DEFAULTS["ensemble"] = {
 }
 
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "patience")
-
-
-def resolve_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """A model entry with the defaults of its kind filled in (a new dict).
-
-    For an ensemble, ``params`` holds ``member`` and ``members`` and the member kind's
-    own parameters, all filled in; training settings come from the member kind.
-    """
-    kind = spec["kind"]
-    if kind not in KIND_DEFAULTS:
-        raise ModelConfigError(
-            f"models: unknown model kind {kind!r} (have: {sorted(KIND_DEFAULTS)})"
-        )
-    out = copy.deepcopy(spec)
-    params = dict(out.get("params") or {})
-    if kind == "ensemble":
-        member = params.get("member", "mlp")
-        if member not in BUILDERS:
-            raise ModelConfigError(
-                f"models.{spec.get('name', '?')}: ensemble member kind {member!r} "
-                f"is not one of {sorted(BUILDERS)}"
-            )
-        defaults = KIND_DEFAULTS[member]
-        params = {
-            **copy.deepcopy(defaults["params"]),
-            "member": member,
-            "members": 5,
-            **params,
-        }
-        if int(params["members"]) < 2:
-            raise ModelConfigError(
-                f"models.{spec.get('name', '?')}: an ensemble needs members >= 2"
-            )
-    else:
-        defaults = KIND_DEFAULTS[kind]
-        params = {**copy.deepcopy(defaults["params"]), **params}
-    out["params"] = params
-    for key in (*TRAINING_KEYS, "optimizer", "standardize", "lr_schedule"):
-        if out.get(key) is None:
-            out[key] = defaults[key]
-    out.setdefault("input", "chi_k")
-    out.setdefault("targets", ["cn", "r"])
-    out.setdefault("seed", 0)
-    out.setdefault("augment", {})
-    out.setdefault("features", {})
-    out.setdefault("input_range", None)
-    out.setdefault("loss_weights", {})
-    return out
 
 
 def _regularizer(params: dict[str, Any]):

@@ -1,4 +1,4 @@
-"""Train one configured model and save it as ``models/<model-id>/`` with its card.
+"""Train one configured model and save it as ``models/<name>/<model id>/`` with its card.
 
 Training is seeded (``keras.utils.set_random_seed``), stops early on the validation
 loss and keeps the weights of the best validation epoch.  Each step runs XLA-compiled
@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from mlxas import __version__
+from mlxas.metrics import regression_metrics
 from mlxas.models.data import (
     TrainingData,
     array_batches,
     augmented_batches,
-    k_range_used,
     load_training_data,
     opened,
 )
@@ -33,18 +32,10 @@ from mlxas.models.network import (
     crop_slice,
     fit_scaling,
 )
-from mlxas.models.registry import ModelConfigError, resolve_spec
-from mlxas.provenance import hash_json
+from mlxas.models.registry import ModelConfigError
+from mlxas.models.spec import ModelSpec
 
-__all__ = ["fit", "model_id", "set_threads", "train", "write_pointer"]
-
-#: Units of the labels a model can predict, for cards and plots.
-UNITS = {"cn": "", "r": "Å", "rdf": "1/Å"}
-
-
-def model_id(dataset_hash: str, spec: dict[str, Any]) -> str:
-    """Hash of (dataset hash, resolved model entry, mlxas version): the model's identity."""
-    return hash_json({"dataset": dataset_hash, "model": resolve_spec(spec), "mlxas": __version__})
+__all__ = ["fit", "set_threads", "train", "write_pointer"]
 
 
 def set_threads(threads: int) -> None:
@@ -58,19 +49,19 @@ def set_threads(threads: int) -> None:
         pass  # already initialised in this process: keep its settings
 
 
-def _optimizer(spec: dict[str, Any]):
+def _optimizer(spec: ModelSpec):
     import keras
 
-    lr = float(spec["learning_rate"])
-    name = spec["optimizer"]
+    lr = float(spec.learning_rate)
+    name = spec.optimizer
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=lr)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=lr)
     if name == "adamw":
-        wd = float(spec["params"].get("weight_decay", 1e-4))
+        wd = float(spec.params.get("weight_decay", 1e-4))
         return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
-    raise ModelConfigError(f"models.{spec.get('name', '?')}: unknown optimizer {name!r}")
+    raise ModelConfigError(f"models.{spec.name}: unknown optimizer {name!r}")
 
 
 #: Training steps from which XLA compilation pays off: compiling costs a few seconds,
@@ -84,13 +75,9 @@ def _use_xla(setting: bool | str, total_steps: int) -> bool:
     return bool(setting)
 
 
-def _member_kind(spec: dict[str, Any]) -> str:
-    return spec["params"]["member"] if spec["kind"] == "ensemble" else spec["kind"]
-
-
 def _fit_network(
     data: TrainingData,
-    spec: dict[str, Any],
+    spec: ModelSpec,
     seed: int,
     crop: slice,
     scaling: Scaling,
@@ -107,48 +94,48 @@ def _fit_network(
     train, val = data.splits["train"], data.splits["val"]
     input_shape = train.x.shape[1:]
     train_model, model = assemble(
-        _member_kind(spec),
-        spec["params"],
+        spec.member_kind,
+        spec.params,
         input_shape,
         data.layout.widths,
         crop,
         scaling,
         name=name,
     )
-    batch = int(spec["batch_size"])
+    batch = int(spec.batch_size)
     steps = -(-len(train) // batch)
-    weights = {t: float(spec["loss_weights"].get(t, 1.0)) for t in data.layout.names}
+    weights = {t: float(spec.loss_weights.get(t, 1.0)) for t in data.layout.names}
     train_model.compile(
         optimizer=_optimizer(spec),
         loss={t: "mse" for t in data.layout.names},
         loss_weights=weights,
-        jit_compile=_use_xla(spec.get("jit_compile", "auto"), int(spec["epochs"]) * steps),
-        steps_per_execution=max(1, min(int(spec.get("steps_per_execution", 32)), steps)),
+        jit_compile=_use_xla(spec.jit_compile, int(spec.epochs) * steps),
+        steps_per_execution=max(1, min(int(spec.steps_per_execution), steps)),
     )
-    patience = int(spec["patience"])
+    patience = int(spec.patience)
     cbs = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True
         ),
         *callbacks,
     ]
-    if spec.get("lr_schedule") == "plateau":
+    if spec.lr_schedule == "plateau":
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss",
                 factor=0.5,
                 patience=max(3, patience // 4),
-                min_lr=float(spec["learning_rate"]) / 100,
+                min_lr=float(spec.learning_rate) / 100,
             )
         )
     y_train = scaling.scale_y(train.y)
     validation = array_batches(val.x, scaling.scale_y(val.y), batch)
     t0 = time.perf_counter()
-    if is_enabled(spec.get("augment")):
+    if is_enabled(spec.augment):
         hist = train_model.fit(
             augmented_batches(data, spec, seed, y_train),
             validation_data=validation,
-            epochs=int(spec["epochs"]),
+            epochs=int(spec.epochs),
             callbacks=cbs,
             verbose=verbose,
         )
@@ -156,7 +143,7 @@ def _fit_network(
         hist = train_model.fit(
             array_batches(train.x, y_train, batch, seed=seed),
             validation_data=validation,
-            epochs=int(spec["epochs"]),
+            epochs=int(spec.epochs),
             callbacks=cbs,
             verbose=verbose,
         )
@@ -173,13 +160,12 @@ def _fit_network(
     return model, record
 
 
-def fit(data: TrainingData, spec: dict[str, Any], verbose: int = 0, callbacks: list | None = None):
+def fit(data: TrainingData, spec: ModelSpec, verbose: int = 0, callbacks: list | None = None):
     """Train the model of ``spec`` on ``data``; returns (inference model, record).
 
     The record holds the scaling statistics, the crop and one entry per trained network.
     An ensemble trains ``members`` networks with seeds ``seed``, ``seed + 1``, ...
     """
-    spec = resolve_spec(spec)
     train, val = data.splits.get("train"), data.splits.get("val")
     if train is None or val is None or len(train) == 0 or len(val) == 0:
         raise ModelConfigError(
@@ -187,17 +173,17 @@ def fit(data: TrainingData, spec: dict[str, Any], verbose: int = 0, callbacks: l
             "use more structures or change dataset.split"
         )
     input_shape = train.x.shape[1:]
-    crop = crop_slice(data.grid, spec.get("input_range"), input_shape[0])
-    if spec.get("input_range") and len(input_shape) != 1:
-        raise ModelConfigError(f"models.{spec['name']}: input_range needs a 1D input feature")
-    kind = _member_kind(spec)
-    input_scaling = spec["params"].get("input_scaling", "per_feature")
-    scaling = fit_scaling(train.x, train.y, bool(spec["standardize"]), input_scaling, crop)
-    n = int(spec["params"]["members"]) if spec["kind"] == "ensemble" else 1
+    crop = crop_slice(data.grid, spec.input_range, input_shape[0])
+    if spec.input_range and len(input_shape) != 1:
+        raise ModelConfigError(f"models.{spec.name}: input_range needs a 1D input feature")
+    kind = spec.member_kind
+    input_scaling = spec.params.get("input_scaling", "per_feature")
+    scaling = fit_scaling(train.x, train.y, bool(spec.standardize), input_scaling, crop)
+    n = spec.n_members
     nets, records = [], []
     for i in range(n):
-        name = f"member_{i}" if n > 1 else spec["name"]
-        seed = int(spec["seed"]) + i
+        name = f"member_{i}" if n > 1 else spec.name
+        seed = int(spec.seed) + i
         if kind == "paper_mlp" and len(data.layout.names) > 1:
             # As published: one network per target, each trained and early-stopped on
             # its own validation loss, then joined side by side.
@@ -217,8 +203,8 @@ def fit(data: TrainingData, spec: dict[str, Any], verbose: int = 0, callbacks: l
             records.append(rec)
         nets.append(net)
         if verbose:
-            print(f"{spec['name']}: member {i + 1}/{n} ({kind}) done: {json.dumps(records[-1])}")
-    model = combine_members(nets, input_shape, spec["name"]) if n > 1 else nets[0]
+            print(f"{spec.name}: member {i + 1}/{n} ({kind}) done: {json.dumps(records[-1])}")
+    model = combine_members(nets, input_shape, spec.name) if n > 1 else nets[0]
     return model, {"scaling": scaling, "crop": crop, "networks": records}
 
 
@@ -241,7 +227,6 @@ def validation_mse(model, data: TrainingData) -> float:
 
 
 def _metrics(model, card: dict[str, Any], data: TrainingData) -> dict[str, Any]:
-    from mlxas.evaluate import regression_metrics
     from mlxas.models.inference import predict_array, split_targets
 
     splits = [s for s, d in data.splits.items() if len(d)]
@@ -266,136 +251,40 @@ def _metrics(model, card: dict[str, Any], data: TrainingData) -> dict[str, Any]:
     return out
 
 
-def _ood_stats(x_train: np.ndarray) -> dict[str, Any] | None:
-    # Integration point with mlxas.ood: the statistics `mlxas predict` uses to flag
-    # spectra far from the training set.  Cards written without it carry null.
-    try:
-        from mlxas.ood import fit_ood
-    except ImportError:
-        return None
-    return fit_ood(x_train)
-
-
-def build_card(
-    mid: str, spec: dict[str, Any], data: TrainingData, record: dict[str, Any], threads: int
-) -> dict[str, Any]:
-    """The card of a freshly trained model (metrics and OOD statistics added by the caller)."""
-    import keras
-    import tensorflow as tf
-
-    scaling: Scaling = record["scaling"]
-    crop: slice = record["crop"]
-    fc = data.features_cfg
-    grid = None if data.grid is None else np.asarray(data.grid)
-    members = int(spec["params"]["members"]) if spec["kind"] == "ensemble" else None
-    return {
-        "card_version": 1,
-        "model_id": mid,
-        "name": spec["name"],
-        "kind": spec["kind"],
-        "mlxas_version": __version__,
-        "keras_version": keras.__version__,
-        "tensorflow_version": tf.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": spec,
-        "dataset": {
-            **{k: v for k, v in data.dataset.items() if k in ("path", "hash")},
-            "split": {
-                **data.dataset.get("split", {}),
-                "sizes": {s: len(d) for s, d in data.splits.items()},
-            },
-        },
-        "preprocessing": {
-            "input": spec["input"],
-            "input_shape": list(data.splits["train"].x.shape[1:]),
-            "grid": None if grid is None else grid.tolist(),
-            "input_range": spec.get("input_range"),
-            "crop": [crop.start, crop.stop],
-            "k_range": k_range_used(fc, spec, grid),
-            "k_grid": fc["k_grid"],
-            "kweight": fc["kweight"],
-            "features": fc,
-            "absorber": data.dataset.get("absorber", ""),
-            "edge": data.dataset.get("edge", ""),
-            "targets": data.layout.names,
-            **scaling.to_json(),
-        },
-        "outputs": {
-            "columns": data.layout.columns,
-            "slices": data.layout.slices(),
-            "units": {t: UNITS.get(t.split("_")[0], "") for t in data.layout.names},
-            "members": members,
-        },
-        "training": {
-            "seconds": float(sum(r["seconds"] for r in record["networks"])),
-            "epochs_run": int(max(r["epochs_run"] for r in record["networks"])),
-            "best_epoch": record["networks"][0]["best_epoch"],
-            "networks": record["networks"],
-            "threads": threads,
-            "augment": spec.get("augment") or {},
-        },
-    }
-
-
-def _save(model, out_dir: Path) -> None:
-    from mlxas.models.card import check_no_lambda
-
-    tmp = out_dir / f".model.tmp-{os.getpid()}.keras"
-    model.save(tmp)
-    check_no_lambda(tmp)
-    tmp.replace(out_dir / "model.keras")
-
-
 def train(
     dataset,
-    spec: dict[str, Any],
-    models_dir: str | Path,
+    spec: ModelSpec,
+    store: str | Path,
     threads: int = 1,
     verbose: int = 2,
-) -> tuple[str, dict[str, Any]]:
-    """Train ``spec`` (one entry of ``models``) and write model.keras + card.json.
+) -> tuple[str, dict[str, Any], Path]:
+    """Train ``spec`` and write its model folder ``<store>/<model id>/``.
 
-    ``dataset`` is a path to dataset.h5 or an opened dataset.  Returns (model id, card).
+    ``dataset`` is a path to dataset.h5 or an opened dataset; ``store`` the folder of
+    this entry's models (``models/<name>``).  Returns (model id, card, model folder).
     """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from mlxas.models.card import write_card
+    from mlxas.models.folder import build_card, save_model_folder, training_band
+    from mlxas.ood import fit_ood
 
-    spec = resolve_spec(spec)
     set_threads(threads)
     with opened(dataset) as ds:
-        mid = model_id(ds.hash, spec)
         data = load_training_data(ds, spec)
     model, record = fit(data, spec, verbose=verbose)
-    out_dir = Path(models_dir) / mid
-    out_dir.mkdir(parents=True, exist_ok=True)
-    card = build_card(mid, spec, data, record, threads)
+    card = build_card(spec, data, record, threads)
     card["metrics"] = _metrics(model, card, data)
     x_train = data.splits["train"].x
     crop = record["crop"]
     # Out-of-distribution statistics of what the model reads: the cropped input.
-    card["ood"] = _ood_stats(x_train[:, crop] if x_train.ndim == 2 else x_train)
-    _save(model, out_dir)
-    write_card(out_dir, card)
-    _point_latest(Path(models_dir), mid)
-    return mid, card
-
-
-def _point_latest(models_dir: Path, mid: str) -> None:
-    link = models_dir / "latest"
-    tmp = models_dir / f".latest.tmp-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(mid, target_is_directory=True)
-    tmp.replace(link)
+    ood = fit_ood(x_train[:, crop] if x_train.ndim == 2 else x_train)
+    band = training_band(x_train, card)
+    mid, folder, card = save_model_folder(model, card, ood, band, Path(store))
+    return mid, card, folder
 
 
 def write_pointer(path: str | Path, mid: str, card: dict[str, Any]) -> None:
-    """``models/<name>.json``: the id of the model trained for a config entry, and its metrics."""
-    from mlxas.models.card import json_safe
+    """``models/<name>.json``: name and id of the model trained for a config entry, and
+    its metrics; the model folder is ``models/<name>/<model id>``."""
+    from mlxas.models.card import write_json
 
-    Path(path).write_text(
-        json.dumps(
-            json_safe({"model_id": mid, "name": card["name"], "metrics": card["metrics"]}),
-            indent=2,
-            allow_nan=False,
-        )
-    )
+    write_json(Path(path), {"model_id": mid, "name": card["name"], "metrics": card["metrics"]})

@@ -8,8 +8,9 @@ epoch on standardised targets, averaged over targets and without the regularisat
 penalty, so that representations, targets and regularisation strengths compare on one
 scale; trials whose validation loss falls behind the median are pruned early.
 
-Outputs in ``out_dir``: ``best.json`` (best value and parameters, and the model entry to
-paste into ``models``), ``best_model.yaml`` (that entry alone) and ``trials.csv``.
+Outputs (paths of the experiment's :class:`~mlxas.workflow.layout.Layout`): the best
+value and parameters with the model entry to paste into ``models`` (JSON), that entry
+alone (YAML) and every trial (CSV).
 """
 
 from __future__ import annotations
@@ -17,14 +18,31 @@ from __future__ import annotations
 import copy
 import json
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mlxas.models.registry import resolve_spec
+from mlxas.models.spec import ModelSpec
+from mlxas.workflow.layout import Layout
 
-__all__ = ["DEFAULT_SPACE", "suggest_spec", "tune"]
+__all__ = ["DEFAULT_SPACE", "TuneSettings", "suggest_spec", "tune"]
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """The ``tune`` section: ``trials`` Optuna trials of at most ``epochs`` epochs, no new
+    trial after ``timeout`` s (None: no limit), TPE ``seed``, the search ``space``
+    (absent keys take :data:`DEFAULT_SPACE`); ``model``: the entry tuned (None: the first)."""
+
+    enabled: bool = False
+    model: str | None = None
+    trials: int = 20
+    epochs: int = 100
+    timeout: float | None = None
+    seed: int = 0
+    space: dict[str, Any] = field(default_factory=dict)
+
 
 #: Search space used for keys that ``tune.space`` does not give.
 DEFAULT_SPACE: dict[str, Any] = {
@@ -46,9 +64,9 @@ def _layers_key(kind: str) -> str:
     return "dense" if kind in ("cnn1d", "cnn2d") else "hidden"
 
 
-def suggest_spec(trial, base: dict[str, Any], space: dict[str, Any]) -> dict[str, Any]:
+def suggest_spec(trial, base: ModelSpec, space: dict[str, Any]) -> ModelSpec:
     """The model entry of one trial: ``base`` with the sampled values put in."""
-    spec = copy.deepcopy(base)
+    spec = base.to_dict()
     params = spec["params"]
     key = _layers_key(spec["kind"])
     if space.get("n_layers") and space.get("units"):
@@ -75,7 +93,7 @@ def suggest_spec(trial, base: dict[str, Any], space: dict[str, Any]) -> dict[str
         spec["features"] = copy.deepcopy(choice.get("features") or {})
         spec["input_range"] = choice.get("input_range", spec.get("input_range"))
         trial.set_user_attr("input", json.dumps(choice, sort_keys=True))
-    return spec
+    return ModelSpec.from_config(spec)
 
 
 def _pruning_callback(trial):
@@ -98,25 +116,36 @@ def _pruning_callback(trial):
 
 def tune(
     dataset,
-    tune_cfg: dict[str, Any],
-    base_spec: dict[str, Any],
-    out_dir: str | Path,
+    settings: TuneSettings,
+    base: ModelSpec,
+    layout: Layout,
     threads: int = 1,
     verbose: int = 0,
 ) -> dict[str, Any]:
-    """Run the study and write best.json, best_model.yaml and trials.csv into ``out_dir``."""
+    """Run the study and write the best entry and the trials to ``layout``'s tune files."""
 
     from mlxas.models.data import opened
 
     with opened(dataset) as ds:
-        return _tune(ds, tune_cfg, base_spec, out_dir, threads, verbose)
+        return _tune(ds, settings, base, layout, threads, verbose)
+
+
+def _trial_base(base: ModelSpec, settings: TuneSettings) -> ModelSpec:
+    """The entry trials start from; an ensemble is tuned through one member."""
+    entry = base.to_dict()
+    if base.kind == "ensemble":
+        entry["kind"] = base.params["member"]
+        entry["params"] = {k: v for k, v in base.params.items() if k not in ("member", "members")}
+    entry["epochs"] = int(settings.epochs)
+    entry["patience"] = min(int(base.patience), max(5, int(settings.epochs) // 4))
+    return ModelSpec.from_config(entry)
 
 
 def _tune(
     ds,
-    tune_cfg: dict[str, Any],
-    base_spec: dict[str, Any],
-    out_dir: str | Path,
+    settings: TuneSettings,
+    base: ModelSpec,
+    layout: Layout,
     threads: int,
     verbose: int,
 ) -> dict[str, Any]:
@@ -127,25 +156,16 @@ def _tune(
     from mlxas.models.train import fit, set_threads, validation_mse
 
     set_threads(threads)
-    base = resolve_spec(base_spec)
     # An ensemble is tuned through one member; the best member settings go back into it.
-    trial_base = copy.deepcopy(base)
-    if base["kind"] == "ensemble":
-        member = base["params"]["member"]
-        trial_base["kind"] = member
-        trial_base["params"] = {
-            k: v for k, v in base["params"].items() if k not in ("member", "members")
-        }
-    trial_base["epochs"] = int(tune_cfg["epochs"])
-    trial_base["patience"] = min(int(base["patience"]), max(5, int(tune_cfg["epochs"]) // 4))
-    space = {**DEFAULT_SPACE, **(tune_cfg.get("space") or {})}
+    trial_base = _trial_base(base, settings)
+    space = {**DEFAULT_SPACE, **settings.space}
     cache: dict[str, Any] = {}
 
     def objective(trial) -> float:
         spec = suggest_spec(trial, trial_base, space)
-        key = json.dumps([spec["input"], spec["features"]], sort_keys=True)
+        key = json.dumps([spec.input, spec.features], sort_keys=True)
         if key not in cache:
-            cache[key] = load_training_data(ds, resolve_spec(spec), splits=("train", "val"))
+            cache[key] = load_training_data(ds, spec, splits=("train", "val"))
         cb = _pruning_callback(trial)
         model, record = fit(cache[key], spec, verbose=0, callbacks=[cb])
         net = record["networks"][0]
@@ -162,15 +182,15 @@ def _tune(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=int(tune_cfg.get("seed", 0))),
+        sampler=optuna.samplers.TPESampler(seed=int(settings.seed)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
-        study_name=f"tune-{base['name']}",
+        study_name=f"tune-{base.name}",
     )
     t0 = time.perf_counter()
     study.optimize(
         objective,
-        n_trials=int(tune_cfg["trials"]),
-        timeout=tune_cfg.get("timeout"),
+        n_trials=int(settings.trials),
+        timeout=settings.timeout,
         gc_after_trial=True,
     )
     seconds = time.perf_counter() - t0
@@ -180,11 +200,10 @@ def _tune(
 
     best = study.best_trial
     best_spec = suggest_spec(optuna.trial.FixedTrial(best.params), trial_base, space)
-    entry = _model_entry(base_spec, base, best_spec)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    entry = _model_entry(base, best_spec)
+    layout.tune_dir.mkdir(parents=True, exist_ok=True)
     result = {
-        "model": base["name"],
+        "model": base.name,
         "dataset_hash": ds.hash,
         "objective": "validation MSE on standardised targets, mean over targets",
         "best_value": float(best.value),
@@ -197,32 +216,31 @@ def _tune(
         "space": space,
         "model_entry": entry,
     }
-    (out_dir / "best.json").write_text(json.dumps(result, indent=2, default=float))
-    (out_dir / "best_model.yaml").write_text(
+    layout.tune_best.write_text(json.dumps(result, indent=2, default=float))
+    layout.tune_entry.write_text(
         "# Best model entry found by `mlxas tune`; paste it into `models` of the config.\n"
         + yaml.safe_dump([entry], sort_keys=False)
     )
     df = study.trials_dataframe(
         attrs=("number", "state", "value", "duration", "params", "user_attrs")
     )
-    df.to_csv(out_dir / "trials.csv", index=False)
+    df.to_csv(layout.tune_trials, index=False)
     return result
 
 
-def _model_entry(raw: dict[str, Any], base: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
-    """A config entry: the original entry with the tuned values, under ``<name>_tuned``."""
-    entry = copy.deepcopy(raw)
-    entry["name"] = f"{base['name']}_tuned"
-    params = dict(entry.get("params") or {})
-    key = _layers_key(best["kind"])
+def _model_entry(base: ModelSpec, best: ModelSpec) -> dict[str, Any]:
+    """A config entry: the tuned entry with the tuned values, under ``<name>_tuned``."""
+    entry = base.to_dict()
+    entry["name"] = f"{base.name}_tuned"
+    params = dict(entry["params"])
+    key = _layers_key(best.kind)
     for p in (key, "l2", "dropout"):
-        if p in best["params"]:
-            params[p] = best["params"][p]
+        if p in best.params:
+            params[p] = best.params[p]
     entry["params"] = params
-    for k in ("learning_rate", "batch_size", "input"):
-        entry[k] = best[k]
-    if best.get("features"):
-        entry["features"] = best["features"]
-    if best.get("input_range") is not None:
-        entry["input_range"] = best["input_range"]
+    entry.update(learning_rate=best.learning_rate, batch_size=best.batch_size, input=best.input)
+    if best.features:
+        entry["features"] = copy.deepcopy(best.features)
+    if best.input_range is not None:
+        entry["input_range"] = list(best.input_range)
     return json.loads(json.dumps(entry, default=float))

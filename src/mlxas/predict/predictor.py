@@ -56,7 +56,8 @@ def _warm_up() -> int:
 class Predictor:
     """Predict CN, R (and the model's other targets) for measured files.
 
-    ``model``: anything :func:`mlxas.models.card.load_model` accepts.  ``options`` go to
+    ``model``: anything :func:`mlxas.models.card.load_model` accepts; the model folder
+    is verified against its card before anything is loaded.  ``options`` go to
     :class:`~mlxas.predict.pipeline.ProcessSpec` (``allow_short_k``, ``repair``,
     ``mu_label``, ``energy_label``, ``e0``, ``background``, ``min_batch``, ``fast_read``).
     ``jobs``: worker processes for batches (default: all cores).  Use as a context manager
@@ -85,9 +86,12 @@ class Predictor:
         except BaseException:
             self.close()
             raise
-        self.model_dir = Path(model)
+        self.model_dir = Path(self.card["model_dir"])
         self.targets = list(self.card["preprocessing"]["targets"])
-        self.ood = self._ood_stats()
+        # From the model folder, checked against the card's SHA-256 when it was loaded:
+        # predict needs nothing from the training data besides what the folder holds.
+        self.ood: dict[str, Any] = self.card["ood"]
+        self.training_band: dict[str, Any] = self.card["training_band"]
 
     # --- pool ---------------------------------------------------------------------------
 
@@ -125,39 +129,10 @@ class Predictor:
 
     # --- OOD ----------------------------------------------------------------------------
 
-    def _ood_stats(self) -> dict[str, Any] | None:
-        stats = self.card.get("ood")
-        if stats:
-            return stats
-        from mlxas.ood import fit_ood
-
-        ds_path = (self.card.get("dataset") or {}).get("path")
-        found = _find_dataset(ds_path, self.model_dir) if ds_path else None
-        if found is None:
-            self.warn(
-                "the model card has no out-of-distribution statistics and its training "
-                "dataset is not found: the OOD flag is not available"
-            )
-            return None
-        try:
-            from mlxas.dataset import open as open_dataset
-
-            with open_dataset(found) as ds:
-                x = np.asarray(ds.features(self.card["preprocessing"]["input"], "train"))
-            stats = fit_ood(x)
-        except Exception as err:  # any dataset problem only costs the flag, reported
-            self.warn(f"out-of-distribution statistics could not be computed from {found} ({err})")
-            return None
-        self.warn(
-            f"the model card has no out-of-distribution statistics; computed them from the "
-            f"training split of {found}"
-        )
-        return stats
-
     def _ood(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         from mlxas.ood import ood_scores
 
-        if self.ood is None or len(x) == 0:
+        if len(x) == 0:
             return None
         flat = x.reshape(len(x), -1)
         d = int(self.ood["n_features"])
@@ -169,15 +144,11 @@ class Predictor:
     # --- model --------------------------------------------------------------------------
 
     def _run_model(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        card = self.card
-        if "outputs" in card:
-            from mlxas.models.inference import predict_array, split_targets
+        from mlxas.models.inference import predict_array, split_targets
 
-            mean, std = predict_array(self.model, card, x)
-            return split_targets(card, mean), (split_targets(card, std) if std is not None else {})
-        # Cards without an ``outputs`` section: one column per scalar target, no spread.
-        y = np.asarray(self.model.predict_on_batch(np.asarray(x, dtype=np.float32)))
-        return {t: y[:, i] for i, t in enumerate(self.targets)}, {}
+        card = self.card
+        mean, std = predict_array(self.model, card, x)
+        return split_targets(card, mean), (split_targets(card, std) if std is not None else {})
 
     # --- prediction ---------------------------------------------------------------------
 
@@ -226,18 +197,3 @@ class Predictor:
 def _value(v: Any) -> float | list[float]:
     a = np.asarray(v, dtype=float)
     return float(a) if a.ndim == 0 else a.tolist()
-
-
-def _find_dataset(path: str, model_dir: Path) -> Path | None:
-    """The training dataset: as written in the card, or relative to a parent of the model
-    directory (cards store paths relative to the workflow's working directory)."""
-    p = Path(path)
-    if p.is_absolute():
-        return p if p.is_file() else None
-    if p.is_file():
-        return p
-    base = model_dir.resolve()
-    for parent in [base, *base.parents]:
-        if (parent / p).is_file():
-            return parent / p
-    return None

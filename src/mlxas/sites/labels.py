@@ -1,4 +1,7 @@
-"""Labels of absorbing sites, computed for all sites of a structure at once.
+"""Coordination labels of absorbing sites, computed for all sites of a structure at once.
+
+The math of the ``coordination`` label set (:mod:`mlxas.sites.coordination`); settings
+are a :class:`CoordinationSettings` (the ``labels.coordination`` config section).
 
 ``cn``
     first-shell coordination number: neighbours within the first shell;
@@ -27,15 +30,18 @@ The first shell is found by ``labels.cn_rule``:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
 
-from mlxas.config import ConfigError
+from mlxas.errors import ConfigError
 from mlxas.sites.neighbours import neighbour_pairs
 
 __all__ = [
+    "CoordinationSettings",
     "LabelError",
+    "RdfSettings",
     "element_slots",
     "frame_labels",
     "label_pool",
@@ -61,15 +67,35 @@ class LabelError(ConfigError):
     """The site or label settings cannot be applied to these structures."""
 
 
-def rdf_grid(rdf_cfg: dict) -> np.ndarray:
+@dataclass(frozen=True)
+class RdfSettings:
+    """Grid of the RDF label: ``dr`` to ``r_max`` in steps of ``dr`` (Å); Gaussian
+    broadening ``sigma`` (Å; 0 puts each neighbour in its grid bin)."""
+
+    r_max: float = 6.0
+    dr: float = 0.05
+    sigma: float = 0.05
+
+
+@dataclass(frozen=True)
+class CoordinationSettings:
+    """How the first shell is found (``cn_rule``: ``rdf_minimum``, ``cutoff`` with
+    ``cutoff`` in Å, or ``nn:<pymatgen class>``) and the RDF grid."""
+
+    cn_rule: str = "rdf_minimum"
+    cutoff: float | None = None
+    rdf: RdfSettings = field(default_factory=RdfSettings)
+
+
+def rdf_grid(rdf: RdfSettings) -> np.ndarray:
     """Radial grid (Å) of the RDF label, from ``dr`` to ``r_max``."""
-    return np.arange(rdf_cfg["dr"], rdf_cfg["r_max"] + rdf_cfg["dr"] / 2, rdf_cfg["dr"])
+    return np.arange(rdf.dr, rdf.r_max + rdf.dr / 2, rdf.dr)
 
 
-def search_radius(labels_cfg: dict, shell: float | None) -> float:
+def search_radius(settings: CoordinationSettings, shell: float | None) -> float:
     """Neighbours farther than this (Å) touch no label."""
-    rdf = labels_cfg["rdf"]
-    r = rdf["r_max"] + GAUSS_TAIL * rdf["sigma"] + rdf["dr"]
+    rdf = settings.rdf
+    r = rdf.r_max + GAUSS_TAIL * rdf.sigma + rdf.dr
     return max(r, shell or 0.0)
 
 
@@ -172,28 +198,31 @@ def pooled_first_minimum(r: np.ndarray, counts: np.ndarray, sigma: float) -> flo
     return float((r[first + lo] + r[first + hi]) / 2)
 
 
-def shell_radius(images: list[Atoms], absorber: str, labels_cfg: dict) -> float | None:
+def shell_radius(
+    images: list[Atoms], absorber: str, settings: CoordinationSettings
+) -> float | None:
     """The first-shell radius (Å) of the ``cutoff`` and ``rdf_minimum`` rules, else None.
 
     For ``rdf_minimum`` all ``images`` are pooled into one distribution; see
     :func:`shell_radii` for the pools of a source.
     """
-    rule = labels_cfg["cn_rule"]
+    rule = settings.cn_rule
     if rule == "cutoff":
-        if labels_cfg.get("cutoff") is None:
-            raise LabelError("labels.cutoff must be set for cn_rule 'cutoff'")
-        return float(labels_cfg["cutoff"])
+        if settings.cutoff is None:
+            raise LabelError("labels.coordination.cutoff must be set for cn_rule 'cutoff'")
+        return float(settings.cutoff)
     if rule == "rdf_minimum":
-        r_max = labels_cfg["rdf"]["r_max"]
+        r_max = settings.rdf.r_max
         r, counts, n_abs = pooled_histogram(images, absorber, r_max)
         if n_abs == 0 or counts.sum() == 0:
             return float(r_max)  # nothing within range: no first-shell neighbour at all
-        return pooled_first_minimum(r, counts, labels_cfg["rdf"]["sigma"])
+        return pooled_first_minimum(r, counts, settings.rdf.sigma)
     if rule.startswith("nn:"):
         _nn_class(rule[3:])  # fail early on an unknown class
         return None
     raise LabelError(
-        f"labels.cn_rule: unknown rule {rule!r} (use cutoff, rdf_minimum or nn:<Class>)"
+        f"labels.coordination.cn_rule: unknown rule {rule!r} "
+        "(use cutoff, rdf_minimum or nn:<Class>)"
     )
 
 
@@ -206,22 +235,24 @@ def label_pool(atoms: Atoms) -> str:
     return f"structure:{info.get('structure_id', id(atoms))}"
 
 
-def shell_radii(images: list[Atoms], absorber: str, labels_cfg: dict) -> list[float | None]:
+def shell_radii(
+    images: list[Atoms], absorber: str, settings: CoordinationSettings
+) -> list[float | None]:
     """First-shell radius (Å) of each structure; None for ``nn:`` rules.
 
     With ``rdf_minimum`` the radius is the first minimum of the pair distribution pooled
     over the structure's pool (:func:`label_pool`): all frames of an MD trajectory get one
     radius from all their atoms, and each crystal or cluster gets its own.
     """
-    if labels_cfg["cn_rule"] != "rdf_minimum":
-        shell = shell_radius(images, absorber, labels_cfg)
+    if settings.cn_rule != "rdf_minimum":
+        shell = shell_radius(images, absorber, settings)
         return [shell] * len(images)
     pools: dict[str, list[int]] = {}
     for k, atoms in enumerate(images):
         pools.setdefault(label_pool(atoms), []).append(k)
     out: list[float | None] = [None] * len(images)
     for members in pools.values():
-        shell = shell_radius([images[k] for k in members], absorber, labels_cfg)
+        shell = shell_radius([images[k] for k in members], absorber, settings)
         for k in members:
             out[k] = shell
     return out
@@ -230,7 +261,7 @@ def shell_radii(images: list[Atoms], absorber: str, labels_cfg: dict) -> list[fl
 def site_pairs(
     atoms: Atoms,
     centres: np.ndarray,
-    labels_cfg: dict,
+    settings: CoordinationSettings,
     shell: float | None,
     element_slots: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -238,13 +269,13 @@ def site_pairs(
     :func:`labels_from_pairs`: site slot (0..len(centres)-1), distance (Å), neighbour
     element slot (``element_slots[Z]``) and whether the neighbour is in the first shell."""
     centres = np.asarray(centres, dtype=np.int64)
-    i, j, d = neighbour_pairs(atoms, search_radius(labels_cfg, shell), centres)
+    i, j, d = neighbour_pairs(atoms, search_radius(settings, shell), centres)
     slot_of = np.full(len(atoms), -1)
     slot_of[centres] = np.arange(len(centres))
     if shell is not None:
         in_shell = d <= shell
     else:
-        in_shell = _pymatgen_shell(atoms, centres, labels_cfg["cn_rule"][3:], i, j, d)
+        in_shell = _pymatgen_shell(atoms, centres, settings.cn_rule[3:], i, j, d)
     return slot_of[i], d, element_slots[atoms.numbers[j]], in_shell
 
 
@@ -255,7 +286,7 @@ def labels_from_pairs(
     in_shell: np.ndarray,
     n_sites: int,
     elements: list[str],
-    labels_cfg: dict,
+    settings: CoordinationSettings,
 ) -> dict[str, np.ndarray]:
     """Labels of ``n_sites`` sites from their pairs (see :func:`site_pairs`); the pairs of
     many structures can be joined, with site slots made unique, and labelled in one go."""
@@ -269,10 +300,8 @@ def labels_from_pairs(
     partial = partial.reshape(n_sites, n_el).astype(float)
     for k, el in enumerate(elements):
         out[f"cn_{el}"] = partial[:, k]
-    rdf_cfg = labels_cfg["rdf"]
-    out["rdf"] = radial_density(slot, d, n_sites, rdf_grid(rdf_cfg), rdf_cfg["sigma"]).astype(
-        np.float32
-    )
+    rdf = settings.rdf
+    out["rdf"] = radial_density(slot, d, n_sites, rdf_grid(rdf), rdf.sigma).astype(np.float32)
     return out
 
 
@@ -289,7 +318,7 @@ def element_slots(elements: list[str]) -> np.ndarray:
 def frame_labels(
     atoms: Atoms,
     centres: np.ndarray,
-    labels_cfg: dict,
+    settings: CoordinationSettings,
     shell: float | None,
     elements: list[str],
 ) -> dict[str, np.ndarray]:
@@ -298,8 +327,8 @@ def frame_labels(
     ``shell`` is the first-shell radius from :func:`shell_radius` (None for ``nn:`` rules);
     ``elements`` are the neighbour elements that get a ``cn_<El>`` column.
     """
-    pairs = site_pairs(atoms, centres, labels_cfg, shell, element_slots(elements))
-    return labels_from_pairs(*pairs, len(centres), elements, labels_cfg)
+    pairs = site_pairs(atoms, centres, settings, shell, element_slots(elements))
+    return labels_from_pairs(*pairs, len(centres), elements, settings)
 
 
 def _number(symbol: str) -> int:
@@ -314,7 +343,8 @@ def _nn_class(name: str):
     cls = getattr(local_env, name, None)
     if not isinstance(cls, type) or not hasattr(cls, "get_nn_info"):
         raise LabelError(
-            f"labels.cn_rule: pymatgen.analysis.local_env has no near-neighbour class {name!r}"
+            "labels.coordination.cn_rule: pymatgen.analysis.local_env has no "
+            f"near-neighbour class {name!r}"
         )
     return cls
 

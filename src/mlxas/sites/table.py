@@ -1,5 +1,7 @@
-"""The site table of one source: which absorbing atoms are computed, with their labels.
+"""The site table of one source: which items the simulation stage computes.
 
+An item is one absorbing atom of one structure (or MD frame), or, with ``sites.mode:
+structure``, one whole structure (for engines with ``unit = "structure"`` such as XRD).
 Modes (``sites.mode``):
 
 ``unique``
@@ -12,44 +14,47 @@ Modes (``sites.mode``):
     ``per_frame`` absorbing atoms drawn at random from each structure or frame, or
     ``total`` drawn at random from all absorbing atoms of the source (the 6000 out of
     600,000 MD atoms of the Au150 set), multiplicity 1.  The draw depends only on
-    ``seed`` and the structures, so a rerun picks the same sites.
+    ``seed`` and the structures, so a rerun picks the same sites;
+``structure``
+    one item per structure (its id is the structure id, ``site_index`` -1); no absorber.
 
-Site averaging is done later, at dataset time, from ``multiplicity``, ``structure_id``
-and ``frame``.
+Labels are computed by the ``labels`` stage (:mod:`mlxas.sites.labelsets`); site
+averaging is done later, at dataset time, from ``multiplicity``, ``structure_id`` and
+``frame``.  The structures refused by the structures stage travel on in the table's
+metadata (``mlxas.rejected``), so that later stages never read that stage's files.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from ase import Atoms
-from ase.data import chemical_symbols
 
-from mlxas.sites.labels import (
-    LabelError,
-    element_slots,
-    labels_from_pairs,
-    rdf_grid,
-    shell_radii,
-    site_pairs,
-)
+from mlxas.errors import ConfigError
 from mlxas.sites.symmetry import equivalent_sites
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
+    "MODES",
     "SITE_COLUMNS",
+    "SitesSettings",
     "choose_sites",
     "enumerate_sites",
     "read_sites",
     "site_id",
+    "site_table",
     "write_sites",
 ]
 
-#: Neighbour pairs labelled together (bounds the memory of one labelling step to ~100 MB).
-_BATCH_PAIRS = 500_000
+MODES = ("unique", "all", "sample", "structure")
 
 SITE_COLUMNS = [
     "site_id",
@@ -60,9 +65,24 @@ SITE_COLUMNS = [
     "site_index",
     "element",
     "multiplicity",
-    "cn",
-    "r",
 ]
+
+
+@dataclass(frozen=True)
+class SitesSettings:
+    """The ``sites`` section: ``mode`` (see the module), ``per_frame`` or ``total`` sites
+    drawn in mode ``sample`` with ``seed``, ``symprec`` (Å) of the symmetry search."""
+
+    mode: str = "unique"
+    per_frame: int | None = None
+    total: int | None = None
+    symprec: float = 0.1
+    seed: int = 0
+
+    @property
+    def unit(self) -> str:
+        """``structure`` in mode ``structure``, else ``site``."""
+        return "structure" if self.mode == "structure" else "site"
 
 
 def site_id(structure_id: str, index: int) -> str:
@@ -84,13 +104,13 @@ def _structure_seed(seed: int, structure_id: str) -> list[int]:
 
 
 def choose_sites(
-    images: list[Atoms], absorber: str, sites_cfg: dict
+    images: Sequence[Atoms], absorber: str, settings: SitesSettings
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per structure: the chosen absorbing atom indices and their multiplicities."""
     from ase.data import atomic_numbers
 
     z = atomic_numbers[absorber]
-    mode = sites_cfg.get("mode", "unique")
+    mode = settings.mode
     absorbers = [np.nonzero(atoms.numbers == z)[0] for atoms in images]
     out: list[tuple[np.ndarray, np.ndarray]] = []
     if mode == "all":
@@ -100,9 +120,7 @@ def choose_sites(
             if _frame(atoms) is not None or len(idx) == 0:
                 out.append((idx, np.ones(len(idx), np.int64)))
                 continue
-            groups = [
-                g for g in equivalent_sites(atoms, sites_cfg.get("symprec", 0.1)) if g[0] in idx
-            ]
+            groups = [g for g in equivalent_sites(atoms, settings.symprec) if g[0] in idx]
             out.append(
                 (
                     np.array([g[0] for g in groups], np.int64),
@@ -111,10 +129,10 @@ def choose_sites(
             )
         return out
     if mode == "sample":
-        per_frame, total = sites_cfg.get("per_frame"), sites_cfg.get("total")
+        per_frame, total = settings.per_frame, settings.total
         if (per_frame is None) == (total is None):
-            raise LabelError("sites: mode 'sample' needs exactly one of per_frame and total")
-        seed = sites_cfg.get("seed", 0)
+            raise ConfigError("sites: mode 'sample' needs exactly one of per_frame and total")
+        seed = settings.seed
         if per_frame is not None:
             for atoms, idx in zip(images, absorbers, strict=True):
                 rng = np.random.default_rng(_structure_seed(seed, atoms.info.get("structure_id")))
@@ -131,135 +149,125 @@ def choose_sites(
             pick = np.sort(idx[flat[owner == k] - starts[k]])
             out.append((pick, np.ones(len(pick), np.int64)))
         return out
-    raise LabelError(f"sites.mode: unknown mode {mode!r} (use unique, all or sample)")
+    raise ConfigError(f"sites.mode: unknown mode {mode!r} (use unique, all or sample)")
 
 
-def enumerate_sites(
-    images: list[Atoms], absorber: str, sites_cfg: dict, labels_cfg: dict
+def site_table(
+    images: Sequence[Atoms], absorber: str | None, settings: SitesSettings
 ) -> pd.DataFrame:
-    """One row per absorbing site to compute, with multiplicity and labels.
+    """One row per item to compute (:data:`SITE_COLUMNS`), in structure order.
 
-    ``shell_radius`` is the first-shell radius (Å) the rule resolved to for the site's
-    structure (NaN for ``nn:`` rules).  ``df.attrs["shell_radius"]`` holds it too when
-    it is the same for every site (else None); :func:`write_sites` stores it in the
-    file metadata.
+    ``df.attrs["seconds"]`` holds the time the choice took.
     """
+    import pandas as pd
+
     t0 = time.perf_counter()
-    shells = shell_radii(images, absorber, labels_cfg)
-    chosen = choose_sites(images, absorber, sites_cfg)
-    t1 = time.perf_counter()
-    elements = sorted({chemical_symbols[z] for atoms in images for z in np.unique(atoms.numbers)})
-    slots = element_slots(elements)
-    parts: dict[str, list[np.ndarray]] = {}
-    meta: dict[str, list] = {"structure_id": [], "source": [], "name": [], "frame": []}
-    batch: list[tuple[np.ndarray, ...]] = []
-    batch_sites = batch_pairs = 0
-
-    def flush() -> None:
-        nonlocal batch, batch_sites, batch_pairs
-        if not batch_sites:
-            return
-        joined = [np.concatenate(x) for x in zip(*batch, strict=True)]
-        for key, value in labels_from_pairs(*joined, batch_sites, elements, labels_cfg).items():
-            parts.setdefault(key, []).append(value)
-        batch, batch_sites, batch_pairs = [], 0, 0
-
-    for atoms, (idx, mult), shell in zip(images, chosen, shells, strict=True):
-        if len(idx) == 0:
-            continue
-        slot, d, el, in_shell = site_pairs(atoms, idx, labels_cfg, shell, slots)
-        parts.setdefault("shell_radius", []).append(
-            np.full(len(idx), np.nan if shell is None else shell)
-        )
-        batch.append((slot + batch_sites, d, el, in_shell))
-        batch_sites += len(idx)
-        batch_pairs += len(d)
-        parts.setdefault("site_index", []).append(idx)
-        parts.setdefault("multiplicity", []).append(mult)
-        info = atoms.info
-        frame = _frame(atoms)
+    if settings.mode == "structure":
+        chosen = [(np.array([-1]), np.ones(1, np.int64)) for _ in images]
+    else:
+        if not absorber:
+            raise ConfigError(f"sites.mode {settings.mode!r} needs an absorber")
+        chosen = choose_sites(images, absorber, settings)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in SITE_COLUMNS[1:]}
+    for atoms, (idx, mult) in zip(images, chosen, strict=True):
+        info, frame = atoms.info, _frame(atoms)
+        n = len(idx)
         for key, value in (
             ("structure_id", str(info["structure_id"])),
             ("source", str(info.get("source", ""))),
             ("name", str(info.get("name", ""))),
             ("frame", -1 if frame is None else frame),
+            ("element", absorber if settings.mode != "structure" else ""),
         ):
-            meta[key].append(np.full(len(idx), value, dtype=object if key != "frame" else int))
-        if batch_pairs >= _BATCH_PAIRS:
-            flush()
-    flush()
-    partial = [f"cn_{el}" for el in elements]
-    if not parts:
-        df = pd.DataFrame(columns=[*SITE_COLUMNS, *partial, "shell_radius", "rdf"])
-        df["frame"] = df["frame"].astype("Int64")
-        df.attrs.update(shell_radius=None, seconds={"choose": t1 - t0, "labels": 0.0})
-        return df
-    cols = {k: np.concatenate(v) for k, v in parts.items()}
-    cols.update({k: np.concatenate(v) for k, v in meta.items()})
-    index = cols["site_index"].astype(np.int64)
-    sid = cols["structure_id"].astype(str)
+            cols[key].append(np.full(n, value, dtype=int if key == "frame" else object))
+        cols["site_index"].append(np.asarray(idx, dtype=np.int64))
+        cols["multiplicity"].append(np.asarray(mult, dtype=np.int64))
+    joined = {
+        k: np.concatenate(v) if v else np.zeros(0, dtype=int if k != "structure_id" else object)
+        for k, v in cols.items()
+    }
+    sid = joined["structure_id"].astype(str)
+    index = joined["site_index"].astype(np.int64)
+    ids = (
+        sid
+        if settings.mode == "structure"
+        else np.char.add(np.char.add(sid, "-"), np.char.zfill(index.astype(str), 5))
+    )
+    frame = joined["frame"].astype(np.int64)
     df = pd.DataFrame(
         {
-            "site_id": np.char.add(np.char.add(sid, "-"), np.char.zfill(index.astype(str), 5)),
-            "structure_id": sid,
-            "source": cols["source"].astype(str),
-            "name": cols["name"].astype(str),
-            "frame": pd.array(np.where(cols["frame"] < 0, pd.NA, cols["frame"]), dtype="Int64"),
+            "site_id": ids.astype(object),
+            "structure_id": sid.astype(object),
+            "source": joined["source"].astype(str).astype(object),
+            "name": joined["name"].astype(str).astype(object),
+            "frame": pd.array(np.where(frame < 0, pd.NA, frame), dtype="Int64"),
             "site_index": index,
-            "element": absorber,
-            "multiplicity": cols["multiplicity"].astype(np.int64),
-            "cn": cols["cn"],
-            "r": cols["r"],
-            **{p: cols[p] for p in partial},
-            "shell_radius": cols["shell_radius"],
+            "element": joined["element"].astype(str).astype(object),
+            "multiplicity": joined["multiplicity"].astype(np.int64),
         }
     )
-    df["rdf"] = list(cols["rdf"])
-    distinct = np.unique(cols["shell_radius"])
-    df.attrs.update(
-        shell_radius=float(distinct[0])
-        if len(distinct) == 1 and np.isfinite(distinct[0])
-        else None,
-        seconds={"choose": t1 - t0, "labels": time.perf_counter() - t1},
-    )
+    df.attrs["seconds"] = time.perf_counter() - t0
     return df
 
 
-def write_sites(df: pd.DataFrame, path: str | Path, labels_cfg: dict) -> None:
-    """Write the site table as Parquet, with the RDF grid and label settings in the metadata.
+def enumerate_sites(
+    images: Sequence[Atoms], absorber: str, settings: SitesSettings, labels: Any
+) -> pd.DataFrame:
+    """The site table joined with its labels (``labels``: a
+    :class:`~mlxas.sites.labelsets.LabelSettings`); what the ``sites`` and ``labels``
+    stages compute together, for use from Python.  ``df.attrs["labels"]`` holds the label
+    metadata."""
+    import pandas as pd
 
-    ``mlxas.labels`` holds the label settings plus ``shell_radius``, the first-shell
-    radius (Å) the rule resolved to when it is one for the whole table (else null; each
-    site's radius is in its ``shell_radius`` column).
-    """
+    from mlxas.sites.labelsets import compute_labels
+
+    items = site_table(images, absorber, settings)
+    table, meta = compute_labels(images, items, absorber, labels)
+    out = pd.concat([items, table.drop(columns=["site_id"])], axis=1)
+    out.attrs.update(labels=meta, seconds=items.attrs["seconds"])
+    return out
+
+
+def write_sites(
+    df: pd.DataFrame,
+    path: str | Path,
+    settings: SitesSettings,
+    rejected: pd.DataFrame | None = None,
+) -> None:
+    """Write the site table as Parquet; the settings and the refused structures
+    (``rejected.csv`` rows of the source) go into the metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rdf = np.stack(df["rdf"].to_numpy()).astype(np.float32) if len(df) else None
-    table = pa.Table.from_pandas(df.drop(columns=["rdf"]), preserve_index=False)
-    n_grid = len(rdf_grid(labels_cfg["rdf"]))
-    if rdf is None:
-        rdf_arr = pa.array([], type=pa.list_(pa.float32()))
-    else:
-        offsets = pa.array(np.arange(0, rdf.size + 1, n_grid, dtype=np.int32))
-        rdf_arr = pa.ListArray.from_arrays(offsets, pa.array(rdf.ravel()))
-    table = table.append_column("rdf", rdf_arr)
+    from mlxas.settings import to_dict
+
+    table = pa.Table.from_pandas(df[SITE_COLUMNS], preserve_index=False)
+    rows = [] if rejected is None else _json_rows(rejected)
     meta = dict(table.schema.metadata or {})
-    settings = {**labels_cfg, "shell_radius": df.attrs.get("shell_radius")}
-    meta[b"mlxas.labels"] = json.dumps(settings, sort_keys=True).encode()
-    meta[b"mlxas.rdf_grid"] = json.dumps(rdf_grid(labels_cfg["rdf"]).tolist()).encode()
+    meta[b"mlxas.sites"] = json.dumps(to_dict(settings), sort_keys=True).encode()
+    meta[b"mlxas.rejected"] = json.dumps(rows).encode()
     table = table.replace_schema_metadata(meta)
     tmp = Path(f"{path}.tmp")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, tmp)
     tmp.replace(path)
 
 
-def read_sites(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """A site table and its label settings (with ``shell_radius`` and ``rdf_grid``)."""
+def _json_rows(df: pd.DataFrame) -> list[dict]:
+    clean = df.astype(object).where(df.notna(), None)
+    return [{k: (None if v is None else str(v)) for k, v in row.items()} for row in
+            clean.to_dict(orient="records")]  # fmt: skip
+
+
+def read_sites(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A site table and its metadata: ``settings`` (the ``sites`` section) and
+    ``rejected`` (the source's refused structures, as ``rejected.csv`` rows)."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     meta = table.schema.metadata or {}
-    settings = json.loads(meta.get(b"mlxas.labels", b"{}"))
-    settings["rdf_grid"] = json.loads(meta.get(b"mlxas.rdf_grid", b"[]"))
-    return table.to_pandas(), settings
+    info = {
+        "settings": json.loads(meta.get(b"mlxas.sites", b"{}")),
+        "rejected": json.loads(meta.get(b"mlxas.rejected", b"[]")),
+    }
+    return table.to_pandas(), info

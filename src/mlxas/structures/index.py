@@ -1,19 +1,22 @@
-"""Build one structure source into its folder: structures.extxyz, index.csv, rejected.csv."""
+"""Build one structure source: its structures, the index and the refused inputs.
+
+:func:`build_source` writes three files, named by the caller (the workflow's
+:class:`~mlxas.workflow.layout.Layout`): all structures as extended XYZ, ``index`` (one
+CSV row per structure) and ``rejected`` (one CSV row per refused file or structure).
+"""
 
 from __future__ import annotations
 
-import glob
 import re
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from ase import Atoms
 
 from mlxas.provenance import structure_hash
-from mlxas.structures.checks import FeffLimits, Rejection, check_structure
-from mlxas.structures.readers import StructureReadError, read_frames
+from mlxas.structures.checks import Rejection, check_structure
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -38,94 +41,36 @@ INDEX_COLUMNS = [
 REJECTED_COLUMNS = ["origin", "frame", "reason", "detail"]
 
 
-def _generate(
-    spec: dict, work_dir: Path | None = None
-) -> Iterator[tuple[str, int | None, str, Atoms | Rejection]]:
-    """Yield ``(name, frame, origin, atoms-or-rejection)`` for one source spec.
-
-    ``work_dir`` keeps a generator's restartable state (the MD checkpoints).
-    """
-    kind = spec["kind"]
-    if kind == "nanoparticles":
-        from mlxas.structures.nanoparticles import nanoparticles
-
-        for name, item in nanoparticles(spec):
-            yield name, None, f"nanoparticles:{name}", item
-    elif kind == "md":
-        from mlxas.structures.md import md_frames
-
-        for frame, atoms in md_frames(spec, work_dir=work_dir):
-            yield (
-                f"{spec['name']}_{frame:06d}",
-                frame,
-                f"md:{spec['element']}{spec['n_atoms']}",
-                atoms,
-            )
-    elif kind == "files":
-        paths = _expand(spec["paths"])
-        if not paths:
-            yield (
-                "",
-                None,
-                ",".join(spec["paths"]),
-                Rejection(
-                    ",".join(spec["paths"]), None, "unreadable", "no file matches these paths"
-                ),
-            )
-        for path in paths:
-            try:
-                contents = read_frames(
-                    path, spec.get("format"), spec.get("frames"), spec.get("species")
-                )
-            except StructureReadError as err:
-                yield "", None, str(path), Rejection(str(path), None, err.reason, err.detail)
-                continue
-            for k, atoms in contents.items:
-                name = Path(path).stem + (f"_{k:06d}" if contents.total > 1 else "")
-                # Trajectory frames keep their index; independent structures have none.
-                frame = k if contents.trajectory else None
-                yield (
-                    name,
-                    frame,
-                    str(path) + (f"@{k}" if frame is None and contents.total > 1 else ""),
-                    atoms,
-                )
-    else:
-        raise ValueError(f"unknown structure source kind {kind!r}")
-
-
-def _expand(patterns: list[str]) -> list[str]:
-    out: list[str] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern))
-        out.extend(matches if matches else [pattern])  # a missing file is rejected, not dropped
-    return out
-
-
 def build_source(
-    spec: dict,
-    absorber: str,
-    out_dir: str | Path,
-    limits: FeffLimits | None = None,
+    source: Any,
+    absorber: str | None,
+    frames: str | Path,
+    index: str | Path,
+    rejected_csv: str | Path,
+    work_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Generate or read the structures of one source and write them to ``out_dir``.
+    """Generate or read the structures of ``source`` (a typed source of
+    :mod:`mlxas.structures.sources`) and write ``frames``, ``index`` and ``rejected_csv``.
 
-    Every structure passes :func:`~mlxas.structures.checks.check_structure` (with the FEFF
-    engine's ``limits``) and must differ from the ones before it; refused inputs go to
-    ``rejected.csv`` with the file (or generator), frame, reason and detail.
+    Every structure passes :func:`~mlxas.structures.checks.check_structure` and must
+    differ from the ones before it; refused inputs go to ``rejected_csv`` with the file
+    (or generator), frame, reason and detail.  ``work_dir`` keeps a generator's
+    restartable state (MD checkpoints); None: ``work`` beside ``frames``.
     """
     import ase.io
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    frames, index, rejected_csv = Path(frames), Path(index), Path(rejected_csv)
+    for path in (frames, index, rejected_csv):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(work_dir) if work_dir is not None else frames.parent / "work"
     rows, rejected, images = [], [], []
     seen: dict[str, str] = {}
-    for name, frame, origin, item in _generate(spec, out_dir / "md"):
+    for name, frame, origin, item in source.generate(work):
         if isinstance(item, Rejection):
             rejected.append(item.row())
             continue
         atoms = item
-        problem = check_structure(atoms, absorber, limits)
+        problem = check_structure(atoms, absorber)
         sid = None
         if problem is None:
             sid = structure_hash(
@@ -142,7 +87,7 @@ def build_source(
         )
         atoms.info = {
             "structure_id": sid,
-            "source": spec["name"],
+            "source": source.name,
             "name": name,
             "frame": -1 if frame is None else int(frame),
             "origin": origin,
@@ -151,7 +96,7 @@ def build_source(
         rows.append(
             {
                 "structure_id": sid,
-                "source": spec["name"],
+                "source": source.name,
                 "name": name,
                 "frame": frame,
                 "n_atoms": len(atoms),
@@ -160,14 +105,14 @@ def build_source(
                 "origin": origin,
             }
         )
-    index = pd.DataFrame(rows, columns=INDEX_COLUMNS).astype({"frame": "Int64"})
+    table = pd.DataFrame(rows, columns=INDEX_COLUMNS).astype({"frame": "Int64"})
     rej = pd.DataFrame(rejected, columns=REJECTED_COLUMNS).astype({"frame": "Int64"})
-    tmp = out_dir / "structures.extxyz.tmp"
+    tmp = frames.with_name(f".{frames.name}.tmp")
     ase.io.write(tmp, images, format="extxyz")
-    tmp.replace(out_dir / "structures.extxyz")
-    index.to_csv(out_dir / "index.csv", index=False)
-    rej.to_csv(out_dir / "rejected.csv", index=False)
-    return index, rej
+    tmp.replace(frames)
+    table.to_csv(index, index=False)
+    rej.to_csv(rejected_csv, index=False)
+    return table, rej
 
 
 def format_rejected(rejected: pd.DataFrame) -> str:

@@ -40,7 +40,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 
-__all__ = ["MDSettings", "make_calculator", "md_frames", "read_thermo"]
+from mlxas.structures.sources import register_source
+
+__all__ = ["MDSettings", "MDSource", "make_calculator", "md_frames", "read_thermo"]
 
 THERMO_COLUMNS = [
     "step",
@@ -74,12 +76,6 @@ class MDSettings:
     anneal_time: float = 10.0
     basin_hopping_steps: int = 30
     start_candidates: int = 3
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> MDSettings:
-        """Settings from a config source; keys it does not know (name, kind) are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in spec.items() if k in names})
 
     @property
     def n_equilibration(self) -> int:
@@ -181,8 +177,30 @@ def _say(progress: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+@register_source
+@dataclass(frozen=True)
+class MDSource(MDSettings):
+    """A ``kind: md`` source: its name and the :class:`MDSettings` of its run."""
+
+    kind = "md"
+    name: str = ""
+
+    def elements(self) -> tuple[str, ...]:
+        return (self.element,)
+
+    def settings(self) -> MDSettings:
+        """The run's settings without the name (the name does not change the frames)."""
+        fields = {f.name for f in dataclasses.fields(MDSettings)}
+        return MDSettings(**{k: getattr(self, k) for k in fields})
+
+    def generate(self, work_dir: Path | None = None) -> Iterator:
+        origin = f"md:{self.element}{self.n_atoms}"
+        for frame, atoms in md_frames(self.settings(), work_dir=work_dir):
+            yield f"{self.name}_{frame:06d}", frame, origin, atoms
+
+
 def md_frames(
-    spec: dict, work_dir: str | Path | None = None, progress: bool = True
+    settings: MDSettings, work_dir: str | Path | None = None, progress: bool = True
 ) -> Iterator[tuple[int, Atoms]]:
     """Yield ``(frame, atoms)`` for every production snapshot of a ``kind: md`` source.
 
@@ -190,7 +208,8 @@ def md_frames(
     last one when called again with the same folder.  ``None`` runs in a temporary folder
     (no resume).  ``progress`` shows a progress bar and messages on stderr.
     """
-    settings = MDSettings.from_spec(spec)
+    if isinstance(settings, MDSource):
+        settings = settings.settings()
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="mlxas-md-") as tmp:
             yield from _run(settings, Path(tmp), progress)
@@ -277,7 +296,7 @@ def _run(s: MDSettings, work: Path, progress: bool) -> Iterator[tuple[int, Atoms
 
 def _check_settings(s: MDSettings) -> None:
     """Refuse settings that cannot give a trajectory, as a user error naming the setting."""
-    from mlxas.config import ConfigError
+    from mlxas.errors import ConfigError
 
     problem = None
     if s.n_atoms < 2:

@@ -21,16 +21,26 @@ Pd, Pt, Al) to ``fmax``, which contracts the surface bonds as in real particles.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.cluster import FaceCenteredCubic, Octahedron
 from ase.data import atomic_numbers, reference_states
 
-from mlxas.config import ConfigError
+from mlxas.errors import ConfigError
 from mlxas.structures.checks import Rejection
+from mlxas.structures.sources import register_source
 
-__all__ = ["CENTERS", "SHAPES", "fcc_lattice_constant", "nanoparticle", "nanoparticles", "relax"]
+__all__ = [
+    "CENTERS",
+    "SHAPES",
+    "NanoparticleSource",
+    "fcc_lattice_constant",
+    "nanoparticle",
+    "nanoparticles",
+    "relax",
+]
 
 SHAPES = (
     "sphere",
@@ -62,6 +72,9 @@ def fcc_lattice_constant(element: str) -> float:
 
 def nanoparticle(element: str, shape: str, size: float, a: float, center: str = "atom") -> Atoms:
     """One unrelaxed fcc cluster of lattice constant ``a`` (Å), centred at the origin."""
+    # ASE's cluster module loads scipy (~1 s); importing it here keeps reading a config fast.
+    from ase.cluster import FaceCenteredCubic, Octahedron
+
     if shape == "octahedron":
         atoms = Octahedron(element, length=_int(size, shape, 2), cutoff=0, latticeconstant=a)
     elif shape == "cuboctahedron":
@@ -100,6 +113,8 @@ def _tetrahedron(element: str, n: int, a: float) -> Atoms:
     at ((n-1)/4)(1,1,1) in lattice units, i.e. on an atom or a hole depending on n mod 4.
     The four opposite (111) planes are placed far out so they cut nothing.
     """
+    from ase.cluster import FaceCenteredCubic
+
     frac = ((n - 1) % 4) / 4
     layers = -(-(n - 1) // 4)
     opposite = [tuple(-c for c in f) for f in _TETRA_FACETS]
@@ -151,35 +166,52 @@ def relax(atoms: Atoms, method: str, fmax: float, max_steps: int = 2000) -> tupl
     return out, bool(converged)
 
 
-def nanoparticles(spec: dict) -> Iterator[tuple[str, Atoms | Rejection]]:
+@register_source
+@dataclass(frozen=True)
+class NanoparticleSource:
+    """A ``kind: nanoparticles`` source: one fcc ``element`` cluster of ``shape`` per
+    entry of ``sizes`` (meaning per shape: see the module), lattice constant in Å (None:
+    ASE's reference), sphere ``center``, optional ``relax`` (``emt``) to ``fmax`` eV/Å."""
+
+    kind = "nanoparticles"
+    name: str
+    element: str
+    shape: str
+    sizes: tuple[float, ...]
+    lattice_constant: float | None = None
+    center: str = "atom"
+    relax: str | None = None
+    fmax: float = 0.01
+
+    def elements(self) -> tuple[str, ...]:
+        return (self.element,)
+
+    def generate(self, work_dir: Path | None = None) -> Iterator:
+        for name, item in nanoparticles(self):
+            yield name, None, f"nanoparticles:{name}", item
+
+
+def nanoparticles(source: NanoparticleSource) -> Iterator[tuple[str, Atoms | Rejection]]:
     """Yield ``(name, atoms)`` for every size of a ``kind: nanoparticles`` source.
 
     A relaxation that does not converge yields a :class:`Rejection` instead.
     """
-    shape, center = spec["shape"], spec.get("center") or "atom"
-    method = spec.get("relax")
+    shape, center, method = source.shape, source.center or "atom", source.relax
     try:
-        a = spec.get("lattice_constant") or fcc_lattice_constant(spec["element"])
-        clusters = [nanoparticle(spec["element"], shape, size, a, center) for size in spec["sizes"]]
+        a = source.lattice_constant or fcc_lattice_constant(source.element)
+        clusters = [nanoparticle(source.element, shape, size, a, center) for size in source.sizes]
     except ValueError as err:
-        raise ConfigError(f"structures: source {spec['name']!r}: {err}") from None
-    for size, atoms in zip(spec["sizes"], clusters, strict=True):
+        raise ConfigError(f"structures: source {source.name!r}: {err}") from None
+    for size, atoms in zip(source.sizes, clusters, strict=True):
         name = f"{shape}_{size:g}" if center == "atom" else f"{shape}_{center}_{size:g}"
         if method:
             name += f"_{method}"
             try:
-                atoms, ok = relax(atoms, method, spec.get("fmax", 0.01))
+                atoms, ok = relax(atoms, method, source.fmax)
             except ValueError as err:
-                raise ConfigError(f"structures: source {spec['name']!r}: {err}") from None
+                raise ConfigError(f"structures: source {source.name!r}: {err}") from None
             if not ok:
-                yield (
-                    name,
-                    Rejection(
-                        f"nanoparticles:{name}",
-                        None,
-                        "relaxation_failed",
-                        f"{method} relaxation did not reach fmax = {spec.get('fmax', 0.01)} eV/Å",
-                    ),
-                )
+                detail = f"{method} relaxation did not reach fmax = {source.fmax} eV/Å"
+                yield name, Rejection(f"nanoparticles:{name}", None, "relaxation_failed", detail)
                 continue
         yield name, atoms

@@ -1,0 +1,159 @@
+"""Writing a model folder: the card of a trained model and the files it binds.
+
+:func:`save_model_folder` writes the network, the out-of-distribution statistics and the
+band of the training inputs into a temporary folder, records their SHA-256 in the card,
+names the card by its model id (:func:`mlxas.models.card.card_model_id`) and renames the
+folder to ``<store>/<model id>``.  A folder of that id that already exists is never
+overwritten: it must hold the very same card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlxas import __version__
+from mlxas.models.card import (
+    CARD_VERSION,
+    ModelLoadError,
+    card_model_id,
+    check_no_lambda,
+    file_sha256,
+    json_safe,
+    read_card,
+    write_card,
+    write_json,
+)
+from mlxas.models.data import TrainingData, k_range_used
+from mlxas.models.network import Scaling
+from mlxas.models.spec import ModelSpec
+from mlxas.workflow.layout import MODEL_FILE, OOD_FILE, TRAINING_BAND_FILE, ModelFiles
+
+__all__ = ["UNITS", "build_card", "save_model_folder", "training_band"]
+
+#: Units of the labels a model can predict, for cards and plots.
+UNITS = {"cn": "", "r": "Å", "rdf": "1/Å"}
+#: Percentiles of the training inputs kept for plots beside a prediction.
+BAND_PERCENTILES = (5, 50, 95)
+
+
+def build_card(
+    spec: ModelSpec, data: TrainingData, record: dict[str, Any], threads: int
+) -> dict[str, Any]:
+    """The card of a freshly trained model (metrics added by the caller; files and model
+    id by :func:`save_model_folder`)."""
+    import keras
+    import tensorflow as tf
+
+    scaling: Scaling = record["scaling"]
+    crop: slice = record["crop"]
+    fc = data.features_cfg
+    grid = None if data.grid is None else np.asarray(data.grid)
+    return {
+        "card_version": CARD_VERSION,
+        "name": spec.name,
+        "kind": spec.kind,
+        "mlxas_version": __version__,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": spec.to_dict(),
+        "dataset": {
+            **{k: v for k, v in data.dataset.items() if k in ("path", "hash")},
+            "split": {
+                **data.dataset.get("split", {}),
+                "sizes": {s: len(d) for s, d in data.splits.items()},
+            },
+        },
+        "preprocessing": {
+            "input": spec.input,
+            "input_shape": list(data.splits["train"].x.shape[1:]),
+            "grid": None if grid is None else grid.tolist(),
+            "input_range": None if spec.input_range is None else list(spec.input_range),
+            "crop": [crop.start, crop.stop],
+            "k_range": k_range_used(fc, spec, grid),
+            "k_grid": fc["k_grid"],
+            "kweight": fc["kweight"],
+            "features": fc,
+            "absorber": data.dataset.get("absorber", ""),
+            "edge": data.dataset.get("edge", ""),
+            "targets": data.layout.names,
+            **scaling.to_json(),
+        },
+        "outputs": {
+            "columns": data.layout.columns,
+            "slices": data.layout.slices(),
+            "units": {t: UNITS.get(t.split("_")[0], "") for t in data.layout.names},
+            "members": spec.n_members if spec.kind == "ensemble" else None,
+        },
+        "training": {
+            "seconds": float(sum(r["seconds"] for r in record["networks"])),
+            "epochs_run": int(max(r["epochs_run"] for r in record["networks"])),
+            "best_epoch": record["networks"][0]["best_epoch"],
+            "networks": record["networks"],
+            "threads": threads,
+            "augment": spec.augment,
+        },
+    }
+
+
+def training_band(x_train: np.ndarray, card: dict[str, Any]) -> dict[str, Any]:
+    """Percentiles of the training inputs at every point of the input's grid: what a
+    plot beside a prediction shows as the range of the training spectra."""
+    x = np.asarray(x_train, dtype=np.float64)
+    pct = np.percentile(x, BAND_PERCENTILES, axis=0) if len(x) else np.zeros((3, *x.shape[1:]))
+    pre = card["preprocessing"]
+    return {
+        "input": pre["input"],
+        "grid": pre["grid"],
+        "percentiles": list(BAND_PERCENTILES),
+        "values": pct.tolist(),
+        "n_train": len(x),
+    }
+
+
+def save_model_folder(
+    model, card: dict[str, Any], ood: dict[str, Any], band: dict[str, Any], store: Path
+) -> tuple[str, Path, dict[str, Any]]:
+    """Write the folder ``<store>/<model id>``; returns the id, the folder and the card
+    as written (with ``files``, the SHA-256 of each file, and ``model_id``)."""
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    tmp = store / f".tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        files = ModelFiles(tmp)
+        keras_tmp = tmp / f".model.tmp-{os.getpid()}.keras"
+        model.save(keras_tmp)
+        check_no_lambda(keras_tmp)
+        keras_tmp.replace(files.model)
+        write_json(files.ood, ood)
+        write_json(files.training_band, band)
+        card = {
+            **card,
+            "files": {n: file_sha256(tmp / n) for n in (MODEL_FILE, OOD_FILE, TRAINING_BAND_FILE)},
+        }
+        card.pop("model_id", None)
+        mid = card_model_id(card)
+        card["model_id"] = mid
+        write_card(tmp, card)
+        final = store / mid
+        if final.exists():
+            # Same id, same card hash: the same model (a rerun); never another one.
+            if read_card(final) != json.loads(json.dumps(json_safe(card))):
+                raise ModelLoadError(f"{final}: exists and holds another card; not overwritten")
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return mid, final, card

@@ -1,0 +1,110 @@
+"""One model entry of the config, resolved once into a typed object.
+
+:meth:`ModelSpec.from_config` fills in the defaults of the entry's kind
+(:data:`mlxas.models.registry.KIND_DEFAULTS`) and checks what can be checked without
+data; training, tuning, the card and the model id all use the same object.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mlxas.models.registry import BUILDERS, KIND_DEFAULTS, TRAINING_KEYS, ModelConfigError
+
+__all__ = ["ModelSpec"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved ``models`` entry (see the config schema for each key).
+
+    Units: ``learning_rate`` per step; ``input_range`` on the input's grid (Å⁻¹ for
+    ``chi_k``, Å for ``ft_*``); ``params`` are the builder's settings with the kind's
+    defaults filled in (for an ensemble: ``member``, ``members`` and the member's).
+    """
+
+    name: str
+    kind: str
+    input: str = "chi_k"
+    features: dict[str, Any] = field(default_factory=dict)
+    input_range: tuple[float, float] | None = None
+    targets: tuple[str, ...] = ("cn", "r")
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    epochs: int = 400
+    batch_size: int = 32
+    learning_rate: float = 0.001
+    patience: int = 40
+    optimizer: str = "adam"
+    standardize: bool = True
+    lr_schedule: str | None = None
+    jit_compile: bool | str = "auto"
+    steps_per_execution: int = 32
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> ModelSpec:
+        """Resolve one config entry: the kind's defaults for every setting left null."""
+        entry = copy.deepcopy(dict(entry))
+        kind, name = entry.get("kind"), entry.get("name", "?")
+        if kind not in KIND_DEFAULTS:
+            raise ModelConfigError(
+                f"models.{name}: unknown model kind {kind!r} (have: {sorted(KIND_DEFAULTS)})"
+            )
+        params = dict(entry.get("params") or {})
+        if kind == "ensemble":
+            member = params.get("member", "mlp")
+            if member not in BUILDERS:
+                raise ModelConfigError(
+                    f"models.{name}: ensemble member kind {member!r} is not one of "
+                    f"{sorted(BUILDERS)}"
+                )
+            defaults = KIND_DEFAULTS[member]
+            params = {**copy.deepcopy(defaults["params"]), "member": member, "members": 5,
+                      **params}  # fmt: skip
+            if int(params["members"]) < 2:
+                raise ModelConfigError(f"models.{name}: an ensemble needs members >= 2")
+        else:
+            defaults = KIND_DEFAULTS[kind]
+            params = {**copy.deepcopy(defaults["params"]), **params}
+        entry["params"] = params
+        for key in (*TRAINING_KEYS, "optimizer", "standardize", "lr_schedule"):
+            if entry.get(key) is None:
+                entry[key] = defaults[key]
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise ModelConfigError(f"models.{name}: unknown key(s) {unknown}")
+        for key in ("targets", "input_range"):
+            if entry.get(key) is not None:
+                entry[key] = tuple(entry[key])
+        for key in ("features", "loss_weights", "augment"):
+            entry[key] = dict(entry.get(key) or {})
+        return cls(**entry)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """Back from :meth:`to_dict` (a card's ``config``); resolving again changes nothing."""
+        return cls.from_config(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        from mlxas.settings import to_dict
+
+        return to_dict(self)
+
+    @property
+    def member_kind(self) -> str:
+        """The kind of each network: the ensemble's member kind, else the kind."""
+        return self.params["member"] if self.kind == "ensemble" else self.kind
+
+    @property
+    def n_members(self) -> int:
+        return int(self.params["members"]) if self.kind == "ensemble" else 1
+
+    def replace(self, **changes: Any) -> ModelSpec:
+        """A copy with ``changes`` (e.g. another input for a tuning trial)."""
+        return replace(self, **changes)
