@@ -1,7 +1,7 @@
 """Real FEFF results for the dataset, feature and inspect tests.
 
-:func:`feff_results` runs the real stages (``mlxas structures``, ``sites``,
-``feff-inputs``, ``run-feff`` with FEFF8L) on a Cu octahedron (4 unique sites) once per
+:func:`feff_results` runs the real stages (``mlxas structures``, ``sites``, ``labels``,
+``inputs``, ``simulate`` with FEFF8L, with the workflow's specs and paths) on a Cu octahedron (4 unique sites) once per
 test session.  A second source, a cuboctahedron, is run with a timeout too short for
 FEFF and one input marked as refused, which gives real failure records.
 
@@ -24,32 +24,25 @@ import pandas as pd
 
 from _cu_config import cu_nanoparticles_config
 from mlxas.cli import main as mlxas
-from mlxas.config import validate_config
+from mlxas.workflow.checks import check_config
+from mlxas.workflow.layout import RESULTS, Layout
 
-CONFIG = validate_config(cu_nanoparticles_config("dataset_tests", [4], [2], chunk_size=2))
+EXPERIMENT = check_config(cu_nanoparticles_config("dataset_tests", [4], [2], chunk_size=2))
+CONFIG = EXPERIMENT.config
 
 
-def settings(**over: dict) -> dict:
-    """Dataset settings from the test config's defaults, with sections updated by ``over``."""
-    cfg = json.loads(json.dumps(CONFIG))
+def settings(**over: dict):
+    """Dataset settings from the test config's defaults, with sections updated by ``over``
+    (``features``, ``averaging``, ``split``) the way a config file would."""
+    from mlxas.workflow.config import merge
+
+    raw = json.loads(json.dumps(CONFIG))
     for section, values in over.items():
-        target = cfg["dataset"] if section == "split" else cfg
-        key = section
-        if isinstance(values, dict):
-            merged = target[key]
-            for k, v in values.items():
-                if isinstance(v, dict):
-                    merged[k] = {**merged[k], **v}
-                else:
-                    merged[k] = v
+        if section == "split":
+            raw["dataset"]["split"] = merge(raw["dataset"]["split"], values)
         else:
-            target[key] = values
-    cfg = validate_config(cfg)
-    return {
-        "features": cfg["features"],
-        "averaging": cfg["averaging"],
-        "split": cfg["dataset"]["split"],
-    }
+            raw[section] = merge(raw[section], values)
+    return check_config(raw).dataset
 
 
 @dataclass
@@ -58,8 +51,12 @@ class FeffResults:
     chunks: list[Path]  # octa: real spectra
     failed_chunks: list[Path]  # cubo: a timeout and a refused input
     sites: list[Path]
-    rejected: list[Path]
+    labels: list[Path]
     inputs: list[Path]
+
+
+def _layout(root: Path) -> Layout:
+    return Layout.for_experiment(EXPERIMENT.name, root / RESULTS)
 
 
 def _run(*args: str) -> None:
@@ -70,91 +67,50 @@ def _run(*args: str) -> None:
         raise AssertionError(f"mlxas {args[0]} failed ({rc}):\n{out.getvalue()}")
 
 
-def _source(root: Path, src: dict, timeout: float, refuse: str | None) -> list[Path]:
-    res = root / "results"
-    sdir = res / "structures" / src["name"]
-    _run(
-        "structures",
-        "--spec",
-        json.dumps({"source": src, "absorber": "Cu", "engine": "feff8l"}),
-        "--out-dir",
-        str(sdir),
-    )
-    sites = res / "sites" / f"{src['name']}.parquet"
-    sites.parent.mkdir(parents=True, exist_ok=True)
-    spec = {"absorber": "Cu", "sites": CONFIG["sites"], "labels": CONFIG["labels"]}
-    _run(
-        "sites",
-        "--spec",
-        json.dumps(spec),
-        "--structures",
-        str(sdir / "structures.extxyz"),
-        "--out",
-        str(sites),
-    )
-    fdir = res / "feff" / src["name"]
-    fdir.mkdir(parents=True, exist_ok=True)
-    _run(
-        "feff-inputs",
-        "--spec",
-        json.dumps({"feff": CONFIG["feff"], "edge": "K"}),
-        "--structures",
-        str(sdir / "structures.extxyz"),
-        "--sites",
-        str(sites),
-        "--table",
-        str(fdir / "inputs.parquet"),
-        "--chunks",
-        str(fdir / "chunks.json"),
-    )
+def _source(root: Path, name: str, timeout: float, refuse: str | None) -> list[Path]:
+    """The stage commands of one source, with the rules' specs and paths."""
+    exp, L = EXPERIMENT, _layout(root)
+    frames, sites, labels = L.structures_frames(name), L.sites(name), L.labels(name)
+    folder = L.simulation(name)
+    _run("structures", "--spec", exp.spec("structures", name), "--frames", str(frames),
+         "--index", str(L.structures_index(name)),
+         "--rejected", str(L.structures_rejected(name)))  # fmt: skip
+    _run("sites", "--spec", exp.spec("sites", name), "--structures", str(frames),
+         "--rejected", str(L.structures_rejected(name)), "--out", str(sites))  # fmt: skip
+    _run("labels", "--spec", exp.spec("labels"), "--structures", str(frames),
+         "--sites", str(sites), "--out", str(labels))  # fmt: skip
+    _run("inputs", "--spec", exp.spec("inputs"), "--structures", str(frames),
+         "--sites", str(sites), "--folder", str(folder.path))  # fmt: skip
     if refuse:
-        table = pd.read_parquet(fdir / "inputs.parquet")
-        table.loc[0, ["feff_inp", "input_hash", "reason", "detail"]] = [
+        table = pd.read_parquet(folder.inputs_table)
+        table.loc[0, ["text", "input_hash", "reason", "detail"]] = [
             "",
             "",
             refuse,
             "marked as refused by the test",
         ]
-        table.to_parquet(fdir / "inputs.parquet", index=False)
-    n_chunks = json.loads((fdir / "chunks.json").read_text())["n_chunks"]
-    chunks = []
+        table.to_parquet(folder.inputs_table, index=False)
+    n_chunks = json.loads(folder.chunk_plan.read_text())["n_chunks"]
+    spec = json.dumps({"timeout": timeout})
     for i in range(n_chunks):
-        out = fdir / "chunks" / f"{i:05d}.h5"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _run(
-            "run-feff",
-            "--inputs",
-            str(fdir / "inputs.parquet"),
-            "--chunk",
-            str(i),
-            "--workdir",
-            str(fdir / "runs"),
-            "--out",
-            str(out),
-            "--timeout",
-            str(timeout),
-            "--threads",
-            "2",
-            "--quiet",
-        )
-        chunks.append(out)
-    return chunks
+        _run("simulate", "--spec", spec, "--folder", str(folder.path), "--chunk", str(i),
+             "--threads", "2", "--quiet")  # fmt: skip
+    return [folder.chunk(i) for i in range(n_chunks)]
 
 
 @cache
 def feff_results(root: Path) -> FeffResults:
     """Run the real stages once per session under ``root``."""
-    octa, cubo = CONFIG["structures"]
-    chunks = _source(root, octa, timeout=300.0, refuse=None)
-    failed = _source(root, cubo, timeout=0.001, refuse="cluster_too_large")
-    res = root / "results"
+    chunks = _source(root, "octa", timeout=300.0, refuse=None)
+    failed = _source(root, "cubo", timeout=0.001, refuse="cluster_too_large")
+    L = _layout(root)
     return FeffResults(
         root=root,
         chunks=chunks,
         failed_chunks=failed,
-        sites=[res / "sites" / "octa.parquet", res / "sites" / "cubo.parquet"],
-        rejected=sorted((res / "structures").glob("*/rejected.csv")),
-        inputs=sorted((res / "feff").glob("*/inputs.parquet")),
+        sites=[L.sites("octa"), L.sites("cubo")],
+        labels=[L.labels("octa"), L.labels("cubo")],
+        inputs=[L.simulation(s).inputs_table for s in ("octa", "cubo")],
     )
 
 
@@ -166,28 +122,32 @@ def derived_copies(
     frames: bool = False,
     first: int = 0,
     scale: bool = True,
-) -> tuple[list[Path], Path]:
+) -> tuple[list[Path], Path, Path]:
     """``n_structures`` copies of the real octahedron's sites as new structures.
 
     Copy ``i`` gets structure id ``d{i:015x}`` (or frame ``i`` of one trajectory with
     ``frames``); its chi(k) is the real one scaled by ``1 + i/1000`` so copies differ.
-    Returns the chunk files and the site table.
+    Returns the chunk files, the site table and the label table.
     """
-    from mlxas.feff.chunk import read_chunk, write_chunk
-    from mlxas.sites import write_sites
+    from mlxas.simulation.chunk import chunk_engine, read_chunk, write_chunk
+    from mlxas.sites import SitesSettings, read_labels, write_labels, write_sites
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    engine, settings_hash = chunk_engine(feff.chunks[0])
     real = [r for c in feff.chunks for r in read_chunk(c)]
     sites = pd.read_parquet(feff.sites[0]).set_index("site_id")
-    results, rows = [], []
+    labels, meta = read_labels(feff.labels[0])
+    labels = labels.set_index("site_id")
+    results, rows, label_rows = [], [], []
     for i in range(first, first + n_structures):
         sid = f"d{i:015x}"
         for r in real:
-            index = int(sites.at[r.site_id, "site_index"])
+            index = int(sites.at[r.item_id, "site_index"])
             new_id = f"{sid}-{index:05d}"
             factor = 1 + i / 1000 if scale else 1.0
-            results.append(replace(r, site_id=new_id, chi=r.chi * factor, input_hash=f"in{new_id}"))
-            row = sites.loc[r.site_id].to_dict()
+            arrays = {**r.arrays, "chi": r.arrays["chi"] * factor}
+            results.append(replace(r, item_id=new_id, arrays=arrays, input_hash=f"in{new_id}"))
+            row = sites.loc[r.item_id].to_dict()
             row.update(
                 site_id=new_id,
                 structure_id=sid,
@@ -196,16 +156,21 @@ def derived_copies(
                 frame=i if frames else None,
             )
             rows.append(row)
+            label_rows.append({"site_id": new_id, **labels.loc[r.item_id].to_dict()})
     chunks = []
     for a in range(0, len(results), chunk_size):
         path = out_dir / f"{first:05d}-{a // chunk_size:05d}.h5"
-        write_chunk(path, results[a : a + chunk_size])
+        summary = path.with_name(f"{path.stem}.summary.json")
+        write_chunk(path, results[a : a + chunk_size], summary, engine.name,
+                    engine.settings_dict(), settings_hash)  # fmt: skip
         chunks.append(path)
     table = pd.DataFrame(rows)
     table["frame"] = table["frame"].astype("Int64")
     site_file = out_dir / f"sites_{first}.parquet"
-    write_sites(table, site_file, CONFIG["labels"])
-    return chunks, site_file
+    write_sites(table, site_file, SitesSettings())
+    label_file = out_dir / f"labels_{first}.parquet"
+    write_labels(pd.DataFrame(label_rows), meta, label_file)
+    return chunks, site_file, label_file
 
 
 def k_grid() -> np.ndarray:

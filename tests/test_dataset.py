@@ -14,7 +14,8 @@ import pytest
 from _dataset_support import feff_results, k_grid, settings
 from mlxas.dataset import SCHEMA_VERSION, DatasetError, gather
 from mlxas.dataset import open as open_dataset
-from mlxas.feff.chunk import SiteResult, read_chunk, write_chunk
+from mlxas.settings import to_dict
+from mlxas.simulation.chunk import chunk_engine, read_chunk, write_chunk
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +31,9 @@ def real_dataset(feff, tmp_path_factory):
     report = gather(
         feff.chunks + feff.failed_chunks,
         feff.sites,
+        feff.labels,
         out,
         st,
-        rejected_files=feff.rejected,
         inputs_files=feff.inputs,
         absorber="Cu",
         edge="K",
@@ -46,24 +47,29 @@ def test_every_good_site_is_gathered_with_its_provenance(feff, real_dataset):
     assert report.n_sites == len(good) == 4 and report.n_computed == 4
     with open_dataset(path) as ds:
         sites = ds.sites().set_index("site_id")
-        inputs = pd.concat(pd.read_parquet(p) for p in feff.inputs).set_index("site_id")
-        labels = pd.read_parquet(feff.sites[0]).set_index("site_id")
+        inputs = pd.concat(pd.read_parquet(p) for p in feff.inputs).set_index("item_id")
+        table = pd.read_parquet(feff.sites[0]).set_index("site_id")
+        labels = pd.read_parquet(feff.labels[0]).set_index("site_id")
+        settings_hash = chunk_engine(feff.chunks[0])[1]
         k = k_grid()
         chi = ds.read("sites/chi")
         for r in good:
-            row = sites.loc[r.site_id]
-            assert row["input_hash"] == inputs.at[r.site_id, "input_hash"] == r.input_hash
-            assert row["card_hash"] == inputs.at[r.site_id, "card_hash"]
+            row = sites.loc[r.item_id]
+            assert row["input_hash"] == inputs.at[r.item_id, "input_hash"] == r.input_hash
+            assert row["settings_hash"] == settings_hash
             assert (row["engine"], row["engine_version"]) == (r.engine, r.engine_version)
             assert row["engine_version"].startswith("8.5")
-            assert row["structure_id"] == labels.at[r.site_id, "structure_id"]
-            assert row["multiplicity"] == labels.at[r.site_id, "multiplicity"]
-            assert row["cn"] == labels.at[r.site_id, "cn"] and row["frame"] == -1
+            assert row["structure_id"] == table.at[r.item_id, "structure_id"]
+            assert row["multiplicity"] == table.at[r.item_id, "multiplicity"]
+            assert row["cn"] == labels.at[r.item_id, "cn"] and row["frame"] == -1
+            assert row["e0"] == r.scalars["e0"]
             # FEFF's grid is the default k grid: the stored chi is FEFF's, point for point.
-            on_grid = np.isin(np.round(r.k, 6), np.round(k, 6))
-            i = list(sites.index).index(r.site_id)
-            np.testing.assert_allclose(chi[i], r.chi[on_grid].astype(np.float32), rtol=1e-6)
-        assert ds.settings == st and ds.schema_version == SCHEMA_VERSION
+            on_grid = np.isin(np.round(r.arrays["k"], 6), np.round(k, 6))
+            i = list(sites.index).index(r.item_id)
+            np.testing.assert_allclose(
+                chi[i], r.arrays["chi"][on_grid].astype(np.float32), rtol=1e-6
+            )
+        assert ds.settings == to_dict(st) and ds.schema_version == SCHEMA_VERSION
         assert ds.attrs["absorber"] == "Cu" and ds.hash == report.dataset_hash
 
 
@@ -116,26 +122,35 @@ def test_failures_name_stage_and_reason(feff, real_dataset):
     bad = [r for c in feff.failed_chunks for r in read_chunk(c)]
     assert len(bad) >= 2 and report.n_failures == len(bad)
     for r in bad:
-        assert r.site_id not in ids
-        row = fail.loc[r.site_id]
+        assert r.item_id not in ids
+        row = fail.loc[r.item_id]
         if r.reason == "cluster_too_large":
             assert row["stage"] == "inputs"
         else:
-            assert (row["stage"], row["reason"]) == ("feff", "timeout")
+            assert (row["stage"], row["reason"]) == ("simulation", "timeout")
         assert row["detail"] and row["source"] == "cubo"
 
 
 def test_rejected_structures_and_missing_chunks_are_failures(feff, tmp_path):
-    rejected = tmp_path / "structures" / "octa" / "rejected.csv"
-    rejected.parent.mkdir(parents=True)
-    rejected.write_text("origin,frame,reason,detail\nbad.xyz,3,atoms_too_close,0.4 Å apart\n")
+    from mlxas.sites import SitesSettings, read_sites, write_sites
+
+    # The structures stage's refusals reach the dataset through the site table.
+    rejected = pd.DataFrame(
+        [{"origin": "bad.xyz", "frame": 3, "reason": "atoms_too_close",
+          "detail": "0.4 Å apart", "source": "octa"}]
+    )  # fmt: skip
+    table, _ = read_sites(feff.sites[0])
+    sites = tmp_path / "octa.parquet"
+    write_sites(table, sites, SitesSettings(), rejected)
     out = tmp_path / "ds.h5"
-    gather(feff.chunks[:1], feff.sites, out, settings(), [rejected], feff.inputs[1:])
+    gather(feff.chunks[:1], [sites, feff.sites[1]], feff.labels, out, settings(),
+           inputs_files=feff.inputs[:1])  # fmt: skip
     with open_dataset(out) as ds:
         fail = ds.failures()
     rej = fail[fail["stage"] == "structures"].iloc[0]
     assert rej["reason"] == "atoms_too_close" and "bad.xyz frame 3" in rej["detail"]
-    missing = [r.site_id for r in read_chunk(feff.chunks[1])]
+    assert rej["source"] == "octa"
+    missing = [r.item_id for r in read_chunk(feff.chunks[1])]
     pending = fail[fail["reason"] == "no_result"]
     assert sorted(pending["site_id"]) == sorted(missing)
 
@@ -143,24 +158,27 @@ def test_rejected_structures_and_missing_chunks_are_failures(feff, tmp_path):
 def test_bad_chunks_are_refused_with_the_file_named(feff, tmp_path):
     st = settings()
     good = read_chunk(feff.chunks[0])
+    engine, _ = chunk_engine(feff.chunks[0])
     stranger = tmp_path / "stranger.h5"
-    write_chunk(stranger, [SiteResult(**{**good[0].__dict__, "site_id": "0000000000000000-00001"})])
+    good[0].item_id = "0000000000000000-00001"
+    write_chunk(stranger, good[:1], tmp_path / "stranger.json", engine.name,
+                engine.settings_dict())  # fmt: skip
     with pytest.raises(DatasetError, match=r"stranger\.h5.*no row in the site tables"):
-        gather([stranger], feff.sites, tmp_path / "a.h5", st)
+        gather([stranger], feff.sites, feff.labels, tmp_path / "a.h5", st)
     twice = tmp_path / "twice.h5"
     shutil.copy(feff.chunks[0], twice)
     with pytest.raises(DatasetError, match="more than one chunk file"):
-        gather([feff.chunks[0], twice], feff.sites, tmp_path / "b.h5", st)
+        gather([feff.chunks[0], twice], feff.sites, feff.labels, tmp_path / "b.h5", st)
     newer = tmp_path / "newer.h5"
     shutil.copy(feff.chunks[0], newer)
     with h5py.File(newer, "a") as f:
         f.attrs["schema_version"] = 99
-    with pytest.raises(DatasetError, match=r"newer\.h5.*newer"):
-        gather([newer], feff.sites, tmp_path / "c.h5", st)
-    with pytest.raises(DatasetError, match="no successful FEFF spectrum"):
-        gather(feff.failed_chunks, feff.sites, tmp_path / "d.h5", st)
-    with pytest.raises(DatasetError, match="no successful FEFF spectrum"):
-        gather([], feff.sites, tmp_path / "d.h5", st)
+    with pytest.raises(DatasetError, match=r"newer\.h5.*chunk schema 99"):
+        gather([newer], feff.sites, feff.labels, tmp_path / "c.h5", st)
+    with pytest.raises(DatasetError, match="no successful simulation"):
+        gather(feff.failed_chunks, feff.sites, feff.labels, tmp_path / "d.h5", st)
+    with pytest.raises(DatasetError, match="no successful simulation"):
+        gather([], feff.sites, feff.labels, tmp_path / "d.h5", st)
     assert not list(tmp_path.glob("*.tmp-*")) and not (tmp_path / "d.h5").exists()
 
 

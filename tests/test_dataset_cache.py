@@ -31,11 +31,12 @@ def sha(path: Path) -> str:
 
 
 def test_gathering_again_computes_only_the_new_chunks(feff, tmp_path):
-    old, sites_old = derived_copies(feff, tmp_path / "batch1", 6, chunk_size=4)
-    new, sites_new = derived_copies(feff, tmp_path / "batch2", 2, chunk_size=4, first=6)
+    old, sites_old, labels_old = derived_copies(feff, tmp_path / "batch1", 6, chunk_size=4)
+    new, sites_new, labels_new = derived_copies(feff, tmp_path / "batch2", 2, chunk_size=4, first=6)
     st = settings(features={"wavelet": {"morlet": True}})
     out = tmp_path / "ds.h5"
-    first = gather(feff.chunks + old, [*feff.sites[:1], sites_old], out, st)
+    sites, labels = [feff.sites[0], sites_old], [feff.labels[0], labels_old]
+    first = gather(feff.chunks + old, sites, labels, out, st)
     assert (first.n_computed, first.n_cached) == (4 + 24, 0)
     cache = sorted((tmp_path / "ds.cache").glob("*.h5"))
     assert len(cache) == len(feff.chunks) + len(old)
@@ -45,7 +46,8 @@ def test_gathering_again_computes_only_the_new_chunks(feff, tmp_path):
         wl_before = dict(zip(ds.frame()["site_id"], ds.features("wavelet_morlet"), strict=True))
 
     # A new FEFF batch: only its 8 spectra are processed, the 28 others come from the cache.
-    second = gather(feff.chunks + old + new, [*feff.sites[:1], sites_old, sites_new], out, st)
+    sites, labels = [*sites, sites_new], [*labels, labels_new]
+    second = gather(feff.chunks + old + new, sites, labels, out, st)
     assert (second.n_computed, second.n_cached) == (8, 28)
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     with open_dataset(out) as ds:
@@ -57,12 +59,7 @@ def test_gathering_again_computes_only_the_new_chunks(feff, tmp_path):
 
     # Other feature settings are other cache entries: everything is computed again, and
     # entries no gather uses any more are removed.
-    third = gather(
-        feff.chunks + old + new,
-        [*feff.sites[:1], sites_old, sites_new],
-        out,
-        settings(features={"kweight": 3}),
-    )
+    third = gather(feff.chunks + old + new, sites, labels, out, settings(features={"kweight": 3}))
     assert (third.n_computed, third.n_cached) == (36, 0)
     assert not any(p.exists() for p in stamps)
 
@@ -70,9 +67,11 @@ def test_gathering_again_computes_only_the_new_chunks(feff, tmp_path):
 KILL_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from mlxas.dataset import gather
+    from mlxas.dataset import DatasetSettings, gather
+    from mlxas.settings import from_mapping
     args = json.loads(sys.argv[1])
-    gather(args["chunks"], args["sites"], args["out"], args["settings"], workers=1)
+    settings = from_mapping(DatasetSettings, args["settings"])
+    gather(args["chunks"], args["sites"], args["labels"], args["out"], settings, workers=1)
     """
 )
 
@@ -80,19 +79,24 @@ KILL_SCRIPT = textwrap.dedent(
 def test_kill_during_the_write_leaves_the_previous_file_intact(feff, tmp_path):
     import json
 
-    chunks, sites = derived_copies(feff, tmp_path / "copies", 30, chunk_size=8)
+    from mlxas.settings import to_dict
+
+    chunks, sites, labels = derived_copies(feff, tmp_path / "copies", 30, chunk_size=8)
     out = tmp_path / "ds.h5"
-    gather(feff.chunks, feff.sites[:1], out, settings())
+    gather(feff.chunks, feff.sites[:1], feff.labels[:1], out, settings())
     before = sha(out)
     with open_dataset(out) as ds:
         old_hash = ds.hash
     # Averaged examples are computed while the temporary file is open: a long write.
     st = settings(averaging={"k": 2, "n_examples": 4000}, features={"wavelet": {"morlet": True}})
-    args = {"chunks": [str(c) for c in chunks], "sites": [str(sites)], "out": str(out),
-            "settings": st}  # fmt: skip
+    args = {"chunks": [str(c) for c in chunks], "sites": [str(sites)], "labels": [str(labels)],
+            "out": str(out), "settings": to_dict(st)}  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT, json.dumps(args)],
-        env={**os.environ, "PYTHONPATH": str(TESTS)},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -113,5 +117,5 @@ def test_kill_during_the_write_leaves_the_previous_file_intact(feff, tmp_path):
         ds.verify()
         assert ds.hash == old_hash and len(ds) == 4
     # The next gather removes the dead process's partial file and succeeds.
-    report = gather(chunks, [sites], out, settings())
+    report = gather(chunks, [sites], [labels], out, settings())
     assert not tmp.exists() and report.n_sites == 120

@@ -38,10 +38,10 @@ def test_split_groups_keeps_groups_whole_and_shares_close_to_fractions():
 
 
 def test_no_frame_falls_into_two_splits(frames, tmp_path):
-    chunks, sites = frames
+    chunks, sites, labels = frames
     out = tmp_path / "ds.h5"
     st = settings(split={"group_by": "frame", "seed": 11})
-    gather(chunks, [sites], out, st)
+    gather(chunks, [sites], [labels], out, st)
     with open_dataset(out) as ds:
         table = ds.sites()
         per_frame = table.groupby("frame")["split"].nunique()
@@ -60,7 +60,7 @@ def test_no_frame_falls_into_two_splits(frames, tmp_path):
                 {frame_of[i] for i in ds.frame(_other(split))["site_id"]}
             )
     again = tmp_path / "again.h5"
-    gather(chunks, [sites], again, st)
+    gather(chunks, [sites], [labels], again, st)
     with open_dataset(out) as a, open_dataset(again) as b:
         assert a.hash == b.hash
         assert list(a.frame()["site_id"]) == list(b.frame()["site_id"])
@@ -71,14 +71,14 @@ def _other(split: str) -> str:
 
 
 def test_averaged_examples_stay_inside_one_split(frames, tmp_path):
-    chunks, sites = frames
+    chunks, sites, labels = frames
     out = tmp_path / "avg.h5"
     st = settings(
         averaging={"k": 3, "n_examples": 300, "seed": 4},
         split={"group_by": "frame", "seed": 2},
         features={"ft": {"enabled": True}},
     )
-    report = gather(chunks, [sites], out, st, workers=2)
+    report = gather(chunks, [sites], [labels], out, st, workers=2)
     with open_dataset(out) as ds:
         members = ds.read("examples/members")
         weights = ds.read("examples/weights")
@@ -93,7 +93,7 @@ def test_averaged_examples_stay_inside_one_split(frames, tmp_path):
         np.testing.assert_allclose(chi, chi_sites[members].mean(axis=1), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(weights, 1 / 3)
         rows = np.arange(0, len(chi), 97)
-        ref = compute_features(chi_sites[members[rows]].mean(axis=1), st["features"])
+        ref = compute_features(chi_sites[members[rows]].mean(axis=1), st.features)
         for name in ("chi_k", "ft_mag"):
             got = ds.features(name)[rows]
             np.testing.assert_allclose(
@@ -113,25 +113,25 @@ def test_averaged_examples_stay_inside_one_split(frames, tmp_path):
         assert set(frame["avg_group"]) <= {"train", "val", "test"}
     # Same seed, same examples.
     again = tmp_path / "again.h5"
-    gather(chunks, [sites], again, st)
+    gather(chunks, [sites], [labels], again, st)
     with open_dataset(again) as ds:
         np.testing.assert_array_equal(ds.read("examples/members"), members)
 
 
 def test_every_combination_and_averaging_within_groups():
     split = np.array([0] * 10 + [1] * 5 + [2] * 2)
-    members = example_members(split, split.astype(str), {"k": 3, "n_examples": None, "seed": 0})
+    members = example_members(split, split.astype(str), k=3, n_examples=None, seed=0)
     assert len(members) == comb(10, 3) + comb(5, 3)  # test has 2 sites: no triple
     assert np.all(split[members] == split[members][:, :1])
     # Paper setting: all C(84, 3) = 95,284 triples of 84 sites.
-    members = example_members(np.zeros(84, int), np.zeros(84), {"k": 3, "n_examples": None})
+    members = example_members(np.zeros(84, int), np.zeros(84), k=3)
     assert len(members) == 95_284 == len({tuple(m) for m in members})
     # Within groups: members share the group; n_examples per group, seeded.
     groups = np.repeat(np.arange(6), 5).astype(str)
     split = np.repeat([0, 0, 0, 0, 1, 2], 5)
     cfg = {"k": 2, "n_examples": 4, "seed": 9}
-    members = example_members(split, groups, cfg)
+    members = example_members(split, groups, **cfg)
     assert len(members) == 6 * 4 and np.all(groups[members] == groups[members][:, :1])
-    np.testing.assert_array_equal(members, example_members(split, groups, cfg))
+    np.testing.assert_array_equal(members, example_members(split, groups, **cfg))
     with pytest.raises(ValueError, match=r"set averaging\.n_examples"):
-        example_members(np.zeros(2000, int), np.zeros(2000), {"k": 4, "n_examples": None})
+        example_members(np.zeros(2000, int), np.zeros(2000), k=4)

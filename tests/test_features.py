@@ -23,7 +23,7 @@ EXPERIMENTAL = Path(__file__).resolve().parent / "data" / "experimental"
 
 
 def cfg(**over) -> dict:
-    return settings(features=over)["features"]
+    return dict(settings(features=over).features)
 
 
 def shell(k: np.ndarray, r0: float, phase: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:

@@ -24,6 +24,7 @@ def test_inspect_prints_counts_labels_failures_and_writes_plots(feff, tmp_path):
     report = gather(
         feff.chunks + feff.failed_chunks,
         feff.sites,
+        feff.labels,
         path,
         st,
         inputs_files=feff.inputs,
@@ -41,7 +42,7 @@ def test_inspect_prints_counts_labels_failures_and_writes_plots(feff, tmp_path):
     assert "cn              min 4  mean 8  max 12" in text
     assert "CN 12:" in text and "CN  4:" in text
     assert f"failures: {report.n_failures}" in text
-    assert "feff/timeout:" in text and "inputs/cluster_too_large: 1" in text
+    assert "simulation/timeout:" in text and "inputs/cluster_too_large: 1" in text
     for name in ("cn_histogram.png", "r_histogram.png", "example_spectra.png"):
         png = tmp_path / "plots" / name
         assert f"wrote {png}" in text
