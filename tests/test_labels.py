@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from mlxas.config import ConfigError
-from mlxas.sites import enumerate_sites, frame_labels, shell_radius
+from mlxas.errors import ConfigError
+from mlxas.sites import (
+    CoordinationSettings,
+    LabelSettings,
+    RdfSettings,
+    SitesSettings,
+    enumerate_sites,
+    frame_labels,
+    shell_radius,
+)
 from mlxas.sites.labels import pooled_first_minimum, pooled_histogram, radial_density, rdf_grid
 from mlxas.structures.nanoparticles import nanoparticle
 from mlxas.structures.readers import read_file
@@ -23,8 +31,16 @@ RDF = {"r_max": 6.0, "dr": 0.05, "sigma": 0.05}
 warnings.filterwarnings("ignore", module="pymatgen")
 
 
-def labels(rule: str, cutoff: float | None = None) -> dict:
-    return {"cn_rule": rule, "cutoff": cutoff, "rdf": dict(RDF)}
+def labels(rule: str, cutoff: float | None = None) -> CoordinationSettings:
+    return CoordinationSettings(cn_rule=rule, cutoff=cutoff, rdf=RdfSettings(**RDF))
+
+
+def label_sets(rule: str) -> LabelSettings:
+    return LabelSettings(sets=("coordination",), settings={"coordination": labels(rule)})
+
+
+def shell_info(df) -> float | None:
+    return df.attrs["labels"]["info"]["coordination"]["shell_radius"]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +88,7 @@ def test_partial_cn_of_alloys_and_oxides():
 
 def test_rdf_is_a_density_whose_first_shell_integral_is_the_cn():
     octa = nanoparticle("Cu", "octahedron", 5, A)
-    grid = rdf_grid(RDF)
+    grid = rdf_grid(RdfSettings(**RDF))
     out = frame_labels(octa, np.arange(85), labels("cutoff", 3.0), 3.0, ["Cu"])
     first = grid <= 3.0
     integral = out["rdf"][:, first].sum(axis=1) * RDF["dr"]
@@ -86,7 +102,7 @@ def test_rdf_is_a_density_whose_first_shell_integral_is_the_cn():
 
 def test_radial_density_matches_the_direct_gaussian_sum():
     rng = np.random.default_rng(0)
-    grid = rdf_grid(RDF)
+    grid = rdf_grid(RdfSettings(**RDF))
     slot = rng.integers(0, 7, 400)
     d = rng.uniform(0.9, 6.2, 400)
     for sigma in (0.05, 0.08, 0.2):
@@ -130,12 +146,12 @@ def test_each_structure_and_each_trajectory_is_its_own_pool():
     (cu2o,) = read_file(DATA / "Cu2O_CONTCAR")
     (cu,) = read_file(DATA / "Cu_fcc.cif")
     images = [tagged(cu2o, "cu2o"), tagged(cu, "cu")]
-    df = enumerate_sites(images, "Cu", {"mode": "unique", "symprec": 0.1}, labels("rdf_minimum"))
+    df = enumerate_sites(images, "Cu", SitesSettings(), label_sets("rdf_minimum"))
     by_name = df.set_index("name")
     assert by_name.loc["cu2o", "cn"] == 2 and by_name.loc["cu2o", "cn_O"] == 2
     assert by_name.loc["cu", "cn"] == 12
     assert by_name.loc["cu2o", "shell_radius"] < 2.9 < by_name.loc["cu", "shell_radius"]
-    assert df.attrs["shell_radius"] is None
+    assert shell_info(df) is None
 
     rng = np.random.default_rng(5)
     base = nanoparticle("Au", "cuboctahedron", 3, 4.08)
@@ -146,9 +162,9 @@ def test_each_structure_and_each_trajectory_is_its_own_pool():
         frame = tagged(f, f"md_{k}", frame=k)
         frame.info["origin"] = "md:Au55"
         frames.append(frame)
-    df = enumerate_sites(frames, "Au", {"mode": "all"}, labels("rdf_minimum"))
+    df = enumerate_sites(frames, "Au", SitesSettings(mode="all"), label_sets("rdf_minimum"))
     assert df["shell_radius"].nunique() == 1
-    assert df.attrs["shell_radius"] == shell_radius(frames, "Au", labels("rdf_minimum"))
+    assert shell_info(df) == shell_radius(frames, "Au", labels("rdf_minimum"))
 
 
 def test_enumerate_batches_give_the_same_labels_as_one_frame():
@@ -160,8 +176,8 @@ def test_enumerate_batches_give_the_same_labels_as_one_frame():
         f.positions += rng.normal(0, 0.07, f.positions.shape)
         frames.append(tagged(f, f"f{k}", frame=k))
     cfg = labels("rdf_minimum")
-    df = enumerate_sites(frames, "Au", {"mode": "all"}, cfg)
-    shell = df.attrs["shell_radius"]
+    df = enumerate_sites(frames, "Au", SitesSettings(mode="all"), label_sets("rdf_minimum"))
+    shell = shell_info(df)
     one = frame_labels(frames[17], np.arange(38), cfg, shell, ["Au"])
     rows = df[df["frame"] == 17]
     assert np.allclose(rows["cn"], one["cn"]) and np.allclose(rows["r"], one["r"])

@@ -1,5 +1,6 @@
 """Nanoparticle generator, structure checks (every rejection reason), the per-source
-build (index.csv, rejected.csv, structures.extxyz) and the `mlxas structures` command."""
+build (index, refused inputs, structures) and the `mlxas structures` command.  What FEFF
+can take is checked per site by the simulation stage's inputs step, not here."""
 
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from ase import Atoms
-from ase.build import bulk
 
 from mlxas.cli import main
-from mlxas.config import ConfigError
-from mlxas.feff.engines import get_engine
-from mlxas.structures import build_source, read_index, read_structures
-from mlxas.structures.checks import FeffLimits, check_structure, feff_cluster_sizes
+from mlxas.errors import ConfigError
+from mlxas.structures import build_source, read_index, read_structures, source_from_config
+from mlxas.structures.checks import check_structure
 from mlxas.structures.index import read_rejected
 from mlxas.structures.nanoparticles import nanoparticle, nanoparticles
 
@@ -28,9 +27,14 @@ NN = A_CU / np.sqrt(2)
 warnings.filterwarnings("ignore", module="pymatgen")
 
 
-def feff8l_limits(radius: float = 7.0) -> FeffLimits:
-    engine = get_engine("feff8l")
-    return FeffLimits(engine.max_atoms, engine.max_potentials, radius, engine.name)
+def build(spec: dict, absorber: str | None, folder: Path):
+    return build_source(
+        source_from_config(spec),
+        absorber,
+        folder / "structures.extxyz",
+        folder / "index.csv",
+        folder / "rejected.csv",
+    )
 
 
 # --- nanoparticles ----------------------------------------------------------------------
@@ -85,10 +89,10 @@ def test_bad_sizes_and_shapes_are_config_errors():
         {"shape": "octahedron", "sizes": [2], "element": "Sr", "relax": "emt"},
     ):
         with pytest.raises(ConfigError, match="source 'x'"):
-            list(nanoparticles({**base, **bad}))
+            list(nanoparticles(source_from_config({**base, **bad})))
     with pytest.raises(ConfigError, match="not fcc"):
-        list(nanoparticles({**base, "element": "Fe", "lattice_constant": None,
-                            "shape": "octahedron", "sizes": [3]}))  # fmt: skip
+        list(nanoparticles(source_from_config({**base, "element": "Fe", "lattice_constant": None,
+                            "shape": "octahedron", "sizes": [3]})))  # fmt: skip
 
 
 def test_emt_relaxation_contracts_surface_bonds_and_keeps_symmetry():
@@ -104,7 +108,7 @@ def test_emt_relaxation_contracts_surface_bonds_and_keeps_symmetry():
         "relax": "emt",
         "fmax": 0.01,
     }
-    ((name, relaxed),) = list(nanoparticles(spec))
+    ((name, relaxed),) = list(nanoparticles(source_from_config(spec)))
     assert name == "cuboctahedron_3_emt"
     ideal = nanoparticle("Cu", "cuboctahedron", 3, A_CU)
     d = relaxed.get_all_distances()
@@ -117,37 +121,40 @@ def test_emt_relaxation_contracts_surface_bonds_and_keeps_symmetry():
 # --- checks -----------------------------------------------------------------------------
 
 
-def test_feff_cluster_sizes_count_atoms_and_potentials():
-    cluster = nanoparticle("Cu", "sphere", 8.0, A_CU)
-    centre = int(np.argmin(np.linalg.norm(cluster.positions, axis=1)))
-    n_atoms, n_pots = feff_cluster_sizes(cluster, np.array([centre]), 3.7)
-    assert n_atoms[0] == 1 + 12 + 6 and n_pots[0] == 2  # absorber + Cu scatterers
-    cell = bulk("Cu", "fcc", a=A_CU)  # one atom: all neighbours are periodic images
-    n_atoms, _ = feff_cluster_sizes(cell, np.array([0]), 3.7)
-    assert n_atoms[0] == 19
-
-
 def test_each_rejection_reason():
-    limits = feff8l_limits()
     cu13 = nanoparticle("Cu", "cuboctahedron", 2, A_CU)
-    assert check_structure(cu13, "Cu", limits) is None
-    assert check_structure(cu13, "Pt", limits)[0] == "no_absorber"
+    assert check_structure(cu13, "Cu") is None
+    assert check_structure(cu13, "Pt")[0] == "no_absorber"
+    assert check_structure(cu13, None) is None  # no absorber asked for: not refused
     close = cu13.copy()
     close.positions[1] = close.positions[0] + [0.5, 0, 0]
-    reason, detail = check_structure(close, "Cu", limits)
+    reason, detail = check_structure(close, "Cu")
     assert reason == "atoms_too_close" and "0.500 Å" in detail
-    big = nanoparticle("Cu", "sphere", 16.0, A_CU)
-    reason, detail = check_structure(big, "Cu", feff8l_limits(15.0))
-    assert reason == "too_many_atoms" and "feff8l allows 1000" in detail
-    mixed = cu13.copy()
-    order = np.argsort(np.linalg.norm(mixed.positions, axis=1))
-    symbols = np.array(mixed.get_chemical_symbols())
-    symbols[order[1:]] = ["Cu", "Al", "Ni", "Co", "Fe", "Cr", "Mn", "Pd", "Ag", "Au", "Pt", "Zn"]
-    mixed.set_chemical_symbols(symbols)
-    reason, detail = check_structure(mixed, "Cu", limits)
-    assert reason == "too_many_potentials" and "allows 8" in detail
     flat = Atoms("Cu", cell=[[1, 0, 0], [0, 1, 0], [0, 0, 0]], pbc=True)
-    assert check_structure(flat, "Cu", limits)[0] == "degenerate_cell"
+    assert check_structure(flat, "Cu")[0] == "degenerate_cell"
+
+
+def test_engine_limits_refuse_sites_in_the_inputs_step_not_structures(tmp_path):
+    """A cluster too large for FEFF8L around some sites passes the structures check; the
+    inputs step refuses exactly the sites whose FEFF cluster exceeds the engine's limits."""
+    from mlxas.engines import engine_class
+    from mlxas.simulation.inputs import build_inputs
+    from mlxas.sites import SitesSettings, site_table
+    from mlxas.workflow.layout import SimulationFolder
+
+    big = nanoparticle("Cu", "sphere", 16.0, A_CU)
+    assert check_structure(big, "Cu") is None
+    big.info = {"structure_id": "b" * 16, "source": "big", "name": "big", "frame": -1}
+    sites = site_table([big], "Cu", SitesSettings(mode="all"))
+    cls = engine_class("feff8l")
+    engine = cls(cls.settings_from_config({"cluster_radius": 15.0}, absorber="Cu", edge="K"))
+    table = build_inputs(sites, {"b" * 16: big}, engine, 50, SimulationFolder(tmp_path))
+    # independent count: atoms within 15 Å of each site, the site included
+    d = big.get_all_distances()
+    over = (d <= 15.0).sum(axis=1) > engine.programs.max_atoms
+    assert over.any() and not over.all()
+    np.testing.assert_array_equal(table["reason"] == "too_many_atoms", over)
+    assert table.loc[over, "text"].eq("").all() and table.loc[~over, "text"].ne("").all()
 
 
 # --- one source -------------------------------------------------------------------------
@@ -174,13 +181,14 @@ def test_files_source_reads_good_files_and_rejects_bad_ones(tmp_path):
         "CuAu_disordered.json": "partial_occupancy",
         "Cu3_too_close.xyz": "atoms_too_close",
         "SiC_moissanite_cod_1010995.cif": "no_absorber",
-        "cluster_12_elements.xyz": "too_many_potentials",
         "Cu38_frames.traj": "duplicate",  # same frames as the extxyz file
         "Cu13_types.lammpstrj": "unreadable",  # no species given
     }
+    # 12 elements around one Cu: too many for FEFF, which the inputs step says per site
+    good.append("cluster_12_elements.xyz")
     spec = files_spec(*good, *bad, "nothing_*.xyz")
-    index, rejected = build_source(spec, "Cu", tmp_path, feff8l_limits())
-    assert len(index) == 4 + 3
+    index, rejected = build(spec, "Cu", tmp_path)
+    assert len(index) == 5 + 3
     assert index["structure_id"].is_unique
     frames = index.loc[index["origin"].str.endswith("Cu38_frames.extxyz"), "frame"]
     assert frames.tolist() == [0, 1, 2]
@@ -205,21 +213,24 @@ def test_files_source_reads_good_files_and_rejects_bad_ones(tmp_path):
 
 def test_multi_frame_files_and_species(tmp_path):
     spec = files_spec("Cu13_types.lammpstrj", "Cu_XDATCAR", species=None)
-    index, rejected = build_source({**spec, "frames": "1:"}, "Cu", tmp_path / "a")
+    index, rejected = build({**spec, "frames": "1:"}, "Cu", tmp_path / "a")
     assert index["frame"].tolist() == [1, 2] and len(rejected) == 1
     spec = files_spec("Cu13_types.lammpstrj", species=["Cu"])
-    index, rejected = build_source(spec, "Cu", tmp_path / "b")
+    index, rejected = build(spec, "Cu", tmp_path / "b")
     assert index["frame"].tolist() == [0, 1] and rejected.empty
+
+
+def outputs(folder: Path) -> list[str]:
+    return ["--frames", str(folder / "s.extxyz"), "--index", str(folder / "index.csv"),
+            "--rejected", str(folder / "rejected.csv")]  # fmt: skip
 
 
 def test_cli_structures_prints_the_rejected_table(tmp_path, capsys):
     spec = {
         "source": files_spec("Cu13.xyz", "broken.cif", "Cu3_too_close.xyz"),
         "absorber": "Cu",
-        "engine": "feff8l",
-        "cluster_radius": 7.0,
     }
-    assert main(["structures", "--spec", json.dumps(spec), "--out-dir", str(tmp_path)]) == 0
+    assert main(["structures", "--spec", json.dumps(spec), *outputs(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "files: 1 structures, 2 rejected" in out
     assert "origin" in out and "reason" in out
@@ -238,9 +249,7 @@ def test_cli_bad_source_is_one_line_error(tmp_path, capsys):
             "sizes": [2.5],
         },
         "absorber": "Cu",
-        "engine": "feff8l",
-        "cluster_radius": 7.0,
     }
-    assert main(["structures", "--spec", json.dumps(spec), "--out-dir", str(tmp_path)]) == 2
+    assert main(["structures", "--spec", json.dumps(spec), *outputs(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mlxas: error:") and "integer" in err and len(err.splitlines()) == 1
