@@ -20,9 +20,11 @@ import yaml
 
 import mlxas.structures.cluster_search as cluster_search
 import mlxas.structures.sutton_chen as sutton_chen
-from mlxas.config import SCHEMA_PATH, ConfigError
-from mlxas.structures import build_source, read_structures
-from mlxas.structures.md import MDSettings, md_frames, read_thermo
+from mlxas.errors import ConfigError
+from mlxas.structures import build_source, read_structures, source_from_config
+from mlxas.structures.md import MDSettings, read_thermo
+from mlxas.structures.md import md_frames as _md_frames
+from mlxas.workflow.config import SCHEMA_PATH
 
 #: Au13 for 1.5 ps: 1000 steps of equilibration, 2000 of production, 20 frames.
 TINY = {
@@ -38,6 +40,16 @@ TINY = {
     "anneal_time": 0.2,
     "seed": 7,
 }
+
+
+def md_frames(spec: dict, work, progress: bool = False):
+    """The frames of a config entry, read into its typed source as the stage reads it."""
+    return _md_frames(source_from_config(spec), work, progress=progress)
+
+
+def build(spec: dict, out: Path):
+    return build_source(source_from_config(spec), "Au", out / "structures.extxyz",
+                        out / "index.csv", out / "rejected.csv")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +158,9 @@ def test_killed_process_resumes(reference, tmp_path):
     work = tmp_path / "md"
     script = textwrap.dedent(
         f"""
+        from mlxas.structures import source_from_config
         from mlxas.structures.md import md_frames
-        for _ in md_frames({TINY!r}, {str(work)!r}, progress=False):
+        for _ in md_frames(source_from_config({TINY!r}), {str(work)!r}, progress=False):
             pass
         """
     )
@@ -190,13 +203,13 @@ def test_changed_settings_start_over(reference, tmp_path):
 def test_structures_stage_writes_md_frames(reference, tmp_path):
     """``kind: md`` inside build_source: one structure per frame, each with its own id.
 
-    The source's work folder is ``<out>/md``; it is seeded with the finished reference
+    The source's work folder is ``<out>/work``; it is seeded with the finished reference
     run, so build_source reads the frames back instead of computing them again.
     """
     work, expected = reference
     out = tmp_path / "structures" / "au13"
-    shutil.copytree(work, out / "md")
-    index, rejected = build_source(TINY, "Au", out)
+    shutil.copytree(work, out / "work")
+    index, rejected = build(TINY, out)
     assert rejected.empty
     assert list(index["frame"]) == list(range(20))
     assert index["structure_id"].is_unique
@@ -206,7 +219,7 @@ def test_structures_stage_writes_md_frames(reference, tmp_path):
     for atoms, (_, ref) in zip(images, expected, strict=True):
         np.testing.assert_allclose(atoms.positions, ref, atol=1e-6)
     # A rebuilt source has the same ids.
-    again, _ = build_source(TINY, "Au", out)
+    again, _ = build(TINY, out)
     pd.testing.assert_frame_equal(index, again)
 
 
