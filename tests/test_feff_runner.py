@@ -1,4 +1,5 @@
-"""FEFF engines on a real Cu cluster, run directories, timeouts, chunks and resume."""
+"""FEFF engines on a real Cu cluster through the engine-blind simulation stage: run
+folders, timeouts, quarantine, chunks and resume."""
 
 from __future__ import annotations
 
@@ -16,12 +17,17 @@ import pandas as pd
 import pytest
 from ase.cluster import Octahedron
 
+from mlxas.engines import ItemInput, get_engine
+from mlxas.engines.feff import Feff8LEngine, FeffSettings
 from mlxas.feff.cards import merged_cards
-from mlxas.feff.chunk import chunk_summary, read_chunk, summary_path
-from mlxas.feff.engines import Feff8L, _larch_bindir, get_engine
-from mlxas.feff.inputs import build_inputs, cluster_around, feff_input_text
-from mlxas.feff.runner import DONE_MARKER, FAILURE_FILE, read_chunk_rows, run_chunk, run_site
+from mlxas.feff.engines import Feff8L, _larch_bindir
+from mlxas.feff.engines import get_engine as programs_of
+from mlxas.feff.inputs import cluster_around, feff_input_text
 from mlxas.provenance import structure_hash
+from mlxas.simulation.chunk import chunk_summary, read_chunk
+from mlxas.simulation.inputs import build_inputs, read_chunk_items
+from mlxas.simulation.runner import run_chunk, run_item
+from mlxas.workflow.layout import DONE_MARKER, FAILURE_FILE, RESULT_FILE, SimulationFolder
 
 A_CU = 3.61  # Å, fcc Cu lattice constant
 R1 = A_CU / np.sqrt(2)  # Å, first-shell distance
@@ -35,19 +41,22 @@ def centre_index(atoms) -> int:
     return int(np.argmin(np.linalg.norm(atoms.positions - atoms.positions.mean(0), axis=1)))
 
 
-def site_row(engine: str, site_id: str = "cu", cards: dict | None = None, radius=6.0) -> dict:
+def site_item(engine: str, item_id: str = "cu", cards: dict | None = None, radius=6.0):
     atoms = cu_particle()
     syms, xyz = cluster_around(atoms, centre_index(atoms), radius)
     default = {"feff6l": {"RMAX": 4.5, "NLEG": 4}}.get(engine, {"RPATH": 4.5, "NLEGS": 4})
     text = feff_input_text(syms, xyz, merged_cards(engine, "K", cards or default), "Cu")
-    return {
-        "site_id": site_id,
-        "input_hash": f"h-{engine}",
-        "card_hash": "c",
-        "feff_inp": text,
-        "reason": "",
-        "detail": "",
-    }
+    return ItemInput(item_id, "s", 0, text, f"h-{engine}")
+
+
+def engine(name: str, **settings):
+    return get_engine(name, FeffSettings(**settings))
+
+
+def run_site(item: ItemInput, folder: Path, name, timeout: float):
+    """One item through the shared runner; its run folder is ``folder/runs/<item id>``."""
+    eng = engine(name) if isinstance(name, str) else name
+    return run_item(item, eng, SimulationFolder(folder), timeout)
 
 
 ENGINE_RUNS: dict[str, Path] = {}
@@ -57,13 +66,12 @@ ENGINE_RUNS: dict[str, Path] = {}
 def engine_runs(tmp_path_factory) -> dict:
     """The same Cu site (bulk-like centre of an octahedron) run by all three engines.
 
-    The run directories are ``ENGINE_RUNS[engine]``.
+    The run folders are ``ENGINE_RUNS[engine]``.
     """
     root = tmp_path_factory.mktemp("engines")
     for e in ("feff8l", "feff6l", "feff10"):
-        ENGINE_RUNS[e] = root / "runs" / e
-    return {e: run_site(site_row(e), ENGINE_RUNS[e], e, timeout=300) for e in ENGINE_RUNS}
-
+        ENGINE_RUNS[e] = root / e / "runs" / "cu"
+    return {e: run_site(site_item(e), root / e, e, timeout=300) for e in ENGINE_RUNS}
 
 def test_engines_run_and_agree(engine_runs):
     from larch import Group
@@ -74,22 +82,23 @@ def test_engines_run_and_agree(engine_runs):
     chis = {}
     for name, res in engine_runs.items():
         assert res.ok, (name, res.reason, res.detail)
-        assert res.engine == name and res.engine_version == get_engine(name).version
-        assert res.k[-1] == pytest.approx(20.0) and np.all(np.diff(res.k) > 0)
+        assert res.engine == name and res.engine_version == programs_of(name).version
+        k, chi = res.arrays["k"], res.arrays["chi"]
+        assert k[-1] == pytest.approx(20.0) and np.all(np.diff(k) > 0)
         # |chi(R)| peaks at the first shell (2.55 Å) less the scattering phase shift.
-        group = Group(k=res.k, chi=res.chi)
+        group = Group(k=k, chi=chi)
         xftf(group, kweight=2, kmin=3, kmax=12, dk=1, window="hanning")
         r_peak = group.r[np.argmax(group.chir_mag)]
         assert R1 - 0.45 < r_peak < R1 - 0.1, (name, r_peak)
-        chis[name] = np.interp(grid, res.k, res.chi) * grid**2
+        chis[name] = np.interp(grid, k, chi) * grid**2
     # Same physics, three codes: the k²-weighted spectra agree closely.
     for other in ("feff6l", "feff10"):
         assert np.corrcoef(chis["feff8l"], chis[other])[0, 1] > 0.95, other
     # FEFF8L and FEFF10 E0 (where their k is zero) near the tabulated Cu K edge.
     edge = xray_edge("Cu", "K").energy
     for name in ("feff8l", "feff10"):
-        assert abs(engine_runs[name].e0 - edge) < 15
-    assert np.isnan(engine_runs["feff6l"].e0)  # FEFF6L writes no xmu.dat
+        assert abs(engine_runs[name].scalars["e0"] - edge) < 15
+    assert np.isnan(engine_runs["feff6l"].scalars["e0"])  # FEFF6L writes no xmu.dat
 
 
 def test_feff10_xanes(tmp_path):
@@ -98,39 +107,43 @@ def test_feff10_xanes(tmp_path):
     assert cards["XANES"] == 4.0 and "EXAFS" not in cards
     atoms = cu_particle()
     text = feff_input_text(*cluster_around(atoms, centre_index(atoms), 3.0), cards, "Cu XANES")
-    row = {**site_row("feff10"), "feff_inp": text}
-    res = run_site(row, tmp_path / "runs" / "cu", "feff10", timeout=300)
+    item = ItemInput("cu", "s", 0, text, "h-xanes")
+    res = run_site(item, tmp_path, "feff10", timeout=300)
     assert res.ok, (res.reason, res.detail)
-    assert res.k.size == 0 and res.energy.size > 50
-    assert res.mu[0] < 0.1 and 0.8 < res.mu[-1] < 1.2  # FEFF normalises the edge step to 1
+    assert res.arrays["k"].size == 0 and res.arrays["energy"].size > 50
+    mu = res.arrays["mu"]
+    assert mu[0] < 0.1 and 0.8 < mu[-1] < 1.2  # FEFF normalises the edge step to 1
 
 
 def test_run_dir_keeps_only_results(engine_runs):
-    row = site_row("feff8l")
+    item = site_item("feff8l")
     rundir = ENGINE_RUNS["feff8l"]
     assert sorted(p.name for p in rundir.iterdir()) == sorted(
-        ["feff.inp", "feff.log", "chi.dat", "xmu.dat", DONE_MARKER]
+        ["feff.inp", "feff.log", "chi.dat", "xmu.dat", RESULT_FILE, DONE_MARKER]
     )
     marker = json.loads((rundir / DONE_MARKER).read_text())
-    assert marker["input_hash"] == row["input_hash"]
+    assert marker["input_hash"] == item.input_hash
     assert marker["seconds"] == engine_runs["feff8l"].seconds
-    assert (rundir / "feff.inp").read_text() == row["feff_inp"]
+    assert (rundir / "feff.inp").read_text() == item.text
     # FEFF10 rewrites feff.inp in its own layout; the run keeps the text that was hashed.
-    assert (ENGINE_RUNS["feff10"] / "feff.inp").read_text() == site_row("feff10")["feff_inp"]
+    assert (ENGINE_RUNS["feff10"] / "feff.inp").read_text() == site_item("feff10").text
 
 
 def test_finished_site_is_reused_by_input_hash(engine_runs):
-    row = site_row("feff8l")
+    item = site_item("feff8l")
     rundir = ENGINE_RUNS["feff8l"]
+    folder = rundir.parent.parent
     first = engine_runs["feff8l"]
     log_mtime = (rundir / "feff.log").stat().st_mtime_ns
-    again = run_site(row, rundir, "feff8l", timeout=120)
+    again = run_site(item, folder, "feff8l", timeout=120)
     assert again.ok and again.seconds == first.seconds
     assert (rundir / "feff.log").stat().st_mtime_ns == log_mtime  # FEFF did not run
-    assert np.array_equal(again.chi, first.chi)
+    for name, arr in first.arrays.items():
+        assert np.array_equal(again.arrays[name], arr), name
+    assert again.scalars == first.scalars
     # A different input hash (new cards or engine version) runs FEFF again.
-    changed = {**row, "input_hash": "other"}
-    third = run_site(changed, rundir, "feff8l", timeout=120)
+    changed = ItemInput(item.item_id, "s", 0, item.text, "other")
+    third = run_site(changed, folder, "feff8l", timeout=120)
     assert third.ok and (rundir / "feff.log").stat().st_mtime_ns != log_mtime
     assert json.loads((rundir / DONE_MARKER).read_text())["input_hash"] == "other"
 
@@ -151,18 +164,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class HangingFeff(Feff8LEngine):
+    """The FEFF8L engine running :class:`HangingEngine`'s program."""
+
+    @property
+    def programs(self):
+        base = programs_of("feff8l")
+        return HangingEngine(
+            name=base.name,
+            label=base.label,
+            version=base.version,
+            max_atoms=base.max_atoms,
+            max_potentials=base.max_potentials,
+            template=base.template,
+        )
+
+
 def test_hanging_run_is_killed_at_its_timeout(tmp_path):
-    base = get_engine("feff8l")
-    eng = HangingEngine(
-        name=base.name,
-        label=base.label,
-        version=base.version,
-        max_atoms=base.max_atoms,
-        max_potentials=base.max_potentials,
-        template=base.template,
-    )
+    eng = HangingFeff(FeffSettings())
     start = time.monotonic()
-    res = run_site(site_row("feff8l", "h"), tmp_path / "runs" / "h", eng, timeout=1.5)
+    res = run_site(site_item("feff8l", "h"), tmp_path, eng, timeout=1.5)
     elapsed = time.monotonic() - start
     assert res.reason == "timeout" and "1.5 s" in res.detail
     assert 1.5 <= elapsed < 10
@@ -185,33 +206,32 @@ def _processes_under(folder: Path) -> list[int]:
 
 
 def test_feff10_timeout_kills_its_workers(tmp_path):
-    res = run_site(site_row("feff10"), tmp_path / "runs" / "t", "feff10", timeout=1.0)
+    res = run_site(site_item("feff10", "t"), tmp_path, "feff10", timeout=1.0)
     assert res.reason == "timeout"
     time.sleep(0.2)
     assert _processes_under(tmp_path) == []
 
 
 def test_timeout_is_retried_but_deterministic_failures_are_not(tmp_path):
-    row = site_row("feff8l")
-    row["feff_inp"] = row["feff_inp"].replace("POTENTIALS", "FOOBAR 1\nPOTENTIALS")
-    rundir = tmp_path / "runs" / "cu"
-    first = run_site(row, rundir, "feff8l", timeout=60)
+    good = site_item("feff8l")
+    text = good.text.replace("POTENTIALS", "FOOBAR 1\nPOTENTIALS")
+    bad = ItemInput("cu", "s", 0, text, "h-bad")
+    first = run_site(bad, tmp_path, "feff8l", timeout=60)
     assert first.reason == "unknown_card"
     log = tmp_path / "quarantine" / "cu" / "feff.log"
     mtime = log.stat().st_mtime_ns
-    again = run_site(row, rundir, "feff8l", timeout=60)
+    again = run_site(bad, tmp_path, "feff8l", timeout=60)
     assert again.reason == "unknown_card" and log.stat().st_mtime_ns == mtime  # reused
     # A timed-out site is tried again, and success clears its quarantine folder.
-    good = site_row("feff8l")
     record = tmp_path / "quarantine" / "cu" / FAILURE_FILE
-    record.write_text(json.dumps({"input_hash": good["input_hash"], "reason": "timeout"}))
-    third = run_site(good, rundir, "feff8l", timeout=60)
+    record.write_text(json.dumps({"input_hash": good.input_hash, "reason": "timeout"}))
+    third = run_site(good, tmp_path, "feff8l", timeout=60)
     assert third.ok and not (tmp_path / "quarantine" / "cu").exists()
 
 
 def test_refused_site_is_not_run(tmp_path):
-    row = {**site_row("feff8l"), "feff_inp": "", "reason": "too_many_atoms", "detail": "big"}
-    res = run_site(row, tmp_path / "runs" / "r", "feff8l", timeout=60)
+    row = ItemInput("r", "s", 0, "", "", reason="too_many_atoms", detail="big")
+    res = run_site(row, tmp_path, "feff8l", timeout=60)
     assert (res.status, res.reason, res.detail) == ("failed", "too_many_atoms", "big")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "quarantine").exists()
 
@@ -219,7 +239,7 @@ def test_refused_site_is_not_run(tmp_path):
 # --- chunks -----------------------------------------------------------------------------
 
 
-def _source(tmp_path: Path, n_sites: int, chunk_size: int) -> Path:
+def _source(tmp_path: Path, n_sites: int, chunk_size: int) -> SimulationFolder:
     """An input table of ``n_sites`` sites of one Cu octahedron, as the workflow writes it."""
     atoms = cu_particle()
     sid = structure_hash(atoms.get_chemical_symbols(), atoms.positions)
@@ -230,15 +250,11 @@ def _source(tmp_path: Path, n_sites: int, chunk_size: int) -> Path:
             "site_index": range(n_sites),
         }
     )
-    folder = tmp_path / "feff" / "octa"
-    folder.mkdir(parents=True)
-    cfg = {
-        "engine": "feff8l",
-        "cards": {"RPATH": 4.0, "NLEGS": 4},
-        "cluster_radius": 5.0,
-        "chunk_size": chunk_size,
-    }
-    build_inputs(sites, {sid: atoms}, cfg, "K", folder / "inputs.parquet", folder / "chunks.json")
+    folder = SimulationFolder(tmp_path / "simulation" / "octa")
+    eng = Feff8LEngine.settings_from_config(
+        {"cards": {"RPATH": 4.0, "NLEGS": 4}, "cluster_radius": 5.0}, absorber="Cu", edge="K"
+    )
+    build_inputs(sites, {sid: atoms}, Feff8LEngine(eng), chunk_size, folder)
     return folder
 
 
@@ -246,45 +262,48 @@ def test_input_table_has_one_row_group_per_chunk(tmp_path):
     import pyarrow.parquet as pq
 
     folder = _source(tmp_path, 7, 3)
-    meta = pq.ParquetFile(folder / "inputs.parquet").metadata
+    meta = pq.ParquetFile(folder.inputs_table).metadata
     assert meta.num_row_groups == 3
-    rows = read_chunk_rows(folder / "inputs.parquet", 2)
-    assert [r["chunk"] for r in rows] == [2] and rows[0]["site_id"].endswith("-00006")
-    # A FEFF job imports neither pandas nor larch (each ~1 s per job, see docs/feff.md).
+    items = read_chunk_items(folder.inputs_table, 2)
+    assert [r.chunk for r in items] == [2] and items[0].item_id.endswith("-00006")
+    # A simulation job imports neither pandas nor larch (each ~1 s per job, docs/feff.md).
     probe = (
-        "import sys; from mlxas.feff.runner import read_chunk_rows; "
-        "from mlxas.feff.engines import get_engine; get_engine('feff8l').prepare(); "
-        f"assert len(read_chunk_rows({str(folder / 'inputs.parquet')!r}, 1)) == 3; "
+        "import sys; from mlxas.simulation.runner import read_chunk_items, read_plan; "
+        "from mlxas.engines import engine_from_plan; "
+        f"engine_from_plan(read_plan({str(folder.chunk_plan)!r})).prepare(); "
+        f"assert len(read_chunk_items({str(folder.inputs_table)!r}, 1)) == 3; "
         "print(sorted(m for m in ('pandas', 'larch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
-    plan = json.loads((folder / "chunks.json").read_text())
-    assert plan["n_chunks"] == 3 and plan["engine_version"] == get_engine("feff8l").version
-    assert plan["sites_per_chunk"] == [3, 3, 1] and plan["refused_per_chunk"] == {}
+    plan = json.loads(folder.chunk_plan.read_text())
+    assert plan["n_chunks"] == 3 and plan["engine_version"] == programs_of("feff8l").version
+    assert plan["items_per_chunk"] == [3, 3, 1] and plan["refused_per_chunk"] == {}
+    assert plan["engine"] == "feff8l" and plan["settings"]["cards"]["RPATH"] == 4.0
 
 
 def test_chunk_file_round_trip_and_summary(tmp_path):
     folder = _source(tmp_path, 3, 3)
-    rows = read_chunk_rows(folder / "inputs.parquet", 0)
-    rows[1] = {**rows[1], "feff_inp": rows[1]["feff_inp"].replace("EDGE K", "EDGE K\nFOO 1")}
-    pd.DataFrame(rows).to_parquet(folder / "broken.parquet")
-    out = folder / "chunks" / "00000.h5"
-    results = run_chunk(folder / "broken.parquet", 0, folder / "runs", out, "feff8l", 60, 2)
+    table = pd.read_parquet(folder.inputs_table)
+    table.loc[1, "text"] = table.loc[1, "text"].replace("EDGE K", "EDGE K\nFOO 1")
+    table.to_parquet(folder.inputs_table)
+    out, side_path = folder.chunk(0), folder.chunk_summary(0)
+    results = run_chunk(folder, 0, timeout=60, threads=2)
     assert [r.ok for r in results] == [True, False, True]
     back = read_chunk(out)
-    assert [r.site_id for r in back] == [r["site_id"] for r in rows]
-    assert back[1].reason == "unknown_card" and back[1].k.size == 0
-    assert np.array_equal(back[2].chi, results[2].chi) and back[0].e0 == results[0].e0
-    summary = chunk_summary(out)
-    assert summary["n_sites"] == 3 and summary["n_ok"] == 2
+    assert [r.item_id for r in back] == table["item_id"].tolist()
+    assert back[1].reason == "unknown_card" and "k" not in back[1].arrays
+    assert np.array_equal(back[2].arrays["chi"], results[2].arrays["chi"])
+    assert back[0].scalars["e0"] == results[0].scalars["e0"]
+    summary = chunk_summary(out, side_path)
+    assert summary["n_items"] == 3 and summary["n_ok"] == 2
     assert summary["reasons"] == {"unknown_card": 1}
-    assert summary["feff_seconds"] == pytest.approx(sum(r.seconds for r in results))
+    assert summary["seconds"] == pytest.approx(sum(r.seconds for r in results))
     # The JSON beside the chunk holds the same summary; a stale one is not trusted.
-    side = json.loads(summary_path(out).read_text())
+    side = json.loads(side_path.read_text())
     assert side["chunk_bytes"] == out.stat().st_size and side["n_ok"] == 2
-    summary_path(out).write_text(json.dumps({**side, "n_ok": 3, "chunk_bytes": 1}))
-    assert chunk_summary(out)["n_ok"] == 2
+    side_path.write_text(json.dumps({**side, "n_ok": 3, "chunk_bytes": 1}))
+    assert chunk_summary(out, side_path)["n_ok"] == 2
 
 
 def test_feff_binaries_are_larchs():
@@ -296,28 +315,27 @@ def test_feff_binaries_are_larchs():
 def test_killed_chunk_job_resumes_without_loss(tmp_path):
     """kill -9 mid-chunk: no chunk file, valid markers; the rerun reuses finished sites."""
     folder = _source(tmp_path, 4, 4)
-    out = folder / "chunks" / "00000.h5"
+    out = folder.chunk(0)
     cmd = [
-        *(str(Path(sys.executable).parent / "mlxas"), "run-feff"),
-        *("--inputs", str(folder / "inputs.parquet"), "--chunk", "0"),
-        *("--workdir", str(folder / "runs"), "--out", str(out), "--threads", "1", "--quiet"),
+        *(str(Path(sys.executable).parent / "mlxas"), "simulate", "--spec", '{"timeout": 60}'),
+        *("--folder", str(folder.path), "--chunk", "0", "--threads", "1", "--quiet"),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not list((folder / "runs").glob(f"*/{DONE_MARKER}")):
+    while not list(folder.runs_dir.glob(f"*/{DONE_MARKER}")):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = {
         p.parent.name: p.parent.joinpath("feff.log").stat().st_mtime_ns
-        for p in (folder / "runs").glob(f"*/{DONE_MARKER}")
+        for p in folder.runs_dir.glob(f"*/{DONE_MARKER}")
     }
-    assert not out.exists() and not list((folder / "chunks").glob("*.h5"))
+    assert not out.exists() and not list(folder.chunks_dir.glob("*.h5"))
     for site in finished:
-        json.loads((folder / "runs" / site / DONE_MARKER).read_text())  # complete JSON
-    results = run_chunk(folder / "inputs.parquet", 0, folder / "runs", out, "feff8l", 60, 2)
-    ids = [r.site_id for r in read_chunk(out)]
+        json.loads((folder.runs_dir / site / DONE_MARKER).read_text())  # complete JSON
+    results = run_chunk(folder, 0, timeout=60, threads=2)
+    ids = [r.item_id for r in read_chunk(out)]
     assert len(ids) == len(set(ids)) == 4 and all(r.ok for r in results)
     for site, mtime in finished.items():  # reused, not rerun
-        assert (folder / "runs" / site / "feff.log").stat().st_mtime_ns == mtime
+        assert (folder.runs_dir / site / "feff.log").stat().st_mtime_ns == mtime
