@@ -1,9 +1,10 @@
 """Real FEFF results for the dataset, feature and inspect tests.
 
 :func:`feff_results` runs the real stages (``mlxas structures``, ``sites``, ``labels``,
-``inputs``, ``simulate`` with FEFF8L, with the workflow's specs and paths) on a Cu octahedron (4 unique sites) once per
-test session.  A second source, a cuboctahedron, is run with a timeout too short for
-FEFF and one input marked as refused, which gives real failure records.
+``inputs``, ``simulate`` with FEFF8L, with the workflow's specs and paths) on a Cu
+octahedron (4 unique sites) once per test session.  A second source, a cuboctahedron, is
+run with a timeout too short for FEFF and one input marked as refused, which gives real
+failure records.
 
 :func:`derived_copies` makes many more sites for the split, averaging, cache and kill
 tests by copying the real FEFF spectra under new site and structure ids (optionally

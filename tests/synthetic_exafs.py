@@ -10,8 +10,8 @@ fcc-like shell; :class:`SyntheticDataset` serves them through the reader interfa
 from __future__ import annotations
 
 import numpy as np
-
 from mlxas.config import validate_config
+
 from mlxas.provenance import hash_json
 from mlxas.spectra.features import compute_features, feature_grids
 from mlxas.spectra.grids import k_grid

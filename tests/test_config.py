@@ -98,10 +98,8 @@ def test_unreadable_config_names_file(tmp_path):
 def test_default_experiment_is_selected_not_merged(tmp_path, monkeypatch):
     """Without a file the default experiment is read; with one, the default is ignored."""
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(
-        yaml.safe_dump({**TINY_CONFIG, "experiment": "the_default", "edge": "L3",
-                        "absorber": "Au"})  # fmt: skip
-    )
+    default = {**TINY_CONFIG, "experiment": "the_default", "edge": "L3", "absorber": "Au"}
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(default))
     own = tmp_path / "own.yaml"
     own.write_text(yaml.safe_dump(TINY_CONFIG))
     monkeypatch.chdir(tmp_path)

@@ -6,7 +6,6 @@ mlxas accepts is fed to the real FEFF8L and FEFF6L input readers and to FEFF10's
 
 from __future__ import annotations
 
-import copy
 import re
 import subprocess
 from collections import Counter
@@ -18,7 +17,6 @@ from ase.cluster import Octahedron
 
 from mlxas.feff.cards import (
     CardError,
-    check_feff_config,
     engine_names,
     engine_template,
     merged_cards,
@@ -70,18 +68,22 @@ def test_merge_order_and_removal():
     assert "EXAFS" not in xanes and "RPATH" not in xanes and xanes["XANES"] == 4.0
 
 
-def test_a_config_switching_engine_removes_the_defaults_of_the_other_engine():
-    from mlxas.config import load_config
+def test_a_config_switching_engine_removes_the_defaults_of_the_other_engine(tmp_path):
+    from mlxas.errors import ConfigError
+    from mlxas.workflow.checks import load_experiment
 
-    # The workflow merges a user's config over config/config.yaml (RPATH, NLEGS for
-    # FEFF8L): FEFF6L's config must be able to drop them.
-    base = load_config(Path(__file__).resolve().parent.parent / "config" / "config.yaml")
-    cfg = copy.deepcopy(base)
-    cfg["feff"]["engine"] = "feff6l"
-    with pytest.raises(CardError, match="FEFF6L's path length card is RMAX"):
-        check_feff_config(cfg)
-    cfg["feff"]["cards"].update({"RPATH": None, "NLEGS": None, "RMAX": 5.0, "NLEG": 4})
-    cards = check_feff_config(cfg)
+    # A second config file merged over config/config.yaml (RPATH, NLEGS for FEFF8L)
+    # switches to FEFF6L: it must be able to drop the first file's cards.
+    base = Path(__file__).resolve().parent.parent / "config" / "config.yaml"
+    over = tmp_path / "feff6l.yaml"
+    over.write_text("simulation: {engine: feff6l}\n")
+    with pytest.raises(ConfigError, match="FEFF6L's path length card is RMAX"):
+        load_experiment([base, over])
+    over.write_text(
+        "simulation: {engine: feff6l}\n"
+        "feff: {cards: {RPATH: null, NLEGS: null, RMAX: 5.0, NLEG: 4}}\n"
+    )
+    cards = load_experiment([base, over]).engine.settings.cards
     assert cards["RMAX"] == 5.0 and cards["NLEG"] == 4
     assert "RPATH" not in cards and "NLEGS" not in cards
     # A misspelt card is still an error, also when removing it.
@@ -159,22 +161,19 @@ def test_paper_au_l3_settings_accepted_by_feff8l(tmp_path):
     pot = (tmp_path / "pot.json").read_text()
     assert '"rfms1": 0.45' in pot and '"ixc": 0' in pot
     # The full run without SCF (SCF takes minutes): a clean log and a complete chi.dat.
-    from mlxas.feff.runner import run_site
+    from mlxas.engines import ItemInput
+    from mlxas.engines import get_engine as signal_engine
+    from mlxas.simulation.runner import run_item
+    from mlxas.workflow.layout import SimulationFolder
 
     no_scf = merged_cards("feff8l", "L3", {**PAPER_AU_L3, "SCF": None})
-    row = {
-        "site_id": "au",
-        "input_hash": "x",
-        "card_hash": "x",
-        "feff_inp": feff_input_text(syms, xyz, no_scf, "Au L3"),
-        "reason": "",
-        "detail": "",
-    }
-    res = run_site(row, tmp_path / "runs" / "au", "feff8l", timeout=120)
+    item = ItemInput("au", "s", 0, feff_input_text(syms, xyz, no_scf, "Au L3"), "x")
+    engine = signal_engine("feff8l", {"edge": "L3", "cards": no_scf})
+    res = run_item(item, engine, SimulationFolder(tmp_path), timeout=120)
     assert res.ok, (res.reason, res.detail)
-    assert res.k[-1] == pytest.approx(20.0)
+    assert res.arrays["k"][-1] == pytest.approx(20.0)
     # E0 of the Au L3 edge: 11919 eV (tabulated), within FEFF's Fermi-level offset.
-    assert abs(res.e0 - 11919) < 15
+    assert abs(res.scalars["e0"] - 11919) < 15
 
 
 def _card_line_input(engine: str, name: str) -> str:
@@ -232,7 +231,7 @@ def test_every_accepted_card_is_parsed_by_feff10():
 
 
 def test_engine_version_goes_into_input_hash():
-    from mlxas.feff.inputs import input_hash
+    from mlxas.simulation.inputs import input_hash
 
     v8, v10 = get_engine("feff8l").version, get_engine("feff10").version
     assert v8.startswith("8.5L+xraylarch") and v10.startswith("10.0.0+feff10-rs")
@@ -240,11 +239,14 @@ def test_engine_version_goes_into_input_hash():
     assert input_hash(get_engine("feff8l"), text) != input_hash(get_engine("feff10"), text)
 
 
-def test_check_feff_config_and_cli_config_check(tmp_path, capsys):
-    cfg = {"edge": "L3", "feff": {"engine": "feff8l", "cards": PAPER_AU_L3}}
-    assert check_feff_config(cfg)["SCF"] == 4.5
-    with pytest.raises(CardError, match=r"feff\.cards\.FOO"):
-        check_feff_config({"feff": {"cards": {"FOO": 1}}})
+def test_feff_section_and_cli_config_check(tmp_path, capsys):
+    from mlxas.engines import EngineError, engine_class
+
+    feff8l = engine_class("feff8l")
+    settings = feff8l.settings_from_config({"cards": PAPER_AU_L3}, absorber="Au", edge="L3")
+    assert settings.cards["SCF"] == 4.5 and settings.cards["EDGE"] == "L3"
+    with pytest.raises(EngineError, match=r"feff\.cards\.FOO"):
+        feff8l.settings_from_config({"cards": {"FOO": 1}}, absorber="Cu", edge="K")
     path = tmp_path / "bad.yaml"
     path.write_text(
         "experiment: bad\nabsorber: Cu\nstructures:\n"
@@ -256,7 +258,9 @@ def test_check_feff_config_and_cli_config_check(tmp_path, capsys):
     assert main(["config", "check", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith("mlxas: error: feff.cards.FOO: FEFF8L does not accept card FOO")
+    assert err[0].startswith(
+        f"mlxas: error: {path}: feff.cards.FOO: FEFF8L does not accept card FOO"
+    )
 
 
 def test_workflow_stops_on_unknown_card_before_any_job(tmp_path):

@@ -16,25 +16,28 @@ import yaml
 from ase.build import bulk
 
 from conftest import DATA
+from mlxas.engines import ItemInput
+from mlxas.engines import get_engine as signal_engine
 from mlxas.feff.cards import merged_cards
 from mlxas.feff.checks import LOG_REASONS, RunFailure, check_outputs, first_fatal
 from mlxas.feff.engines import get_engine
 from mlxas.feff.inputs import InputError, cluster_around, feff_input_text
-from mlxas.feff.runner import DONE_MARKER, FAILURE_FILE, run_site
+from mlxas.simulation.runner import run_item
+from mlxas.workflow.layout import DONE_MARKER, FAILURE_FILE, SimulationFolder
 
 FEFF = DATA / "feff"
 CASES = yaml.safe_load((FEFF / "bad_inputs" / "cases.yaml").read_text())
 
 
-def _row(site_id: str, text: str) -> dict:
-    return {
-        "site_id": site_id,
-        "input_hash": f"hash-{site_id}",
-        "card_hash": "cards",
-        "feff_inp": text,
-        "reason": "",
-        "detail": "",
-    }
+def _row(site_id: str, text: str) -> ItemInput:
+    return ItemInput(site_id, "s", 0, text, f"hash-{site_id}")
+
+
+def run_site(item: ItemInput, rundir: Path, engine: str, timeout: float):
+    """Run ``item`` in the source folder two levels above ``rundir`` (``runs/<item>``)."""
+    assert rundir.name == item.item_id and rundir.parent.name == "runs"
+    folder = SimulationFolder(rundir.parent.parent)
+    return run_item(item, signal_engine(engine, {}), folder, timeout)
 
 
 @pytest.mark.parametrize("log", sorted((FEFF / "good_logs").glob("*.log")), ids=lambda p: p.stem)
@@ -193,16 +196,20 @@ def test_damaged_output_is_flagged(kind, tmp_path):
     assert err.value.reason == DAMAGE[kind], err.value.detail
 
 
-def test_damaged_output_of_a_finished_run_is_rerun(tmp_path):
-    """A done run whose chi.dat was damaged afterwards is not reused: it runs again."""
+def test_damaged_result_of_a_finished_run_is_rerun(tmp_path):
+    """A done run whose stored result was damaged afterwards is not reused: it runs again."""
+    from mlxas.workflow.layout import RESULT_FILE
+
     text = (FEFF / "bad_inputs" / "feff8l" / "good.inp").read_text()
     rundir = tmp_path / "runs" / "s"
     first = run_site(_row("s", text), rundir, "feff8l", timeout=120)
     assert first.ok
-    _damage("chi_nan", rundir)
+    log_mtime = (rundir / "feff.log").stat().st_mtime_ns
+    result = rundir / RESULT_FILE
+    result.write_bytes(result.read_bytes()[:100])  # cut short, as by a full disk
     again = run_site(_row("s", text), rundir, "feff8l", timeout=120)
-    assert again.ok and np.allclose(again.chi, first.chi)
-    assert "NaN" not in (rundir / "chi.dat").read_text()
+    assert again.ok and np.allclose(again.arrays["chi"], first.arrays["chi"])
+    assert (rundir / "feff.log").stat().st_mtime_ns != log_mtime  # FEFF ran again
 
 
 def test_xanes_output_checks():

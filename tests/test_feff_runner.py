@@ -73,6 +73,7 @@ def engine_runs(tmp_path_factory) -> dict:
         ENGINE_RUNS[e] = root / e / "runs" / "cu"
     return {e: run_site(site_item(e), root / e, e, timeout=300) for e in ENGINE_RUNS}
 
+
 def test_engines_run_and_agree(engine_runs):
     from larch import Group
     from larch.xafs import xftf

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mlxas.config import load_config
+
 from mlxas.feff.cards import check_feff_config
 from mlxas.predict.pipeline import required_k_range
 

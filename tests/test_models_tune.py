@@ -10,8 +10,8 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-
 from mlxas.config import validate_config
+
 from mlxas.models.registry import resolve_spec
 from mlxas.models.tune import suggest_spec, tune
 from synthetic_exafs import SyntheticDataset

@@ -20,10 +20,10 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-
-from conftest import ROOT, TINY_CONFIG, VENV_BIN, write_config
 from mlxas.feff.chunk import read_chunk
 from mlxas.feff.layout import DONE_MARKER
+
+from conftest import ROOT, TINY_CONFIG, VENV_BIN, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from conftest import VENV_BIN
 from mlxas.feff.chunk import SiteResult, write_chunk
 from mlxas.feff.layout import DONE_MARKER
+
+from conftest import VENV_BIN
 from mlxas.status import collect_status, print_status
 
 

@@ -4,7 +4,8 @@ Each engine has a template ``templates/<engine>.yaml`` listing the cards mlxas l
 config set for that engine (with how many values each takes), the default cards, the
 cards of each spectroscopy (``exafs``, ``xanes``) and of each edge.  A config card the
 engine does not accept, or with the wrong number or kind of values, is a
-:class:`CardError`: the workflow reports it when it parses the config, before any job.
+:class:`CardError`: the config check (:mod:`mlxas.workflow.checks`, through the FEFF
+engines' settings) reports it before any job.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import yaml
 
 __all__ = [
     "CardError",
-    "check_feff_config",
     "engine_names",
     "engine_template",
     "merged_cards",
@@ -185,20 +185,6 @@ def merged_cards(
             cards[name] = value
     validate_cards(engine, cards)
     return cards
-
-
-def check_feff_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate the FEFF cards of a whole workflow config; returns the merged cards.
-
-    Called when the workflow parses its config, so a bad card stops it before any job.
-    """
-    feff = config.get("feff", {})
-    return merged_cards(
-        feff.get("engine", "feff8l"),
-        config.get("edge", "K"),
-        feff.get("cards", {}) or {},
-        feff.get("spectroscopy", "exafs"),
-    )
 
 
 def render_card(name: str, value: Any) -> str:

@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 import traceback
+import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def _load_result(item: ItemInput, rundir: Path, done: dict[str, Any]) -> ItemRes
         with np.load(rundir / RESULT_FILE) as npz:
             arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("a_")}
             scalars = {k[2:]: float(npz[k]) for k in npz.files if k.startswith("s_")}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # damaged after it finished: run it again
     return ItemResult(
         item.item_id, "ok", item.input_hash, done.get("engine", ""),
