@@ -270,5 +270,7 @@ def test_workflow_stops_on_unknown_card_before_any_job(tmp_path):
     path = write_config(tmp_path, cfg)
     proc = snakemake(tmp_path, "--configfile", str(path), "--cores", "1", check=False)
     assert proc.returncode != 0
-    assert "invalid config: feff.cards.FOO: FEFF8L does not accept card FOO" in proc.stderr
+    assert f"invalid config: {path}: feff.cards.FOO: FEFF8L does not accept card FOO" in (
+        proc.stderr
+    )
     assert not (tmp_path / "results").exists()  # no job ran
