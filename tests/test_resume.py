@@ -20,10 +20,10 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from mlxas.feff.chunk import read_chunk
-from mlxas.feff.layout import DONE_MARKER
 
 from conftest import ROOT, TINY_CONFIG, VENV_BIN, write_config
+from mlxas.simulation.chunk import read_chunk
+from mlxas.workflow.layout import DONE_MARKER, Layout
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 #: two at once, so the FEFF stage lasts long enough to be caught in the middle.
 RESUME_CONFIG = copy.deepcopy(TINY_CONFIG)
 RESUME_CONFIG["experiment"] = "resume"
-RESUME_CONFIG["feff"].update(chunk_size=3, threads=1)
+RESUME_CONFIG["simulation"].update(chunk_size=3, threads=1)
 
 
 def _snakemake_cmd(workdir: Path, cfg: Path, target: str) -> list[str]:
@@ -55,7 +55,8 @@ def _with_sources(feff: Path) -> pd.DataFrame:
     """The input tables of the sources written so far, with a ``source`` column."""
     tables = []
     for path in sorted(feff.glob("*/inputs.parquet")):
-        t = pd.read_parquet(path, columns=["site_id", "chunk", "reason"])
+        t = pd.read_parquet(path, columns=["item_id", "chunk", "reason"])
+        t = t.rename(columns={"item_id": "site_id"})
         t["source"] = path.parent.name
         tables.append(t)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -96,9 +97,10 @@ def _kill_leftovers(workdir: Path) -> None:
 
 def test_kill_in_feff_stage_then_resume(tmp_path):
     cfg = write_config(tmp_path, RESUME_CONFIG)
-    res = tmp_path / "results" / "resume"
-    feff = res / "feff"
-    target = "results/resume/dataset.h5"  # relative to the working directory
+    layout = Layout.for_experiment("resume")
+    res = tmp_path / layout.root
+    feff = tmp_path / layout.simulation_root()
+    target = str(layout.dataset)  # relative to the working directory
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = open(tmp_path / "first_run.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -141,9 +143,9 @@ def test_kill_in_feff_stage_then_resume(tmp_path):
     for path in done_chunks:
         source, chunk = path.parts[-3], int(path.stem)
         expected = table.loc[(table["source"] == source) & (table["chunk"] == chunk), "site_id"]
-        assert [r.site_id for r in read_chunk(path)] == list(expected)
+        assert [r.item_id for r in read_chunk(path)] == list(expected)
     # FEFF results in the chunk files before the kill, to compare with the final ones.
-    before = {p: {r.site_id: r.chi for r in read_chunk(p)} for p in done_chunks}
+    before = {p: {r.item_id: r.arrays["chi"] for r in read_chunk(p)} for p in done_chunks}
     markers = {
         p: (p.read_bytes(), p.stat().st_mtime_ns) for p in feff.glob(f"*/runs/*/{DONE_MARKER}")
     }
@@ -164,7 +166,7 @@ def test_kill_in_feff_stage_then_resume(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
-    with h5py.File(res / "dataset.h5", "r") as f:
+    with h5py.File(tmp_path / layout.dataset, "r") as f:
         ids = list(f["sites/site_id"].asstr()[()])
         failures = list(f["failures/site_id"].asstr()[()])
     expected = set(table.loc[table["reason"] == "", "site_id"])
@@ -176,7 +178,7 @@ def test_kill_in_feff_stage_then_resume(tmp_path):
     # the file was renamed into place, but before Snakemake recorded the job as done,
     # is rerun from the finished sites and rewritten with the same content).
     for path, spectra in before.items():
-        after = {r.site_id: r.chi for r in read_chunk(path)}
+        after = {r.item_id: r.arrays["chi"] for r in read_chunk(path)}
         assert after.keys() == spectra.keys()
         assert all(np.array_equal(after[s], spectra[s]) for s in spectra), path
     for path, (content, stamp) in markers.items():
@@ -185,5 +187,5 @@ def test_kill_in_feff_stage_then_resume(tmp_path):
     for path in _chunk_files(feff):
         source, chunk = path.parts[-3], int(path.stem)
         sel = table.loc[(table["source"] == source) & (table["chunk"] == chunk), "site_id"]
-        assert [r.site_id for r in read_chunk(path)] == list(sel)
+        assert [r.item_id for r in read_chunk(path)] == list(sel)
     assert len(_chunk_files(feff)) == n_chunks

@@ -1,89 +1,87 @@
-"""``mlxas status``: counts per source from input tables, chunk summaries and run markers."""
+"""``mlxas status``: counts per source from chunk plans, chunk summaries and run markers."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-from mlxas.feff.chunk import SiteResult, write_chunk
-from mlxas.feff.layout import DONE_MARKER
 
 from conftest import VENV_BIN
+from mlxas.engines import ItemResult
+from mlxas.simulation.chunk import write_chunk
 from mlxas.status import collect_status, print_status
+from mlxas.workflow.layout import DONE_MARKER, Layout, SimulationFolder
 
 
 def _fake_source(
-    results: Path, name: str, n_sites: int, chunk_size: int, refused=(), plan=True
-) -> Path:
-    """An input table and chunk plan as `mlxas feff-inputs` writes them (what status reads)."""
-    folder = results / "feff" / name
-    (folder / "chunks").mkdir(parents=True)
+    layout: Layout, name: str, n_sites: int, chunk_size: int, refused=()
+) -> SimulationFolder:
+    """An input table and chunk plan as `mlxas inputs` writes them (what status reads)."""
+    folder = layout.simulation(name)
+    folder.chunks_dir.mkdir(parents=True)
     ids = [f"{name}-{i:05d}" for i in range(n_sites)]
     table = pd.DataFrame(
         {
-            "site_id": ids,
+            "item_id": ids,
             "chunk": [i // chunk_size for i in range(n_sites)],
-            "feff_inp": ["TITLE x\nEND\n"] * n_sites,
+            "text": ["TITLE x\nEND\n"] * n_sites,
             "reason": ["too_many_atoms" if i in refused else "" for i in range(n_sites)],
         }
     )
-    table.to_parquet(folder / "inputs.parquet", row_group_size=chunk_size)
-    if plan:
-        per_chunk: dict[str, dict[str, int]] = {}
-        for i in refused:
-            per_chunk.setdefault(str(i // chunk_size), {})["too_many_atoms"] = 1
-        sizes = table["chunk"].value_counts().sort_index().tolist()
-        (folder / "chunks.json").write_text(
-            json.dumps({"sites_per_chunk": sizes, "refused_per_chunk": per_chunk})
-        )
+    table.to_parquet(folder.inputs_table, row_group_size=chunk_size)
+    per_chunk: dict[str, dict[str, int]] = {}
+    for i in refused:
+        per_chunk.setdefault(str(i // chunk_size), {})["too_many_atoms"] = 1
+    sizes = table["chunk"].value_counts().sort_index().tolist()
+    folder.chunk_plan.write_text(
+        json.dumps({"items_per_chunk": sizes, "refused_per_chunk": per_chunk})
+    )
     return folder
 
 
-def _result(site_id: str, reason: str = "") -> SiteResult:
+def _result(item_id: str, reason: str = "") -> ItemResult:
     if reason:
-        return SiteResult(site_id=site_id, status="failed", reason=reason, seconds=1.0)
+        return ItemResult(item_id, "failed", "h", "feff8l", "v", reason=reason, seconds=1.0)
     k = np.arange(1, 21) * 0.5
-    return SiteResult(site_id=site_id, status="ok", seconds=2.0, k=k, chi=np.sin(k))
+    return ItemResult(item_id, "ok", "h", "feff8l", "v", seconds=2.0,
+                      arrays={"k": k, "chi": np.sin(k)})  # fmt: skip
 
 
-@pytest.mark.parametrize("plan", [True, False], ids=["chunks.json", "input table"])
-def test_counts_reasons_and_resumable(tmp_path, capsys, plan):
-    res = tmp_path / "results" / "exp"
-    octa = _fake_source(res, "octa", 10, 4, refused={9}, plan=plan)
+def _write(folder: SimulationFolder, chunk: int, results: list[ItemResult]) -> None:
+    write_chunk(folder.chunk(chunk), results, folder.chunk_summary(chunk), "feff8l", {})
+
+
+def test_counts_reasons_and_resumable(tmp_path, capsys):
+    layout = Layout(tmp_path / "results" / "exp")
+    octa = _fake_source(layout, "octa", 10, 4, refused={9})
     # chunk 0 finished: 3 ok, 1 timeout; chunk 1 finished: 2 ok, 2 atoms_very_close.
-    write_chunk(
-        octa / "chunks" / "00000.h5",
-        [_result("octa-00000"), _result("octa-00001"), _result("octa-00002"),
-         _result("octa-00003", "timeout")],
-    )  # fmt: skip
-    write_chunk(
-        octa / "chunks" / "00001.h5",
-        [_result("octa-00004"), _result("octa-00005", "atoms_very_close"),
-         _result("octa-00006", "atoms_very_close"), _result("octa-00007")],
-    )  # fmt: skip
+    _write(octa, 0, [_result("octa-00000"), _result("octa-00001"), _result("octa-00002"),
+                     _result("octa-00003", "timeout")])  # fmt: skip
+    _write(octa, 1, [_result("octa-00004"), _result("octa-00005", "atoms_very_close"),
+                     _result("octa-00006", "atoms_very_close"), _result("octa-00007")])  # fmt: skip
     # chunk 2 (sites 8, 9) not written; site 8 already ran (killed job), site 9 was refused.
-    marker = octa / "runs" / "octa-00008" / DONE_MARKER
+    marker = octa.runs_dir / "octa-00008" / DONE_MARKER
     marker.parent.mkdir(parents=True)
     marker.write_text(json.dumps({"input_hash": "x"}))
-    _fake_source(res, "cubes", 5, 5)  # nothing ran yet
-    (res / "structures" / "spheres").mkdir(parents=True)  # inputs not written yet
+    _fake_source(layout, "cubes", 5, 5)  # nothing ran yet
+    spheres = layout.structures_frames("spheres")  # structures built, inputs not written
+    spheres.parent.mkdir(parents=True)
+    spheres.write_text("")
 
-    stats = {s.source: s for s in collect_status(res, resumable=True)}
+    stats = {s.source: s for s in collect_status(layout, resumable=True)}
     octa_st, cubes_st = stats["octa"], stats["cubes"]
     assert (octa_st.sites, octa_st.done, octa_st.failed, octa_st.pending) == (10, 5, 4, 1)
     assert (octa_st.resumable, octa_st.chunks, octa_st.chunks_done) == (1, 3, 2)
     assert octa_st.reasons == {"atoms_very_close": 2, "timeout": 1, "too_many_atoms": 1}
     assert (cubes_st.done, cubes_st.failed, cubes_st.pending, cubes_st.chunks_done) == (0, 0, 5, 0)
 
-    assert print_status(res, resumable=True) == 0
+    assert print_status(layout.root, resumable=True) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[1].split() == [
         "source",
-        "sites",
+        "items",
         "done",
         "failed",
         "pending",
@@ -91,17 +89,17 @@ def test_counts_reasons_and_resumable(tmp_path, capsys, plan):
         "chunks",
     ]
     assert out.splitlines()[2].split() == ["cubes", "5", "0", "0", "5", "0", "0/1"]
-    assert "spheres: structures built, FEFF inputs not written yet" in out
+    assert "spheres: structures built, simulation inputs not written yet" in out
     assert "octa failures: atoms_very_close ×2, timeout ×1, too_many_atoms ×1" in out
-    assert "total: 5 done, 6 pending, 4 failed of 15 sites" in out
+    assert "total: 5 done, 6 pending, 4 failed of 15 items" in out
 
 
 def test_cli_json(tmp_path):
-    res = tmp_path / "results" / "exp"
-    src = _fake_source(res, "octa", 3, 3)
-    write_chunk(src / "chunks" / "00000.h5", [_result(f"octa-0000{i}") for i in range(3)])
+    layout = Layout(tmp_path / "results" / "exp")
+    src = _fake_source(layout, "octa", 3, 3)
+    _write(src, 0, [_result(f"octa-0000{i}") for i in range(3)])
     out = subprocess.run(
-        [str(VENV_BIN / "mlxas"), "status", str(res), "--json"],
+        [str(VENV_BIN / "mlxas"), "status", str(layout.root), "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -122,4 +120,4 @@ def test_nothing_run_yet(tmp_path, capsys):
     assert "no results yet" in capsys.readouterr().out
     (tmp_path / "empty").mkdir()
     assert print_status(tmp_path / "empty") == 0
-    assert "no FEFF inputs yet" in capsys.readouterr().out
+    assert "no simulation inputs yet" in capsys.readouterr().out
