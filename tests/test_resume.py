@@ -98,7 +98,6 @@ def _kill_leftovers(workdir: Path) -> None:
 def test_kill_in_feff_stage_then_resume(tmp_path):
     cfg = write_config(tmp_path, RESUME_CONFIG)
     layout = Layout.for_experiment("resume")
-    res = tmp_path / layout.root
     feff = tmp_path / layout.simulation_root()
     target = str(layout.dataset)  # relative to the working directory
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
