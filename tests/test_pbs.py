@@ -166,13 +166,15 @@ def test_snakemake_job_scripts_through_the_profile(tmp_path):
         timeout=300,
     )
     commands = re.findall(r"with external jobid '(qsub .*)'", proc.stdout + proc.stderr)
-    # one per source: structures, sites and feff_inputs run as one group job
+    # one per source: structures, sites, labels and inputs run as one group job
     assert len(commands) == len(TINY_CONFIG["structures"]), proc.stderr[-3000:]
     for cmd in commands:
         opts = _opts(shlex.split(cmd))
         assert opts["-N"][0].startswith("smk.group.prep.")
         assert opts["-q"] == ["workq"] and "-A" not in opts
-        assert opts["-l"] == ["select=1:ncpus=1:mem=4000mb", "walltime=02:00:00"]
+        # labels and inputs both follow sites and run side by side in the group job:
+        # runtime 60 + 30 + max(30, 30) min, their cores (1 + 1) and memory (2000 + 4000 MB)
+        assert opts["-l"] == ["select=1:ncpus=2:mem=6000mb", "walltime=02:00:00"]
 
 
 def test_profile_files():
