@@ -10,7 +10,6 @@ fcc-like shell; :class:`SyntheticDataset` serves them through the reader interfa
 from __future__ import annotations
 
 import numpy as np
-from mlxas.config import validate_config
 
 from mlxas.provenance import hash_json
 from mlxas.spectra.features import compute_features, feature_grids
@@ -21,7 +20,9 @@ SPLITS = ("train", "val", "test")
 
 def features_cfg(**over) -> dict:
     """The schema's feature settings (defaults filled in) on a short k grid."""
-    cfg = validate_config(
+    from mlxas.workflow.config import apply_schema
+
+    cfg = apply_schema(
         {
             "experiment": "t",
             "absorber": "Cu",
@@ -114,18 +115,23 @@ SESSION_MODELS = (
 
 
 def train_session_models(root) -> dict:
-    """Train :data:`SESSION_MODELS`; returns the dataset, models folder and cards by name."""
+    """Train :data:`SESSION_MODELS` in the results layout under ``root``; returns the
+    dataset, layout, models folder, and per name the card, spec, pointer and folder."""
+    from mlxas.models.spec import ModelSpec
     from mlxas.models.train import train, write_pointer
+    from mlxas.workflow.layout import Layout
 
     ds = SyntheticDataset(n=300, seed=0, rdf_bins=12)
-    models = root / "models"
-    models.mkdir()
-    out = {"ds": ds, "models": models, "cards": {}, "specs": {}, "pointers": {}}
-    for spec in SESSION_MODELS:
-        mid, card = train(ds, spec, models, threads=1, verbose=0)
-        pointer = models / f"{spec['name']}.json"
+    layout = Layout(root)
+    out = {"ds": ds, "layout": layout, "models": layout.models_dir, "cards": {}, "specs": {},
+           "pointers": {}, "folders": {}}  # fmt: skip
+    for entry in SESSION_MODELS:
+        spec = ModelSpec.from_config(entry)
+        mid, card, folder = train(ds, spec, layout.model_store(spec.name), threads=1, verbose=0)
+        pointer = layout.model_pointer(spec.name)
         write_pointer(pointer, mid, card)
-        out["cards"][spec["name"]] = card
-        out["specs"][spec["name"]] = spec
-        out["pointers"][spec["name"]] = str(pointer)
+        out["cards"][spec.name] = card
+        out["specs"][spec.name] = spec
+        out["pointers"][spec.name] = str(pointer)
+        out["folders"][spec.name] = folder
     return out

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 
 import numpy as np
 import pytest
 
 from mlxas.models import ModelLoadError, load_model, predict_array, read_card, split_targets
-from mlxas.models.card import CARD_VERSION
+from mlxas.models.card import CARD_VERSION, card_model_id, file_sha256
 from mlxas.models.data import (
     TrainingData,
     augmented_batches,
     load_training_data,
     model_inputs,
 )
-from mlxas.models.registry import ModelConfigError, build, resolve_spec
-from mlxas.models.train import fit, model_id, train
+from mlxas.models.registry import ModelConfigError, build
+from mlxas.models.spec import ModelSpec
+from mlxas.models.train import fit, train
 from mlxas.spectra.features import compute_features
 
 keras = pytest.importorskip("keras")
 
 FAST = {"jit_compile": False}
+resolve_spec = ModelSpec.from_config
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,12 @@ def ds(synthetic_models):
 def trained_mlp(synthetic_models):
     """A multi-task MLP (CN, R and the RDF) on chi(k) cut to 2–12 Å⁻¹, saved."""
     card = synthetic_models["cards"]["mt"]
-    return synthetic_models["models"], card["model_id"], card, synthetic_models["specs"]["mt"]
+    return (
+        synthetic_models["folders"]["mt"],
+        card["model_id"],
+        card,
+        synthetic_models["specs"]["mt"],
+    )
 
 
 # --- registry ------------------------------------------------------------------------------
@@ -43,9 +49,9 @@ def trained_mlp(synthetic_models):
 
 def test_paper_mlp_is_the_published_network():
     spec = resolve_spec({"name": "p", "kind": "paper_mlp"})
-    assert spec["epochs"] == 400 and spec["batch_size"] == 32
-    assert spec["optimizer"] == "rmsprop" and spec["standardize"] is False
-    net = build("paper_mlp", (400,), {"cn": 1, "r": 1}, spec["params"])
+    assert spec.epochs == 400 and spec.batch_size == 32
+    assert spec.optimizer == "rmsprop" and spec.standardize is False
+    net = build("paper_mlp", (400,), {"cn": 1, "r": 1}, spec.params)
     for t in ("cn", "r"):
         # One independent network per target: its own 400-200-20 ReLU layers and output.
         dense = [layer for layer in net.layers if layer.name.startswith(f"{t}_dense")]
@@ -58,8 +64,8 @@ def test_paper_mlp_is_the_published_network():
 
 
 def test_paper_mlp_trains_one_network_per_target(ds):
-    spec = resolve_spec({"name": "p", "kind": "paper_mlp", "epochs": 2, "params": {"hidden": [8]}})
-    spec.update(FAST)
+    spec = resolve_spec({"name": "p", "kind": "paper_mlp", "epochs": 2, "params": {"hidden": [8]},
+                         **FAST})  # fmt: skip
     data = load_training_data(ds, spec)
     model, record = fit(data, spec)
     # Each target's network is trained and early-stopped on its own validation loss.
@@ -81,25 +87,27 @@ def test_unknown_kind_and_bad_ensemble_are_config_errors():
     with pytest.raises(ModelConfigError, match="members >= 2"):
         resolve_spec({"name": "x", "kind": "ensemble", "params": {"members": 1}})
     with pytest.raises(ModelConfigError, match="2D input"):
-        build("cnn2d", (50,), {"cn": 1}, resolve_spec({"name": "c", "kind": "cnn2d"})["params"])
+        build("cnn2d", (50,), {"cn": 1}, resolve_spec({"name": "c", "kind": "cnn2d"}).params)
 
 
 def test_config_nulls_take_kind_defaults():
     spec = resolve_spec({"name": "m", "kind": "mlp", "epochs": None, "patience": 7})
-    assert spec["epochs"] == 400 and spec["patience"] == 7 and spec["optimizer"] == "adam"
+    assert spec.epochs == 400 and spec.patience == 7 and spec.optimizer == "adam"
     ens = resolve_spec({"name": "e", "kind": "ensemble", "params": {"members": 3}})
-    assert ens["params"]["member"] == "mlp" and ens["params"]["hidden"]
+    assert ens.params["member"] == "mlp" and ens.params["hidden"]
+    # Resolving is done once: a resolved entry read back from its card is the same object.
+    assert ModelSpec.from_dict(ens.to_dict()) == ens
 
 
 # --- training and cards -------------------------------------------------------------------
 
 
 def test_multitask_mlp_learns_and_its_card_describes_it(ds, trained_mlp, synthetic_models):
-    models, mid, card, spec = trained_mlp
-    assert mid == model_id(ds.hash, spec) == card["model_id"]
-    assert (models / mid / "model.keras").is_file()
-    # `latest` points at the newest model of the folder: the ensemble, trained after it.
-    assert os.readlink(models / "latest") == synthetic_models["cards"]["ens"]["model_id"]
+    folder, mid, card, spec = trained_mlp
+    # The id is the hash of the card, which binds the weights by their SHA-256.
+    assert mid == card_model_id(card) == card["model_id"] == folder.name
+    assert card["files"]["model.keras"] == file_sha256(folder / "model.keras")
+    assert card["config"] == spec.to_dict()
     # Data provenance and split.
     assert card["dataset"]["hash"] == ds.hash
     sizes = card["dataset"]["split"]["sizes"]
@@ -125,9 +133,11 @@ def test_multitask_mlp_learns_and_its_card_describes_it(ds, trained_mlp, synthet
 
 
 def test_saved_model_maps_raw_features_to_physical_units(ds, trained_mlp):
-    models, mid, card, _ = trained_mlp
-    model, card2 = load_model(models / "mt.json")
-    assert card2 == read_card(models / mid)
+    folder, _, card, _ = trained_mlp
+    model, card2 = load_model(folder.parent.parent / "mt.json")
+    assert {k: v for k, v in card2.items() if k not in ("ood", "training_band", "model_dir")} == (
+        read_card(folder)
+    )
     names = {layer.name for layer in _all_layers(model)}
     assert {"input_range", "standardize", "unstandardize_cn", "unstandardize_r"} <= names
     mean, std = predict_array(model, card2, ds.features("chi_k", "test"))
@@ -149,8 +159,8 @@ def _all_layers(model):
 
 
 def test_training_is_reproducible_with_a_seed(ds):
-    spec = resolve_spec({"name": "s", "kind": "mlp", "epochs": 2, "params": {"hidden": [16]}})
-    spec.update(FAST)
+    spec = resolve_spec({"name": "s", "kind": "mlp", "epochs": 2, "params": {"hidden": [16]},
+                         **FAST})  # fmt: skip
     data = load_training_data(ds, spec)
     x = data.splits["test"].x
     a, _ = fit(data, spec)
@@ -184,10 +194,10 @@ def test_feature_override_recomputes_the_input_from_chi(ds):
 
 
 def test_cnn2d_on_a_wavelet_map_computed_from_chi(ds, tmp_path):
-    spec = {"name": "w", "kind": "cnn2d", "input": "wavelet_morlet", "epochs": 1,
+    spec = resolve_spec({"name": "w", "kind": "cnn2d", "input": "wavelet_morlet", "epochs": 1,
             "features": {"wavelet": {"n_k": 16, "n_r": 12}},
-            "params": {"filters": [4], "dense": [8]}, **FAST}  # fmt: skip
-    mid, card = train(ds, spec, tmp_path, verbose=0)
+            "params": {"filters": [4], "dense": [8]}, **FAST})  # fmt: skip
+    mid, card, _ = train(ds, spec, tmp_path, verbose=0)
     pre = card["preprocessing"]
     w = pre["features"]["wavelet"]
     assert pre["input_shape"] == [16, 12] == [w["n_k"], w["n_r"]] and w["morlet"] is True
@@ -200,9 +210,9 @@ def test_cnn2d_on_a_wavelet_map_computed_from_chi(ds, tmp_path):
 
 def test_cnn1d_trains_on_augmented_chi(ds, tmp_path):
     aug = {"e0_shift": [-3.0, 3.0], "kmax": [10.0, 14.0], "sigma2": [0.0, 0.002]}
-    spec = {"name": "c", "kind": "cnn1d", "epochs": 2, "augment": aug,
-            "params": {"filters": [4, 8], "dense": [8]}, **FAST}  # fmt: skip
-    mid, card = train(ds, spec, tmp_path, verbose=0)
+    spec = resolve_spec({"name": "c", "kind": "cnn1d", "epochs": 2, "augment": aug,
+            "params": {"filters": [4, 8], "dense": [8]}, **FAST})  # fmt: skip
+    mid, card, _ = train(ds, spec, tmp_path, verbose=0)
     assert card["training"]["augment"] == aug and card["training"]["epochs_run"] == 2
     model, card = load_model(tmp_path / mid)
     assert model.output_shape == (None, 2)
@@ -254,8 +264,16 @@ def _tiny_model(layers):
 
 
 def _card_for(path, **over):
-    card = {"card_version": CARD_VERSION, "model_id": "x", "name": "x", **over}
+    """A card binding the files of ``path`` (what a trained model folder holds), so that
+    the checks after the hashes are reached; returns the folder, renamed to its id."""
+    for name in ("ood.json", "training_band.json"):
+        (path / name).write_text("{}")
+    files = {n: file_sha256(path / n) for n in ("model.keras", "ood.json", "training_band.json")
+             if (path / n).is_file()}  # fmt: skip
+    card = {"card_version": CARD_VERSION, "name": "x", "files": files, **over}
+    card["model_id"] = card_model_id(card)
     (path / "card.json").write_text(json.dumps(card))
+    return path.rename(path.with_name(card["model_id"]))
 
 
 def test_legacy_h5_models_are_refused(tmp_path):
@@ -269,11 +287,12 @@ def test_legacy_h5_models_are_refused(tmp_path):
     d = tmp_path / "old"
     d.mkdir()
     (d / "model.h5").write_bytes(h5.read_bytes())
-    _card_for(d)
+    d = _card_for(d)
     with pytest.raises(ModelLoadError, match=r"legacy model\.h5"):
         load_model(d)
-    # The same HDF5 file renamed to model.keras.
+    # The same HDF5 file renamed to model.keras (and bound by the card).
     (d / "model.keras").write_bytes(h5.read_bytes())
+    d = _card_for(d)
     with pytest.raises(ModelLoadError, match=r"legacy HDF5 Keras model under a \.keras name"):
         load_model(d)
 
@@ -283,7 +302,7 @@ def test_models_with_a_lambda_layer_are_refused(tmp_path):
     d = tmp_path / "lam"
     d.mkdir()
     model.save(d / "model.keras")
-    _card_for(d)
+    d = _card_for(d)
     with pytest.raises(ModelLoadError, match="contains a Lambda layer"):
         load_model(d)
     # Keras itself refuses it too with safe_mode on, which mlxas never turns off.
@@ -293,6 +312,7 @@ def test_models_with_a_lambda_layer_are_refused(tmp_path):
     inner = _tiny_model(lambda x: keras.layers.Lambda(lambda t: t + 1.0)(x))
     outer = keras.Model(inner.inputs, keras.layers.Dense(1)(inner(inner.inputs[0])))
     outer.save(d / "model.keras")
+    d = _card_for(d)
     with pytest.raises(ModelLoadError, match="Lambda"):
         load_model(d)
 
@@ -304,15 +324,15 @@ def test_bad_cards_and_archives_are_refused(tmp_path):
     model.save(d / "model.keras")
     with pytest.raises(ModelLoadError, match="no model card"):
         load_model(d)
-    _card_for(d, card_version=CARD_VERSION + 1)
-    with pytest.raises(ModelLoadError, match="newer than this mlxas reads"):
+    d = _card_for(d, card_version=CARD_VERSION + 1)
+    with pytest.raises(ModelLoadError, match=f"card format {CARD_VERSION + 1}; this mlxas"):
         load_model(d)
     (d / "card.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match="not valid JSON"):
         load_model(d)
-    _card_for(d)
     with zipfile.ZipFile(d / "model.keras", "w") as zf:
         zf.writestr("other.txt", "x")
+    d = _card_for(d)
     with pytest.raises(ModelLoadError, match=r"not a Keras \.keras archive"):
         load_model(d)
     with pytest.raises(ModelLoadError, match=r"no model\.keras"):
