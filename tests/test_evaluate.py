@@ -10,12 +10,23 @@ import pytest
 from mlxas.evaluate import (
     comparison_table,
     evaluate,
-    output_names,
     per_class_errors,
     regression_metrics,
 )
 from mlxas.models import load_model, predict_array, split_targets
 from mlxas.models.registry import ModelConfigError
+from mlxas.workflow.layout import Layout
+
+
+def output_names(models: dict[str, list[str]], primary: str) -> dict[str, list[str]]:
+    """File names of the evaluation plots of ``{model: targets}``, from the layout."""
+    L = Layout("r")
+    return {
+        "parity": [L.parity(t).name for t in models[primary]],
+        "parity_models": [L.model_plot("parity", m, t).name for m, ts in models.items()
+                          for t in ts],
+        "errors": [L.model_plot("errors", m, t).name for m, ts in models.items() for t in ts],
+    }  # fmt: skip
 
 
 def test_regression_metrics_on_known_numbers():
@@ -55,9 +66,9 @@ def test_output_names_follow_models_and_targets():
 def evaluated(synthetic_models, tmp_path_factory):
     ds = synthetic_models["ds"]
     pointers = [synthetic_models["pointers"][n] for n in ("mt", "ens")]
-    out = tmp_path_factory.mktemp("evaluation")
-    res = evaluate(ds, pointers, out, primary="ens")
-    return ds, pointers, out, res
+    layout = Layout(tmp_path_factory.mktemp("evaluation"))
+    res = evaluate(ds, pointers, layout, primary="ens")
+    return ds, pointers, layout.evaluation_dir, res
 
 
 def test_metrics_json_holds_every_model_and_matches_the_predictions(evaluated):
@@ -102,4 +113,4 @@ def test_plots_and_tables_are_written(evaluated):
 def test_an_unknown_primary_model_is_a_config_error(evaluated, tmp_path):
     ds, pointers, _, _ = evaluated
     with pytest.raises(ModelConfigError, match=r"evaluation\.primary"):
-        evaluate(ds, pointers[:1], tmp_path, primary="nope")
+        evaluate(ds, pointers[:1], Layout(tmp_path), primary="nope")

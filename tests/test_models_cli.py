@@ -16,8 +16,8 @@ def test_train_with_an_input_range_outside_the_grid_is_one_error_line(
 ):
     dataset = tiny_experiment / "results" / "tiny" / "dataset.h5"
     spec = {"name": "bad", "kind": "mlp", "input_range": [30.0, 40.0], "epochs": 1}
-    rc = main(["train", "--spec", json.dumps(spec), "--dataset", str(dataset),
-               "--models-dir", str(tmp_path), "--out", str(tmp_path / "bad.json")])  # fmt: skip
+    out = ["--store", str(tmp_path / "bad"), "--pointer", str(tmp_path / "bad.json")]
+    rc = main(["train", "--spec", json.dumps(spec), "--dataset", str(dataset), *out])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert err[0].startswith("mlxas: error: input_range [30.0, 40.0] keeps fewer than 2 points")
@@ -28,8 +28,8 @@ def test_evaluate_refuses_a_legacy_model_in_one_line(tiny_experiment, tmp_path, 
     dataset = tiny_experiment / "results" / "tiny" / "dataset.h5"
     legacy = tmp_path / "model.h5"
     legacy.write_bytes(b"\x89HDF\r\n\x1a\n")
-    rc = main(["evaluate", "--dataset", str(dataset), "--models", str(legacy),
-               "--out-dir", str(tmp_path / "eval")])  # fmt: skip
+    rc = main(["evaluate", "--spec", '{"primary": null}', "--dataset", str(dataset),
+               "--models", str(legacy), "--results", str(tmp_path)])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert err[0] == (

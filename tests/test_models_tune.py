@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
@@ -10,10 +9,11 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from mlxas.config import validate_config
 
-from mlxas.models.registry import resolve_spec
-from mlxas.models.tune import suggest_spec, tune
+from mlxas.models.spec import ModelSpec
+from mlxas.models.tune import TuneSettings, suggest_spec, tune
+from mlxas.workflow.checks import check_config
+from mlxas.workflow.layout import Layout
 from synthetic_exafs import SyntheticDataset
 
 SPACE = {
@@ -31,19 +31,19 @@ SPACE = {
 
 
 def test_suggest_spec_puts_sampled_values_into_the_entry():
-    base = resolve_spec({"name": "m", "kind": "mlp"})
+    base = ModelSpec.from_config({"name": "m", "kind": "mlp"})
     trial = optuna.trial.FixedTrial(
         {"n_layers": 2, "units_0": 20, "units_1": 10, "learning_rate": 0.002, "l2": 1e-6,
          "dropout": 0.1, "batch_size": 16, "input_choice": 1}
     )  # fmt: skip
-    spec = suggest_spec(trial, copy.deepcopy(base), SPACE)
-    assert spec["params"]["hidden"] == [20, 10]
-    assert spec["learning_rate"] == 0.002 and spec["batch_size"] == 16
-    assert spec["params"]["l2"] == 1e-6 and spec["params"]["dropout"] == 0.1
-    assert spec["input"] == "ft_mag" and spec["features"] == {}
+    spec = suggest_spec(trial, base, SPACE)
+    assert spec.params["hidden"] == [20, 10]
+    assert spec.learning_rate == 0.002 and spec.batch_size == 16
+    assert spec.params["l2"] == 1e-6 and spec.params["dropout"] == 0.1
+    assert spec.input == "ft_mag" and spec.features == {}
     # Keys left out of the space keep the entry's values.
-    kept = suggest_spec(optuna.trial.FixedTrial({}), copy.deepcopy(base), {"batch_size": None})
-    assert kept["params"]["hidden"] == base["params"]["hidden"]
+    kept = suggest_spec(optuna.trial.FixedTrial({}), base, {"batch_size": None})
+    assert kept == base
 
 
 class _Predicts:
@@ -78,24 +78,25 @@ def test_validation_mse_is_in_units_of_the_training_spread():
 
 def test_tune_writes_best_entry_and_trials(tmp_path):
     ds = SyntheticDataset(n=200, seed=5)
-    cfg = {"trials": 3, "epochs": 2, "seed": 0, "space": SPACE, "timeout": None}
-    base = {"name": "mlp", "kind": "mlp", "jit_compile": False}
-    res = tune(ds, cfg, base, tmp_path)
-    best = json.loads((tmp_path / "best.json").read_text())
+    settings = TuneSettings(trials=3, epochs=2, seed=0, space=SPACE)
+    base = ModelSpec.from_config({"name": "mlp", "kind": "mlp", "jit_compile": False})
+    layout = Layout(tmp_path)
+    res = tune(ds, settings, base, layout)
+    best = json.loads(layout.tune_best.read_text())
     assert best["n_trials"] == 3 and best["n_complete"] >= 1
     assert best["best_value"] == pytest.approx(res["best_value"]) and best["best_value"] > 0
-    trials = pd.read_csv(tmp_path / "trials.csv")
+    trials = pd.read_csv(layout.tune_trials)
     assert len(trials) == 3 and {"value", "state", "params_learning_rate"} <= set(trials.columns)
     assert trials["value"].min() == pytest.approx(best["best_value"])
     # The best entry is a valid model entry of the config, ready to paste.
-    entry = yaml.safe_load((tmp_path / "best_model.yaml").read_text())[0]
+    entry = yaml.safe_load(layout.tune_entry.read_text())[0]
     assert entry == best["model_entry"] and entry["name"] == "mlp_tuned"
     assert len(entry["params"]["hidden"]) == best["best_params"]["n_layers"]
-    cfg_all = validate_config(
+    exp = check_config(
         {"experiment": "t", "absorber": "Cu", "models": [entry],
          "structures": [{"name": "s", "kind": "files", "paths": ["x.xyz"]}]}
     )  # fmt: skip
-    assert cfg_all["models"][0]["learning_rate"] == entry["learning_rate"]
+    assert exp.models["mlp_tuned"].learning_rate == entry["learning_rate"]
 
 
 @pytest.mark.workflow
@@ -108,9 +109,9 @@ def test_tune_command_and_rule_on_the_tiny_workflow(tiny_experiment, tmp_path):
                      "space": {"inputs": None, "batch_size": [8]}},
             "model": {**TINY_CONFIG["models"][0], "jit_compile": False}}  # fmt: skip
     rc = main(["tune", "--spec", json.dumps(spec), "--dataset", str(dataset),
-               "--out-dir", str(tmp_path / "tune")])  # fmt: skip
+               "--results", str(tmp_path)])  # fmt: skip
     assert rc == 0
-    best = json.loads((tmp_path / "tune" / "best.json").read_text())
+    best = json.loads(Layout(tmp_path).tune_best.read_text())
     assert best["n_trials"] == 2 and best["model_entry"]["input"] == "chi_k"
     # With tune.enabled, `all` schedules the tune rule (dry run on a copy of the config).
     work = tmp_path / "work"

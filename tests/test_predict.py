@@ -390,32 +390,3 @@ def test_cli_watch_stops_cleanly_on_ctrl_c(tiny_experiment, tmp_path):
     assert "stopped; 1 predicted, 0 refused" in err
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 1 and rows[0]["status"] == "ok"
-
-
-def test_card_without_ood_statistics(tiny_experiment, tmp_path):
-    """Older cards: statistics from the training split if the dataset is found, else the
-    flag is reported as unavailable; never a silent 'in distribution'."""
-    import shutil
-
-    src = tiny_experiment / "results" / "tiny"
-    model_dir = (src / "models" / "mlp.json").parent / json.loads(
-        (src / "models" / "mlp.json").read_text()
-    )["model_id"]
-    card = json.loads((model_dir / "card.json").read_text())
-    card.pop("ood", None)
-    card["dataset"]["path"] = "results/tiny/dataset.h5"
-    for root, with_dataset in ((tmp_path / "a", True), (tmp_path / "b", False)):
-        dst = root / "results" / "tiny" / "models" / model_dir.name
-        shutil.copytree(model_dir, dst)
-        (dst / "card.json").write_text(json.dumps(card))
-        if with_dataset:
-            shutil.copy(src / "dataset.h5", root / "results" / "tiny" / "dataset.h5")
-        warnings: list[str] = []
-        with Predictor(dst, jobs=1, warn=warnings.append, allow_short_k=True) as p:
-            r = one(p, CU)
-        assert r.status == "ok" and len(warnings) == 1
-        if with_dataset:
-            assert "computed them from the training split" in warnings[0]
-            assert isinstance(r.values["ood"], bool)
-        else:
-            assert "OOD flag is not available" in warnings[0] and "ood" not in r.values
