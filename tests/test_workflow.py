@@ -42,7 +42,7 @@ def test_dataset_holds_every_site(tiny_experiment):
 def test_card_and_metrics(tiny_experiment):
     res = tiny_experiment / "results" / "tiny"
     pointer = json.loads((res / "models" / "mlp.json").read_text())
-    model_dir = res / "models" / pointer["model_id"]
+    model_dir = res / "models" / "mlp" / pointer["model_id"]
     card = json.loads((model_dir / "card.json").read_text())
     assert (model_dir / "model.keras").is_file()
     assert (res / "models" / "latest").resolve() == model_dir.resolve()
@@ -90,7 +90,7 @@ def test_editing_one_source_reruns_only_its_jobs(tiny_experiment, tmp_path):
     cfg["structures"][1]["sizes"] = [3]  # cubo: a different cuboctahedron
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     jobs = _scheduled(snakemake(work, "--configfile", str(work / "config.yaml"), "-n"))
-    for rule in ("structures", "sites", "feff_inputs"):
+    for rule in ("structures", "sites", "labels", "inputs"):
         assert jobs.get(rule) == ["source=cubo"], (rule, jobs)
     assert "source=octa" not in str(jobs)
     assert {"gather", "train", "evaluate"} <= set(jobs)
@@ -113,5 +113,6 @@ def test_code_change_reruns_that_stage(tiny_experiment, tmp_path):
     with open(code / "mlxas" / "sites" / "labels.py", "a") as fh:
         fh.write("\n# a change in the sites stage\n")
     jobs = _scheduled(snakemake(work, "--configfile", str(work / "config.yaml"), "-n", env=env))
-    assert sorted(jobs["sites"]) == ["source=cubo", "source=octa"]
-    assert "structures" not in jobs
+    # labels.py is the code of the labels stage only: the sites and the simulation stay.
+    assert sorted(jobs["labels"]) == ["source=cubo", "source=octa"]
+    assert not {"structures", "sites", "inputs", "simulate"} & set(jobs), jobs

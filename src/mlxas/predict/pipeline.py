@@ -13,158 +13,31 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from mlxas.spectra.background import BackgroundSettings
+from mlxas.predict.spec import (
+    EDGE_TOLERANCE_EV,
+    MIN_K,
+    MIN_PRE_EDGE_POINTS,
+    ProcessSpec,
+    Result,
+    edge_name,
+    process_spec_from_card,
+    required_k_range,
+)
 from mlxas.spectra.measured import SeriesReader, Spectrum, SpectrumError
 
 __all__ = [
     "EDGE_TOLERANCE_EV",
+    "MIN_K",
+    "MIN_PRE_EDGE_POINTS",
     "ProcessSpec",
     "Result",
     "process_paths",
     "process_spec_from_card",
     "required_k_range",
 ]
-
-#: Largest distance (eV) between the measured E0 and the model's tabulated edge energy.
-#: Chemical shifts and calibration offsets stay well inside it; the nearest edge of
-#: another element is usually further away.
-EDGE_TOLERANCE_EV = 50.0
-#: Points required below E0 − 20 eV for the pre-edge line.
-MIN_PRE_EDGE_POINTS = 5
-#: A spectrum must reach at least this k (Å⁻¹) to have any EXAFS to remove a background from.
-MIN_K = 3.0
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    """What the processing needs to know about the model and the user's options."""
-
-    absorber: str
-    edge: str
-    edge_energy: float  # eV, tabulated (xraydb)
-    features: dict  # the card's features config, reduced to the model's input
-    input: str
-    k_required: tuple[float, float] | None  # Å⁻¹; None: the input does not use chi(k)
-    allow_short_k: bool = False
-    repair: bool = False
-    mu_label: str | None = None
-    energy_label: str | None = None
-    e0: str | float = "auto"  # "auto", "file" or a fixed value in eV (see series_e0)
-    background: BackgroundSettings = field(default_factory=BackgroundSettings)
-    #: Spectra on one (grid, E0), in one call or seen so far by the process, from which on
-    #: the batched background is used (one larch autobk costs about one factorisation).
-    min_batch: int = 3
-    fast_read: bool = True
-
-
-@dataclass
-class Result:
-    """One spectrum's outcome.  ``status`` is 'ok' or 'refused' (then ``reason`` says why)."""
-
-    source: str
-    status: str = "ok"
-    reason: str = ""
-    e0: float = math.nan
-    edge_step: float = math.nan
-    k_max: float = math.nan
-    mu_from: str = ""
-    background: str = ""
-    notes: list[str] = field(default_factory=list)
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def refuse(self, reason: str) -> Result:
-        self.status, self.reason = "refused", reason
-        return self
-
-
-def _edge_name(edge: str | None) -> str:
-    return (edge or "").strip().upper().replace("_", "").replace("-", "")
-
-
-def required_k_range(card: dict[str, Any]) -> tuple[float, float] | None:
-    """k-range (Å⁻¹) of chi(k) that the model's input depends on, None for mu(E) inputs.
-
-    The card's ``preprocessing.k_range`` (written at training) is used when present, else
-    it is derived from the features: the k grid for ``chi_k`` (narrowed to
-    ``input_range``), the FT window for ``ft_*``, the k grid otherwise.  A model trained
-    with k-range truncation (``augment.kmax = [lo, hi]``) accepts spectra down to ``lo``.
-    """
-    pre = card["preprocessing"]
-    name = pre["input"]
-    if name in ("xanes", "mu"):
-        return None
-    if pre.get("k_range"):
-        lo, hi = (float(v) for v in pre["k_range"])
-    else:
-        f = pre["features"]
-        if name.startswith("ft_"):
-            lo, hi = float(f["ft"]["kmin"]), float(f["ft"]["kmax"])
-        else:
-            lo, hi = float(f["k_grid"]["kmin"]), float(f["k_grid"]["kmax"])
-            rng = pre.get("input_range") or (card.get("config") or {}).get("input_range")
-            if name == "chi_k" and rng:
-                lo, hi = max(lo, float(rng[0])), min(hi, float(rng[1]))
-    augment = (card.get("training") or {}).get("augment") or (card.get("config") or {}).get(
-        "augment"
-    )
-    kmax_aug = (augment or {}).get("kmax")
-    if kmax_aug:
-        hi = min(hi, float(kmax_aug[0]))
-    return lo, hi
-
-
-def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
-    """A :class:`ProcessSpec` for the model of ``card`` with the user's options."""
-    import xraydb
-
-    pre = card["preprocessing"]
-    absorber, edge = pre.get("absorber") or "", pre.get("edge") or ""
-    if not absorber or not edge:
-        from mlxas.models.card import ModelLoadError
-
-        raise ModelLoadError(
-            f"model {card.get('model_id', '?')}: card names no absorber/edge; "
-            "cannot check measured spectra against it"
-        )
-    try:
-        edge_energy = float(xraydb.xray_edge(absorber, edge).energy)
-    except Exception as err:  # xraydb raises ValueError/KeyError for unknown edges
-        from mlxas.models.card import ModelLoadError
-
-        raise ModelLoadError(
-            f"model card: unknown absorber edge {absorber} {edge} ({err})"
-        ) from None
-    features = _only_input(pre["features"], pre["input"])
-    return ProcessSpec(
-        absorber=absorber,
-        edge=edge,
-        edge_energy=edge_energy,
-        features=features,
-        input=pre["input"],
-        k_required=required_k_range(card),
-        **options,
-    )
-
-
-def _only_input(cfg: dict, name: str) -> dict:
-    """A copy of the features config that computes only ``name`` (same definitions)."""
-    import copy
-
-    cfg = copy.deepcopy(cfg)
-    cfg["chi_k"] = name == "chi_k"
-    cfg["ft"]["enabled"] = name.startswith("ft_")
-    for kind in ("morlet", "cauchy"):
-        cfg.setdefault("wavelet", {})[kind] = name == f"wavelet_{kind}"
-    cfg.setdefault("xanes", {})["enabled"] = name in ("xanes", "mu")
-    if name == "mu":
-        cfg["xanes"]["mu"] = True
-    return cfg
-
 
 # --- worker -----------------------------------------------------------------------------
 
@@ -184,7 +57,7 @@ def _check_header(s: Spectrum, spec: ProcessSpec) -> str | None:
     model = f"{spec.absorber} {spec.edge}"
     if s.element and s.element.strip().lower() != spec.absorber.lower():
         return f"element {s.element} in the file, the model is for {model}"
-    if s.edge and _edge_name(s.edge) != _edge_name(spec.edge):
+    if s.edge and edge_name(s.edge) != edge_name(spec.edge):
         return f"edge {s.edge} in the file, the model is for {model}"
     return None
 
@@ -298,16 +171,23 @@ def _steepest_rise(energy: np.ndarray, mu: np.ndarray, e0: float, half_width: fl
 def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np.ndarray]:
     """Results for every spectrum in ``paths`` and the model inputs of the accepted ones
     (rows in the order of the results whose status is 'ok')."""
-    import warnings
+    results, spectra = _read(paths, spec)
+    e0s = _edge_energies([s for _, s in spectra], spec)
+    accepted = _accepted(spectra, e0s, spec)
+    chi_rows = _backgrounds(spectra, accepted, e0s, spec)
+    ok = [i for i in accepted if i in chi_rows and spectra[i][0].status == "ok"]
+    if not ok:
+        return results, np.zeros((0,), dtype=np.float32)
+    x = _model_inputs(spectra, ok, chi_rows, e0s, spec)
+    # Results of refused spectra keep their place; inputs follow the accepted ones in order.
+    order = {id(spectra[i][0]): n for n, i in enumerate(ok)}
+    rows = [order[id(r)] for r in results if r.status == "ok"]
+    return results, x[rows]
 
-    from mlxas.spectra.background import (
-        grid_key,
-        larch_background,
-        operator_for,
-        pre_edge_batch,
-    )
-    from mlxas.spectra.features import compute_features
-    from mlxas.spectra.grids import interp_on_grid, k_grid
+
+def _read(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], list[tuple]]:
+    """One result per spectrum of every file; the spectra whose header fits the model."""
+    import warnings
 
     reader = _reader(spec)
     results: list[Result] = []
@@ -331,8 +211,11 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
                 res.refuse(bad)
             else:
                 spectra.append((res, s))
+    return results, spectra
 
-    e0s = _edge_energies([s for _, s in spectra], spec)
+
+def _accepted(spectra: list[tuple], e0s: dict[int, float], spec: ProcessSpec) -> list[int]:
+    """Indices of the spectra whose edge and ranges fit the model; the others refused."""
     accepted: list[int] = []
     for i, (res, s) in enumerate(spectra):
         e0 = e0s[i]
@@ -345,44 +228,24 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
             res.refuse(bad)
         else:
             accepted.append(i)
+    return accepted
 
-    # Background removal: batched per (grid, E0) group, larch for the rest.
+
+def _backgrounds(
+    spectra: list[tuple], accepted: list[int], e0s: dict[int, float], spec: ProcessSpec
+) -> dict[int, np.ndarray]:
+    """chi(k) on the model's k grid per accepted spectrum: batched per (grid, E0) group,
+    larch for the rest; a group whose removal fails is refused with the reason."""
+    from mlxas.spectra.grids import k_grid
+
     groups: dict[tuple[bytes, float], list[int]] = {}
     for i in accepted:
         groups.setdefault((spectra[i][1].energy.tobytes(), e0s[i]), []).append(i)
     kq = k_grid(spec.features["k_grid"])
     chi_rows: dict[int, np.ndarray] = {}
     for (_, e0), idx in groups.items():
-        energy = spectra[idx[0]][1].energy
         try:
-            # Files arriving one by one from one scan (watch mode) share the
-            # factorisation too, once min_batch of them have been seen by this process.
-            key = (grid_key(energy), e0, spec.background)
-            if len(_SEEN) > 100_000:  # a long-running watch over many different grids
-                _SEEN.clear()
-            _SEEN[key] += len(idx)
-            if len(idx) >= spec.min_batch or _SEEN[key] >= spec.min_batch:
-                mu = np.stack([spectra[i][1].mu for i in idx])
-                pre = pre_edge_batch(energy, mu, e0)
-                steps = pre.edge_step
-                op = operator_for(energy, e0, spec.background)
-                good = steps > 0
-                chi = op.apply(mu, np.where(good, steps, 1.0))
-                for j, i in enumerate(idx):
-                    spectra[i][0].edge_step = float(steps[j])
-                    spectra[i][0].background = "batched"
-                    if good[j]:
-                        chi_rows[i] = interp_on_grid(op.k, chi[j], kq)
-            else:
-                for i in idx:
-                    s = spectra[i][1]
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        k, chi, _, step = larch_background(s.energy, s.mu, e0, spec.background)
-                    spectra[i][0].edge_step = step
-                    spectra[i][0].background = "larch"
-                    if step > 0:
-                        chi_rows[i] = interp_on_grid(k, chi, kq)
+            chi_rows.update(_group_background(spectra, idx, e0, kq, spec))
         except Exception as err:  # larch or the solver failing on one group: refuse it
             for i in idx:
                 spectra[i][0].refuse(f"background removal failed ({type(err).__name__}: {err})")
@@ -397,10 +260,66 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
                     f"edge step is {res.edge_step:.3g}: mu does not rise at the edge "
                     f"({spectra[i][1].mu_from}; inverted or not an absorption edge?)"
                 )
+    return chi_rows
 
-    ok = [i for i in accepted if i in chi_rows and spectra[i][0].status == "ok"]
-    if not ok:
-        return results, np.zeros((0,), dtype=np.float32)
+
+def _group_background(
+    spectra: list[tuple], idx: list[int], e0: float, kq: np.ndarray, spec: ProcessSpec
+) -> dict[int, np.ndarray]:
+    """Background removal of spectra on one energy grid with one E0."""
+    import warnings
+
+    from mlxas.spectra.background import (
+        grid_key,
+        larch_background,
+        operator_for,
+        pre_edge_batch,
+    )
+    from mlxas.spectra.grids import interp_on_grid
+
+    energy = spectra[idx[0]][1].energy
+    out: dict[int, np.ndarray] = {}
+    # Files arriving one by one from one scan (watch mode) share the factorisation too,
+    # once min_batch of them have been seen by this process.
+    key = (grid_key(energy), e0, spec.background)
+    if len(_SEEN) > 100_000:  # a long-running watch over many different grids
+        _SEEN.clear()
+    _SEEN[key] += len(idx)
+    if len(idx) >= spec.min_batch or _SEEN[key] >= spec.min_batch:
+        mu = np.stack([spectra[i][1].mu for i in idx])
+        steps = pre_edge_batch(energy, mu, e0).edge_step
+        op = operator_for(energy, e0, spec.background)
+        good = steps > 0
+        chi = op.apply(mu, np.where(good, steps, 1.0))
+        for j, i in enumerate(idx):
+            spectra[i][0].edge_step = float(steps[j])
+            spectra[i][0].background = "batched"
+            if good[j]:
+                out[i] = interp_on_grid(op.k, chi[j], kq)
+        return out
+    for i in idx:
+        s = spectra[i][1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            k, chi, _, step = larch_background(s.energy, s.mu, e0, spec.background)
+        spectra[i][0].edge_step = step
+        spectra[i][0].background = "larch"
+        if step > 0:
+            out[i] = interp_on_grid(k, chi, kq)
+    return out
+
+
+def _model_inputs(
+    spectra: list[tuple],
+    ok: list[int],
+    chi_rows: dict[int, np.ndarray],
+    e0s: dict[int, float],
+    spec: ProcessSpec,
+) -> np.ndarray:
+    """The model's input of the accepted spectra, by the function that made the training
+    inputs."""
+    from mlxas.spectra.features import compute_features
+
     chi = np.stack([chi_rows[i] for i in ok])
     edge = None
     if spec.features["xanes"]["enabled"]:
@@ -410,8 +329,4 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
             [EdgeSpectrum(spectra[i][1].energy, spectra[i][1].mu, e0=e0s[i]) for i in ok],
             spec.features["xanes"],
         )
-    x = compute_features(chi, spec.features, edge)[spec.input]
-    # Results of refused spectra keep their place; inputs follow the accepted ones in order.
-    order = {id(spectra[i][0]): n for n, i in enumerate(ok)}
-    rows = [order[id(r)] for r in results if r.status == "ok"]
-    return results, x[rows]
+    return compute_features(chi, spec.features, edge)[spec.input]

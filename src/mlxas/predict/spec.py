@@ -1,0 +1,159 @@
+"""What the processing of measured spectra knows: the model's side and the user's options.
+
+:class:`ProcessSpec` travels to worker processes (it is picklable); :class:`Result` is one
+spectrum's outcome.  Units: energy and E0 in eV, k in Å⁻¹.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlxas.spectra.background import BackgroundSettings
+
+__all__ = [
+    "EDGE_TOLERANCE_EV",
+    "MIN_K",
+    "MIN_PRE_EDGE_POINTS",
+    "ProcessSpec",
+    "Result",
+    "edge_name",
+    "process_spec_from_card",
+    "required_k_range",
+]
+
+#: Largest distance (eV) between the measured E0 and the model's tabulated edge energy.
+#: Chemical shifts and calibration offsets stay well inside it; the nearest edge of
+#: another element is usually further away.
+EDGE_TOLERANCE_EV = 50.0
+#: Points required below E0 − 20 eV for the pre-edge line.
+MIN_PRE_EDGE_POINTS = 5
+#: A spectrum must reach at least this k (Å⁻¹) to have any EXAFS to remove a background from.
+MIN_K = 3.0
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What the processing needs to know about the model and the user's options."""
+
+    absorber: str
+    edge: str
+    edge_energy: float  # eV, tabulated (xraydb)
+    features: dict  # the card's features config, reduced to the model's input
+    input: str
+    k_required: tuple[float, float] | None  # Å⁻¹; None: the input does not use chi(k)
+    allow_short_k: bool = False
+    repair: bool = False
+    mu_label: str | None = None
+    energy_label: str | None = None
+    e0: str | float = "auto"  # "auto", "file" or a fixed value in eV (see series_e0)
+    background: BackgroundSettings = field(default_factory=BackgroundSettings)
+    #: Spectra on one (grid, E0), in one call or seen so far by the process, from which on
+    #: the batched background is used (one larch autobk costs about one factorisation).
+    min_batch: int = 3
+    fast_read: bool = True
+
+
+@dataclass
+class Result:
+    """One spectrum's outcome.  ``status`` is 'ok' or 'refused' (then ``reason`` says why)."""
+
+    source: str
+    status: str = "ok"
+    reason: str = ""
+    e0: float = math.nan
+    edge_step: float = math.nan
+    k_max: float = math.nan
+    mu_from: str = ""
+    background: str = ""
+    notes: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def refuse(self, reason: str) -> Result:
+        self.status, self.reason = "refused", reason
+        return self
+
+
+def edge_name(edge: str | None) -> str:
+    return (edge or "").strip().upper().replace("_", "").replace("-", "")
+
+
+def required_k_range(card: dict[str, Any]) -> tuple[float, float] | None:
+    """k-range (Å⁻¹) of chi(k) that the model's input depends on, None for mu(E) inputs.
+
+    The card's ``preprocessing.k_range`` (written at training) is used when present, else
+    it is derived from the features: the k grid for ``chi_k`` (narrowed to
+    ``input_range``), the FT window for ``ft_*``, the k grid otherwise.  A model trained
+    with k-range truncation (``augment.kmax = [lo, hi]``) accepts spectra down to ``lo``.
+    """
+    pre = card["preprocessing"]
+    name = pre["input"]
+    if name in ("xanes", "mu"):
+        return None
+    if pre.get("k_range"):
+        lo, hi = (float(v) for v in pre["k_range"])
+    else:
+        f = pre["features"]
+        if name.startswith("ft_"):
+            lo, hi = float(f["ft"]["kmin"]), float(f["ft"]["kmax"])
+        else:
+            lo, hi = float(f["k_grid"]["kmin"]), float(f["k_grid"]["kmax"])
+            rng = pre.get("input_range") or (card.get("config") or {}).get("input_range")
+            if name == "chi_k" and rng:
+                lo, hi = max(lo, float(rng[0])), min(hi, float(rng[1]))
+    augment = (card.get("training") or {}).get("augment") or (card.get("config") or {}).get(
+        "augment"
+    )
+    kmax_aug = (augment or {}).get("kmax")
+    if kmax_aug:
+        hi = min(hi, float(kmax_aug[0]))
+    return lo, hi
+
+
+def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
+    """A :class:`ProcessSpec` for the model of ``card`` with the user's options."""
+    import xraydb
+
+    pre = card["preprocessing"]
+    absorber, edge = pre.get("absorber") or "", pre.get("edge") or ""
+    if not absorber or not edge:
+        from mlxas.models.card import ModelLoadError
+
+        raise ModelLoadError(
+            f"model {card.get('model_id', '?')}: card names no absorber/edge; "
+            "cannot check measured spectra against it"
+        )
+    try:
+        edge_energy = float(xraydb.xray_edge(absorber, edge).energy)
+    except Exception as err:  # xraydb raises ValueError/KeyError for unknown edges
+        from mlxas.models.card import ModelLoadError
+
+        raise ModelLoadError(
+            f"model card: unknown absorber edge {absorber} {edge} ({err})"
+        ) from None
+    features = _only_input(pre["features"], pre["input"])
+    return ProcessSpec(
+        absorber=absorber,
+        edge=edge,
+        edge_energy=edge_energy,
+        features=features,
+        input=pre["input"],
+        k_required=required_k_range(card),
+        **options,
+    )
+
+
+def _only_input(cfg: dict, name: str) -> dict:
+    """A copy of the features config that computes only ``name`` (same definitions)."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    cfg["chi_k"] = name == "chi_k"
+    cfg["ft"]["enabled"] = name.startswith("ft_")
+    for kind in ("morlet", "cauchy"):
+        cfg.setdefault("wavelet", {})[kind] = name == f"wavelet_{kind}"
+    cfg.setdefault("xanes", {})["enabled"] = name in ("xanes", "mu")
+    if name == "mu":
+        cfg["xanes"]["mu"] = True
+    return cfg
