@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from mlxas.spectra.measured import SpectrumError
+from mlxas.workflow.layout import MODEL_FILE
 
 __all__ = ["add_arguments", "main"]
 
@@ -36,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="model directory, its model.keras, a models/<name>.json pointer or models/latest",
+        help=f"model folder, its {MODEL_FILE}, a models/<name>.json pointer or models/latest",
     )
     p.add_argument(
         "files",
