@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlxas.config import validate_config
 from mlxas.spectra.grids import k_grid
+from mlxas.workflow.config import apply_schema
 
 
 def default_features() -> dict:
@@ -22,7 +22,7 @@ def default_features() -> dict:
         "absorber": "Au",
         "structures": [{"name": "s", "kind": "files", "paths": ["x.xyz"]}],
     }
-    return validate_config(cfg)["features"]
+    return apply_schema(cfg)["features"]
 
 
 def spectra(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:

@@ -35,7 +35,9 @@ CONFIG = {
 
 def model(workdir: Path) -> Path:
     """Pointer to the benchmark model, running the workflow if it is not there yet."""
-    pointer = workdir / "results" / CONFIG["experiment"] / "models" / "mlp.json"
+    from mlxas.workflow.layout import Layout
+
+    pointer = workdir / Layout.for_experiment(CONFIG["experiment"]).model_pointer("mlp")
     if pointer.is_file():
         return pointer
     workdir.mkdir(parents=True, exist_ok=True)

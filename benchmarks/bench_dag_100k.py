@@ -1,10 +1,10 @@
 """dag_100k: wall time of ``snakemake -n`` on 10⁵ sites whose FEFF inputs are written.
 
-Builds an experiment whose ``feff_inputs`` checkpoint has run for ``--sites`` sites:
+Builds an experiment whose ``inputs`` checkpoint has run for ``--sites`` sites:
 ``--sources`` sources, each a series of 1000-atom Cu spheres (frames of a trajectory;
 every atom an absorbing site), structures and site tables in place, and each source's
 ``inputs.parquet`` and ``chunks.json`` written by the real
-:func:`mlxas.feff.inputs.build_inputs`. The dry run therefore plans every ``run_feff``
+:func:`mlxas.simulation.inputs.build_inputs`. The dry run therefore plans every ``simulate``
 chunk job (``sites / chunk_size`` of them), then gather, train and evaluate. Reported:
 the median wall time of ``snakemake -n`` (the documented command, output to a pipe)
 over ``--repeats`` runs, its CPU time (the wall time on an idle core; the process is
@@ -59,15 +59,15 @@ def build(work: Path, n_sites: int, n_sources: int, chunk_size: int) -> Path:
     """Write the experiment and return its config path; reuse one built before."""
     from ase.io import write
 
-    from mlxas.config import validate_config
-    from mlxas.feff.inputs import build_inputs
     from mlxas.provenance import structure_hash
+    from mlxas.simulation.inputs import build_inputs
+    from mlxas.sites import write_sites
     from mlxas.structures.index import INDEX_COLUMNS
+    from mlxas.workflow.checks import check_config
+    from mlxas.workflow.layout import Layout
 
     exp = f"dag_{n_sites}_{n_sources}_{chunk_size}_f{STRUCTURE_ATOMS}"
-    res = work / "results" / exp
     cfg_path = work / f"{exp}.yaml"
-    done = res / "built.ok"
     per_source = -(-n_sites // n_sources)
     names = [f"sphere{i:02d}" for i in range(n_sources)]
     raw = {
@@ -86,16 +86,15 @@ def build(work: Path, n_sites: int, n_sources: int, chunk_size: int) -> Path:
             for i, n in enumerate(names)
         ],
         "sites": {"mode": "all"},
-        "feff": {
-            "cards": {"RPATH": 5.0, "NLEGS": 4},
-            "cluster_radius": 5.0,
-            "chunk_size": chunk_size,
-        },
+        "simulation": {"chunk_size": chunk_size},
+        "feff": {"cards": {"RPATH": 5.0, "NLEGS": 4}, "cluster_radius": 5.0},
     }
+    experiment = check_config(raw)
+    L = Layout(work / experiment.layout.root)
+    done = L.root / "built.ok"
     cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     if done.is_file():
         return cfg_path
-    config = validate_config(raw)
     t0 = time.time() - 3600
     made = 0
     for k, name in enumerate(names):
@@ -115,27 +114,28 @@ def build(work: Path, n_sites: int, n_sources: int, chunk_size: int) -> Path:
             images[sid] = atoms
             index_rows.append([sid, name, f"{name}-{j}", j, m, f"Cu{m}", False, "generated"])
             site_rows += [(f"{sid}-{i:05d}", sid, f"{name}-{j}", j, i) for i in range(m)]
-        sdir = res / "structures" / name
-        sdir.mkdir(parents=True, exist_ok=True)
-        write(sdir / "structures.extxyz", list(images.values()), format="extxyz")
-        pd.DataFrame(index_rows, columns=INDEX_COLUMNS).to_csv(sdir / "index.csv", index=False)
-        (sdir / "rejected.csv").write_text("origin,frame,reason,detail\n")
+        frames, index, rejected = (
+            L.structures_frames(name),
+            L.structures_index(name),
+            L.structures_rejected(name),
+        )
+        frames.parent.mkdir(parents=True, exist_ok=True)
+        write(frames, list(images.values()), format="extxyz")
+        pd.DataFrame(index_rows, columns=INDEX_COLUMNS).to_csv(index, index=False)
+        rejected.write_text("origin,frame,reason,detail\n")
         sites = pd.DataFrame(
             site_rows, columns=["site_id", "structure_id", "name", "frame", "site_index"]
         ).assign(source=name, element=ELEMENT, multiplicity=1)
-        (res / "sites").mkdir(parents=True, exist_ok=True)
-        sites.to_parquet(res / "sites" / f"{name}.parquet", index=False)
-        fdir = res / "feff" / name
-        fdir.mkdir(parents=True, exist_ok=True)
-        build_inputs(
-            sites, images, config["feff"], "K", fdir / "inputs.parquet", fdir / "chunks.json"
-        )
-        # Each stage's files newer than the previous stage's: nothing upstream reruns.
+        write_sites(sites, L.sites(name), experiment.sites)
+        folder = L.simulation(name)
+        build_inputs(sites, images, experiment.engine, chunk_size, folder)
+        # Each stage's files newer than the previous stage's: nothing upstream reruns
+        # (the labels stage, not needed here, is planned: one job per source).
         for step, paths in enumerate(
             [
-                [sdir / "structures.extxyz", sdir / "index.csv", sdir / "rejected.csv"],
-                [res / "sites" / f"{name}.parquet"],
-                [fdir / "inputs.parquet", fdir / "chunks.json"],
+                [frames, index, rejected],
+                [L.sites(name)],
+                [folder.inputs_table, folder.chunk_plan],
             ]
         ):
             for p in paths:
@@ -205,8 +205,8 @@ def main() -> None:
         counts = job_counts(log)
         quiet.append(dry_run(args.work, cfg, "--quiet", "rules")[0])
     expected_chunks = sum(-(-n // args.chunk_size) for n in _per_source(args.sites, args.sources))
-    if counts.get("run_feff") != expected_chunks:
-        raise SystemExit(f"dry run planned {counts} jobs, expected {expected_chunks} run_feff")
+    if counts.get("simulate") != expected_chunks:
+        raise SystemExit(f"dry run planned {counts} jobs, expected {expected_chunks} simulate")
     write_result(
         "dag_100k",
         round(statistics.median(full), 2),

@@ -6,7 +6,7 @@
   structures, the sites, the FEFF inputs and every FEFF chunk file (targets: the chunk
   files), DAG building and job start-up included;
 - F: the sum over sites of the FEFF seconds recorded in the chunk files (wall time of
-  each site's FEFF programs, measured by ``mlxas run-feff``);
+  each site's FEFF programs, measured by ``mlxas simulate``);
 - P: FEFF runs that can proceed at once (``--cores``).
 
 1.0 would mean that no time is spent outside FEFF.  The sites: ``--sites`` Cu sites, 100
@@ -56,14 +56,13 @@ def config(n_sites: int, chunk_size: int, threads: int, timeout: float) -> dict:
             }
         ],
         "sites": {"mode": "sample", "per_frame": per_frame, "seed": 0},
-        "feff": {
+        "simulation": {
             "engine": "feff8l",
-            "cards": {"RPATH": 6.0, "NLEGS": 6},
-            "cluster_radius": 7.0,
             "chunk_size": chunk_size,
             "threads": threads,
             "timeout": timeout,
         },
+        "feff": {"cards": {"RPATH": 6.0, "NLEGS": 6}, "cluster_radius": 7.0},
     }
 
 
@@ -72,7 +71,7 @@ def main() -> None:
     ap.add_argument("--sites", type=int, default=1000)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--chunk-size", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=1, help="FEFF runs per job (feff.threads)")
+    ap.add_argument("--threads", type=int, default=1, help="FEFF runs per job (simulation.threads)")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--workdir", default="/tmp/mlxas-bench-feff-overhead")
     a = ap.parse_args()
@@ -86,8 +85,10 @@ def main() -> None:
     n_chunks = math.ceil(n_sites / a.chunk_size)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     # Relative to the workflow's directory, as the rules name their outputs.
-    chunk_dir = Path("results") / cfg["experiment"] / "feff" / "spheres" / "chunks"
-    targets = [str(chunk_dir / f"{i:05d}.h5") for i in range(n_chunks)]
+    from mlxas.workflow.layout import Layout
+
+    folder = Layout.for_experiment(cfg["experiment"]).simulation("spheres")
+    targets = [str(folder.chunk(i)) for i in range(n_chunks)]
     bindir = Path(sys.executable).parent
     cmd = [
         str(bindir / "snakemake"),
@@ -104,7 +105,7 @@ def main() -> None:
             f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
 
-    from mlxas.feff.chunk import read_chunk
+    from mlxas.simulation.chunk import read_chunk
 
     results = [r for t in targets for r in read_chunk(work / t)]
     ok = [r for r in results if r.ok]
@@ -125,8 +126,8 @@ def main() -> None:
         workflow_wall_s=round(wall, 1),
         feff_seconds_sum=round(feff_seconds, 1),
         feff_seconds_per_site_median=round(sorted(r.seconds for r in ok)[len(ok) // 2], 3),
-        definition="W / (F / P): W snakemake wall time (structures -> sites -> FEFF inputs -> "
-        "all FEFF chunks), F sum of per-site FEFF seconds, P = cores",
+        definition="W / (F / P): W snakemake wall time (structures -> sites -> inputs -> "
+        "all simulate chunks), F sum of per-site FEFF seconds, P = cores",
         target="<= 1.15 for 1000 sites on 2 cores",
         load_average_after=os.getloadavg(),
     )

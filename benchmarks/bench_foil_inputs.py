@@ -63,7 +63,6 @@ def variants(rpath: float) -> dict[str, dict[str, Any]]:
 def study_element(el: str, results: Path, members: int, workdir: Path) -> dict[str, Any]:
     import yaml
 
-    from mlxas.config import validate_config
     from mlxas.dataset import open as open_dataset
     from mlxas.models.card import load_model
     from mlxas.models.data import _deep_merge, compute_input, model_features_cfg
@@ -71,6 +70,7 @@ def study_element(el: str, results: Path, members: int, workdir: Path) -> dict[s
     from mlxas.models.train import train
     from mlxas.predict.predictor import Predictor
     from mlxas.spectra.augment import augment_chi
+    from mlxas.workflow.checks import check_config
 
     cfg_path = ROOT / "config" / "experiments" / f"foil_{el}.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
@@ -94,16 +94,15 @@ def study_element(el: str, results: Path, members: int, workdir: Path) -> dict[s
     for name, over in variants(rpath).items():
         spec = _deep_merge(base, over)
         spec["params"]["members"] = members
-        spec = validate_config({**cfg, "models": [spec]})["models"][0]
+        spec = check_config({**cfg, "models": [spec]}).models[spec["name"]]
         t0 = time.perf_counter()
-        mid, _ = train(dataset, spec, workdir / f"{el}_{name}", threads=2, verbose=0)
+        _, _, model_dir = train(dataset, spec, workdir / f"{el}_{name}", threads=2, verbose=0)
         seconds = time.perf_counter() - t0
-        model_dir = workdir / f"{el}_{name}" / mid
         model, card = load_model(model_dir)
         fcfg = model_features_cfg(ds_features, spec)
 
         def mae(c: np.ndarray, model=model, card=card, fcfg=fcfg, spec=spec) -> dict[str, float]:
-            x = compute_input(c, fcfg, spec["input"]).astype(np.float32)
+            x = compute_input(c, fcfg, spec.input).astype(np.float32)
             pred = split_targets(card, predict_array(model, card, x)[0])
             return {t: float(np.mean(np.abs(pred[t] - truth[t]))) for t in ("cn", "r")}
 

@@ -81,8 +81,8 @@ def main() -> None:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    chunks, sites, info = make_chunks(work, a.n, a.chunk_size)
-    extra, extra_sites, _ = make_chunks(work, a.chunk_size, a.chunk_size, first=a.n)
+    chunks, sites, labels, info = make_chunks(work, a.n, a.chunk_size)
+    extra, extra_sites, extra_labels, _ = make_chunks(work, a.chunk_size, a.chunk_size, first=a.n)
     print(f"inputs ready in {time.perf_counter() - t:.0f} s: {len(chunks)} chunk files")
     st = settings(features={"wavelet": {"morlet": True}})
     out = work / "dataset.h5"
@@ -93,13 +93,21 @@ def main() -> None:
     load_before = os.getloadavg()
     cpu0 = cpu_seconds()
     with PeakRSS() as mem:
-        cold = gather(chunks, [sites], out, st, cache_dir=cache, workers=a.workers, log=print)
+        cold = gather(
+            chunks, [sites], [labels], out, st, cache_dir=cache, workers=a.workers, log=print
+        )
     cpu_cold = cpu_seconds() - cpu0
     load_after = os.getloadavg()
     print(cold)
     with PeakRSS() as mem_append:
         append = gather(
-            chunks + extra, [sites, extra_sites], out, st, cache_dir=cache, workers=a.workers
+            chunks + extra,
+            [sites, extra_sites],
+            [labels, extra_labels],
+            out,
+            st,
+            cache_dir=cache,
+            workers=a.workers,
         )
     print(append)
     with open_dataset(out) as ds:

@@ -69,6 +69,9 @@ class _ArrayDataset:
     def feature_names(self):
         return sorted(self._x)
 
+    def label_names(self):
+        return sorted(self._labels)
+
 
 def _throughput(model_dir: Path, x: np.ndarray, repeats: int) -> dict:
     from mlxas.models import load_model, predict_array
@@ -102,6 +105,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads")
     a = ap.parse_args()
 
+    from mlxas.models.spec import ModelSpec
     from mlxas.models.train import set_threads, train
 
     set_threads(a.threads)
@@ -112,8 +116,9 @@ def main() -> None:
     out = {}
     with tempfile.TemporaryDirectory(prefix="mlxas-bench-infer-") as tmp:
         for kind in ("mlp", "paper_mlp"):
-            mid, _card = train(ds, {"name": kind, "kind": kind, "epochs": 1}, tmp, verbose=0)
-            out[kind] = _throughput(Path(tmp) / mid, x, a.repeats)
+            spec = ModelSpec.from_config({"name": kind, "kind": kind, "epochs": 1})
+            _mid, _card, folder = train(ds, spec, Path(tmp) / kind, verbose=0)
+            out[kind] = _throughput(folder, x, a.repeats)
     write_result(
         "infer_mlp",
         round(out["mlp"]["spectra_per_second"]),

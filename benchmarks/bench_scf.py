@@ -43,28 +43,33 @@ from _common import ROOT, write_result
 SCF_CARD = [6.8, 0, 30, 0.1, 1]
 
 
-def choose_sites(exp: Path, config: dict, n: int, seed: int) -> pd.DataFrame:
+def choose_sites(exp, n: int, seed: int) -> pd.DataFrame:
     """``n`` test-split sites spread over the CN range (lowest to highest CN).
 
-    The split is read from the dataset when it exists; before ``gather`` has run it is
-    computed from the site tables exactly as ``gather`` will (every site succeeding).
+    ``exp``: the :class:`~mlxas.workflow.experiment.Experiment`.  The split is read from
+    the dataset when it exists; before ``gather`` has run it is computed from the site and
+    label tables exactly as ``gather`` will (every site succeeding).
     """
     from mlxas.dataset import group_keys, split_groups
+    from mlxas.sites import read_labels, read_sites
 
-    ds_path = exp / "dataset.h5"
-    if ds_path.exists():
+    L = exp.layout
+    if L.dataset.exists():
         from mlxas.dataset import open as open_dataset
 
-        with open_dataset(ds_path) as ds:
+        with open_dataset(L.dataset) as ds:
             sites = ds.sites(["site_id", "structure_id", "site_index", "frame", "split", "cn", "r"])
+            sites = sites.assign(source=ds.sites(["source"])["source"])
         test = sites[sites["split"] == "test"]
     else:
-        tables = [pd.read_parquet(p) for p in sorted((exp / "sites").glob("*.parquet"))]
+        tables = []
+        for name in exp.sources:
+            table, _ = read_sites(L.sites(name))
+            labels, _ = read_labels(L.labels(name))
+            tables.append(table.merge(labels[["site_id", "cn", "r"]], on="site_id"))
         sites = pd.concat(tables, ignore_index=True)
-        split_cfg = config["dataset"]["split"]
-        split = split_groups(
-            group_keys(sites, split_cfg["group_by"]), split_cfg["fractions"], split_cfg["seed"]
-        )
+        split_s = exp.dataset.split
+        split = split_groups(group_keys(sites, split_s.group_by), split_s.fractions, split_s.seed)
         test = sites[split == 2]
     test = test.sort_values(["cn", "site_id"]).reset_index(drop=True)
     rng = np.random.default_rng(seed)
@@ -74,56 +79,46 @@ def choose_sites(exp: Path, config: dict, n: int, seed: int) -> pd.DataFrame:
     return test.iloc[rows].reset_index(drop=True)
 
 
-def scf_input(exp: Path, config: dict, row: dict, table_text: str) -> str:
+def scf_engine(exp):
+    """The experiment's FEFF engine with the published SCF card added."""
+    from dataclasses import replace
+
+    s = exp.engine.settings
+    return type(exp.engine)(replace(s, cards={**s.cards, "SCF": SCF_CARD}))
+
+
+def scf_input(exp, row: dict, table_text: str) -> str:
     """The site's feff.inp with the SCF card added, built the way the workflow builds it.
 
-    The same call without SCF must give the workflow's own text back, so the two runs
-    differ in the SCF card only.
+    The workflow's engine must give the workflow's own text back, so the two runs differ
+    in the SCF card only.
     """
-    from mlxas.feff.cards import merged_cards
-    from mlxas.feff.engines import get_engine
-    from mlxas.feff.inputs import cluster_around, feff_input_text
     from mlxas.structures import read_structures
 
-    feff = config["feff"]
-    engine = get_engine(feff["engine"])
-    frames = read_structures(exp / "structures" / row["source"] / "structures.extxyz")
+    frames = read_structures(exp.layout.structures_frames(row["source"]))
     atoms = next(a for a in frames if a.info.get("structure_id") == row["structure_id"])
-    syms, xyz = cluster_around(atoms, int(row["site_index"]), feff["cluster_radius"])
-
-    def text(cards: dict) -> str:
-        merged = merged_cards(engine.name, config["edge"], cards, feff["spectroscopy"])
-        title = f"mlxas site {row['site_id']}"
-        return feff_input_text(syms, xyz, merged, title, engine.max_atoms, engine.max_potentials)
-
-    if text(feff["cards"]) != table_text:
+    if exp.engine.input_text(atoms, int(row["site_index"]), row["site_id"]) != table_text:
         raise RuntimeError(f"site {row['site_id']}: rebuilt feff.inp differs from the workflow's")
-    return text({**feff["cards"], "SCF": SCF_CARD})
+    return scf_engine(exp).input_text(atoms, int(row["site_index"]), row["site_id"])
 
 
-def run_pair(
-    exp: Path, config: dict, row: dict, inputs: pd.DataFrame, workdir: Path, timeout: float
-):
-    """Run (or reuse) the site without and with SCF; returns the two SiteResults."""
-    from mlxas.feff.engines import get_engine
-    from mlxas.feff.inputs import input_hash
-    from mlxas.feff.runner import run_site
+def run_pair(exp, row: dict, inputs: pd.DataFrame, workdir: Path, timeout: float):
+    """Run (or reuse) the site without and with SCF; returns the two ItemResults."""
+    from mlxas.engines import ItemInput
+    from mlxas.simulation.inputs import input_hash
+    from mlxas.simulation.runner import run_item
+    from mlxas.workflow.layout import SimulationFolder
 
-    engine = get_engine(config["feff"]["engine"])
-    base = inputs.loc[inputs["site_id"] == row["site_id"]].iloc[0].to_dict()
-    scf_text = scf_input(exp, config, {**row, "source": base["source"]}, base["feff_inp"])
+    base = inputs.loc[inputs["item_id"] == row["site_id"]].iloc[0].to_dict()
+    scf_text = scf_input(exp, {**row, "source": base["source"]}, base["text"])
     out = {}
-    for label, text in (("no_scf", base["feff_inp"]), ("scf", scf_text)):
-        entry = {
-            "site_id": row["site_id"],
-            "input_hash": input_hash(engine, text),
-            "card_hash": label,
-            "feff_inp": text,
-            "reason": "",
-            "detail": "",
-        }
+    for label, text, engine in (
+        ("no_scf", base["text"], exp.engine),
+        ("scf", scf_text, scf_engine(exp)),
+    ):
+        item = ItemInput(row["site_id"], row["structure_id"], 0, text, input_hash(engine, text))
         t0 = time.monotonic()
-        res = run_site(entry, workdir / label / row["site_id"], engine, timeout)
+        res = run_item(item, engine, SimulationFolder(workdir / label), timeout)
         print(
             f"{row['site_id']} {label}: {res.status} {res.reason} "
             f"{res.seconds:.1f} s (call {time.monotonic() - t0:.1f} s)",
@@ -156,7 +151,7 @@ def compare_spectra(results: list[dict], features_cfg: dict) -> list[dict]:
     rows = []
     for item in results:
         a, b = item["no_scf"], item["scf"]
-        chi = np.vstack([interp_on_grid(a.k, a.chi, k), interp_on_grid(b.k, b.chi, k)])
+        chi = np.vstack([interp_on_grid(r.arrays["k"], r.arrays["chi"], k) for r in (a, b)])
         k2 = chi * k**2
         rel_l2 = np.linalg.norm((k2[1] - k2[0])[win]) / np.linalg.norm(k2[0][win])
         mag = np.abs(fourier_transform(chi, k, 2, features_cfg["k_grid"], ft))
@@ -173,9 +168,9 @@ def compare_spectra(results: list[dict], features_cfg: dict) -> list[dict]:
                 "ft_peak_r_scf": r1,
                 "ft_peak_shift": r1 - r0,
                 "ft_peak_height_ratio": h1 / h0,
-                "e0_no_scf": float(a.e0),
-                "e0_scf": float(b.e0),
-                "e0_shift": float(b.e0 - a.e0),
+                "e0_no_scf": float(a.scalars["e0"]),
+                "e0_scf": float(b.scalars["e0"]),
+                "e0_shift": float(b.scalars["e0"] - a.scalars["e0"]),
             }
         )
         item["chi"] = chi
@@ -240,26 +235,31 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    from mlxas.config import load_config
+    from dataclasses import replace
+
+    from mlxas.workflow.checks import load_experiment
+    from mlxas.workflow.layout import Layout
 
     os.chdir(ROOT)
-    config = load_config(args.config)
-    exp = args.experiment_dir or ROOT / "results" / config["experiment"]
-    models_dir = args.models_dir or exp / "models"
-    workdir = Path(args.workdir) if args.workdir else exp / "scf_study"
+    exp = load_experiment([args.config])
+    if args.experiment_dir:
+        exp = replace(exp, layout=Layout(args.experiment_dir))
+    L = exp.layout
+    models_dir = args.models_dir or L.models_dir
+    workdir = Path(args.workdir) if args.workdir else L.root / "scf_study"
     workdir.mkdir(parents=True, exist_ok=True)
-    chosen = choose_sites(exp, config, args.sites, args.seed)
+    chosen = choose_sites(exp, args.sites, args.seed)
     (workdir / "sites.json").write_text(json.dumps(chosen["site_id"].tolist()))
     inputs = pd.concat(
         [
-            pd.read_parquet(p).assign(source=p.parent.name)
-            for p in sorted((exp / "feff").glob("*/inputs.parquet"))
+            pd.read_parquet(L.simulation(name).inputs_table).assign(source=name)
+            for name in exp.sources
         ],
         ignore_index=True,
     )
     results = []
     for row in chosen.to_dict("records"):
-        pair = run_pair(exp, config, row, inputs, workdir, args.timeout)
+        pair = run_pair(exp, row, inputs, workdir, args.timeout)
         if all(r.status == "ok" for r in pair.values()):
             results.append({"site": row, **pair})
     if args.run_only:
@@ -267,7 +267,7 @@ def main() -> None:
     if not results:
         sys.exit("no site finished both runs")
 
-    spectra_rows = compare_spectra(results, config["features"])
+    spectra_rows = compare_spectra(results, exp.config["features"])
     models = model_errors(models_dir, results, spectra_rows) if models_dir.is_dir() else {}
     ratio = [r["seconds_scf"] / r["seconds_no_scf"] for r in spectra_rows]
     write_result(
@@ -275,7 +275,7 @@ def main() -> None:
         round(float(np.median(ratio)), 1),
         "x",
         description="FEFF8L wall time with / without SCF 6.8 0 30 0.1 1, Au150 sites (median)",
-        experiment=config["experiment"],
+        experiment=exp.name,
         experiment_dir=str(exp),
         models_dir=str(models_dir),
         scf_card="SCF " + " ".join(str(v) for v in SCF_CARD),

@@ -27,34 +27,36 @@ from _common import write_result
 
 
 def build(root: Path, n_sites: int, chunk_size: int, done_fraction: float) -> int:
-    from mlxas.feff.chunk import SiteResult, write_chunk
-    from mlxas.feff.layout import DONE_MARKER
+    from mlxas.engines import ItemResult
+    from mlxas.simulation.chunk import write_chunk
+    from mlxas.workflow.layout import DONE_MARKER, Layout
 
-    folder = root / "feff" / "big"
-    (folder / "chunks").mkdir(parents=True, exist_ok=True)
+    folder = Layout(root).simulation("big")
+    folder.chunks_dir.mkdir(parents=True, exist_ok=True)
     ids = [f"0123456789abcdef-{i:05d}" for i in range(n_sites)]
     chunk = np.arange(n_sites) // chunk_size
     pd.DataFrame(
-        {"site_id": ids, "chunk": chunk, "feff_inp": "TITLE x\nEND\n", "reason": ""}
-    ).to_parquet(folder / "inputs.parquet", row_group_size=chunk_size)
+        {"item_id": ids, "chunk": chunk, "text": "TITLE x\nEND\n", "reason": ""}
+    ).to_parquet(folder.inputs_table, row_group_size=chunk_size)
     n_chunks = int(chunk.max()) + 1
-    plan = {"sites_per_chunk": np.bincount(chunk).tolist(), "refused_per_chunk": {}}
-    (folder / "chunks.json").write_text(json.dumps(plan))
+    plan = {"items_per_chunk": np.bincount(chunk).tolist(), "refused_per_chunk": {}}
+    folder.chunk_plan.write_text(json.dumps(plan))
     n_done = int(done_fraction * n_chunks)
     k = np.arange(0.05, 20.0001, 0.05)
+    ok = {"k": k, "chi": np.sin(k) / k**2}
     for c in range(n_done):
         members = ids[c * chunk_size : (c + 1) * chunk_size]
         results = [
-            SiteResult(site_id=s, status="ok", seconds=1.0, k=k, chi=np.sin(k) / k**2)
+            ItemResult(s, "ok", "h", "feff8l", "v", seconds=1.0, arrays=ok)
             if j % 10
-            else SiteResult(site_id=s, status="failed", reason="atoms_very_close")
+            else ItemResult(s, "failed", "h", "feff8l", "v", reason="atoms_very_close")
             for j, s in enumerate(members)
         ]
-        write_chunk(folder / "chunks" / f"{c:05d}.h5", results)
-    # A few finished runs of the first pending chunk (a killed job).
+        write_chunk(folder.chunk(c), results, folder.chunk_summary(c), "feff8l", {})
+    # A killed job: half of the next chunk finished, no chunk file yet.
     for s in ids[n_done * chunk_size : n_done * chunk_size + chunk_size // 2]:
-        (folder / "runs" / s).mkdir(parents=True, exist_ok=True)
-        (folder / "runs" / s / DONE_MARKER).write_text(json.dumps({"input_hash": "x"}))
+        (folder.runs_dir / s).mkdir(parents=True, exist_ok=True)
+        (folder.runs_dir / s / DONE_MARKER).write_text(json.dumps({"input_hash": "x"}))
     return n_chunks
 
 
@@ -68,7 +70,9 @@ def main() -> None:
     a = ap.parse_args()
 
     root = Path(a.workdir) / f"{a.sites}_{a.chunk_size}"
-    if not (root / "feff" / "big" / "inputs.parquet").is_file():
+    from mlxas.workflow.layout import Layout
+
+    if not Layout(root).simulation("big").inputs_table.is_file():
         t = time.perf_counter()
         build(root, a.sites, a.chunk_size, a.done_fraction)
         print(f"built {root} in {time.perf_counter() - t:.1f} s", file=sys.stderr)

@@ -41,9 +41,9 @@ def main() -> None:
     source = "the gather_100k dataset"
     if not path.is_file():
         work.mkdir(parents=True, exist_ok=True)
-        chunks, sites, _ = make_chunks(work, 20_000, 500)
+        chunks, sites, labels, _ = make_chunks(work, 20_000, 500)
         st = settings(features={"wavelet": {"morlet": True}})
-        gather(chunks, [sites], path, st, workers=2)
+        gather(chunks, [sites], [labels], path, st, workers=2)
         source = "20k synthetic spectra gathered by this script"
 
     t0 = time.perf_counter()

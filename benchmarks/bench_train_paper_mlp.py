@@ -43,12 +43,13 @@ def _data(targets: list[str], n_train: int, n_val: int):
 
 
 def _time(targets: list[str], epochs: int, n_train: int, n_val: int) -> dict:
-    from mlxas.models.registry import resolve_spec
+    from mlxas.models.spec import ModelSpec
     from mlxas.models.train import fit
 
     data, n_points = _data(targets, n_train, n_val)
-    spec = resolve_spec({"name": "paper_mlp", "kind": "paper_mlp", "targets": targets})
-    spec["epochs"] = epochs
+    spec = ModelSpec.from_config(
+        {"name": "paper_mlp", "kind": "paper_mlp", "targets": targets, "epochs": epochs}
+    )
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     model, record = fit(data, spec, verbose=0)
