@@ -1,16 +1,3 @@
-from mlxas.simulation.inputs import read_plan
-
-
-def chunk_files(wildcards):
-    """Chunk files of every source; known once the inputs checkpoint planned them."""
-    files = []
-    for source in SOURCES:
-        plan = checkpoints.inputs.get(source=source).output.plan
-        folder = L.simulation(source)
-        files += [folder.chunk(i) for i in range(read_plan(plan)["n_chunks"])]
-    return files
-
-
 rule gather:
     input:
         chunks=chunk_files,
@@ -22,6 +9,8 @@ rule gather:
         L.dataset,
     log:
         L.log("gather"),
+    conda:
+        "../envs/mlxas.yaml"
     # Worker processes computing features; Snakemake caps this at --cores.
     threads: 4
     resources:

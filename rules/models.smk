@@ -11,6 +11,8 @@ rule train:
         store=directory(L.model_store("{model}")),
     log:
         L.log("train", "{model}"),
+    conda:
+        "../envs/mlxas.yaml"
     # TensorFlow threads; capped by --cores locally and by --max-threads on a cluster
     threads: 8
     resources:
@@ -33,6 +35,8 @@ rule latest:
         directory(L.latest),
     log:
         L.log("latest"),
+    conda:
+        "../envs/mlxas.yaml"
     params:
         code=EXP.code("latest"),
     shell:
@@ -52,6 +56,8 @@ rule tune:
         ),
     log:
         L.log("tune"),
+    conda:
+        "../envs/mlxas.yaml"
     threads: 8
     resources:
         runtime=lambda w, attempt: 480 * attempt,
@@ -98,6 +104,8 @@ rule evaluate:
         ),
     log:
         L.log("evaluate"),
+    conda:
+        "../envs/mlxas.yaml"
     resources:
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w, attempt: 4000 * attempt,

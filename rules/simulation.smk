@@ -11,6 +11,8 @@ checkpoint inputs:
         plan=L.simulation("{source}").chunk_plan,
     log:
         L.log("inputs", "{source}"),
+    conda:
+        "../envs/mlxas.yaml"
     resources:
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w, attempt: 4000 * attempt,
@@ -33,6 +35,8 @@ rule simulate:
         summary=L.simulation("{source}").chunk_summary("{chunk}"),
     log:
         L.log("simulate", "{source}", "{chunk}"),
+    conda:
+        "../envs/mlxas.yaml"
     threads: EXP.simulation.threads
     resources:
         # minutes: every item of the chunk hits the timeout, `threads` items at a time;

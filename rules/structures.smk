@@ -2,12 +2,6 @@
 # label setting reruns the labels and what reads them, never the simulation.
 
 
-def source_files(wildcards):
-    """Files a source reads (kind `files`), so that editing one reruns its source."""
-    src = EXP.sources[wildcards.source]
-    return src.input_files() if hasattr(src, "input_files") else []
-
-
 rule structures:
     input:
         source_files,
@@ -17,6 +11,8 @@ rule structures:
         rejected=L.structures_rejected("{source}"),
     log:
         L.log("structures", "{source}"),
+    conda:
+        "../envs/mlxas.yaml"
     resources:
         runtime=lambda w, attempt: 60 * attempt,
         mem_mb=lambda w, attempt: 2000 * attempt,
@@ -38,6 +34,8 @@ rule sites:
         L.sites("{source}"),
     log:
         L.log("sites", "{source}"),
+    conda:
+        "../envs/mlxas.yaml"
     resources:
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w, attempt: 2000 * attempt,
@@ -57,6 +55,8 @@ rule labels:
         L.labels("{source}"),
     log:
         L.log("labels", "{source}"),
+    conda:
+        "../envs/mlxas.yaml"
     resources:
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w, attempt: 2000 * attempt,
