@@ -65,10 +65,11 @@ def study_element(el: str, results: Path, members: int, workdir: Path) -> dict[s
 
     from mlxas.dataset import open as open_dataset
     from mlxas.models.card import load_model
-    from mlxas.models.data import _deep_merge, compute_input, model_features_cfg
+    from mlxas.models.data import compute_input, model_features_cfg
     from mlxas.models.inference import predict_array, split_targets
     from mlxas.models.train import train
     from mlxas.predict.predictor import Predictor
+    from mlxas.settings import deep_merge
     from mlxas.spectra.augment import augment_chi
     from mlxas.workflow.checks import check_config
 
@@ -92,7 +93,7 @@ def study_element(el: str, results: Path, members: int, workdir: Path) -> dict[s
 
     out: dict[str, Any] = {"rpath": rpath, "dataset": str(dataset), "variants": {}}
     for name, over in variants(rpath).items():
-        spec = _deep_merge(base, over)
+        spec = deep_merge(base, over)
         spec["params"]["members"] = members
         spec = check_config({**cfg, "models": [spec]}).models[spec["name"]]
         t0 = time.perf_counter()

@@ -35,7 +35,7 @@ CONFIG = EXPERIMENT.config
 def settings(**over: dict):
     """Dataset settings from the test config's defaults, with sections updated by ``over``
     (``features``, ``averaging``, ``split``) the way a config file would."""
-    from mlxas.workflow.config import merge
+    from mlxas.settings import deep_merge as merge
 
     raw = json.loads(json.dumps(CONFIG))
     for section, values in over.items():

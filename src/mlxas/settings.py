@@ -9,6 +9,7 @@ settings and the provenance hashes are one and the same text.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import types
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 from mlxas.errors import ConfigError
 
-__all__ = ["from_mapping", "to_dict", "to_json"]
+__all__ = ["deep_merge", "from_mapping", "lazy_exports", "to_dict", "to_json"]
 
 T = TypeVar("T")
 
@@ -90,3 +91,32 @@ def to_dict(obj: Any) -> Any:
 def to_json(obj: Any) -> str:
     """Canonical JSON (sorted keys, no spaces) of a settings object or plain data."""
     return json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"))
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base``: mappings merge key by key, every other value
+    (lists included) is replaced -- the rule Snakemake uses for several config files."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]):
+    """A module ``__getattr__`` that imports ``package.<exports[name]>`` on first use.
+
+    Packages of stages use it so that importing one stage's module neither imports the
+    other stages nor makes their code part of its :func:`mlxas.provenance.code_version`.
+    """
+
+    def getattr_(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+
+        return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+
+    return getattr_

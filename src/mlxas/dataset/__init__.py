@@ -6,6 +6,8 @@ layout is in :mod:`mlxas.dataset.schema` and ``docs/dataset.md``; the stage's se
 in :mod:`mlxas.dataset.settings`.
 """
 
+from mlxas.settings import lazy_exports
+
 # Submodules load on first use: the workflow reads the stage settings
 # (mlxas.dataset.settings) without pandas and h5py.
 _EXPORTS = {
@@ -40,10 +42,4 @@ __all__ = [
     "split_groups",
 ]
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mlxas.dataset' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"mlxas.dataset.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,7 +10,6 @@ for the stored features and that `mlxas predict` uses for measured spectra.
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from mlxas.models.registry import ModelConfigError
 from mlxas.models.spec import ModelSpec
+from mlxas.settings import deep_merge
 
 __all__ = [
     "SplitData",
@@ -51,23 +51,13 @@ def opened(dataset) -> Iterator[Any]:
         ds.close()
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def model_features_cfg(dataset_features: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     """Feature settings of one model: the dataset's, with the entry's ``features`` merged in.
 
     Only the model's own input is switched on, so that computing it (every epoch when
     augmenting, and for every measured spectrum) does no wasted work.
     """
-    cfg = _deep_merge(dataset_features, spec.features)
+    cfg = deep_merge(dataset_features, spec.features)
     name = spec.input
     if "chi_k" in cfg:
         cfg["chi_k"] = name == "chi_k"

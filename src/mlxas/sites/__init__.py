@@ -10,6 +10,8 @@ the RDF of all sites of a structure at once from one neighbour search
 (:mod:`mlxas.sites.labels`, :mod:`mlxas.sites.neighbours`).
 """
 
+from mlxas.settings import lazy_exports
+
 # Submodules load on first use, so that reading one of them (a stage, the workflow's
 # settings) neither imports the others nor makes their code part of its code version.
 _EXPORTS = {
@@ -43,10 +45,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -5,6 +5,8 @@ Every ``structures`` entry of the config is one source of a registered kind
 XYZ), an index (one row per structure) and the refused inputs with their reasons.
 """
 
+from mlxas.settings import lazy_exports
+
 # Submodules load on first use (reading a config needs the source kinds, not pandas).
 _EXPORTS = {
     "build_source": "index",
@@ -17,10 +19,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlxas.errors import ConfigError
+from mlxas.settings import deep_merge as merge
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -48,18 +49,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return raw
-
-
-def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` merged into a copy of ``base``: mappings merge key by key, other values
-    (lists included) are replaced -- Snakemake's rule for several ``--configfile``."""
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def raw_experiment(
