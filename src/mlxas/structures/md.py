@@ -40,20 +40,20 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 
+from mlxas.structures.md_state import (
+    THERMO_COLUMNS,
+    atomic_write_text,
+    load_checkpoint,
+    prepare_folder,
+    read_thermo,
+    save_checkpoint,
+    say,
+    summary,
+    truncate_thermo,
+)
 from mlxas.structures.sources import register_source
 
 __all__ = ["MDSettings", "MDSource", "make_calculator", "md_frames", "read_thermo"]
-
-THERMO_COLUMNS = [
-    "step",
-    "time_ps",
-    "phase",
-    "temperature_K",
-    "potential_eV",
-    "kinetic_eV",
-    "conserved_eV",
-]
-_STATE_FILES = ("checkpoint.npz", "frames.f64", "thermo.csv")
 
 
 @dataclass(frozen=True)
@@ -172,11 +172,6 @@ def _lattice_constant(element: str, potential: str) -> float:
     return fcc_lattice_constant(element)
 
 
-def _say(progress: bool, message: str) -> None:
-    if progress:
-        print(message, file=sys.stderr, flush=True)
-
-
 @register_source
 @dataclass(frozen=True)
 class MDSource(MDSettings):
@@ -220,13 +215,13 @@ def md_frames(
 def _run(s: MDSettings, work: Path, progress: bool) -> Iterator[tuple[int, Atoms]]:
     work.mkdir(parents=True, exist_ok=True)
     _check_settings(s)
-    _prepare_folder(s, work, progress)
+    prepare_folder(s, work, progress)
     start = _start_structure(s, work, progress)
     n = len(start)
 
     atoms = start.copy()
     atoms.calc = make_calculator(s.element, s.potential)
-    state = _load_checkpoint(work, n, s, progress)
+    state = load_checkpoint(work, n, s, progress)
     if state is None:
         _initial_velocities(atoms, s)
         step = 0
@@ -240,13 +235,13 @@ def _run(s: MDSettings, work: Path, progress: bool) -> Iterator[tuple[int, Atoms
         # is what makes a resumed run continue the same trajectory.
         dyn._thermostat._eta[:] = state["eta"]
         dyn._thermostat._p_eta[:] = state["p_eta"]
-        _say(progress, f"resuming MD at step {step} of {s.n_steps}")
+        say(progress, f"resuming MD at step {step} of {s.n_steps}")
 
     frames_path, thermo_path = work / "frames.f64", work / "thermo.csv"
     done = s.frames_done(step)
     with open(frames_path, "ab") as fh:
         fh.truncate(done * n * 3 * 8)  # frames written after the checkpoint are redone
-    _truncate_thermo(thermo_path, s.thermo_rows(step) if state is not None else 0)
+    truncate_thermo(thermo_path, s.thermo_rows(step) if state is not None else 0)
 
     symbols = [s.element] * n
     stored = np.fromfile(frames_path, dtype="<f8").reshape(-1, n, 3)
@@ -288,10 +283,10 @@ def _run(s: MDSettings, work: Path, progress: bool) -> Iterator[tuple[int, Atoms
                 for fh in (frames_fh, thermo_fh):
                     fh.flush()
                     os.fsync(fh.fileno())
-                _save_checkpoint(work, step, atoms, dyn)
+                save_checkpoint(work, step, atoms, dyn)
             if frame is not None:
                 yield frame, Atoms(symbols, positions=atoms.positions.copy())
-    _say(progress, _summary(thermo_path))
+    say(progress, summary(thermo_path))
 
 
 def _check_settings(s: MDSettings) -> None:
@@ -317,29 +312,6 @@ def _check_settings(s: MDSettings) -> None:
         raise ConfigError(f"md source with {s.element}{s.n_atoms}: {problem}")
 
 
-def _prepare_folder(s: MDSettings, work: Path, progress: bool) -> None:
-    """Keep the folder's state only if it belongs to these settings and this code."""
-    meta_path = work / "run.json"
-    key = s.key()
-    if meta_path.exists():
-        try:
-            old_key = json.loads(meta_path.read_text()).get("key")
-        except ValueError:
-            old_key = None
-        if old_key == key:
-            return
-        _say(progress, f"{work}: MD settings or code changed; starting the run over")
-    for name in ("start.extxyz", "start.json", *_STATE_FILES):
-        (work / name).unlink(missing_ok=True)
-    meta = {
-        "key": key,
-        "settings": dataclasses.asdict(s),
-        "n_steps": s.n_steps,
-        "n_frames": s.n_frames,
-    }
-    _atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-
-
 def _start_structure(s: MDSettings, work: Path, progress: bool) -> Atoms:
     """The global-minimum search result, computed once and kept in the work folder."""
     import ase.io
@@ -349,7 +321,7 @@ def _start_structure(s: MDSettings, work: Path, progress: bool) -> Atoms:
         return ase.io.read(path, format="extxyz")
     from mlxas.structures.cluster_search import global_minimum
 
-    _say(progress, f"searching a low-energy {s.element}{s.n_atoms} structure ({s.start})")
+    say(progress, f"searching a low-energy {s.element}{s.n_atoms} structure ({s.start})")
     result = global_minimum(
         s.element,
         s.n_atoms,
@@ -362,14 +334,14 @@ def _start_structure(s: MDSettings, work: Path, progress: bool) -> Atoms:
         anneal_time=s.anneal_time,
         basin_hopping_steps=s.basin_hopping_steps,
     )
-    _say(
+    say(
         progress,
         f"start structure: {result.motif}, E = {result.energy:.4f} eV "
         f"({result.energy / s.n_atoms:.4f} eV/atom)",
     )
     atoms = Atoms(result.atoms.get_chemical_symbols(), positions=result.atoms.positions)
     atoms.info = {"energy": result.energy, "motif": result.motif}
-    _atomic_write_text(
+    atomic_write_text(
         work / "start.json",
         json.dumps({"motif": result.motif, "energy": result.energy, "log": result.log}, indent=1),
     )
@@ -422,83 +394,3 @@ def _thermo_row(dyn, atoms: Atoms, s: MDSettings, step: int) -> list:
         f"{kinetic:.6f}",
         f"{dyn.get_conserved_energy():.6f}",
     ]
-
-
-def read_thermo(work_dir: str | Path):
-    """The thermo log of an MD work folder as a DataFrame (one row per record)."""
-    import pandas as pd
-
-    return pd.read_csv(Path(work_dir) / "thermo.csv")
-
-
-def _summary(thermo_path: Path) -> str:
-    import pandas as pd
-
-    df = pd.read_csv(thermo_path)
-    prod = df[df["phase"] == "production"]
-    if prod.empty:
-        return "MD finished"
-    drift = prod["conserved_eV"].iloc[-1] - prod["conserved_eV"].iloc[0]
-    return (
-        f"MD finished: production T = {prod['temperature_K'].mean():.1f} "
-        f"± {prod['temperature_K'].std():.1f} K, <E_pot> = {prod['potential_eV'].mean():.4f} eV, "
-        f"conserved-energy drift {drift:+.2e} eV"
-    )
-
-
-def _truncate_thermo(path: Path, rows: int) -> None:
-    """Keep the header and the first ``rows`` records (all of them written before the
-    checkpoint we resume from); 0 empties the file."""
-    if rows == 0 or not path.exists():
-        path.write_text("")
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[: rows + 1]))
-
-
-def _save_checkpoint(work: Path, step: int, atoms: Atoms, dyn) -> None:
-    tmp = work / "checkpoint.tmp"
-    with open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            step=np.int64(step),
-            positions=atoms.positions,
-            momenta=atoms.get_momenta(),
-            eta=dyn._thermostat._eta,
-            p_eta=dyn._thermostat._p_eta,
-        )
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(work / "checkpoint.npz")
-
-
-def _load_checkpoint(work: Path, n_atoms: int, s: MDSettings, progress: bool) -> dict | None:
-    """The last checkpoint, or None to start from step 0 (none yet, or not usable)."""
-    path = work / "checkpoint.npz"
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as data:
-            state = {k: data[k].copy() for k in data.files}
-    except (OSError, ValueError, EOFError) as err:
-        _say(progress, f"{path}: unreadable checkpoint ({err}); starting the MD over")
-        return None
-    step = int(state["step"])
-    frames, thermo = work / "frames.f64", work / "thermo.csv"
-    have_frames = frames.stat().st_size // (n_atoms * 3 * 8) if frames.exists() else 0
-    with open(thermo, "rb") if thermo.exists() else open(os.devnull, "rb") as fh:
-        have_rows = sum(1 for _ in fh) - 1
-    if (
-        state["positions"].shape != (n_atoms, 3)
-        or have_frames < s.frames_done(step)
-        or have_rows < s.thermo_rows(step)
-    ):
-        _say(progress, f"{path}: checkpoint does not match the saved frames; starting over")
-        return None
-    return state
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
