@@ -223,41 +223,9 @@ def gather(
         engine = _engine_of(summaries)
         if k_avg > 1 and not engine.signal_names(features):
             raise DatasetError(f"averaging.k = {k_avg}: engine {engine.name} does not average")
-        from mlxas.settings import to_dict
-
-        settings_dict = to_dict(settings)
-        dataset_hash = hash_json(
-            {
-                "inputs": sorted(plan.table["input_hash"]),
-                "settings": settings_dict,
-                "provenance": sorted(json.dumps(p, sort_keys=True) for p in provenance),
-                "schema": SCHEMA_VERSION,
-            }
+        dataset_hash = _write_verified(
+            out, plan, summaries, settings, engine, provenance, absorber, edge, pool, workers, say
         )
-        attrs = {
-            "schema_version": SCHEMA_VERSION,
-            "mlxas_version": __version__,
-            "dataset_hash": dataset_hash,
-            "absorber": absorber or "",
-            "edge": edge or "",
-            "engine": engine.name,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "settings": json.dumps(settings_dict, sort_keys=True),
-            "labels": json.dumps(provenance[0]["labels"], sort_keys=True),
-        }
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        try:
-            write_dataset(tmp, plan, summaries, settings, engine, pool, workers, attrs, say)
-            say("verifying")
-            from mlxas.dataset.reader import Dataset
-
-            Dataset(tmp).verify()
-            _fsync(tmp)
-            tmp.replace(out)
-            _fsync(out.parent)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     used = {Path(s.cache).name for s in summaries}
     for entry in cache_dir.glob("*.h5"):
         if entry.name not in used:
@@ -273,6 +241,59 @@ def gather(
         n_cached=sum(s.n_ok for s in summaries) - n_computed,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _write_verified(
+    out: Path,
+    plan,
+    summaries: list[ChunkSummary],
+    settings: DatasetSettings,
+    engine,
+    provenance: list,
+    absorber: str | None,
+    edge: str | None,
+    pool,
+    workers: int,
+    say: Callable[[str], None],
+) -> str:
+    """Write the dataset under a temporary name, verify it, rename it over ``out``;
+    returns its hash."""
+    from mlxas.settings import to_dict
+
+    settings_dict = to_dict(settings)
+    dataset_hash = hash_json(
+        {
+            "inputs": sorted(plan.table["input_hash"]),
+            "settings": settings_dict,
+            "provenance": sorted(json.dumps(p, sort_keys=True) for p in provenance),
+            "schema": SCHEMA_VERSION,
+        }
+    )
+    attrs = {
+        "schema_version": SCHEMA_VERSION,
+        "mlxas_version": __version__,
+        "dataset_hash": dataset_hash,
+        "absorber": absorber or "",
+        "edge": edge or "",
+        "engine": engine.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "settings": json.dumps(settings_dict, sort_keys=True),
+        "labels": json.dumps(provenance[0]["labels"], sort_keys=True),
+    }
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        write_dataset(tmp, plan, summaries, settings, engine, pool, workers, attrs, say)
+        say("verifying")
+        from mlxas.dataset.reader import Dataset
+
+        Dataset(tmp).verify()
+        _fsync(tmp)
+        tmp.replace(out)
+        _fsync(out.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dataset_hash
 
 
 def _engine_of(summaries: list[ChunkSummary]):

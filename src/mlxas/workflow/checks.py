@@ -79,34 +79,13 @@ def check_config(raw: Mapping[str, Any], source: str = "config"):
         raise ConfigError(f"{source}: {err}") from None
 
 
-def _build(cfg: dict[str, Any], source: str):
-    from mlxas.dataset.settings import DatasetSettings
+def _engine(cfg: dict[str, Any], sites, absorber: str | None):
+    """The simulation settings and the engine with its own section read, checked against
+    the sites mode."""
     from mlxas.engines.base import engine_class
-    from mlxas.models.spec import ModelSpec
-    from mlxas.models.tune import TuneSettings
     from mlxas.settings import from_mapping
     from mlxas.simulation.settings import SimulationSettings
-    from mlxas.sites.labelsets import LabelSettings
-    from mlxas.sites.table import SitesSettings
-    from mlxas.structures.sources import source_from_config
-    from mlxas.workflow.experiment import Experiment
-    from mlxas.workflow.layout import Layout
 
-    dupes = _duplicates([s["name"] for s in cfg["structures"]])
-    if dupes:
-        raise ConfigError(f"structures: duplicate source name(s) {dupes}")
-    dupes = _duplicates([m["name"] for m in cfg["models"]])
-    if dupes:
-        raise ConfigError(f"models: duplicate model name(s) {dupes}")
-    if "latest" in [m["name"] for m in cfg["models"]]:
-        raise ConfigError("models: 'latest' is the link to the newest model, not a model name")
-    sources = {s["name"]: source_from_config(s) for s in cfg["structures"]}
-    _check_elements(cfg, sources)
-
-    absorber = cfg.get("absorber")
-    sites = from_mapping(SitesSettings, cfg["sites"], "sites")
-    if sites.mode != "structure" and not absorber:
-        raise ConfigError(f"absorber: sites.mode {sites.mode!r} needs an absorbing element")
     sim = from_mapping(SimulationSettings, cfg["simulation"], "simulation")
     cls = engine_class(sim.engine)
     if cls.unit != sites.unit:
@@ -116,26 +95,16 @@ def _build(cfg: dict[str, Any], source: str):
             f"it needs {want} (sites.mode is {sites.mode!r})"
         )
     edge = cfg.get("edge") if absorber else None
-    settings = cls.settings_from_config(cfg.get(cls.config_section()), absorber=absorber, edge=edge)
-    engine = cls(settings)
-    labels = LabelSettings.from_config(cfg["labels"])
-    for label_set in labels.label_sets():
-        if sites.unit not in label_set.units:
-            raise ConfigError(
-                f"labels.sets: {label_set.name} labels items of unit "
-                f"{'/'.join(label_set.units)}, sites.mode {sites.mode!r} makes {sites.unit}s"
-            )
-    dataset = DatasetSettings.from_config(cfg)
-    total = sum(dataset.split.fractions)
-    if abs(total - 1.0) > FRACTION_TOLERANCE:
-        raise ConfigError(
-            f"dataset.split.fractions: {list(dataset.split.fractions)} sum to {total:g}, "
-            "not 1; give train, validation and test shares that add up to 1"
-        )
-    if dataset.averaging.k > 1 and not engine.signal_names(dataset.features):
-        raise ConfigError(
-            f"averaging.k: {sim.engine} items cannot be averaged (k = {dataset.averaging.k})"
-        )
+    section = cfg.get(cls.config_section())
+    return sim, cls(cls.settings_from_config(section, absorber=absorber, edge=edge)), edge
+
+
+def _models(cfg: dict[str, Any], labels) -> tuple[dict, str, Any, str]:
+    """Model entries resolved, their targets checked; the primary and the tuned model."""
+    from mlxas.models.spec import ModelSpec
+    from mlxas.models.tune import TuneSettings
+    from mlxas.settings import from_mapping
+
     models = {m["name"]: ModelSpec.from_config(m) for m in cfg["models"]}
     sets = labels.label_sets()
     for name, spec in models.items():
@@ -155,6 +124,56 @@ def _build(cfg: dict[str, Any], source: str):
     tune_model = tune.model or first
     if tune_model not in models:
         raise ConfigError(f"tune.model: no model named {tune_model!r} (models: {sorted(models)})")
+    return models, primary, tune, tune_model
+
+
+def _build(cfg: dict[str, Any], source: str):
+    from mlxas.dataset.settings import DatasetSettings
+    from mlxas.settings import from_mapping
+    from mlxas.sites.labelsets import LabelSettings
+    from mlxas.sites.table import SitesSettings
+    from mlxas.structures.sources import source_from_config
+    from mlxas.workflow.experiment import Experiment
+    from mlxas.workflow.layout import Layout
+
+    names = [m["name"] for m in cfg["models"]]
+    for section, dupes in (
+        (
+            "structures: duplicate source name(s)",
+            _duplicates([s["name"] for s in cfg["structures"]]),
+        ),
+        ("models: duplicate model name(s)", _duplicates(names)),
+    ):
+        if dupes:
+            raise ConfigError(f"{section} {dupes}")
+    if "latest" in names:
+        raise ConfigError("models: 'latest' is the link to the newest model, not a model name")
+    sources = {s["name"]: source_from_config(s) for s in cfg["structures"]}
+    _check_elements(cfg, sources)
+    absorber = cfg.get("absorber")
+    sites = from_mapping(SitesSettings, cfg["sites"], "sites")
+    if sites.mode != "structure" and not absorber:
+        raise ConfigError(f"absorber: sites.mode {sites.mode!r} needs an absorbing element")
+    sim, engine, edge = _engine(cfg, sites, absorber)
+    labels = LabelSettings.from_config(cfg["labels"])
+    for label_set in labels.label_sets():
+        if sites.unit not in label_set.units:
+            raise ConfigError(
+                f"labels.sets: {label_set.name} labels items of unit "
+                f"{'/'.join(label_set.units)}, sites.mode {sites.mode!r} makes {sites.unit}s"
+            )
+    dataset = DatasetSettings.from_config(cfg)
+    total = sum(dataset.split.fractions)
+    if abs(total - 1.0) > FRACTION_TOLERANCE:
+        raise ConfigError(
+            f"dataset.split.fractions: {list(dataset.split.fractions)} sum to {total:g}, "
+            "not 1; give train, validation and test shares that add up to 1"
+        )
+    if dataset.averaging.k > 1 and not engine.signal_names(dataset.features):
+        raise ConfigError(
+            f"averaging.k: {sim.engine} items cannot be averaged (k = {dataset.averaging.k})"
+        )
+    models, primary, tune, tune_model = _models(cfg, labels)
     return Experiment(
         name=cfg["experiment"],
         source=source,
