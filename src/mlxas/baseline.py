@@ -285,7 +285,7 @@ def first_shell_path(
     """
     from mlxas.feff.checks import RunFailure, check_log
     from mlxas.feff.engines import EngineTimeout, get_engine
-    from mlxas.feff.inputs import input_hash
+    from mlxas.simulation.inputs import input_hash
 
     eng = get_engine(engine)
     edge = edge.strip().upper()
