@@ -53,7 +53,7 @@ def _cluster_cpus() -> int:
 #: The tiny experiment, with one FEFF run per job so two chunk jobs share a 2-CPU node.
 SLURM_CONFIG = copy.deepcopy(TINY_CONFIG)
 SLURM_CONFIG["experiment"] = "tiny_slurm"
-SLURM_CONFIG["feff"].update(chunk_size=8, threads=1)
+SLURM_CONFIG["simulation"].update(chunk_size=8, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +89,11 @@ def slurm_run(tmp_path_factory):
         "--groups",
         "structures=prep",
         "sites=prep",
-        "feff_inputs=prep",
+        "labels=prep",
+        "inputs=prep",
         "gather=model",
         "train=model",
+        "latest=model",
         "evaluate=model",
         "--verbose",
         env=env,
@@ -107,7 +109,7 @@ def test_all_jobs_ran_as_slurm_jobs(slurm_run):
     workdir, log, _ = slurm_run
     job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
     # one prep job per source, one job per FEFF chunk, one model job
-    chunks = sorted((workdir / "results" / "tiny_slurm" / "feff").glob("*/chunks/*.h5"))
+    chunks = sorted((workdir / "results" / "tiny_slurm" / "simulation").glob("*/chunks/*.h5"))
     assert len(job_ids) == 2 + len(chunks) + 1, log[-3000:]
     states = subprocess.run(
         ["squeue", "--states=all", "--noheader", "--format=%i %T", "--jobs", ",".join(job_ids)],
@@ -120,9 +122,9 @@ def test_all_jobs_ran_as_slurm_jobs(slurm_run):
     # The job logs that SLURM wrote hold the rules each job ran.
     logs = {p.stem: p for p in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
     assert set(job_ids) <= set(logs)
-    run_feff_logs = [logs[j] for j in job_ids if "rule_run_feff" in str(logs[j])]
+    run_feff_logs = [logs[j] for j in job_ids if "rule_simulate" in str(logs[j])]
     assert len(run_feff_logs) == len(chunks)
-    assert all("rule run_feff" in p.read_text() for p in run_feff_logs)
+    assert all("rule simulate" in p.read_text() for p in run_feff_logs)
 
 
 @pytest.mark.slurm
@@ -147,8 +149,8 @@ def test_outputs_are_complete(slurm_run):
     workdir, _, _ = slurm_run
     res = workdir / "results" / "tiny_slurm"
     expected = set()
-    for table in (res / "feff").glob("*/inputs.parquet"):
-        expected |= set(pd.read_parquet(table, columns=["site_id"])["site_id"])
+    for table in (res / "simulation").glob("*/inputs.parquet"):
+        expected |= set(pd.read_parquet(table, columns=["item_id"])["item_id"])
     with h5py.File(res / "dataset.h5", "r") as f:
         ids = list(f["sites/site_id"].asstr()[()])
         assert len(f["failures/site_id"]) == 0
