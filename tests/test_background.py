@@ -122,15 +122,15 @@ def test_batched_autobk_matches_larch_on_foils(name, settings):
 
 def test_batched_autobk_matches_larch_on_feff_spectra(tiny_experiment):
     """FEFF's mu(E) (xmu.dat) on its own grid, with FEFF's E0 and a unit edge step."""
-    from mlxas.feff.chunk import read_chunk
+    from mlxas.simulation.chunk import read_chunk
 
-    chunks = sorted((tiny_experiment / "results" / "tiny" / "feff").glob("*/chunks/*.h5"))
+    chunks = sorted((tiny_experiment / "results" / "tiny").glob("simulation/*/chunks/*.h5"))
     sites = [s for c in chunks[:2] for s in read_chunk(c) if s.status == "ok"][:4]
     assert sites
     settings = BackgroundSettings(rbkg=1.0, kweight=2)
     for s in sites:
-        energy, mu = np.asarray(s.energy, float), np.asarray(s.mu, float)
-        e0 = max(s.e0, energy[0])  # FEFF's E0 can fall a hair below its first energy
+        energy, mu = (np.asarray(s.arrays[a], float) for a in ("energy", "mu"))
+        e0 = max(s.scalars["e0"], energy[0])  # FEFF's E0 can fall a hair below its first energy
         op = AutobkOperator(energy, e0, settings)
         chi = op.apply(mu, 1.0)[0]
         g = larch_chi(energy, mu, e0, settings, edge_step=1.0)
