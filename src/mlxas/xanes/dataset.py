@@ -1,0 +1,280 @@
+"""The XANES geometry dataset: prototype structures → labelled sites → FEFF10 → features.
+
+Stages, each written to ``<out>/`` in the workflow's own layout so that the workflow can
+take the files over (its FEFF stage reuses finished runs by input hash):
+
+1. :func:`plan` — for every compound of the catalogue, the ideal crystal and
+   ``snapshots[class]`` thermal snapshots (strained, rattled supercells, one seed each;
+   ``class`` is the rarest class among the compound's absorbing roles, so that rare
+   geometries get more spectra); the absorbing sites (one per absorbing role in the
+   ideal crystal, ``sites_per_role`` drawn per role in a snapshot) and their labels
+   (:func:`mlxas.xanes.labels.sites_labels`, oxidation states from the compound's
+   bond valences).  Writes ``structures/prototypes/structures.extxyz`` and
+   ``sites/prototypes.parquet``; sites whose labels fail go to ``rejected.csv``.
+2. :func:`run_feff` — ``mlxas.feff.inputs.build_inputs`` writes the input table and chunk
+   plan, ``mlxas.feff.runner.run_chunk`` runs each chunk (``threads`` FEFF runs at once)
+   and writes its chunk file.
+3. :func:`gather` — features (:mod:`mlxas.xanes.features`) of every successful site and
+   its labels into ``xanes_dataset.h5``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlxas.xanes.labels import GEOMETRY_CLASSES, GeometrySettings, LabelError, sites_labels
+from mlxas.xanes.prototypes import Compound, build_structure, catalogue, role_valences
+from mlxas.xanes.simulate import XanesFeffSettings, cluster_radius
+from mlxas.xanes.variants import VariantSettings, snapshot
+
+__all__ = ["DatasetSettings", "gather", "plan", "run_feff"]
+
+SOURCE = "prototypes"
+#: Thermal snapshots per compound, by the rarest geometry class among its absorbing roles.
+DEFAULT_SNAPSHOTS = {
+    "octahedral": 1,
+    "tetrahedral": 2,
+    "square_planar": 4,
+    "square_pyramidal": 4,
+    "trigonal_bipyramidal": 4,
+    "linear": 4,
+    "other": 4,
+}
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What the dataset holds; ``seed`` fixes every snapshot."""
+
+    snapshots: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SNAPSHOTS))
+    sites_per_role: int = 1
+    seed: int = 0
+    prototypes: tuple[str, ...] | None = None
+    variants: VariantSettings = VariantSettings()
+    labels: GeometrySettings = GeometrySettings()
+    feff: XanesFeffSettings = XanesFeffSettings()
+    chunk_size: int = 50
+
+
+def _seed(*parts: Any) -> int:
+    return zlib.crc32("|".join(str(p) for p in parts).encode())
+
+
+def _atoms(structure, info: dict[str, Any]):
+    from ase import Atoms
+
+    atoms = Atoms(
+        [site.specie.symbol for site in structure],
+        positions=structure.cart_coords,
+        cell=structure.lattice.matrix,
+        pbc=True,
+    )
+    atoms.info.update(info)
+    return atoms
+
+
+def _rarest_class(compound: Compound) -> str:
+    from mlxas.xanes.prototypes import prototype
+
+    geometry = prototype(compound.prototype)["geometry"]
+    classes = [geometry[r] for r in compound.absorbers()]
+    return max(classes, key=lambda c: (c != "octahedral", c != "tetrahedral", c))
+
+
+def _compound_sites(compound: Compound, settings: DatasetSettings):
+    """Yield ``(atoms, rows, rejected)`` per structure drawn from ``compound``."""
+    from mlxas.provenance import structure_hash
+
+    base = build_structure(compound)
+    valence = role_valences(compound)
+    absorbers = compound.absorbers()
+    n_snap = settings.snapshots.get(_rarest_class(compound), 0)
+    seeds = [None] + [_seed(compound.name, k, settings.seed) for k in range(n_snap)]
+    for seed in seeds:
+        snap = snapshot(base, settings.variants, seed)
+        s = snap.structure
+        roles = s.site_properties["role"]
+        rng = np.random.default_rng(None if seed is None else seed + 1)
+        chosen = []
+        for role in absorbers:
+            idx = [i for i, r in enumerate(roles) if r == role]
+            k = 1 if seed is None else min(settings.sites_per_role, len(idx))
+            chosen += [idx[0]] if seed is None else sorted(rng.choice(idx, k, replace=False))
+        info = {
+            "name": f"{compound.name}_{snap.kind}{'' if seed is None else seed}",
+            "compound": compound.name,
+            "prototype": compound.prototype,
+            "origin": compound.origin,
+            "hypothetical": compound.hypothetical,
+            "snapshot": snap.kind,
+            "seed": snap.seed,
+            "sigma": snap.sigma,
+            "strain": json.dumps([round(v, 6) for v in snap.strain]),
+        }
+        atoms = _atoms(s, info)
+        sid = structure_hash(atoms.get_chemical_symbols(), atoms.positions, atoms.cell, atoms.pbc)
+        atoms.info["structure_id"] = sid
+        decorated = s.copy()
+        decorated.add_oxidation_state_by_site([valence[r] for r in roles])
+        rows, rejected = [], []
+        try:
+            labels = sites_labels(decorated, chosen, settings.labels)
+        except LabelError as err:
+            rejected.append({"structure_id": sid, "name": info["name"], **asdict_err(err)})
+            labels = []
+        for i, lab in zip(chosen, labels, strict=False):
+            rows.append(
+                {
+                    "site_id": f"{sid}-{int(i):05d}",
+                    "structure_id": sid,
+                    "site_index": int(i),
+                    "element": s[int(i)].specie.symbol,
+                    "role": roles[int(i)],
+                    **{k: info[k] for k in ("name", "compound", "prototype", "origin", "snapshot")},
+                    **lab,
+                }
+            )
+        yield atoms, rows, rejected
+
+
+def asdict_err(err: LabelError) -> dict[str, str]:
+    return {"reason": err.reason, "detail": err.detail}
+
+
+def plan(settings: DatasetSettings, out: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Structures, absorbing sites and labels; returns the site table (also written)."""
+    from ase.io import write
+
+    out = Path(out)
+    cat = catalogue(settings.prototypes)
+    structures, rows, rejected = [], [], []
+    it = cat.compounds
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="structures and labels", unit="compound")
+    t0 = time.process_time()
+    for compound in it:
+        for atoms, r, rej in _compound_sites(compound, settings):
+            structures.append(atoms)
+            rows += r
+            rejected += rej
+    label_cpu = time.process_time() - t0
+    sdir = out / "structures" / SOURCE
+    sdir.mkdir(parents=True, exist_ok=True)
+    write(sdir / "structures.extxyz", structures, format="extxyz")
+    pd.DataFrame(rejected, columns=["structure_id", "name", "reason", "detail"]).to_csv(
+        sdir / "rejected.csv", index=False
+    )
+    sites = pd.DataFrame(rows)
+    (out / "sites").mkdir(parents=True, exist_ok=True)
+    sites.to_parquet(out / "sites" / f"{SOURCE}.parquet", index=False)
+    meta = {
+        "n_compounds": len(cat.compounds),
+        "skipped_substitutions": cat.skipped,
+        "n_structures": len(structures),
+        "n_sites": len(sites),
+        "label_cpu_s": round(label_cpu, 1),
+        "settings": json.loads(json.dumps(asdict(settings), default=str)),
+    }
+    (out / "sites" / f"{SOURCE}.json").write_text(json.dumps(meta, indent=1))
+    return sites
+
+
+def _feff_cfg(settings: DatasetSettings) -> dict[str, Any]:
+    f = settings.feff
+    return {
+        "engine": "feff10",
+        "spectroscopy": "xanes",
+        "cards": {"FMS": f.fms_radius, "SCF": f.scf_radius, "XANES": f.xanes_kmax},
+        "cluster_radius": cluster_radius(f),
+        "chunk_size": settings.chunk_size,
+    }
+
+
+def run_feff(
+    settings: DatasetSettings, out: str | Path, threads: int = 2, limit: int | None = None
+) -> dict[str, Any]:
+    """Write the FEFF inputs and run every chunk; returns counts and CPU/wall times.
+
+    ``limit`` runs only the first ``limit`` chunks (a smaller dataset from the same plan).
+    """
+    from ase.io import read
+
+    from mlxas.feff.inputs import build_inputs
+    from mlxas.feff.runner import run_chunk
+
+    out = Path(out)
+    sites = pd.read_parquet(out / "sites" / f"{SOURCE}.parquet")
+    images = {
+        a.info["structure_id"]: a
+        for a in read(out / "structures" / SOURCE / "structures.extxyz", index=":")
+    }
+    fdir = out / "feff" / SOURCE
+    fdir.mkdir(parents=True, exist_ok=True)
+    table = build_inputs(
+        sites, images, _feff_cfg(settings), settings.feff.edge,
+        fdir / "inputs.parquet", fdir / "chunks.json",
+    )  # fmt: skip
+    n_chunks = int(table["chunk"].max()) + 1
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    results = []
+    for chunk in range(n_chunks if limit is None else min(limit, n_chunks)):
+        results += run_chunk(
+            fdir / "inputs.parquet", chunk, fdir / "runs", fdir / "chunks" / f"{chunk:05d}.h5",
+            "feff10", settings.feff.timeout, threads=threads,
+        )  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    ok = [r for r in results if r.ok]
+    return {
+        "n_sites": len(results),
+        "n_ok": len(ok),
+        "failures": pd.Series([r.reason for r in results if not r.ok]).value_counts().to_dict(),
+        "wall_s": round(time.monotonic() - t0, 1),
+        "feff_cpu_s": round(cpu, 1),
+        "median_site_wall_s": float(np.median([r.seconds for r in ok])) if ok else None,
+        "threads": threads,
+    }
+
+
+def gather(settings_features, out: str | Path) -> Path:
+    """Features and labels of every successful site into ``<out>/xanes_dataset.h5``."""
+    import h5py
+
+    from mlxas.feff.chunk import read_chunk
+    from mlxas.xanes.features import xanes_features
+
+    out = Path(out)
+    sites = pd.read_parquet(out / "sites" / f"{SOURCE}.parquet").set_index("site_id")
+    results = []
+    for path in sorted((out / "feff" / SOURCE / "chunks").glob("[0-9]*.h5")):
+        results += [r for r in read_chunk(path) if r.ok]
+    feats = xanes_features([(r.energy, r.mu) for r in results], settings_features, True)
+    ids = [r.site_id for r in results]
+    table = sites.loc[ids]
+    path = out / "xanes_dataset.h5"
+    with h5py.File(path, "w") as h5:
+        h5["grid"] = settings_features.grid
+        h5["norm"] = feats.norm
+        h5["e0"] = feats.e0
+        h5["edge_step"] = feats.step
+        h5["feff_seconds"] = np.array([r.seconds for r in results])
+        for col in ("geometry_index", "cn", "r", "oxidation_state", "csm", "site_index"):
+            h5[f"labels/{col}"] = table[col].to_numpy()
+        for col in ("geometry", "ce_symbol", "element", "compound", "prototype", "origin", "snapshot", "role"):
+            h5[f"meta/{col}"] = table[col].astype(str).to_numpy().astype("S")
+        h5["meta/site_id"] = np.array(ids, dtype="S")
+        h5.attrs["classes"] = json.dumps(list(GEOMETRY_CLASSES))
+        h5.attrs["features"] = json.dumps(asdict(settings_features))
+    return path
