@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, write_result  # noqa: E402
+from _common import ROOT, write_result
 
 COMPOUNDS = [
     ("MnO_rock_salt", "M"),

@@ -93,7 +93,7 @@ def test_augment_is_reproducible_and_off_when_ranges_are_zero():
 
 
 def test_bad_augmentation_settings_are_refused():
-    with pytest.raises(ValueError, match="augment.shift"):
+    with pytest.raises(ValueError, match=r"augment\.shift"):
         AugmentSettings(shift=(1.0, -1.0))
     with pytest.raises(ValueError, match="negative"):
         AugmentSettings(noise=(-0.1, 0.1))

@@ -71,7 +71,9 @@ def test_anion_or_bad_index_is_refused(mno):
 def test_strain_is_green_lagrange_and_keeps_fractions(mno):
     e = np.array([0.01, -0.005, 0.02, 0.004, -0.006, 0.008])  # Voigt, engineering shears
     s = strained(mno, e)
-    E = np.array([[e[0], e[5] / 2, e[4] / 2], [e[5] / 2, e[1], e[3] / 2], [e[4] / 2, e[3] / 2, e[2]]])
+    E = np.array(
+        [[e[0], e[5] / 2, e[4] / 2], [e[5] / 2, e[1], e[3] / 2], [e[4] / 2, e[3] / 2, e[2]]]
+    )
     # Green-Lagrange strain E = (FᵀF − I)/2, so det F = √det(I + 2E).
     assert s.volume / mno.volume == pytest.approx(np.sqrt(np.linalg.det(np.eye(3) + 2 * E)))
     assert np.allclose(s.frac_coords, mno.frac_coords)
@@ -102,4 +104,6 @@ def test_snapshots_are_reproducible_and_ideal_without_a_seed(mno):
     assert one.kind == "thermal" and 0.03 <= one.sigma <= 0.05
     assert np.array_equal(one.structure.cart_coords, two.structure.cart_coords)
     assert max(abs(v) for v in one.strain[:3]) <= 0.02
-    assert not np.array_equal(snapshot(mno, st, 12).structure.cart_coords, one.structure.cart_coords)
+    assert not np.array_equal(
+        snapshot(mno, st, 12).structure.cart_coords, one.structure.cart_coords
+    )

@@ -29,7 +29,9 @@ def _spectra(n_per: int, seed: int):
     on the rising edge (square planar); random edge widths and peak positions."""
     rng = np.random.default_rng(seed)
     rows, cls, cn, r, ox, groups = [], [], [], [], [], []
-    for c, (k, n_c, r_c, ox_c) in enumerate([(TET, 4, 1.8, 5), (OCT, 6, 2.05, 3), (SQP, 4, 1.95, 2)]):
+    for c, (k, n_c, r_c, ox_c) in enumerate(
+        [(TET, 4, 1.8, 5), (OCT, 6, 2.05, 3), (SQP, 4, 1.95, 2)]
+    ):
         for i in range(n_per):
             w = rng.uniform(0.6, 1.2)
             y = 0.5 + np.arctan(GRID / w) / np.pi
@@ -76,7 +78,7 @@ def test_random_forest_learns_the_classes_and_round_trips(tmp_path, data):
     m = classification_metrics(yt["geometry_index"], pred["probabilities"])
     assert m["accuracy"] > 0.9
     assert regression_metrics(yt, pred)["oxidation_state_within_1"] > 0.9
-    scores, flags = model.ood(xin)
+    _scores, flags = model.ood(xin)
     assert np.mean(flags) < 0.2
     model.save(tmp_path / "rf")
     again = load(tmp_path / "rf")
@@ -114,7 +116,9 @@ def test_metrics_match_a_hand_counted_example(tmp_path):
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["balanced_accuracy"] == pytest.approx((1 / 2 + 1 + 0) / 3)
     # octahedral: precision 3/5, recall 1 -> F1 = 2·0.6·1/1.6 = 0.75; tetrahedral: 2/3
-    assert m["f1"] == pytest.approx({"tetrahedral": 2 / 3, "octahedral": 0.75, "square_planar": 0.0})
+    assert m["f1"] == pytest.approx(
+        {"tetrahedral": 2 / 3, "octahedral": 0.75, "square_planar": 0.0}
+    )
     assert m["confusion"][TET][OCT] == 1 and m["confusion"][SQP][OCT] == 1
     assert sum(map(sum, m["confusion"])) == 6
     png = plot_confusion(m["confusion"], "test", tmp_path / "cm.png")

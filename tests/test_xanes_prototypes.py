@@ -75,7 +75,7 @@ def test_spinels_have_the_right_cells_and_valences():
     s = build_structure(zn)
     assert s.composition.reduced_formula == "ZnCr2O4" and len(s) == 56  # Z = 8
     assert role_valences(zn) == {"A": 2.0, "B": 3.0, "X": -2.0}
-    inv = _by_name("NiFe2O4_inverse_spinel")
+    inv = _by_name("Fe2NiO4_inverse_spinel")
     p = build_structure(inv)
     roles = p.site_properties["role"]
     assert len(p) == 14 and roles.count("B") == roles.count("B2") == 2

@@ -51,7 +51,9 @@ class XanesFeatureSettings:
                 f"{self.emin}, {self.emax}, {self.de}"
             )
         if not 0.0 < self.norm1 < self.norm2:
-            raise ValueError(f"xanes features: need 0 < norm1 < norm2, got {self.norm1}, {self.norm2}")
+            raise ValueError(
+                f"xanes features: need 0 < norm1 < norm2, got {self.norm1}, {self.norm2}"
+            )
         if self.nnorm not in (0, 1, 2):
             raise ValueError(f"xanes features: nnorm must be 0, 1 or 2, got {self.nnorm}")
 
@@ -96,7 +98,9 @@ def half_step_energy(energy: np.ndarray, norm: np.ndarray, hold: float) -> float
     raise ValueError(f"normalised mu(E) never stays above 0.5 for {hold:g} eV: no edge")
 
 
-def _normalise(spec: EdgeSpectrum, settings: XanesFeatureSettings) -> tuple[float, float, np.ndarray]:
+def _normalise(
+    spec: EdgeSpectrum, settings: XanesFeatureSettings
+) -> tuple[float, float, np.ndarray]:
     e0, step, norm = normalize_edge(spec, settings.larch())
     for _ in range(2):
         e_half = half_step_energy(spec.energy, norm, settings.hold)

@@ -146,7 +146,7 @@ def _finder():
 def sites_labels(
     structure: Any,
     indices: Sequence[int],
-    settings: GeometrySettings = GeometrySettings(),  # noqa: B008 (frozen, immutable)
+    settings: GeometrySettings = GeometrySettings(),
 ) -> list[dict[str, Any]]:
     """:func:`site_labels` for several sites of one structure, sharing ChemEnv's set-up."""
     from pymatgen.analysis.chemenv.coordination_environments.chemenv_strategies import (
@@ -176,7 +176,7 @@ def sites_labels(
         lgf.setup_structure(plain)
         se = lgf.compute_structure_environments(
             only_indices=indices,
-            valences=[int(round(v)) for v in val],
+            valences=[round(v) for v in val],
             maximum_distance_factor=settings.max_distance_factor,
             get_from_hints=False,
         )
@@ -213,7 +213,7 @@ def _one(lse, structure, index: int, valence: float, settings: GeometrySettings)
 def site_labels(
     structure: Any,
     site_index: int,
-    settings: GeometrySettings = GeometrySettings(),  # noqa: B008 (frozen, immutable)
+    settings: GeometrySettings = GeometrySettings(),
 ) -> dict[str, Any]:
     """Labels of one absorbing site (see the module docstring for the keys and units)."""
     return sites_labels(structure, [site_index], settings)[0]

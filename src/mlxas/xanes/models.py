@@ -108,7 +108,9 @@ class XanesModel:
         net = self.estimators["network"]
         pred = net.predict(x, verbose=0, batch_size=1024)
         if not isinstance(pred, dict):  # Keras returns a dict only for dict-output models
-            pred = dict(zip(net.output_names, pred if isinstance(pred, list) else [pred], strict=True))
+            pred = dict(
+                zip(net.output_names, pred if isinstance(pred, list) else [pred], strict=True)
+            )
         out = {"probabilities": np.asarray(pred["geometry"])}
         if self.kind == "multitask":
             out.update({t: np.asarray(pred[t])[:, 0] for t in REGRESSION_TARGETS})
@@ -175,7 +177,9 @@ def load(folder: str | Path) -> XanesModel:
         return XanesModel(card["kind"], card, joblib.load(path))
     import keras
 
-    return XanesModel(card["kind"], card, {"network": keras.models.load_model(path, safe_mode=True)})
+    return XanesModel(
+        card["kind"], card, {"network": keras.models.load_model(path, safe_mode=True)}
+    )
 
 
 # --- training -----------------------------------------------------------------------------

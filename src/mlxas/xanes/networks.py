@@ -58,7 +58,9 @@ def _trunk(inp, x_train: np.ndarray, p: dict[str, Any]):
             x = keras.layers.MaxPooling1D(int(p["pool"]), padding="same", name=f"pool_{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for i, n in enumerate(p["dense"]):
-        x = keras.layers.Dense(int(n), activation="relu", kernel_regularizer=reg, name=f"dense_{i}")(x)
+        x = keras.layers.Dense(
+            int(n), activation="relu", kernel_regularizer=reg, name=f"dense_{i}"
+        )(x)
         if float(p["dropout"]) > 0:
             x = keras.layers.Dropout(float(p["dropout"]), name=f"dropout_{i}")(x)
     return x
@@ -69,7 +71,11 @@ def _build(spec: dict[str, Any], x_train: np.ndarray, y_train: dict[str, np.ndar
 
     inp = keras.Input(shape=x_train.shape[1:], name="xanes")
     h = _trunk(inp, x_train, spec["params"])
-    outputs = {"geometry": keras.layers.Dense(len(GEOMETRY_CLASSES), activation="softmax", name="geometry")(h)}
+    outputs = {
+        "geometry": keras.layers.Dense(
+            len(GEOMETRY_CLASSES), activation="softmax", name="geometry"
+        )(h)
+    }
     losses = {"geometry": keras.losses.SparseCategoricalCrossentropy()}
     weights = {"geometry": float(spec.get("loss_weights", {}).get("geometry", 1.0))}
     if spec["kind"] == "multitask":

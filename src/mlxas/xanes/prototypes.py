@@ -131,7 +131,7 @@ def _compound_from_entry(proto: str, entry: dict[str, Any]) -> Compound:
         species=tuple((r, entry[r]) for r in roles),
         lattice=tuple(float(v) for v in entry["lattice"]),
         coords=tuple((r, tuple(float(c) for c in v)) for r, v in coords.items()),
-        bond=tuple(entry["bond"][:2]) + (float(entry["bond"][2]),) if "bond" in entry else None,
+        bond=(*entry["bond"][:2], float(entry["bond"][2])) if "bond" in entry else None,
         hypothetical=bool(entry.get("hypothetical", False)),
     )
 
@@ -249,7 +249,9 @@ def compound_valences(compound: Compound) -> tuple[float, ...]:
 def formula(structure) -> str:
     """Reduced formula, elements by electronegativity (``ZnCr2O4``, ``SrTiO3``)."""
     comp = structure.composition.reduced_composition
-    return "".join(part.removesuffix("1") if part[-2].isalpha() else part for part in comp.formula.split())
+    return "".join(
+        part.removesuffix("1") if part[-2].isalpha() else part for part in comp.formula.split()
+    )
 
 
 def _radius(element: str, valence: float) -> float:
@@ -304,9 +306,7 @@ def substituted(compound: Compound, role: str, element: str) -> Compound:
 
 
 def _n_lengths(kind: str) -> int:
-    return {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 3}[
-        kind
-    ]
+    return {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 3}[kind]
 
 
 @dataclass

@@ -69,9 +69,7 @@ def site_input(structure: Any, index: int, settings: XanesFeffSettings, title: s
         atoms = AseAtomsAdaptor.get_atoms(structure)
     eng = get_engine("feff10")
     syms, xyz = cluster_around(atoms, int(index), cluster_radius(settings))
-    return feff_input_text(
-        syms, xyz, settings.cards(), title, eng.max_atoms, eng.max_potentials
-    )
+    return feff_input_text(syms, xyz, settings.cards(), title, eng.max_atoms, eng.max_potentials)
 
 
 def run_xanes(
