@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -56,6 +55,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="FEFF runs at a time")
     ap.add_argument("--limit", type=int, default=None, help="run only the first N chunks")
     ap.add_argument("--stages", default="plan,feff,gather")
+    ap.add_argument(
+        "--from-runs",
+        action="store_true",
+        help="gather every finished run folder (while the FEFF stage still runs)",
+    )
     args = ap.parse_args()
     args.scf = args.scf or None
     warnings.filterwarnings("ignore")
@@ -67,14 +71,10 @@ def main() -> None:
     sites_path = args.out / "sites" / "prototypes.parquet"
     if "plan" in stages and not sites_path.exists():
         plan(st, args.out)
-    feff = {}
     if "feff" in stages:
-        t0 = time.time()
-        feff = run_feff(st, args.out, threads=args.threads, limit=args.limit)
-        feff["stage_wall_s"] = round(time.time() - t0, 1)
-        (args.out / "feff_run.json").write_text(json.dumps(feff, indent=1))
+        run_feff(st, args.out, threads=args.threads, limit=args.limit)
     if "gather" in stages:
-        gather(XanesFeatureSettings(), args.out)
+        gather(XanesFeatureSettings(), args.out, from_runs=args.from_runs)
         _report(args, st)
 
 
@@ -82,18 +82,22 @@ def _report(args, st) -> None:
     import h5py
     import pandas as pd
 
+    from mlxas.xanes.dataset import _count_finished
+
     meta = json.loads((args.out / "sites" / "prototypes.json").read_text())
     sites = pd.read_parquet(args.out / "sites" / "prototypes.parquet")
-    feff = json.loads((args.out / "feff_run.json").read_text())
+    sessions = json.loads((args.out / "feff_run.json").read_text())["sessions"]
     with h5py.File(args.out / "xanes_dataset.h5") as h5:
-        ok = pd.DataFrame(
-            {
-                k: h5[f"meta/{k}"][:].astype(str)
-                for k in ("geometry", "prototype", "element", "compound")
-            }
-        )
+        cols = ("geometry", "prototype", "element", "compound")
+        ok = pd.DataFrame({k: h5[f"meta/{k}"][:].astype(str) for k in cols})
         feff_s = h5["feff_seconds"][:]
-    cpu_per_site = feff["feff_cpu_s"] / max(feff["n_sites"], 1)
+    fdir = args.out / "feff" / "prototypes"
+    failures = {}
+    for path in (fdir / "quarantine").glob("*/mlxas-failure.json"):
+        reason = json.loads(path.read_text())["reason"]
+        failures[reason] = failures.get(reason, 0) + 1
+    cpu = sum(s.get("feff_cpu_s", 0.0) for s in sessions)
+    ran = sum(s.get("runs_finished", 0) for s in sessions)
     write_result(
         "xanes_dataset",
         len(ok),
@@ -105,8 +109,8 @@ def _report(args, st) -> None:
         },
         cluster_radius_A=st.feff.fms_radius + st.feff.margin,
         planned_sites=len(sites),
-        run_sites=feff["n_sites"],
-        failures=feff["failures"],
+        finished_runs=_count_finished(fdir),
+        failures=failures,
         n_compounds=int(ok["compound"].nunique()),
         n_prototypes=int(ok["prototype"].nunique()),
         per_class=ok["geometry"].value_counts().to_dict(),
@@ -114,17 +118,18 @@ def _report(args, st) -> None:
         per_prototype=ok["prototype"].value_counts().to_dict(),
         label_cpu_s=meta["label_cpu_s"],
         label_cpu_s_per_site=round(meta["label_cpu_s"] / max(len(sites), 1), 2),
-        feff_cpu_s=feff["feff_cpu_s"],
-        feff_cpu_s_per_site=round(cpu_per_site, 2),
-        feff_stage_wall_s=feff["stage_wall_s"],
-        feff_threads=feff["threads"],
+        feff_cpu_s=round(cpu, 1),
+        feff_runs_measured=ran,
+        feff_cpu_s_per_site=round(cpu / max(ran, 1), 2),
+        feff_sessions=sessions,
         median_site_wall_s=float(np.median(feff_s)),
-        projected_wall_2_idle_cores_s=round(feff["feff_cpu_s"] / 2, 0),
+        projected_full_dataset_cpu_h=round(cpu / max(ran, 1) * len(sites) / 3600, 2),
+        projected_full_dataset_wall_2_idle_cores_h=round(cpu / max(ran, 1) * len(sites) / 7200, 2),
         note=(
-            "CPU times are those of the FEFF processes (RUSAGE_CHILDREN); wall times were "
-            "taken on a shared 2-core machine whose load average stayed far above 2, so "
-            "feff_stage_wall_s is an upper bound and projected_wall_2_idle_cores_s the "
-            "time the FEFF stage needs on two idle cores."
+            "CPU times are those of the FEFF processes (RUSAGE_CHILDREN of the job), for the "
+            "runs that finished in the recorded sessions; wall times were taken on a shared "
+            "2-core machine whose load average stayed far above 2 (other jobs at the same "
+            "nice level), so they are upper bounds; the projections assume two idle cores."
         ),
     )
 

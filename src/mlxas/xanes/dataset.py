@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
+import sys
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -205,7 +207,11 @@ def _feff_cfg(settings: DatasetSettings) -> dict[str, Any]:
 def run_feff(
     settings: DatasetSettings, out: str | Path, threads: int = 2, limit: int | None = None
 ) -> dict[str, Any]:
-    """Write the FEFF inputs and run every chunk; returns counts and CPU/wall times.
+    """Write the FEFF inputs and run every chunk.
+
+    Each call is one *session* in ``<out>/feff_run.json`` (threads, chunks completed, CPU
+    time of the FEFF processes, wall time, runs finished), saved after every chunk and
+    when the job is stopped; returns that record.
 
     ``limit`` runs only the first ``limit`` chunks: a random sample of the planned sites.
     """
@@ -233,40 +239,95 @@ def run_feff(
         fdir / "inputs.parquet", fdir / "chunks.json",
     )  # fmt: skip
     n_chunks = int(table["chunk"].max()) + 1
+    chunks = range(n_chunks if limit is None else min(limit, n_chunks))
+    record_path = out / "feff_run.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {"sessions": []}
+    session = {"threads": threads, "chunks": [], "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record["sessions"].append(session)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finished0 = _count_finished(fdir)
     t0 = time.monotonic()
-    results = []
-    for chunk in range(n_chunks if limit is None else min(limit, n_chunks)):
-        results += run_chunk(
-            fdir / "inputs.parquet", chunk, fdir / "runs", fdir / "chunks" / f"{chunk:05d}.h5",
-            "feff10", settings.feff.timeout, threads=threads,
+
+    def save() -> None:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        session["feff_cpu_s"] = round(
+            (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1
+        )
+        session["wall_s"] = round(time.monotonic() - t0, 1)
+        session["runs_finished"] = _count_finished(fdir) - finished0
+        record_path.write_text(json.dumps(record, indent=1))
+
+    # SIGTERM (a stopped job) ends the loop through SystemExit, so the record is written.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        for chunk in chunks:
+            run_chunk(
+                fdir / "inputs.parquet", chunk, fdir / "runs", fdir / "chunks" / f"{chunk:05d}.h5",
+                "feff10", settings.feff.timeout, threads=threads,
+            )  # fmt: skip
+            session["chunks"].append(chunk)
+            save()
+    finally:
+        save()
+    return record
+
+
+def _count_finished(fdir: Path) -> int:
+    """Runs that finished (done marker) or failed for good (failure record)."""
+    from mlxas.feff.layout import DONE_MARKER, FAILURE_FILE
+
+    done = sum(1 for _ in (fdir / "runs").glob(f"*/{DONE_MARKER}"))
+    return done + sum(1 for _ in (fdir / "quarantine").glob(f"*/{FAILURE_FILE}"))
+
+
+def _finished_runs(fdir: Path) -> list:
+    """Successful runs found in the run folders (done marker with the input's hash):
+    sites of chunks that are still running, before their chunk file exists."""
+    import pyarrow.parquet as pq
+
+    from mlxas.feff.checks import RunFailure, read_xmu_dat
+    from mlxas.feff.chunk import SiteResult
+    from mlxas.feff.layout import DONE_MARKER
+
+    rows = pq.read_table(fdir / "inputs.parquet", columns=["site_id", "input_hash"]).to_pylist()
+    out = []
+    for row in rows:
+        run = fdir / "runs" / row["site_id"]
+        try:
+            done = json.loads((run / DONE_MARKER).read_text())
+            if done.get("input_hash") != row["input_hash"]:
+                continue
+            energy, mu, mu0, e0 = read_xmu_dat(run / "xmu.dat")
+        except (OSError, ValueError, RunFailure):
+            continue
+        out.append(
+            SiteResult(row["site_id"], "ok", input_hash=row["input_hash"],
+                       seconds=float(done.get("seconds", 0.0)), e0=e0,
+                       energy=energy, mu=mu, mu0=mu0)
         )  # fmt: skip
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    ok = [r for r in results if r.ok]
-    return {
-        "n_sites": len(results),
-        "n_ok": len(ok),
-        "failures": pd.Series([r.reason for r in results if not r.ok]).value_counts().to_dict(),
-        "wall_s": round(time.monotonic() - t0, 1),
-        "feff_cpu_s": round(cpu, 1),
-        "median_site_wall_s": float(np.median([r.seconds for r in ok])) if ok else None,
-        "threads": threads,
-    }
+    return out
 
 
-def gather(settings_features, out: str | Path) -> Path:
-    """Features and labels of every successful site into ``<out>/xanes_dataset.h5``."""
+def gather(settings_features, out: str | Path, from_runs: bool = False) -> Path:
+    """Features and labels of every successful site into ``<out>/xanes_dataset.h5``.
+
+    Reads the chunk files, or with ``from_runs`` every finished run folder (the chunk
+    files of a FEFF stage still running are not written yet).
+    """
     import h5py
 
     from mlxas.feff.chunk import read_chunk
     from mlxas.xanes.features import xanes_features
 
     out = Path(out)
+    fdir = out / "feff" / SOURCE
     sites = pd.read_parquet(out / "sites" / f"{SOURCE}.parquet").set_index("site_id")
-    results = []
-    for path in sorted((out / "feff" / SOURCE / "chunks").glob("[0-9]*.h5")):
-        results += [r for r in read_chunk(path) if r.ok]
+    if from_runs:
+        results = _finished_runs(fdir)
+    else:
+        results = []
+        for path in sorted((fdir / "chunks").glob("[0-9]*.h5")):
+            results += [r for r in read_chunk(path) if r.ok]
     feats = xanes_features([(r.energy, r.mu) for r in results], settings_features, True)
     ids = [r.site_id for r in results]
     table = sites.loc[ids]
