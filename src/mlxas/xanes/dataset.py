@@ -228,16 +228,18 @@ def run_feff(
         .sample(frac=1.0, random_state=settings.seed)
         .reset_index(drop=True)
     )
-    images = {
-        a.info["structure_id"]: a
-        for a in read(out / "structures" / SOURCE / "structures.extxyz", index=":")
-    }
     fdir = out / "feff" / SOURCE
     fdir.mkdir(parents=True, exist_ok=True)
-    table = build_inputs(
-        sites, images, _feff_cfg(settings), settings.feff.edge,
-        fdir / "inputs.parquet", fdir / "chunks.json",
-    )  # fmt: skip
+    table = _existing_inputs(fdir, sites, settings)
+    if table is None:
+        images = {
+            a.info["structure_id"]: a
+            for a in read(out / "structures" / SOURCE / "structures.extxyz", index=":")
+        }
+        table = build_inputs(
+            sites, images, _feff_cfg(settings), settings.feff.edge,
+            fdir / "inputs.parquet", fdir / "chunks.json",
+        )  # fmt: skip
     n_chunks = int(table["chunk"].max()) + 1
     chunks = range(n_chunks if limit is None else min(limit, n_chunks))
     record_path = out / "feff_run.json"
@@ -270,6 +272,31 @@ def run_feff(
     finally:
         save()
     return record
+
+
+def _existing_inputs(fdir: Path, sites: pd.DataFrame, settings: DatasetSettings):
+    """The input table already written for these sites and settings, else None.
+
+    Writing it again gives the same table (cutting 600 clusters takes minutes); a table
+    for other sites, cards or cluster radius is rewritten.
+    """
+    from mlxas.feff.cards import merged_cards
+    from mlxas.feff.inputs import read_chunks_json
+    from mlxas.provenance import hash_json
+
+    if not (fdir / "inputs.parquet").exists() or not (fdir / "chunks.json").exists():
+        return None
+    cfg = _feff_cfg(settings)
+    cards = merged_cards("feff10", settings.feff.edge, cfg["cards"], "xanes")
+    card_hash = hash_json({"engine": "feff10", "cards": cards, "radius": cfg["cluster_radius"]})
+    plan = read_chunks_json(fdir / "chunks.json")
+    table = pd.read_parquet(fdir / "inputs.parquet", columns=["site_id", "chunk"])
+    same = (
+        plan["card_hash"] == card_hash
+        and plan["chunk_size"] == settings.chunk_size
+        and list(table["site_id"]) == list(sites["site_id"])
+    )
+    return table if same else None
 
 
 def _count_finished(fdir: Path) -> int:
