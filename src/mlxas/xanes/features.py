@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlxas.spectra.grids import interp_on_grid
+from mlxas.spectra.grids import energy_grid, interp_on_grid
 from mlxas.spectra.xanes import EdgeSpectrum, normalize_edge
 
 __all__ = ["XanesFeatureSettings", "XanesFeatures", "half_step_energy", "xanes_features"]
@@ -60,8 +60,7 @@ class XanesFeatureSettings:
     @property
     def grid(self) -> np.ndarray:
         """E − E0 (eV) of the feature points."""
-        n = round((self.emax - self.emin) / self.de) + 1
-        return np.round(self.emin + self.de * np.arange(n), 10)
+        return energy_grid({"emin": self.emin, "emax": self.emax, "de": self.de})
 
     def larch(self) -> dict:
         """The ``pre_edge`` settings in the form :func:`normalize_edge` takes."""
