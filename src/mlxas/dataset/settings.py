@@ -17,7 +17,8 @@ FRACTION_TOLERANCE = 1e-6
 @dataclass(frozen=True)
 class SplitSettings:
     """Grouped split: ``fractions`` of train, validation and test (sum 1), ``group_by``
-    (``structure``, ``frame``, ``site`` or ``source``) and the shuffle ``seed``."""
+    (``structure``, ``frame``, ``site``, ``source`` or ``name``) and the shuffle
+    ``seed``."""
 
     fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)
     group_by: str = "structure"

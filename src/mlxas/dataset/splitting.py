@@ -1,6 +1,7 @@
 """Grouped train/validation/test split and k-site averaging.
 
-Sites are split first, by group (a structure or MD frame, a site, or a whole source), so
+Sites are split first, by group (a structure or MD frame, a site, a whole source, or the
+structures of one name), so
 that the sites of one group never fall into two splits.  Averaged examples are formed
 afterwards, within one split, so an example never mixes sites of two splits.
 """
@@ -31,9 +32,12 @@ _GROUP_COLUMN = {"structure": "structure_id", "frame": "structure_id", "site": "
 
 
 def group_keys(sites: pd.DataFrame, group_by: str) -> np.ndarray:
-    """Split group of each site: its structure (= MD frame), itself, or its source."""
+    """Split group of each site: its structure (= MD frame), itself, its source, or the
+    structure name within its source (a compound's crystal and snapshots)."""
     if group_by == "source":
         return sites["source"].astype(str).to_numpy()
+    if group_by == "name":
+        return (sites["source"].astype(str) + "/" + sites["name"].astype(str)).to_numpy()
     if group_by not in _GROUP_COLUMN:
         raise ValueError(f"dataset.split.group_by: unknown grouping {group_by!r}")
     return sites[_GROUP_COLUMN[group_by]].astype(str).to_numpy()

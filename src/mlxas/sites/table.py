@@ -15,6 +15,11 @@ Modes (``sites.mode``):
     ``total`` drawn at random from all absorbing atoms of the source (the 6000 out of
     600,000 MD atoms of the Au150 set), multiplicity 1.  The draw depends only on
     ``seed`` and the structures, so a rerun picks the same sites;
+``marked``
+    the atoms the structure source marked (per-atom array ``absorbing``: the atom's
+    multiplicity, 0 for atoms that are not items), of any element, or of the absorber
+    only when the experiment names one (the ``prototypes`` source marks one atom per
+    Wyckoff role of several 3d metals);
 ``structure``
     one item per structure (its id is the structure id, ``site_index`` -1); no absorber.
 
@@ -54,7 +59,7 @@ __all__ = [
     "write_sites",
 ]
 
-MODES = ("unique", "all", "sample", "structure")
+MODES = ("unique", "all", "sample", "marked", "structure")
 
 SITE_COLUMNS = [
     "site_id",
@@ -80,6 +85,11 @@ class SitesSettings:
     seed: int = 0
 
     @property
+    def needs_absorber(self) -> bool:
+        """Whether the mode picks atoms of the experiment's absorbing element."""
+        return self.mode not in ("structure", "marked")
+
+    @property
     def unit(self) -> str:
         """``structure`` in mode ``structure``, else ``site``."""
         return "structure" if self.mode == "structure" else "site"
@@ -103,14 +113,39 @@ def _structure_seed(seed: int, structure_id: str) -> list[int]:
         return [int(seed), sum(ord(c) * 31**k for k, c in enumerate(str(structure_id))) % 2**62]
 
 
+def _marked_sites(
+    images: Sequence[Atoms], absorber: str | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Atoms marked by the source (``absorbing`` > 0), of ``absorber`` if given."""
+    from ase.data import atomic_numbers
+
+    out = []
+    for atoms in images:
+        marks = atoms.arrays.get("absorbing")
+        if marks is None:
+            raise ConfigError(
+                f"sites.mode 'marked': structure {atoms.info.get('name', '?')} "
+                f"({atoms.info.get('structure_id', '?')}) has no per-atom array 'absorbing'; "
+                "its source does not mark absorbing sites (use mode unique, all or sample)"
+            )
+        keep = np.asarray(marks) > 0
+        if absorber:
+            keep &= atoms.numbers == atomic_numbers[absorber]
+        idx = np.nonzero(keep)[0]
+        out.append((idx.astype(np.int64), np.asarray(marks)[idx].astype(np.int64)))
+    return out
+
+
 def choose_sites(
-    images: Sequence[Atoms], absorber: str, settings: SitesSettings
+    images: Sequence[Atoms], absorber: str | None, settings: SitesSettings
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per structure: the chosen absorbing atom indices and their multiplicities."""
     from ase.data import atomic_numbers
 
-    z = atomic_numbers[absorber]
     mode = settings.mode
+    if mode == "marked":
+        return _marked_sites(images, absorber)
+    z = atomic_numbers[absorber]
     absorbers = [np.nonzero(atoms.numbers == z)[0] for atoms in images]
     out: list[tuple[np.ndarray, np.ndarray]] = []
     if mode == "all":
@@ -149,7 +184,7 @@ def choose_sites(
             pick = np.sort(idx[flat[owner == k] - starts[k]])
             out.append((pick, np.ones(len(pick), np.int64)))
         return out
-    raise ConfigError(f"sites.mode: unknown mode {mode!r} (use unique, all or sample)")
+    raise ConfigError(f"sites.mode: unknown mode {mode!r} (use unique, all, sample or marked)")
 
 
 def site_table(
@@ -165,7 +200,7 @@ def site_table(
     if settings.mode == "structure":
         chosen = [(np.array([-1]), np.ones(1, np.int64)) for _ in images]
     else:
-        if not absorber:
+        if settings.needs_absorber and not absorber:
             raise ConfigError(f"sites.mode {settings.mode!r} needs an absorber")
         chosen = choose_sites(images, absorber, settings)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in SITE_COLUMNS[1:]}
@@ -177,9 +212,10 @@ def site_table(
             ("source", str(info.get("source", ""))),
             ("name", str(info.get("name", ""))),
             ("frame", -1 if frame is None else frame),
-            ("element", absorber if settings.mode != "structure" else ""),
         ):
             cols[key].append(np.full(n, value, dtype=int if key == "frame" else object))
+        symbols = np.array(atoms.get_chemical_symbols(), dtype=object)
+        cols["element"].append(symbols[idx] if settings.unit == "site" else np.full(n, ""))
         cols["site_index"].append(np.asarray(idx, dtype=np.int64))
         cols["multiplicity"].append(np.asarray(mult, dtype=np.int64))
     joined = {

@@ -11,7 +11,13 @@ Features (each switched on in the config; all float32, one row per spectrum):
 ``wavelet_morlet``   |Morlet CWT| of chi(k)·k^w (PyWavelets), ``[n_k, n_r]`` map;
 ``wavelet_cauchy``   |Cauchy wavelet transform| of chi(k)·k^w (larch), same map grid;
 ``xanes``            normalised mu(E) on E − E0 = ``xanes.emin … emax`` (larch ``pre_edge``);
-``mu``               mu(E) on the same grid, not normalised (``xanes.mu``).
+``mu``               mu(E) on the same grid, not normalised (``xanes.mu``);
+``xanes_deriv``      d(normalised mu)/dE on the same grid (1/eV; ``xanes.derivative``);
+``xanes_channels``   ``[n_e, 2]``: ``xanes`` and ``xanes_deriv`` as two channels of one
+                     input (``xanes.derivative``).
+
+:func:`edge_features` computes the last four from mu(E) alone, for engines and models
+that have no chi(k) (FEFF10 in XANES mode).
 
 The FT is computed for a whole batch with one window from ``ftwindow`` and
 ``xftf_fast`` per spectrum, which is exactly what ``xftf`` does for one spectrum
@@ -36,6 +42,7 @@ __all__ = [
     "EDGE_FEATURES",
     "FeatureGrid",
     "compute_features",
+    "edge_features",
     "enabled_features",
     "feature_grids",
     "feature_units",
@@ -44,7 +51,7 @@ __all__ = [
 ]
 
 #: Features computed from mu(E) rather than chi(k).
-EDGE_FEATURES = ("xanes", "mu")
+EDGE_FEATURES = ("xanes", "mu", "xanes_deriv", "xanes_channels")
 
 #: (axis values, unit) of a 1-D feature; a 2-D feature has two of them, for its two axes.
 FeatureGrid = tuple[np.ndarray, str]
@@ -64,6 +71,8 @@ def enabled_features(cfg: dict) -> list[str]:
         names.append("xanes")
         if cfg["xanes"].get("mu"):
             names.append("mu")
+        if cfg["xanes"].get("derivative"):
+            names += ["xanes_deriv", "xanes_channels"]
     return names
 
 
@@ -78,6 +87,9 @@ def feature_grids(cfg: dict) -> dict[str, FeatureGrid | tuple[FeatureGrid, Featu
         elif name.startswith("wavelet_"):
             w = cfg["wavelet"]
             out[name] = ((wavelet_k_grid(w), "1/Angstrom"), (wavelet_r_grid(w), "Angstrom"))
+        elif name == "xanes_channels":
+            # channel 0: normalised mu, channel 1: its derivative
+            out[name] = ((energy_grid(cfg["xanes"]), "eV"), (np.arange(2.0), "channel"))
         else:
             out[name] = (energy_grid(cfg["xanes"]), "eV")
     return out
@@ -95,6 +107,8 @@ def feature_units(cfg: dict) -> dict[str, str]:
         "wavelet_cauchy": "arbitrary",
         "xanes": "normalised",
         "mu": "as mu(E) in the input",
+        "xanes_deriv": "1/eV",
+        "xanes_channels": "normalised; 1/eV",
     }
     return {n: units[n] for n in enabled_features(cfg)}
 
@@ -174,7 +188,19 @@ def compute_features(
             raise ValueError("features.xanes is enabled but no mu(E) was given")
         if len(edge) != len(chi):
             raise ValueError(f"{len(edge)} mu(E) spectra for {len(chi)} chi(k) spectra")
-        out["xanes"] = np.asarray(edge.norm, dtype=np.float32)
-        if cfg["xanes"].get("mu"):
-            out["mu"] = np.asarray(edge.mu, dtype=np.float32)
+        out.update(edge_features(edge, cfg))
+    return out
+
+
+def edge_features(edge: EdgeGrid, cfg: dict) -> dict[str, np.ndarray]:
+    """The enabled features of mu(E) on the energy grid (:data:`EDGE_FEATURES`)."""
+    out = {"xanes": np.asarray(edge.norm, dtype=np.float32)}
+    xcfg = cfg["xanes"]
+    if xcfg.get("mu"):
+        out["mu"] = np.asarray(edge.mu, dtype=np.float32)
+    if xcfg.get("derivative"):
+        norm = np.asarray(edge.norm, dtype=np.float64)
+        deriv = np.gradient(norm, float(xcfg["de"]), axis=1) if norm.shape[1] > 1 else norm * 0
+        out["xanes_deriv"] = deriv.astype(np.float32)
+        out["xanes_channels"] = np.stack([norm, deriv], axis=-1).astype(np.float32)
     return out

@@ -7,7 +7,14 @@ The same steps run for FEFF output (``xmu.dat``: energy, mu) and for beamline da
    ``features.xanes``; null takes larch's defaults) and gives the edge step and the
    normalised mu(E).  Calculated spectra use larch's ``iscalc`` mode, meant for their
    very short pre-edge region;
-3. mu(E) and the normalised mu(E) are interpolated onto ``E - E0`` =
+3. with ``e0: half_step``, E0 moves to the **half-step energy**: the first energy from
+   which the normalised mu(E) stays at or above 0.5 for ``hold`` eV (linearly
+   interpolated), and step 2 is repeated there (twice, so the fit windows sit relative
+   to the final E0).  Unlike the largest derivative, it does not jump to an intense
+   pre-edge peak (tetrahedral d0 ions such as Mn(VII), Cr(VI), V(V)): such a peak rises
+   above 0.5 but falls back within a few eV.  On the measured KMnO4 of the test data,
+   ``find_e0`` gives the pre-edge peak at 6541.1 eV, the half step 6554.2 eV;
+4. mu(E) and the normalised mu(E) are interpolated onto ``E - E0`` =
    ``emin … emax`` in steps of ``de`` (eV).  Grid points outside the data are 0.
 
 FEFF8L computes EXAFS only and its ``xmu.dat`` starts at E0, so there is no pre-edge to
@@ -24,7 +31,7 @@ import numpy as np
 
 from mlxas.spectra.grids import energy_grid, interp_on_grid
 
-__all__ = ["EdgeGrid", "EdgeSpectrum", "edge_on_grid", "normalize_edge"]
+__all__ = ["EdgeGrid", "EdgeSpectrum", "edge_on_grid", "half_step_energy", "normalize_edge"]
 
 
 @dataclass
@@ -69,10 +76,27 @@ def _pre_edge_kwargs(xcfg: dict) -> dict:
     return {key: xcfg[key] for key in keys if xcfg.get(key) is not None}
 
 
+def half_step_energy(energy: np.ndarray, norm: np.ndarray, hold: float) -> float:
+    """First energy (eV) from which ``norm`` stays ≥ 0.5 for ``hold`` eV (interpolated)."""
+    above = norm >= 0.5
+    for i in np.nonzero(above)[0]:
+        if energy[-1] < energy[i] + hold:
+            break  # too close to the end of the data to tell an edge from a peak
+        j = np.searchsorted(energy, energy[i] + hold, side="right")
+        if not np.all(above[i:j]):
+            continue
+        if i == 0:
+            return float(energy[0])
+        e1, e2, y1, y2 = energy[i - 1], energy[i], norm[i - 1], norm[i]
+        return float(e1 + (0.5 - y1) * (e2 - e1) / (y2 - y1))
+    raise ValueError(f"normalised mu(E) never stays above 0.5 for {hold:g} eV: no edge")
+
+
 def normalize_edge(spec: EdgeSpectrum, xcfg: dict) -> tuple[float, float, np.ndarray]:
-    """E0 (eV), edge step and normalised mu(E) of one spectrum, by larch's ``pre_edge``."""
-    from larch import Group
-    from larch.xafs import find_e0, pre_edge
+    """E0 (eV), edge step and normalised mu(E) of one spectrum, by larch's ``pre_edge``
+    (E0 moved to the half step when ``xcfg["e0"]`` is ``half_step``; ``spec.e0`` is
+    then where the search starts)."""
+    from larch.xafs import find_e0
 
     energy = np.asarray(spec.energy, dtype=float)
     mu = np.asarray(spec.mu, dtype=float)
@@ -83,10 +107,23 @@ def normalize_edge(spec: EdgeSpectrum, xcfg: dict) -> tuple[float, float, np.nda
     if np.any(np.diff(energy) <= 0):
         raise ValueError("energy is not strictly increasing")
     e0 = float(spec.e0) if spec.e0 is not None else float(find_e0(energy, mu))
+    e0, step, norm = _pre_edge(energy, mu, e0, spec.calculated, xcfg)
+    if xcfg.get("e0", "find_e0") == "half_step":
+        for _ in range(2):
+            half = half_step_energy(energy, norm, float(xcfg.get("hold", 8.0)))
+            _, step, norm = _pre_edge(energy, mu, half, spec.calculated, xcfg)
+            e0 = half
+    return e0, step, norm
+
+
+def _pre_edge(energy: np.ndarray, mu: np.ndarray, e0: float, calculated: bool, xcfg: dict):
+    from larch import Group
+    from larch.xafs import pre_edge
+
     # pre_edge looks for E0 itself when the given one is not inside the data.
     e0 = min(max(e0, energy[1]), energy[-2])
     g = Group()
-    pre_edge(energy, mu, group=g, e0=e0, iscalc=spec.calculated, **_pre_edge_kwargs(xcfg))
+    pre_edge(energy, mu, group=g, e0=e0, iscalc=calculated, **_pre_edge_kwargs(xcfg))
     step = float(g.edge_step)
     if not np.isfinite(step) or step <= 0:
         raise ValueError(f"pre_edge found no positive edge step (got {step:g})")

@@ -20,6 +20,7 @@ from mlxas.structures.checks import Rejection, check_structure
 
 __all__ = [
     "INDEX_COLUMNS",
+    "PER_ATOM_ARRAYS",
     "REJECTED_COLUMNS",
     "build_source",
     "format_rejected",
@@ -39,6 +40,10 @@ INDEX_COLUMNS = [
     "origin",
 ]
 REJECTED_COLUMNS = ["origin", "frame", "reason", "detail"]
+#: Per-atom arrays a source may set and later stages read, kept in ``structures.extxyz``:
+#: ``absorbing`` (multiplicity of an atom chosen as absorbing site, 0 otherwise; read by
+#: ``sites.mode: marked``) and ``oxidation_state`` (read by the ``geometry`` label set).
+PER_ATOM_ARRAYS = ("absorbing", "oxidation_state")
 
 
 def build_source(
@@ -85,6 +90,9 @@ def build_source(
         atoms = Atoms(
             atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
         )
+        for key in PER_ATOM_ARRAYS:
+            if key in item.arrays:
+                atoms.arrays[key] = np.asarray(item.arrays[key])
         atoms.info = {
             "structure_id": sid,
             "source": source.name,

@@ -7,7 +7,8 @@ than one key or outside knowledge:
 - source and model names are unique;
 - the absorber, every element a source names and the edge exist (xraydb), and the
   absorber has that edge;
-- the sites mode fits the absorber (every mode but ``structure`` needs one) and the
+- the sites mode fits the absorber (every mode but ``structure`` and ``marked`` needs
+  one) and the
   engine's unit (site engines need sites, structure engines ``sites.mode: structure``);
 - the engine is registered and its own config section is valid (FEFF cards included);
 - every label set is registered and can label the items of the sites mode;
@@ -94,7 +95,8 @@ def _engine(cfg: dict[str, Any], sites, absorber: str | None):
             f"simulation.engine: {sim.engine} computes one item per {cls.unit}; "
             f"it needs {want} (sites.mode is {sites.mode!r})"
         )
-    edge = cfg.get("edge") if absorber else None
+    # Marked sites of several elements share the experiment's edge (K for the 3d metals).
+    edge = cfg.get("edge") if absorber or sites.mode == "marked" else None
     section = cfg.get(cls.config_section())
     return sim, cls(cls.settings_from_config(section, absorber=absorber, edge=edge)), edge
 
@@ -152,7 +154,7 @@ def _build(cfg: dict[str, Any], source: str):
     _check_elements(cfg, sources)
     absorber = cfg.get("absorber")
     sites = from_mapping(SitesSettings, cfg["sites"], "sites")
-    if sites.mode != "structure" and not absorber:
+    if sites.needs_absorber and not absorber:
         raise ConfigError(f"absorber: sites.mode {sites.mode!r} needs an absorbing element")
     sim, engine, edge = _engine(cfg, sites, absorber)
     labels = LabelSettings.from_config(cfg["labels"])

@@ -21,6 +21,15 @@ pymatgen ``Structure`` (or an ASE ``Atoms``, converted):
 
 The bond-valence states also tell ChemEnv which sites are anions: only cation-anion
 bonds count as coordination (ChemEnv's ``ONLY_ACB`` condition).
+
+:class:`GeometryLabels` is the label set ``geometry`` of the workflow's ``labels``
+stage (settings ``labels.geometry``: :class:`GeometrySettings`).  Its columns:
+``geometry`` (the class index, a categorical target; the class names are in the label
+metadata ``info.geometry.classes``), ``csm``, ``cn``, ``r`` (Å), ``oxidation_state``
+(targets) and ``ce_symbol`` (text, information).  Oxidation states come from the
+structures' per-atom array ``oxidation_state`` when the source sets one (the
+``prototypes`` source does), else from ``BVAnalyzer``.  A site without labels stops the
+stage with the site, the structure and the reason: nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -36,9 +45,13 @@ from typing import Any
 
 import numpy as np
 
+from mlxas.errors import ConfigError
+from mlxas.sites.labelsets import LabelColumns, LabelSet, register_label_set
+
 __all__ = [
     "CE_CLASSES",
     "GEOMETRY_CLASSES",
+    "GeometryLabels",
     "GeometrySettings",
     "LabelError",
     "site_labels",
@@ -94,14 +107,14 @@ class GeometrySettings:
 
     def __post_init__(self) -> None:
         if self.distance_cutoff <= 1.0 or self.max_distance_factor < self.distance_cutoff:
-            raise ValueError(
-                "labels: need 1 < distance_cutoff <= max_distance_factor, got "
+            raise ConfigError(
+                "labels.geometry: need 1 < distance_cutoff <= max_distance_factor, got "
                 f"{self.distance_cutoff} and {self.max_distance_factor}"
             )
         if not 0.0 < self.angle_cutoff < 1.0:
-            raise ValueError(f"labels: angle_cutoff must be in (0, 1), got {self.angle_cutoff}")
+            raise ConfigError(f"labels.geometry: angle_cutoff must be in (0, 1), got {self.angle_cutoff}")
         if self.max_csm is not None and self.max_csm <= 0:
-            raise ValueError(f"labels: max_csm must be positive or null, got {self.max_csm}")
+            raise ConfigError(f"labels.geometry: max_csm must be positive or null, got {self.max_csm}")
 
 
 def _as_structure(structure: Any):
@@ -217,3 +230,79 @@ def site_labels(
 ) -> dict[str, Any]:
     """Labels of one absorbing site (see the module docstring for the keys and units)."""
     return sites_labels(structure, [site_index], settings)[0]
+
+
+#: Numeric columns of the ``geometry`` label set (all model targets) and their units.
+GEOMETRY_COLUMNS = {
+    "geometry": "class",
+    "csm": "",
+    "cn": "",
+    "r": "Angstrom",
+    "oxidation_state": "e",
+}
+
+
+def _structure_of(atoms):
+    """pymatgen Structure of ASE ``atoms``, with the source's oxidation states if any."""
+    from pymatgen.core import Structure
+
+    s = Structure(
+        atoms.cell.array, atoms.get_chemical_symbols(), atoms.positions, coords_are_cartesian=True
+    )
+    states = atoms.arrays.get("oxidation_state")
+    if states is not None:
+        s.add_oxidation_state_by_site([float(v) for v in states])
+    return s
+
+
+@register_label_set
+class GeometryLabels(LabelSet):
+    """ChemEnv coordination class, CSM, CN, R and oxidation state of absorbing sites."""
+
+    name = "geometry"
+    units = ("site",)
+    settings_class = GeometrySettings
+
+    def provides(self, target: str) -> bool:
+        return target in GEOMETRY_COLUMNS
+
+    def compute(self, images, items, absorber) -> LabelColumns:
+        from tqdm import tqdm
+
+        by_id = {str(a.info["structure_id"]): a for a in images}
+        sid = items["structure_id"].astype(str).to_numpy()
+        index = items["site_index"].to_numpy(dtype=np.int64)
+        rows: dict[int, dict[str, Any]] = {}
+        groups: dict[str, list[int]] = {}
+        for row, structure in enumerate(sid):
+            groups.setdefault(structure, []).append(row)
+        for structure, members in tqdm(
+            groups.items(), desc="geometry labels", unit="structure", mininterval=3
+        ):
+            atoms = by_id[structure]
+            try:
+                labels = sites_labels(_structure_of(atoms), index[members], self.settings)
+            except LabelError as err:
+                raise LabelError(
+                    err.reason,
+                    f"structure {atoms.info.get('name', '')} ({structure}), sites "
+                    f"{index[members].tolist()}: {err.detail}",
+                ) from None
+            rows.update(zip(members, labels, strict=True))
+        ordered = [rows[k] for k in range(len(sid))]
+        values = {
+            col: np.array([r[f"{col}_index" if col == "geometry" else col] for r in ordered],
+                          dtype=np.int64 if col == "geometry" else np.float64)
+            for col in GEOMETRY_COLUMNS
+        }  # fmt: skip
+        values["ce_symbol"] = np.array([r["ce_symbol"] for r in ordered], dtype=object)
+        counts = np.bincount(values["geometry"], minlength=len(GEOMETRY_CLASSES))
+        return LabelColumns(
+            values=values,
+            units={k: v for k, v in GEOMETRY_COLUMNS.items() if v},
+            targets=tuple(GEOMETRY_COLUMNS),
+            info={
+                "classes": list(GEOMETRY_CLASSES),
+                "class_counts": dict(zip(GEOMETRY_CLASSES, counts.tolist(), strict=True)),
+            },
+        )
