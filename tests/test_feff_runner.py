@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -184,11 +185,64 @@ def _processes_under(folder: Path) -> list[int]:
     return pids
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def test_feff10_timeout_kills_its_workers(tmp_path):
     res = run_site(site_row("feff10"), tmp_path / "runs" / "t", "feff10", timeout=1.0)
     assert res.reason == "timeout"
     time.sleep(0.2)
     assert _processes_under(tmp_path) == []
+
+
+@pytest.mark.parametrize("engine", ["feff8l", "feff10"])
+def test_killed_chunk_job_leaves_no_feff_process(engine, tmp_path):
+    """SIGKILL a FEFF job while its programs run: they die with it (FEFF10: its workers
+    too), although each runs in a session of its own, out of reach of a group kill.
+
+    The runs compute self-consistent potentials (minutes each), so a program left running
+    is still there when the test looks, however slow the machine.
+    """
+    folder = _source(tmp_path, 4, 4)
+    table = pd.read_parquet(folder / "inputs.parquet")
+    slow = site_row(engine, cards={"RPATH": 4.5, "NLEGS": 4, "SCF": 4.5})
+    table["feff_inp"] = slow["feff_inp"]
+    table.to_parquet(folder / "inputs.parquet")
+    cmd = [
+        *(str(Path(sys.executable).parent / "mlxas"), "run-feff", "--engine", engine),
+        *("--inputs", str(folder / "inputs.parquet"), "--chunk", "0", "--threads", "2"),
+        *("--workdir", str(folder / "runs"), "--out", str(folder / "00000.h5"), "--quiet"),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        # Both runs (threads) in their FEFF programs: FEFF8L's modules, FEFF10's workers
+        # (started by the driver, so grandchildren of the job).
+        program = {"feff8l": "feff8l_", "feff10": "feff10._worker"}[engine]
+        while len([p for p in _processes_under(tmp_path) if program in _cmdline(p)]) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "no FEFF run seen"
+            time.sleep(0.01)
+        # Well into the computation: a FEFF10 worker that has not got its task yet, or
+        # that ends a stage, exits by itself once the driver is gone.
+        time.sleep(2.0)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    left = _processes_under(tmp_path)
+    # The kernel's signal is immediate; reaping takes a moment.  Not longer: a program
+    # left running could end by itself and pass for one that was killed.
+    end = time.monotonic() + 1.0
+    while left and time.monotonic() < end:
+        time.sleep(0.05)
+        left = _processes_under(tmp_path)
+    for pid in left:  # never leave them running, even when the check fails
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], f"FEFF processes left running: {left}"
 
 
 def test_timeout_is_retried_but_deterministic_failures_are_not(tmp_path):
