@@ -266,7 +266,8 @@ def test_cli_outputs(tiny_experiment, predictor, tmp_path, capsys):
 
     model = str(model_path(tiny_experiment))
     out_csv, out_json = tmp_path / "p.csv", tmp_path / "p.json"
-    args = ["predict", model, str(CU), str(NI), "--allow-short-k", "-j", "1"]
+    # Options between the files, as users write them (MODEL [options] FILE...).
+    args = ["predict", model, "--allow-short-k", str(CU), "-j", "1", str(NI)]
     assert main([*args, "--out", str(out_csv)]) == 1  # one refused
     table = capsys.readouterr().out
     assert "cu_metal_rt.xdi" in table and "refused: element Ni" in table
@@ -283,6 +284,23 @@ def test_cli_outputs(tiny_experiment, predictor, tmp_path, capsys):
     doc = json.loads(out_json.read_text())
     assert doc["model"]["absorber"] == "Cu" and len(doc["results"]) == 2
     assert doc["results"][1]["reason"] == "element Ni in the file, the model is for Cu K"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["M", "a.xdi", "b.xdi", "--allow-short-k", "-j", "1", "--out", "p.csv"],
+        ["M", "--allow-short-k", "a.xdi", "b.xdi", "-j", "1", "--out", "p.csv"],
+        ["M", "--allow-short-k", "a.xdi", "-j", "1", "b.xdi", "--out", "p.csv"],
+        ["--out", "p.csv", "-j", "1", "M", "a.xdi", "--allow-short-k", "b.xdi"],
+    ],
+)
+def test_cli_options_anywhere(argv):
+    from mlxas.cli import build_parser
+
+    a = build_parser().parse_args(["predict", *argv])
+    assert (a.model, a.files) == ("M", ["a.xdi", "b.xdi"])
+    assert (a.allow_short_k, a.jobs, a.out) == (True, 1, "p.csv")
 
 
 def test_cli_help():
