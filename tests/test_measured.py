@@ -310,9 +310,7 @@ def test_size_limits_leave_room_for_real_spectra(tmp_path):
     rows = [ln.split() for ln in data]
     step = 1500.0 / MAX_POINTS  # eV: the foil's range, finely sampled
     e0 = float(rows[0][0])
-    big = [
-        "  ".join([f"{e0 + i * step:.5f}", *rows[i % len(rows)][1:]]) for i in range(MAX_POINTS)
-    ]
+    big = ["  ".join([f"{e0 + i * step:.5f}", *rows[i % len(rows)][1:]]) for i in range(MAX_POINTS)]
     path = write(tmp_path, "qexafs.xdi", header + ["# comment"] * 5000, big)
     assert path.stat().st_size > 4 * 2**20
     assert check_file(path) == "xdi"
