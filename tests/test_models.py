@@ -183,8 +183,24 @@ def test_feature_override_recomputes_the_input_from_chi(ds):
     assert data.features_cfg["kweight"] == 3 and data.features_cfg["ft"]["enabled"] is False
 
 
-def test_cnn2d_on_a_wavelet_map_computed_from_chi(ds, tmp_path):
-    spec = {"name": "w", "kind": "cnn2d", "input": "wavelet_morlet", "epochs": 1,
+def _r2_by_hand(model, card, x, ds) -> dict[str, float]:
+    """R² on the test split from the saved network's raw output (Keras' predict)."""
+    raw = np.asarray(model.predict(np.asarray(x, np.float32), verbose=0))
+    columns = card["outputs"]["columns"]
+    out = {}
+    for t in ("cn", "r"):
+        y, p = ds.labels(t, "test"), raw[:, columns.index(t)]
+        out[t] = 1 - np.sum((p - y) ** 2) / np.sum((y - y.mean()) ** 2)
+    return out
+
+
+@pytest.mark.slow
+def test_cnn2d_learns_from_a_wavelet_map_computed_from_chi(ds, tmp_path):
+    """Trained on Morlet maps computed from chi(k), it reads CN and R of held-out spectra
+    (R² > 0.8 and > 0.7; a network that ignores its input has R² ≈ 0).  Measured: 0.91,
+    0.86 (30 epochs, ~40 s on 2 busy cores)."""
+    spec = {"name": "w", "kind": "cnn2d", "input": "wavelet_morlet", "epochs": 30,
+            "patience": 30, "learning_rate": 0.003,
             "features": {"wavelet": {"n_k": 16, "n_r": 12}},
             "params": {"filters": [4], "dense": [8]}, **FAST}  # fmt: skip
     mid, card = train(ds, spec, tmp_path, verbose=0)
@@ -193,20 +209,27 @@ def test_cnn2d_on_a_wavelet_map_computed_from_chi(ds, tmp_path):
     assert pre["input_shape"] == [16, 12] == [w["n_k"], w["n_r"]] and w["morlet"] is True
     assert pre["input_scaling"] == "global" and np.ndim(pre["input_mean"]) == 0
     model, card = load_model(tmp_path / mid)
-    maps = compute_features(ds.chi("test")[:5], pre["features"])["wavelet_morlet"]
-    mean, _ = predict_array(model, card, maps)
-    assert mean.shape == (5, 2) and np.all(np.isfinite(mean))
+    maps = compute_features(ds.chi("test"), pre["features"])["wavelet_morlet"]
+    r2 = _r2_by_hand(model, card, maps, ds)
+    assert r2["cn"] > 0.8 and r2["r"] > 0.7, r2
 
 
-def test_cnn1d_trains_on_augmented_chi(ds, tmp_path):
+@pytest.mark.slow
+def test_cnn1d_learns_from_augmented_chi(ds, tmp_path):
+    """Trained on chi(k) with E0 shifts, k-range cuts and extra damping, it reads clean
+    held-out spectra: R² > 0.9 for CN and R (a network that ignores its input: ≈ 0).
+    Measured: 0.996, 0.975 (30 epochs, ~40 s on 2 busy cores)."""
     aug = {"e0_shift": [-3.0, 3.0], "kmax": [10.0, 14.0], "sigma2": [0.0, 0.002]}
-    spec = {"name": "c", "kind": "cnn1d", "epochs": 2, "augment": aug,
-            "params": {"filters": [4, 8], "dense": [8]}, **FAST}  # fmt: skip
+    spec = {"name": "c", "kind": "cnn1d", "epochs": 30, "patience": 30, "augment": aug,
+            "learning_rate": 0.003, "params": {"filters": [4, 8], "dense": [8]},
+            **FAST}  # fmt: skip
     mid, card = train(ds, spec, tmp_path, verbose=0)
-    assert card["training"]["augment"] == aug and card["training"]["epochs_run"] == 2
+    assert card["training"]["augment"] == aug and card["training"]["epochs_run"] == 30
     model, card = load_model(tmp_path / mid)
     assert model.output_shape == (None, 2)
     assert card["preprocessing"]["input_scaling"] == "global"
+    r2 = _r2_by_hand(model, card, ds.features("chi_k", "test"), ds)
+    assert r2["cn"] > 0.9 and r2["r"] > 0.9, r2
 
 
 def test_augmented_batches_change_every_epoch_and_stay_seeded(ds):
