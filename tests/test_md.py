@@ -247,6 +247,14 @@ def test_emt_potential_runs():
     frames = list(md_frames(spec, None, progress=False))
     assert [k for k, _ in frames] == [0, 1]
     assert frames[0][1].get_chemical_formula() == "Cu6"
+    # A Cu6 cluster moving under EMT at 300 K: the atoms move between frames and stay
+    # bonded at Cu-Cu distances (2.56 Å in the bulk; shorter in a small cluster).
+    first, second = (at.positions for _, at in frames)
+    assert 0.01 < np.abs(second - first).max() < 1.0
+    for _, atoms in frames:
+        d = atoms.get_all_distances()
+        nearest = np.sort(d, axis=1)[:, 1]
+        assert np.all((nearest > 2.2) & (nearest < 2.7)), nearest
 
 
 @pytest.mark.parametrize(
