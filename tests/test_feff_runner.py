@@ -199,15 +199,15 @@ def test_feff10_timeout_kills_its_workers(tmp_path):
     assert _processes_under(tmp_path) == []
 
 
-@pytest.mark.parametrize("engine", ["feff8l", "feff10"])
-def test_killed_chunk_job_leaves_no_feff_process(engine, tmp_path):
-    """SIGKILL a FEFF job while its programs run: they die with it (FEFF10: its workers
-    too), although each runs in a session of its own, out of reach of a group kill.
+def kill_chunk_job(engine: str, sig: int, root: Path) -> tuple[int, list[int]]:
+    """Start ``mlxas run-feff`` on two SCF runs (minutes each) under ``root``, send it
+    ``sig`` once both are well into their FEFF programs, and return the number of FEFF
+    programs seen running then and the processes still running under ``root`` a second
+    later (SIGKILLed here, so that nothing is left even when a check fails).
 
-    The runs compute self-consistent potentials (minutes each), so a program left running
-    is still there when the test looks, however slow the machine.
+    Also used by ``benchmarks/bench_reliability.py``.
     """
-    folder = _source(tmp_path, 4, 4)
+    folder = _source(root, 4, 4)
     table = pd.read_parquet(folder / "inputs.parquet")
     slow = site_row(engine, cards={"RPATH": 4.5, "NLEGS": 4, "SCF": 4.5})
     table["feff_inp"] = slow["feff_inp"]
@@ -218,30 +218,43 @@ def test_killed_chunk_job_leaves_no_feff_process(engine, tmp_path):
         *("--workdir", str(folder / "runs"), "--out", str(folder / "00000.h5"), "--quiet"),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    # FEFF8L's modules, or FEFF10's workers (started by the driver: grandchildren).
+    program = {"feff8l": "feff8l_", "feff10": "feff10._worker"}[engine]
+    deadline = time.monotonic() + 300
+    seen: list[int] = []
     try:
-        # Both runs (threads) in their FEFF programs: FEFF8L's modules, FEFF10's workers
-        # (started by the driver, so grandchildren of the job).
-        program = {"feff8l": "feff8l_", "feff10": "feff10._worker"}[engine]
-        while len([p for p in _processes_under(tmp_path) if program in _cmdline(p)]) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, "no FEFF run seen"
+        while len(seen) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            seen = [p for p in _processes_under(root) if program in _cmdline(p)]
             time.sleep(0.01)
         # Well into the computation: a FEFF10 worker that has not got its task yet, or
         # that ends a stage, exits by itself once the driver is gone.
         time.sleep(2.0)
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.send_signal(sig)
         proc.wait()
-    left = _processes_under(tmp_path)
+    left = _processes_under(root)
     # The kernel's signal is immediate; reaping takes a moment.  Not longer: a program
     # left running could end by itself and pass for one that was killed.
     end = time.monotonic() + 1.0
     while left and time.monotonic() < end:
         time.sleep(0.05)
-        left = _processes_under(tmp_path)
-    for pid in left:  # never leave them running, even when the check fails
+        left = _processes_under(root)
+    for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    return len(seen), left
+
+
+@pytest.mark.parametrize("engine", ["feff8l", "feff10"])
+def test_killed_chunk_job_leaves_no_feff_process(engine, tmp_path):
+    """SIGKILL a FEFF job while its programs run: they die with it (FEFF10: its workers
+    too), although each runs in a session of its own, out of reach of a group kill.
+
+    The runs compute self-consistent potentials (minutes each), so a program left running
+    is still there when the test looks, however slow the machine.
+    """
+    seen, left = kill_chunk_job(engine, signal.SIGKILL, tmp_path)
+    assert seen == 2, "the FEFF runs were not seen running"
     assert left == [], f"FEFF processes left running: {left}"
 
 

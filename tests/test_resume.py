@@ -215,33 +215,39 @@ SLOW_FEFF_CONFIG["experiment"] = "slow_feff"
 SLOW_FEFF_CONFIG["feff"]["cards"]["SCF"] = 4.5
 
 
+def kill_workflow_during_feff(workdir: Path) -> tuple[int, dict[int, str]]:
+    """Run SLOW_FEFF_CONFIG in ``workdir``, SIGKILL the workflow's process group once two
+    FEFF programs are in their SCF loops; returns how many were seen and what was left
+    running a second later (then killed).  Also used by benchmarks/bench_reliability.py."""
+    cfg = write_config(workdir, SLOW_FEFF_CONFIG)
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(
+        _snakemake_cmd(workdir, cfg, "results/slow_feff/dataset.h5"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    seen: dict[int, str] = {}
+    try:
+        # Two chunk jobs (2 cores), each in a FEFF program well into its SCF loop.
+        while len(seen) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            seen = {p: c for p, c in _processes_under(workdir).items() if "feff8l_" in c}
+            time.sleep(0.05)
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return len(seen), _kill_leftovers(workdir)
+
+
 def test_kill_leaves_no_feff_program_running(tmp_path):
     """SIGKILL the workflow's process group while FEFF programs run: none is left.
 
     Each FEFF program runs in a session of its own (for its timeout), out of reach of the
     group kill; the kernel kills it when the job that started it dies.
     """
-    cfg = write_config(tmp_path, SLOW_FEFF_CONFIG)
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.Popen(
-        _snakemake_cmd(tmp_path, cfg, "results/slow_feff/dataset.h5"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    seen: dict[int, str] = {}
-    try:
-        # Two chunk jobs (2 cores), each in a FEFF program well into its SCF loop.
-        while len(seen) < 2:
-            assert proc.poll() is None, "the workflow ended before FEFF ran"
-            assert time.monotonic() < deadline, "no FEFF program seen running"
-            seen = {p: c for p, c in _processes_under(tmp_path).items() if "feff8l_" in c}
-            time.sleep(0.05)
-        time.sleep(1.0)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        left = _kill_leftovers(tmp_path)
+    seen, left = kill_workflow_during_feff(tmp_path)
+    assert seen == 2, "no FEFF program seen running"
     assert left == {}, f"left running after the kill: {left}"
