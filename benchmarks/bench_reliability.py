@@ -258,7 +258,11 @@ def kill_section(root: Path) -> dict:
         for c in cases
         if "rebuilt_same_hash" in c
     )
-    not_caught = sum(not c.get("caught_half_done", True) for c in cases)
+    # A kill that came before the FEFF programs ran proves nothing: it counts as a failure.
+    not_caught = sum(
+        not c.get("caught_half_done", True) or c.get("feff_programs_running_at_kill", 2) < 2
+        for c in cases
+    )
     for c in cases:
         print(json.dumps(c), flush=True)
     return {
