@@ -14,6 +14,7 @@ never trusted (FEFF exits 0 after fatal errors): :mod:`mlxas.feff.checks` decide
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import os
@@ -245,6 +246,15 @@ class _GroupGuard:
             start_new_session=True,
             text=True,
         )
+        atexit.register(self._release, self._proc)
+
+    @staticmethod
+    def _release(proc: subprocess.Popen) -> None:
+        """At a normal exit: end of file for the guard (which then kills whatever is still
+        listed, normally nothing), and reap it."""
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            proc.stdin.close()
+            proc.wait(timeout=5)
 
 
 #: This process's guard.
