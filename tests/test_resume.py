@@ -223,7 +223,7 @@ def kill_workflow_during_feff(workdir: Path) -> tuple[int, dict[int, str]]:
     cfg = write_config(workdir, SLOW_FEFF_CONFIG)
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen(
-        _snakemake_cmd(workdir, cfg, "results/slow_feff/dataset.h5"),
+        _snakemake_cmd(workdir, cfg, str(Layout.for_experiment("slow_feff").dataset)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
