@@ -14,11 +14,16 @@ sections' failures.  Sections this script measures (``--sections`` picks some):
   the case; for the oversized ones the time of the read call (bound 1 s) and the
   process's peak memory (bound 200 MB); and, for scale, the cost of reading the largest
   accepted file in full.
+- ``tampering`` and ``bad_config`` (``benchmarks/_reliability_contract.py``): tampered
+  model folders refused before anything is deserialised, bad configs refused by
+  ``mlxas config check`` and ``snakemake -n`` before any job.
 
-Other scripts add their own sections to the same file with :func:`update_sections`;
-running one script keeps the others' sections.
+Each section's ``summary`` counts what was ``tried``, ``refused`` (where refusing is the
+right answer), ``lost`` and ``left_running``; ``totals`` sums them over the sections.
+Other scripts may add their own sections with :func:`update_sections`; running some
+sections keeps the others.
 
-    .venv/bin/python benchmarks/bench_reliability.py [--sections kill,bad_input]
+    .venv/bin/python benchmarks/bench_reliability.py [--sections kill,bad_input,...]
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ import time
 from pathlib import Path
 
 from _common import RESULTS, ROOT, write_result
+from _reliability_contract import bad_config_section, tampering_section
+
+from mlxas.workflow.layout import Layout
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -52,13 +60,19 @@ def update_sections(sections: dict[str, dict], **extra) -> Path:
     old = json.loads(path.read_text()).get("sections", {}) if path.is_file() else {}
     merged = {**old, **sections}
     total = sum(int(s.get("failures", 0)) for s in merged.values())
+    totals: dict[str, int] = {}
+    for section in merged.values():
+        for key, n in section.get("summary", {}).items():
+            totals[key] = totals.get(key, 0) + int(n)
     return write_result(
         NAME,
         total,
         "failures",
+        totals={**totals, "failures": total},
         sections=merged,
-        target="0 failures: nothing left running or lost after a kill, every bad file "
-        "refused with a reason, oversized files within 1 s and 200 MB",
+        target="0 failures: nothing left running or lost after a kill, every bad file, "
+        "tampered model folder and bad config refused with a reason (files within 1 s and "
+        "200 MB, configs before any job)",
         **extra,
     )
 
@@ -74,12 +88,12 @@ def _settle_left(folder: Path) -> dict[int, str]:
 
 
 def _kill_chunk_job(engine: str, sig: int, root: Path) -> dict:
-    """Signal ``mlxas run-feff`` while both its FEFF runs (SCF, minutes) are under way."""
+    """Signal ``mlxas simulate`` while both its FEFF runs (SCF, minutes) are under way."""
     from test_feff_runner import kill_chunk_job
 
     seen, left = kill_chunk_job(engine, sig, root)
     return {
-        "case": f"mlxas run-feff ({engine}) killed with {signal.Signals(sig).name}",
+        "case": f"mlxas simulate ({engine}) killed with {signal.Signals(sig).name}",
         "feff_programs_running_at_kill": seen,
         "left_running": len(left),
     }
@@ -109,7 +123,7 @@ def _kill_and_resume(root: Path, seed: int) -> dict:
     import h5py
 
     from conftest import write_config
-    from mlxas.feff.layout import DONE_MARKER
+    from mlxas.workflow.layout import DONE_MARKER
     from test_resume import (
         RESUME_CONFIG,
         _chunk_files,
@@ -122,8 +136,9 @@ def _kill_and_resume(root: Path, seed: int) -> dict:
     config = copy.deepcopy(RESUME_CONFIG)
     config["dataset"]["split"]["seed"] = seed
     cfg = write_config(root, config)
-    feff = root / "results" / "resume" / "feff"
-    target = "results/resume/dataset.h5"
+    layout = Layout.for_experiment("resume")
+    feff = root / layout.simulation_root()
+    target = str(layout.dataset)
     proc = subprocess.Popen(
         _snakemake_cmd(root, cfg, target),
         stdout=subprocess.DEVNULL,
@@ -158,7 +173,7 @@ def _kill_and_resume(root: Path, seed: int) -> dict:
 
     run("--unlock")
     resumed = run()
-    with h5py.File(root / "results" / "resume" / "dataset.h5", "r") as f:
+    with h5py.File(root / layout.dataset, "r") as f:
         ids = list(f["sites/site_id"].asstr()[()])
     expected = set(table.loc[table["reason"] == "", "site_id"])
     rerun = sum(p.stat().st_mtime_ns != t for p, t in markers.items() if p.exists())
@@ -183,12 +198,13 @@ def _kill_gather(workdir: Path) -> dict:
     from conftest import VENV_BIN
     from test_workflow import _processes_with
 
-    res = workdir / "results" / "resume"
-    with h5py.File(res / "dataset.h5", "r") as f:
+    layout = Layout.for_experiment("resume")
+    dataset = workdir / layout.dataset
+    with h5py.File(dataset, "r") as f:
         old_hash = f.attrs["dataset_hash"]
     base = [
         str(VENV_BIN / "snakemake"),
-        "results/resume/dataset.h5",
+        str(layout.dataset),
         "--snakefile",
         str(REPO / "Snakefile"),
         "--directory",
@@ -219,14 +235,14 @@ def _kill_gather(workdir: Path) -> dict:
     for pid in _processes_with(marker, workdir):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    gone = not (res / "dataset.h5").exists()
+    gone = not dataset.exists()
     subprocess.run([*base, "--unlock"], env=_env(), capture_output=True, timeout=300)
     start = time.monotonic()
     rerun = subprocess.run(base, env=_env(), capture_output=True, timeout=1200)
     seconds = time.monotonic() - start
     same = False
-    if (res / "dataset.h5").is_file():
-        with h5py.File(res / "dataset.h5", "r") as f:
+    if dataset.is_file():
+        with h5py.File(dataset, "r") as f:
             same = f.attrs["dataset_hash"] == old_hash
     return {
         "case": "workflow killed with SIGKILL during gather, then rerun",
@@ -234,7 +250,7 @@ def _kill_gather(workdir: Path) -> dict:
         "rerun_exit_code": rerun.returncode,
         "rebuilt_same_hash": same,
         "rebuild_seconds": round(seconds, 1),
-        "temporary_files_left": len(list(res.glob(".dataset.h5.tmp-*"))),
+        "temporary_files_left": len(list(dataset.parent.glob(f".{dataset.name}.tmp-*"))),
     }
 
 
@@ -266,6 +282,7 @@ def kill_section(root: Path) -> dict:
     for c in cases:
         print(json.dumps(c), flush=True)
     return {
+        "summary": {"tried": len(cases), "lost": lost, "left_running": left},
         "kills_tried": len(cases),
         "feff_processes_left": left,
         "results_lost": lost,
@@ -320,6 +337,7 @@ def bad_input_section(root: Path) -> dict:
     for c in cases:
         print(json.dumps(c), flush=True)
     return {
+        "summary": {"tried": len(cases), "refused": refused},
         "files_tried": len(cases),
         "refused_with_reason": refused,
         "oversized_outside_bounds": outside,
@@ -356,7 +374,12 @@ def _largest_accepted(path: Path, points: int) -> dict:
     }
 
 
-SECTIONS = {"kill": kill_section, "bad_input": bad_input_section}
+SECTIONS = {
+    "kill": kill_section,
+    "bad_input": bad_input_section,
+    "tampering": tampering_section,
+    "bad_config": bad_config_section,
+}
 
 
 def main() -> None:
