@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlxas.spectra.xanes import half_step_energy
 from mlxas.xanes.augment import AugmentSettings, add_noise, augment, broaden, renormalise, shift
-from mlxas.xanes.features import half_step_energy
 
 DE = 0.1
 GRID = np.round(np.arange(-20.0, 60.0 + DE / 2, DE), 10)

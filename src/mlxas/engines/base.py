@@ -200,6 +200,10 @@ class SignalEngine(ABC):
 
     # Optional hooks, with defaults that suit an engine without them.
 
+    def check_features(self, features: Any) -> None:  # noqa: B027 (optional hook)
+        """Raise :class:`EngineError` for ``features`` settings the engine cannot feed
+        (called by the config check before any job runs)."""
+
     def check_item(self, result: ItemResult, features: Any) -> tuple[str, str] | None:
         """``(reason, detail)`` when a successful run's arrays cannot be featurized (empty,
         not finite, a XANES edge that cannot be normalised); gather lists the item as a

@@ -10,6 +10,11 @@ three codes; ``simulation.engine`` picks the code.
 Arrays of a successful item: ``k`` (Å⁻¹), ``chi``; ``energy`` (eV), ``mu``, ``mu0``
 where the run wrote ``xmu.dat`` (FEFF6L does not, XANES runs have no ``chi.dat``).
 Scalar: ``e0`` (eV, from ``xmu.dat``; NaN without it).
+
+With ``feff.spectroscopy: xanes`` (FEFF10) an item has no chi(k): its signals are the
+``edge/*`` arrays only and its model inputs the edge features of
+:func:`mlxas.spectra.features.edge_features` (``xanes``, ``xanes_deriv``, ...); the
+chi(k) features must then be switched off (the config check says so).
 """
 
 from __future__ import annotations
@@ -148,9 +153,29 @@ class FeffEngine(SignalEngine):
 
     # --- dataset side -------------------------------------------------------------------
 
+    @property
+    def xanes_only(self) -> bool:
+        """XANES runs write mu(E) only: no chi(k) signal or chi(k) features."""
+        return self.settings.spectroscopy == "xanes"
+
+    def check_features(self, features: Any) -> None:
+        """Refuse feature settings this spectroscopy cannot feed (a config error)."""
+        from mlxas.spectra.features import EDGE_FEATURES, enabled_features
+
+        if not self.xanes_only:
+            return
+        if not features["xanes"]["enabled"]:
+            raise EngineError("feff.spectroscopy xanes: switch on features.xanes.enabled")
+        chi_features = [f for f in enabled_features(features) if f not in EDGE_FEATURES]
+        if chi_features:
+            raise EngineError(
+                f"feff.spectroscopy xanes computes no chi(k); switch off the chi(k) features "
+                f"{chi_features} (features.chi_k, features.ft.enabled, features.wavelet)"
+            )
+
     def check_item(self, result: ItemResult, features: Any) -> tuple[str, str] | None:
         k, chi = result.arrays.get("k", np.zeros(0)), result.arrays.get("chi", np.zeros(0))
-        if not (np.all(np.isfinite(chi)) and len(k) == len(chi) > 1):
+        if not self.xanes_only and not (np.all(np.isfinite(chi)) and len(k) == len(chi) > 1):
             return "invalid_spectrum", "chi(k) in the chunk file is empty or not finite"
         if features["xanes"]["enabled"]:
             try:
@@ -160,16 +185,20 @@ class FeffEngine(SignalEngine):
         return None
 
     def signal_names(self, features: Any) -> tuple[str, ...]:
-        return ("chi", *(_EDGE if features["xanes"]["enabled"] else ()))
+        chi = () if self.xanes_only else ("chi",)
+        return (*chi, *(_EDGE if features["xanes"]["enabled"] else ()))
 
     def featurize(self, results: Sequence[ItemResult], features: Any) -> dict[str, np.ndarray]:
         from mlxas.spectra.grids import interp_on_grid, k_grid
 
+        self.check_features(features)
         k = k_grid(features["k_grid"])
         chi = np.zeros((len(results), len(k)), dtype=np.float64)
-        for i, r in enumerate(results):
-            chi[i] = interp_on_grid(r.arrays["k"], r.arrays["chi"], k)
-        signals: dict[str, np.ndarray] = {"chi": chi.astype(np.float32)}
+        signals: dict[str, np.ndarray] = {}
+        if not self.xanes_only:
+            for i, r in enumerate(results):
+                chi[i] = interp_on_grid(r.arrays["k"], r.arrays["chi"], k)
+            signals["chi"] = chi.astype(np.float32)
         if features["xanes"]["enabled"]:
             edge = _edges(results, features)
             signals.update({f"edge/{a}": getattr(edge, a) for a in ("mu", "norm", "e0")})
@@ -180,11 +209,11 @@ class FeffEngine(SignalEngine):
     def featurize_signals(
         self, signals: Mapping[str, np.ndarray], features: Any
     ) -> dict[str, np.ndarray]:
-        return self._features(np.asarray(signals["chi"], dtype=np.float64), signals, features)
+        chi = signals["edge/mu"] if self.xanes_only else signals["chi"]
+        return self._features(np.asarray(chi, dtype=np.float64), signals, features)
 
-    @staticmethod
-    def _features(chi: np.ndarray, signals: Mapping[str, np.ndarray], features: Any):
-        from mlxas.spectra.features import compute_features
+    def _features(self, chi: np.ndarray, signals: Mapping[str, np.ndarray], features: Any):
+        from mlxas.spectra.features import compute_features, edge_features
         from mlxas.spectra.xanes import EdgeGrid
 
         edge = None
@@ -193,6 +222,8 @@ class FeffEngine(SignalEngine):
             e0 = signals.get("edge/e0", np.zeros(n))
             step = signals.get("edge/edge_step", np.ones(n))
             edge = EdgeGrid(signals["edge/mu"], signals["edge/norm"], e0, step)
+        if self.xanes_only:  # ``chi`` holds no chi(k) here, only the number of items
+            return edge_features(edge, features)
         return compute_features(chi, features, edge)
 
     def feature_axes(self, features: Any) -> dict[str, Sequence[Axis]]:
@@ -206,7 +237,7 @@ class FeffEngine(SignalEngine):
         )
 
         k = Axis("k", k_grid(features["k_grid"]), "1/Angstrom", "photoelectron wavenumber")
-        axes: dict[str, Sequence[Axis]] = {"chi": (k,)}
+        axes: dict[str, Sequence[Axis]] = {} if self.xanes_only else {"chi": (k,)}
         xanes = features["xanes"]["enabled"]
         if xanes:
             e = Axis("energy", energy_grid(features["xanes"]), "eV", "energy relative to E0")
@@ -223,6 +254,11 @@ class FeffEngine(SignalEngine):
                     Axis("wavelet_k", wavelet_k_grid(w), "1/Angstrom", "k axis of maps"),
                     Axis("wavelet_r", wavelet_r_grid(w), "Angstrom", "R axis of maps"),
                 )
+            elif name == "xanes_channels":
+                channel = Axis(
+                    "channel", np.arange(2.0), "", "0: normalised mu(E), 1: its derivative"
+                )
+                axes[name] = (Axis("energy", energy_grid(features["xanes"]), "eV", ""), channel)
             else:
                 axes[name] = (Axis("energy", energy_grid(features["xanes"]), "eV", ""),)
         return axes

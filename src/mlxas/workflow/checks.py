@@ -8,9 +8,10 @@ than one key or outside knowledge:
 - the absorber, every element a source names and the edge exist (xraydb), and the
   absorber has that edge;
 - the sites mode fits the absorber (every mode but ``structure`` and ``marked`` needs
-  one) and the
-  engine's unit (site engines need sites, structure engines ``sites.mode: structure``);
-- the engine is registered and its own config section is valid (FEFF cards included);
+  one) and the engine's unit (site engines need sites, structure engines
+  ``sites.mode: structure``);
+- the engine is registered, its own config section is valid (FEFF cards included) and
+  it can feed the enabled features (FEFF XANES runs have no chi(k));
 - every label set is registered and can label the items of the sites mode;
 - the split fractions sum to 1 (nothing is rescaled);
 - averaging over k > 1 items is supported by the engine;
@@ -165,6 +166,7 @@ def _build(cfg: dict[str, Any], source: str):
                 f"{'/'.join(label_set.units)}, sites.mode {sites.mode!r} makes {sites.unit}s"
             )
     dataset = DatasetSettings.from_config(cfg)
+    engine.check_features(dataset.features)
     total = sum(dataset.split.fractions)
     if abs(total - 1.0) > FRACTION_TOLERANCE:
         raise ConfigError(

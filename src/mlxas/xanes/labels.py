@@ -112,9 +112,13 @@ class GeometrySettings:
                 f"{self.distance_cutoff} and {self.max_distance_factor}"
             )
         if not 0.0 < self.angle_cutoff < 1.0:
-            raise ConfigError(f"labels.geometry: angle_cutoff must be in (0, 1), got {self.angle_cutoff}")
+            raise ConfigError(
+                f"labels.geometry: angle_cutoff must be in (0, 1), got {self.angle_cutoff}"
+            )
         if self.max_csm is not None and self.max_csm <= 0:
-            raise ConfigError(f"labels.geometry: max_csm must be positive or null, got {self.max_csm}")
+            raise ConfigError(
+                f"labels.geometry: max_csm must be positive or null, got {self.max_csm}"
+            )
 
 
 def _as_structure(structure: Any):
