@@ -73,7 +73,9 @@ def _rarest_class(compound) -> str:
 class PrototypesSource:
     """A ``kind: prototypes`` source (see the module docstring).
 
-    ``prototypes``: names from ``prototypes.yaml`` (None: all); ``absorbers``: the 3d
+    ``prototypes``: names from ``prototypes.yaml`` (None: all); ``compounds``: compound
+    names ``<formula>_<prototype>`` of the catalogue (None: all of those prototypes);
+    ``absorbers``: the 3d
     metals whose sites are marked (None: Ti to Zn); ``snapshots``: thermal snapshots per
     compound by geometry class; ``sites_per_role``: absorbing atoms drawn per role in a
     snapshot; ``seed``: seed of every draw; ``strain``: largest |Voigt component| of the
@@ -85,6 +87,7 @@ class PrototypesSource:
     kind = "prototypes"
     name: str
     prototypes: tuple[str, ...] | None = None
+    compounds: tuple[str, ...] | None = None
     absorbers: tuple[str, ...] | None = None
     snapshots: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SNAPSHOTS))
     sites_per_role: int = 1
@@ -104,6 +107,17 @@ class PrototypesSource:
                 prototype(p)
             except ValueError as err:
                 raise ConfigError(f"{where}.prototypes: {err}") from None
+        if self.compounds:
+            from mlxas.xanes.prototypes import catalogue
+
+            known = {c.name for c in catalogue(self._prototypes()).compounds}
+            missing = sorted(set(self.compounds) - known)
+            if missing:
+                raise ConfigError(
+                    f"{where}.compounds: {missing} are not compounds of the catalogue"
+                    + (f" for prototypes {list(self.prototypes)}" if self.prototypes else "")
+                    + " (names are <formula>_<prototype>, e.g. NiO_rock_salt; docs/xanes.md)"
+                )
         bad = sorted(set(self.absorbers or ()) - set(TRANSITION_METALS))
         if bad:
             raise ConfigError(
@@ -116,6 +130,9 @@ class PrototypesSource:
             )
         if self.sites_per_role < 1 or any(int(n) < 0 for n in self.snapshots.values()):
             raise ConfigError(f"{where}: sites_per_role must be >= 1 and snapshots >= 0")
+
+    def _prototypes(self) -> tuple[str, ...] | None:
+        return tuple(self.prototypes) if self.prototypes else None
 
     def elements(self) -> tuple[str, ...]:
         from mlxas.xanes.prototypes import TRANSITION_METALS
@@ -134,8 +151,9 @@ class PrototypesSource:
         from mlxas.xanes.prototypes import catalogue
 
         wanted = set(self.elements())
-        cat = catalogue(tuple(self.prototypes) if self.prototypes else None)
-        for compound in tqdm(cat.compounds, desc=f"{self.name}: compounds", mininterval=3):
+        cat = catalogue(self._prototypes())
+        chosen = [c for c in cat.compounds if not self.compounds or c.name in self.compounds]
+        for compound in tqdm(chosen, desc=f"{self.name}: compounds", mininterval=3):
             roles = {r: el for r, el in compound.absorbers().items() if el in wanted}
             if not roles:
                 continue
