@@ -23,7 +23,7 @@ numpy inference.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 from mlxas.models.registry import Head, ModelConfigError, ModelKind, register_kind
 
@@ -80,7 +80,7 @@ _MLP_TRAINING = {
 class PaperMlp(ModelKind):
     name = "paper_mlp"
     target_kinds = frozenset({"value"})
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         "epochs": 400,
         "batch_size": 32,
         "learning_rate": 0.001,
@@ -109,7 +109,7 @@ class Mlp(ModelKind):
     name = "mlp"
     # No dropout by default: FEFF spectra are noise-free and the map to CN and R is
     # smooth, so dropout mostly blurs it; early stopping and a small L2 regularise.
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         **_MLP_TRAINING,
         "params": {"hidden": [256, 256, 128], "activation": "relu", "dropout": 0.0, "l2": 1e-6},
     }
@@ -192,7 +192,7 @@ _CNN_TRAINING = {**_MLP_TRAINING, "epochs": 300, "patience": 30}
 @register_kind
 class Cnn1D(ModelKind):
     name = "cnn1d"
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         **_CNN_TRAINING,
         "params": {
             "filters": [16, 32, 64],
@@ -234,7 +234,7 @@ class NpCnn(Cnn1D):
     2023; sizes chosen for a small CPU): strides instead of pooling."""
 
     name = "npcnn"
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         **_CNN_TRAINING,
         "params": {
             **Cnn1D.defaults["params"],
@@ -253,7 +253,7 @@ class CnnPool(Cnn1D):
     stride."""
 
     name = "cnn_pool"
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         **_CNN_TRAINING,
         "params": {
             **Cnn1D.defaults["params"],
@@ -270,7 +270,10 @@ class CnnPool(Cnn1D):
 class Cnn2D(ModelKind):
     name = "cnn2d"
     # The 2D CNN (wavelet maps) is the 1D one with 3×3 kernels.
-    defaults = {**_CNN_TRAINING, "params": {**Cnn1D.defaults["params"], "kernel_size": 3}}
+    defaults: ClassVar[dict[str, Any]] = {
+        **_CNN_TRAINING,
+        "params": {**Cnn1D.defaults["params"], "kernel_size": 3},
+    }
 
     def build(self, input_shape, heads, params):
         import keras
@@ -292,7 +295,10 @@ class Ensemble(ModelKind):
     kinds are the member kind's (:attr:`mlxas.models.spec.ModelSpec.member_kind`)."""
 
     name = "ensemble"
-    defaults = {**copy.deepcopy(Mlp.defaults), "params": {"member": "mlp", "members": 5}}
+    defaults: ClassVar[dict[str, Any]] = {
+        **copy.deepcopy(Mlp.defaults),
+        "params": {"member": "mlp", "members": 5},
+    }
 
     def build(self, input_shape, heads, params):
         raise ModelConfigError("an ensemble is built from its member kind")

@@ -178,8 +178,17 @@ class ModelKind:
 
     # --- numpy kinds --------------------------------------------------------------------
 
-    def fit_numpy(self, data: TrainingData, spec: ModelSpec, heads: dict[str, Head], crop: slice):
-        """Fit a numpy-backend model; returns (model, list of network records)."""
+    def fit_numpy(
+        self,
+        data: TrainingData,
+        spec: ModelSpec,
+        heads: dict[str, Head],
+        crop: slice,
+        threads: int = 1,
+    ):
+        """Fit a numpy-backend model on the training split; returns (model, list of
+        records, one per fitted estimator).  The model has ``predict_on_batch(x)`` ->
+        ``[N, columns]`` and ``save(path)`` (model.npz)."""
         raise ModelConfigError(f"model kind {self.name!r} is trained with Keras")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlxas.models.registry import DEFAULT_KEYS, ModelConfigError, kind_class
+from mlxas.models.registry import DEFAULT_KEYS, ModelConfigError, ModelKind, kind_class
 
 __all__ = ["ModelSpec"]
 
@@ -103,10 +103,10 @@ class ModelSpec:
         """The kind of each network: the ensemble's member kind, else the kind."""
         return self.params["member"] if self.kind == "ensemble" else self.kind
 
-    @property
-    def kind_class(self):
-        """The :class:`~mlxas.models.registry.ModelKind` that trains each network."""
-        return kind_class(self.member_kind, f"models.{self.name}")
+    def model_kind(self) -> ModelKind:
+        """The :class:`~mlxas.models.registry.ModelKind` (an instance) that trains each
+        network: the member kind of an ensemble."""
+        return kind_class(self.member_kind, f"models.{self.name}")()
 
     @property
     def n_members(self) -> int:
