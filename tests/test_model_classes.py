@@ -131,3 +131,31 @@ def test_class_codes_outside_the_classes_are_refused(ds):
             features_cfg(),
             classes={"g": ("a", "b", "c")},
         )
+
+
+def test_evaluation_of_class_targets(ds, trained, tmp_path):
+    import json
+
+    from mlxas.evaluate import evaluate
+    from mlxas.workflow.layout import Layout
+
+    layout = Layout(tmp_path)
+    folders = [str(trained[n][2]) for n in ("rf", "soft")]
+    res = evaluate(ds, folders, layout, primary="rf")
+    n_test = len(ds.labels("shell", "test"))
+    saved = json.loads(layout.metrics.read_text())
+    for name in ("rf", "soft"):
+        m = saved["models"][name]["targets"]["shell"]
+        assert sum(map(sum, m["confusion"])) == n_test
+        diag = sum(m["confusion"][i][i] for i in range(3))
+        assert m["accuracy"] == pytest.approx(diag / n_test)
+        assert m["accuracy"] == pytest.approx(
+            trained[name][1]["metrics"]["test"]["shell"]["accuracy"]
+        )
+        assert layout.model_plot("parity", name, "shell").stat().st_size > 5000
+        assert layout.model_plot("errors", name, "shell").is_file()
+    assert layout.parity("shell").is_file()
+    # regression heads beside the class head are still evaluated as before
+    assert res["models"]["rf"]["targets"]["r"]["mae"] < 0.05
+    md = layout.comparison_md.read_text()
+    assert "| rf | random_forest | shell | " in md and "balanced_accuracy" in md
