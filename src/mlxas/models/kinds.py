@@ -25,9 +25,22 @@ from __future__ import annotations
 import copy
 from typing import Any, ClassVar
 
+import numpy as np
+
 from mlxas.models.registry import Head, ModelConfigError, ModelKind, register_kind
 
-__all__ = ["Cnn1D", "Cnn2D", "CnnPool", "Ensemble", "Mlp", "NpCnn", "PaperMlp", "dense_heads"]
+__all__ = [
+    "Cnn1D",
+    "Cnn2D",
+    "CnnPool",
+    "Ensemble",
+    "Mlp",
+    "NpCnn",
+    "PaperMlp",
+    "SignMlp",
+    "dense_heads",
+    "elementwise_bce",
+]
 
 
 def _regularizer(params: dict[str, Any]):
@@ -53,13 +66,18 @@ def _dense_stack(x, units: list[int], params: dict[str, Any], prefix: str):
     return x
 
 
-def dense_heads(x, heads: dict[str, Head], prefix: str = "") -> list:
-    """One Dense layer per head: linear for a value target, softmax for a class target."""
+def dense_heads(
+    x, heads: dict[str, Head], prefix: str = "", value_activation: str | None = None
+) -> list:
+    """One Dense layer per head: softmax for a class target, ``value_activation`` (None:
+    linear; ``sigmoid`` for signs or probabilities) for a value target."""
     import keras
 
     return [
         keras.layers.Dense(
-            h.width, activation="softmax" if h.is_class else None, name=f"{prefix}head_{t}"
+            h.width,
+            activation="softmax" if h.is_class else value_activation,
+            name=f"{prefix}head_{t}",
         )(x)
         for t, h in heads.items()
     ]
@@ -302,3 +320,76 @@ class Ensemble(ModelKind):
 
     def build(self, input_shape, heads, params):
         raise ModelConfigError("an ensemble is built from its member kind")
+
+
+_BCE_CLASS = None
+
+
+def elementwise_bce():
+    """A Keras loss: binary cross-entropy per output element (not averaged over the last
+    axis), so that a sample weight of the head's shape ``[batch, width]`` weighs every
+    element; Keras then averages the weighted values over all elements of the batch.
+    ``mean(w · BCE)`` with per-example weights averaging 1 is the intensity-weighted
+    BCE of the phase problem (one sign per reflection, weighted by its |F|)."""
+    global _BCE_CLASS
+    import keras
+
+    if _BCE_CLASS is None:
+
+        class ElementwiseBinaryCrossentropy(keras.losses.Loss):
+            def call(self, y_true, y_pred):
+                ops = keras.ops
+                p = ops.clip(y_pred, 1e-7, 1 - 1e-7)
+                y = ops.cast(y_true, p.dtype)
+                return -(y * ops.log(p) + (1 - y) * ops.log(1 - p))
+
+        _BCE_CLASS = ElementwiseBinaryCrossentropy
+    return _BCE_CLASS(name="elementwise_bce")
+
+
+@register_kind
+class SignMlp(Mlp):
+    """The MLP trunk with sigmoid value heads, trained with element-wise binary
+    cross-entropy: many binary outputs per example (the signs of the reflections of the
+    phase problem), targets 0/1 never standardised.  With ``sample_weight: <array>`` (an
+    ``[n, width]`` feature such as the reflections' |F|) each element's loss is weighed
+    by it, normalised so that every example's weights average 1."""
+
+    name = "sign_mlp"
+    target_kinds = frozenset({"value"})
+    defaults: ClassVar[dict[str, Any]] = {
+        **_MLP_TRAINING,
+        "params": {"hidden": [256], "activation": "relu", "dropout": 0.0, "l2": 1e-6},
+    }
+
+    def build(self, input_shape, heads, params):
+        import keras
+
+        x = inp = keras.Input(shape=input_shape, name="features")
+        if len(input_shape) > 1:
+            x = keras.layers.Flatten(name="flatten")(x)
+        x = _dense_stack(x, params["hidden"], params, "")
+        return keras.Model(inp, dense_heads(x, heads, value_activation="sigmoid"), name=self.name)
+
+    def scales_target(self, target, head):
+        return False
+
+    def loss(self, target, head, spec, data):
+        y = data.splits["train"].y[target]
+        if np.any((y != 0) & (y != 1)):
+            raise ModelConfigError(
+                f"models.{spec.name}: {self.name} needs 0/1 targets; {target!r} holds other values"
+            )
+        return elementwise_bce()
+
+    def sample_weight(self, split, spec, heads):
+        out = super().sample_weight(split, spec, heads)
+        if out is None:
+            return None
+        normed = {}
+        for t, w in out.items():
+            w = np.abs(np.asarray(w, np.float64))
+            w = w.reshape(len(w), -1) if w.ndim > 1 else w
+            mean = w.mean(axis=-1, keepdims=True) if w.ndim > 1 else w.mean()
+            normed[t] = (w / np.where(mean > 0, mean, 1.0)).astype(np.float32)
+        return normed

@@ -41,7 +41,7 @@ class Scaling:
     y_mean: dict[str, np.ndarray]
     y_std: dict[str, np.ndarray]
     input_scaling: str  # "per_feature", "global" or "none"
-    #: class targets: their codes are never scaled (statistics 0 and 1 per class column)
+    #: targets left unscaled (class codes, sigmoid outputs): statistics 0 and 1 per column
     class_targets: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
@@ -103,11 +103,13 @@ def fit_scaling(
     input_scaling: str,
     crop: slice,
     heads: Mapping[str, Head] | None = None,
+    unscaled: set[str] | frozenset[str] = frozenset(),
 ) -> Scaling:
     """Statistics of the (cropped) training inputs and of the training value targets
-    (class targets of ``heads`` get mean 0 and std 1 per class column)."""
+    (class targets of ``heads`` and the targets in ``unscaled`` get mean 0 and std 1
+    per output column)."""
     xc = x[:, crop] if x.ndim == 2 else x
-    classes = {t: h.width for t, h in (heads or {}).items() if h.is_class}
+    classes = {t: h.width for t, h in (heads or {}).items() if h.is_class or t in unscaled}
     y_mean = {t: np.zeros(n) for t, n in classes.items()}
     y_std = {t: np.ones(n) for t, n in classes.items()}
     values = {t: v for t, v in y.items() if t not in classes}
@@ -193,7 +195,7 @@ def assemble(
     )
     phys = []
     for t, o in heads.items():
-        if scaling.input_scaling != "none" and not head_specs[t].is_class:
+        if scaling.input_scaling != "none" and t not in scaling.class_targets:
             o = keras.layers.Normalization(
                 mean=scaling.y_mean[t],
                 variance=scaling.y_std[t] ** 2,

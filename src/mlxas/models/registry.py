@@ -119,6 +119,12 @@ class ModelKind:
             return keras.losses.SparseCategoricalCrossentropy()
         return "mse"
 
+    def scales_target(self, target: str, head: Head) -> bool:
+        """Whether a head's targets are standardised for training (and the output
+        returned to physical units): value heads yes, class heads never (codes and
+        probabilities).  A kind with bounded outputs (sigmoid signs) returns False."""
+        return not head.is_class
+
     def arrays(self, spec: ModelSpec) -> tuple[str, ...]:
         """Dataset features or labels read per split beside the input and the targets
         (``SplitData.extra``): the extra inputs and a ``sample_weight`` array."""

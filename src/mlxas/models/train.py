@@ -196,8 +196,10 @@ def fit(
         model, records = spec.model_kind().fit_numpy(data, spec, heads, crop, threads)
         return model, {"scaling": scaling, "crop": crop, "networks": records}
     input_scaling = spec.params.get("input_scaling", "per_feature")
+    heads = data.layout.heads
+    unscaled = {t for t, h in heads.items() if not spec.model_kind().scales_target(t, h)}
     scaling = fit_scaling(
-        train.x, train.y, bool(spec.standardize), input_scaling, crop, data.layout.heads
+        train.x, train.y, bool(spec.standardize), input_scaling, crop, heads, unscaled
     )
     n = spec.n_members
     nets, records = [], []
