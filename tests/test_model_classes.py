@@ -10,6 +10,7 @@ from mlxas.metrics import classification_metrics
 from mlxas.models import load_model, predict_array, split_targets
 from mlxas.models.data import load_training_data
 from mlxas.models.forest import ForestModel, export_forest
+from mlxas.models.inference import class_predictions
 from mlxas.models.registry import ModelConfigError
 from mlxas.models.spec import ModelSpec
 from mlxas.models.train import train
@@ -55,6 +56,8 @@ def test_separable_classes_are_learned_and_the_card_names_them(ds, trained, name
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     truth = np.asarray(ds.labels("shell", "test"))
     accuracy = float(np.mean(probs.argmax(axis=1) == truth))
+    names, _ = class_predictions(loaded, split_targets(loaded, mean))["shell"]
+    assert names == [("cn4", "cn8", "cn12")[i] for i in probs.argmax(axis=1)]
     assert accuracy >= 0.9, f"{name}: test accuracy {accuracy:.3f}"
     # the card's metrics are the same computation on the same split
     assert card["metrics"]["test"]["shell"]["accuracy"] == pytest.approx(accuracy)
