@@ -103,6 +103,9 @@ class ModelKind:
     target_kinds: ClassVar[frozenset[str]] = frozenset({"value", "class"})
     #: ``keras`` (saved as model.keras) or ``numpy`` (saved as model.npz)
     backend: ClassVar[str] = "keras"
+    #: train one network per target, each early-stopped on its own validation loss, and
+    #: join them side by side (the published ``paper_mlp``)
+    one_network_per_target: ClassVar[bool] = False
 
     # --- Keras kinds --------------------------------------------------------------------
 

@@ -206,7 +206,7 @@ def fit(
     for i in range(n):
         name = f"member_{i}" if n > 1 else spec.name
         seed = int(spec.seed) + i
-        if kind == "paper_mlp" and len(data.layout.names) > 1:
+        if spec.model_kind().one_network_per_target and len(data.layout.names) > 1:
             # As published: one network per target, each trained and early-stopped on
             # its own validation loss, then joined side by side.
             per_target = []
