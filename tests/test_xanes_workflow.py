@@ -76,7 +76,7 @@ def _labels(images, sites):
 def test_geometry_labels_match_the_crystal_geometry(crystals):
     images = list(crystals.values())
     table, meta = _labels(images, site_table(images, None, SitesSettings(mode="marked")))
-    assert meta["info"]["geometry"]["classes"] == list(GEOMETRY_CLASSES)
+    assert meta["columns"]["geometry"]["classes"] == list(GEOMETRY_CLASSES)
     assert meta["columns"]["geometry"]["target"] and meta["columns"]["r"]["unit"] == "Angstrom"
     for sid, row in table.iterrows():
         atoms = next(a for a in images if a.info["structure_id"] == sid)

@@ -24,8 +24,9 @@ bonds count as coordination (ChemEnv's ``ONLY_ACB`` condition).
 
 :class:`GeometryLabels` is the label set ``geometry`` of the workflow's ``labels``
 stage (settings ``labels.geometry``: :class:`GeometrySettings`).  Its columns:
-``geometry`` (the class index, a categorical target; the class names are in the label
-metadata ``info.geometry.classes``), ``csm``, ``cn``, ``r`` (Å), ``oxidation_state``
+``geometry`` (the class index, a class target: its names, :data:`GEOMETRY_CLASSES`, are
+the column's ``classes`` in the label metadata and in ``dataset.h5``; the per-class
+counts are in ``info.geometry.class_counts``), ``csm``, ``cn``, ``r`` (Å), ``oxidation_state``
 (targets) and ``ce_symbol`` (text, information).  Oxidation states come from the
 structures' per-atom array ``oxidation_state`` when the source sets one (the
 ``prototypes`` source does), else from ``BVAnalyzer``.  A site without labels stops the
@@ -238,7 +239,7 @@ def site_labels(
 
 #: Numeric columns of the ``geometry`` label set (all model targets) and their units.
 GEOMETRY_COLUMNS = {
-    "geometry": "class",
+    "geometry": "",
     "csm": "",
     "cn": "",
     "r": "Angstrom",
@@ -305,8 +306,8 @@ class GeometryLabels(LabelSet):
             values=values,
             units={k: v for k, v in GEOMETRY_COLUMNS.items() if v},
             targets=tuple(GEOMETRY_COLUMNS),
+            classes={"geometry": GEOMETRY_CLASSES},
             info={
-                "classes": list(GEOMETRY_CLASSES),
                 "class_counts": dict(zip(GEOMETRY_CLASSES, counts.tolist(), strict=True)),
             },
         )
