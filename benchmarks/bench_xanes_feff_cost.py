@@ -1,12 +1,14 @@
 """Cost and accuracy of FEFF10 XANES per site against the FMS radius and SCF.
 
 For a few representative oxides (one absorbing site each), real FEFF10 runs through the
-pipeline's own path (``mlxas.feff.inputs.feff_input_text`` → ``mlxas.feff.runner.run_site``):
+workflow's own path (the ``feff10`` engine's ``input_text``, run by
+``mlxas.simulation.runner.run_item``):
 FMS radii ``--fms`` without SCF, FMS radii ``--scf-fms`` with SCF radius ``--scf``, the
 reference (FMS ``--ref`` with SCF ``--scf``), and SCF radius ``--scf-big`` at FMS 4 Å on
 the first ``--scf-big-compounds`` compounds (is the small SCF radius converged?).  Every
-spectrum becomes the model's features (normalised mu on E − E0 = −20…60 eV,
-:mod:`mlxas.xanes.features`) and is compared with its compound's reference: rms and
+spectrum becomes the model's features (normalised mu on E − E0 = −20…60 eV with the
+``features.xanes`` settings of ``config/experiments/xanes_geometry.yaml``,
+:func:`mlxas.spectra.xanes.edge_on_grid`) and is compared with its compound's reference: rms and
 largest difference of the normalised mu.  Runs are sequential within one process, so
 the CPU time of the FEFF processes (``RUSAGE_CHILDREN``) is each run's cost; wall time
 (inflated by the load of the shared machine) is recorded beside it.
@@ -56,28 +58,79 @@ TOLERANCE = 0.05
 
 
 def _site(name: str, role: str):
+    """ASE atoms of the compound's ideal crystal and the index of the role's first atom."""
+    from ase import Atoms
+
     from mlxas.xanes.prototypes import build_structure, catalogue
 
     comp = next(c for c in catalogue().compounds if c.name == name)
     s = build_structure(comp)
-    return s, next(i for i, site in enumerate(s) if site.properties["role"] == role)
+    atoms = Atoms([x.specie.symbol for x in s], positions=s.cart_coords,
+                  cell=s.lattice.matrix, pbc=True)  # fmt: skip
+    return atoms, next(i for i, site in enumerate(s) if site.properties["role"] == role)
+
+
+def _xcfg() -> dict:
+    """``features.xanes`` of the experiment config (schema defaults filled in)."""
+    from mlxas.workflow.checks import load_experiment
+
+    exp = load_experiment([ROOT / "config/experiments/xanes_geometry.yaml"])
+    return exp.dataset.features["xanes"]
+
+
+def _edges(spectra: list, calculated: bool):
+    """Normalised mu(E) on the feature grid of ``(energy, mu)`` pairs."""
+    from mlxas.spectra.xanes import EdgeSpectrum, edge_on_grid
+
+    return edge_on_grid([EdgeSpectrum(e, mu, None, calculated) for e, mu in spectra], _xcfg())
+
+
+def _run_feff10(atoms, idx: int, fms: float, scf, kmax: float, tag: str, work: Path):
+    """One FEFF10 XANES run through the engine and the shared runner (reused by input
+    hash); the CPU time of the FEFF process is kept beside the run (``cpu.json``)."""
+    import resource
+
+    from mlxas.engines.base import ItemInput, engine_class
+    from mlxas.simulation.inputs import input_hash
+    from mlxas.simulation.runner import run_item
+    from mlxas.workflow.layout import SimulationFolder
+
+    cls = engine_class("feff10")
+    cards = {"XANES": kmax, "FMS": fms, "SCF": scf}
+    section = {"spectroscopy": "xanes", "cards": cards, "cluster_radius": max(fms, scf or 0) + 2.5}
+    engine = cls(cls.settings_from_config(section, absorber=None, edge="K"))
+    text = engine.input_text(atoms, idx, tag)
+    item = ItemInput(tag, tag, 0, text, input_hash(engine, text))
+    cpu_file = work / "runs" / tag / "cpu.json"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = run_item(item, engine, SimulationFolder(work), timeout=3600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if cpu > 0 and res.ok:
+        cpu_file.write_text(json.dumps({"cpu_s": cpu}))
+    elif cpu_file.exists():
+        cpu = json.loads(cpu_file.read_text())["cpu_s"]
+    return text, res, cpu
+
+
+def _fms_atoms(atoms, idx: int, radius: float) -> int:
+    """Atoms within ``radius`` Å of the absorber (itself included), periodic images too."""
+    from mlxas.feff.inputs import cluster_around
+
+    return len(cluster_around(atoms, idx, radius)[0])
 
 
 def _run(name, role, fms, scf, work: Path, kmax: float) -> dict:
-    from mlxas.xanes.simulate import XanesFeffSettings, fms_atoms, run_xanes, site_input
-
     s, idx = _site(name, role)
-    st = XanesFeffSettings(fms_radius=fms, scf_radius=scf, xanes_kmax=kmax)
-    text = site_input(s, idx, st, f"{name} {role} FMS {fms} SCF {scf}")
     tag = f"{name}-{role}-fms{fms:g}-scf{scf or 0:g}"
     t0 = time.time()
-    res, cpu = run_xanes(text, tag, work / "runs" / tag, st, quarantine=work / "quarantine")
+    text, res, cpu = _run_feff10(s, idx, fms, scf, kmax, tag, work)
     rec = {
         "compound": name,
         "role": role,
         "fms": fms,
         "scf": scf,
-        "fms_atoms": fms_atoms(s, idx, fms),
+        "fms_atoms": _fms_atoms(s, idx, fms),
         "cluster_atoms": _atoms_in(text),
         "status": res.status,
         "reason": res.reason,
@@ -99,12 +152,8 @@ def _atoms_in(text: str) -> int:
 def _compare(results: dict, ref_key) -> dict:
     """Differences of each run's features from the reference run, and of each SCF run
     from the run without SCF at the same FMS radius (the SCF effect alone)."""
-    from mlxas.xanes.features import XanesFeatureSettings, xanes_features
-
     keys = [k for k, r in results.items() if r.ok]
-    feats = xanes_features(
-        [(results[k].energy, results[k].mu) for k in keys], XanesFeatureSettings(), True
-    )
+    feats = _edges([(results[k].arrays["energy"], results[k].arrays["mu"]) for k in keys], True)
     row = {k: i for i, k in enumerate(keys)}
 
     def diff(a, b, tag: str) -> dict:
@@ -200,10 +249,10 @@ def _plot(args) -> None:
     import matplotlib.pyplot as plt
 
     from mlxas.feff.checks import read_xmu_dat
+    from mlxas.spectra.grids import energy_grid
     from mlxas.spectra.measured import read_spectra
-    from mlxas.xanes.features import XanesFeatureSettings, xanes_features
 
-    st = XanesFeatureSettings()
+    grid = energy_grid(_xcfg())
     with_scf = [
         (n, r) for n, r in COMPOUNDS[: args.compounds] if _finished(args.work, n, r, 4.0, args.scf)
     ]
@@ -216,11 +265,11 @@ def _plot(args) -> None:
             if not (run / "xmu.dat").exists():
                 continue
             e, mu, _, _ = read_xmu_dat(run / "xmu.dat")
-            ax.plot(st.grid, xanes_features([(e, mu)], st, True).norm[0], label=label)
+            ax.plot(grid, _edges([(e, mu)], True).norm[0], label=label)
         if name in MEASURED:
             spec = read_spectra(ROOT / "tests/data/experimental" / MEASURED[name])[0]
-            f = xanes_features([(spec.energy, spec.mu)], st, False)
-            ax.plot(st.grid, f.norm[0], "k", lw=2, label="measured (test only)")
+            f = _edges([(spec.energy, spec.mu)], False)
+            ax.plot(grid, f.norm[0], "k", lw=2, label="measured (test only)")
         ax.set_title(name.replace("_", " "))
         ax.set_xlabel("E − E0 (eV)")
         ax.legend(fontsize=8)
@@ -282,7 +331,7 @@ def _summarise(records: list[dict], args) -> dict:
 
 
 def _finished(work: Path, name: str, role: str, fms: float, scf) -> bool:
-    from mlxas.feff.layout import DONE_MARKER, FAILURE_FILE
+    from mlxas.workflow.layout import DONE_MARKER, FAILURE_FILE
 
     tag = f"{name}-{role}-fms{fms:g}-scf{scf or 0:g}"
     return (work / "runs" / tag / DONE_MARKER).exists() or (
@@ -292,12 +341,11 @@ def _finished(work: Path, name: str, role: str, fms: float, scf) -> bool:
 
 def _augmentation_scale(ref) -> float:
     """Median rms change (edge steps) the training augmentation makes to a spectrum."""
+    from mlxas.spectra.grids import energy_grid
     from mlxas.xanes.augment import AugmentSettings, augment
-    from mlxas.xanes.features import XanesFeatureSettings, xanes_features
 
-    st = XanesFeatureSettings()
-    x = np.repeat(xanes_features([(ref.energy, ref.mu)], st, True).norm, 200, axis=0)
-    a = augment(x, st.grid, AugmentSettings(), np.random.default_rng(0))
+    x = np.repeat(_edges([(ref.arrays["energy"], ref.arrays["mu"])], True).norm, 200, axis=0)
+    a = augment(x, energy_grid(_xcfg()), AugmentSettings(), np.random.default_rng(0))
     return float(np.median(np.sqrt(np.mean((a - x) ** 2, axis=1))))
 
 
