@@ -1,0 +1,112 @@
+"""Geometry models of a XANES experiment on the measured spectra of the test data, and
+their scores on the compound-grouped test split.
+
+Test only: the measured spectra (``tests/data/experimental``, truth in its README) were
+not used to train, tune or select anything.  Each spectrum goes through the processing
+of the simulated ones (:func:`mlxas.spectra.xanes.edge_on_grid` with the model card's
+``features.xanes`` settings, then :func:`mlxas.spectra.features.edge_features`; measured
+spectra are normalised with their own pre-edge line) and every trained model of the
+experiment (``results/<experiment>/models/<name>.json``, verified by
+:func:`mlxas.models.load_model`) gives class probabilities, CN, R, the oxidation state and
+the out-of-distribution score.  The test-split metrics are read from the workflow's
+``evaluation/metrics.json``.
+
+Writes ``benchmarks/results/xanes_measured.json`` (value: share of the measured spectra
+whose class the primary model gets right) and ``benchmarks/results/xanes_models.json``
+(value: test-split accuracy of the primary model).
+
+    .venv/bin/python benchmarks/bench_xanes_measured.py --experiment xanes_geometry_small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, write_result
+
+#: Measured spectra with a known geometry (tests/data/experimental/README.md).
+TRUTH = {
+    "kmno4_rt.xdi": {"geometry": "tetrahedral", "oxidation_state": 7, "cn": 4, "r": 1.61},
+    "mno_rt.xdi": {"geometry": "octahedral", "oxidation_state": 2, "cn": 6, "r": 2.222},
+    "nio_rt.xdi": {"geometry": "octahedral", "oxidation_state": 2, "cn": 6, "r": 2.088},
+}
+
+
+def _inputs(card: dict, name: str) -> np.ndarray:
+    """The model input of one measured spectrum, processed as the simulated ones."""
+    from mlxas.spectra.features import edge_features
+    from mlxas.spectra.measured import read_spectra
+    from mlxas.spectra.xanes import EdgeSpectrum, edge_on_grid
+
+    spec = read_spectra(ROOT / "tests/data/experimental" / name)[0]
+    features = card["preprocessing"]["features"]
+    edge = edge_on_grid([EdgeSpectrum(spec.energy, spec.mu)], features["xanes"])
+    return edge_features(edge, features)[card["preprocessing"]["input"]]
+
+
+def _predict(pointer: Path) -> dict:
+    from mlxas.models import load_model
+    from mlxas.models.inference import class_predictions, predict_array, split_targets
+    from mlxas.ood import ood_scores
+
+    model, card = load_model(pointer)
+    out = {}
+    for name, truth in TRUTH.items():
+        x = _inputs(card, name)
+        mean, _ = predict_array(model, card, x)
+        per = split_targets(card, mean)
+        classes = class_predictions(card, per)
+        names = card["outputs"]["classes"]["geometry"]
+        score, flag = ood_scores(x, card["ood"])
+        rec = {
+            "truth": truth,
+            "geometry": classes["geometry"][0][0],
+            "probabilities": dict(zip(names, np.round(classes["geometry"][1][0], 4).tolist(),
+                                      strict=True)),
+            "ood_score": float(np.asarray(score).ravel()[0]),
+            "ood": bool(np.asarray(flag).ravel()[0]),
+        }  # fmt: skip
+        for t in ("cn", "r", "oxidation_state"):
+            if t in per:
+                rec[t] = float(np.asarray(per[t]).ravel()[0])
+        rec["class_correct"] = rec["geometry"] == truth["geometry"]
+        if "oxidation_state" in rec:
+            rec["oxidation_within_1"] = abs(rec["oxidation_state"] - truth["oxidation_state"]) <= 1
+        out[name] = rec
+    return {"model_id": card["model_id"], "kind": card["kind"], "spectra": out}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--experiment", default="xanes_geometry_small")
+    ap.add_argument("--primary", default="random_forest")
+    args = ap.parse_args()
+    root = ROOT / "results" / args.experiment
+    models = {p.stem: _predict(p) for p in sorted((root / "models").glob("*.json"))}
+    primary = models[args.primary]["spectra"]
+    write_result(
+        "xanes_measured",
+        float(np.mean([r["class_correct"] for r in primary.values()])),
+        f"share of measured spectra classified correctly ({args.primary})",
+        experiment=args.experiment,
+        note="test only: never used for training, tuning or selection",
+        models=models,
+    )
+    metrics = json.loads((root / "evaluation/metrics.json").read_text())
+    write_result(
+        "xanes_models",
+        float(metrics["models"][args.primary]["targets"]["geometry"]["accuracy"]),
+        f"test-split accuracy of the geometry class ({args.primary}; split grouped by compound)",
+        experiment=args.experiment,
+        metrics=metrics,
+    )
+
+
+if __name__ == "__main__":
+    main()
