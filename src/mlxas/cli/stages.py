@@ -171,7 +171,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     res = evaluate(a.dataset, a.models, Layout(Path(a.results)), primary=spec["primary"])
     for name, entry in res["models"].items():
         for t, m in entry["targets"].items():
-            print(f"{name:>12s} {t:>4s}: MSE {m['mse']:.4g}  MAE {m['mae']:.4g}  R2 {m['r2']:.3f}")
+            if "accuracy" in m:  # a class target
+                line = f"accuracy {m['accuracy']:.3f}  balanced {m['balanced_accuracy']:.3f}"
+            else:
+                line = f"MSE {m['mse']:.4g}  MAE {m['mae']:.4g}  R2 {m['r2']:.3f}"
+            print(f"{name:>12s} {t:>4s}: {line}")
     return 0
 
 
