@@ -1,0 +1,146 @@
+"""Site graphs: the padded arrays the ``graph`` surrogate reads.
+
+Nodes are the neighbours of the absorber within ``node_cutoff`` (Å); edges join pairs of
+neighbours (j, l) that can form a multiple-scattering path no longer than
+``path_cutoff``: the triangle absorber → j → l → absorber, of half length
+L = (r_j + r_jl + r_l)/2, or the paths absorber → j → absorber → l → absorber
+(L = r_j + r_l), each within ``path_cutoff``.  For FEFF's path expansion this is RPATH.
+
+Arrays of a batch of ``n`` sites (``n_nodes``, ``n_pairs``: the largest counts of the
+batch, rounded up to ``pad_to``; padding rows are zero):
+
+``species``  int32 [n, n_nodes]      element index + 1 of each neighbour (0: padding)
+``positions`` float32 [n, n_nodes, 3] neighbour positions relative to the absorber (Å)
+``pairs``    int32 [n, n_pairs, 2]   node indices (j, l), j < l; padding rows are (0, 0)
+``absorber`` int32 [n]               element index + 1 of the absorber
+
+Distances, angles and path lengths are computed inside the model from ``positions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlxas.surrogate.environments import Environments, SurrogateInputError
+
+__all__ = ["GraphSettings", "build_graphs"]
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """``elements``: elements the model knows (absorbers and neighbours), index + 1 is the
+    species code; ``node_cutoff``, ``path_cutoff`` (Å); ``pad_to``: node and pair counts
+    are rounded up to a multiple of this, so that few distinct shapes reach the model."""
+
+    elements: tuple[str, ...]
+    node_cutoff: float = 6.0
+    path_cutoff: float = 6.0
+    pad_to: int = 32
+
+    def to_json(self) -> dict:
+        return {
+            "elements": list(self.elements),
+            "node_cutoff": self.node_cutoff,
+            "path_cutoff": self.path_cutoff,
+            "pad_to": self.pad_to,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> GraphSettings:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _codes(symbols: np.ndarray, elements: tuple[str, ...], what: str) -> np.ndarray:
+    lookup = {z: i + 1 for i, z in enumerate(elements)}
+    try:
+        return np.fromiter((lookup[s] for s in symbols), dtype=np.int32, count=len(symbols))
+    except KeyError as err:
+        raise SurrogateInputError(
+            f"{what} element {str(err.args[0])!r} is not one the model knows "
+            f"({', '.join(elements)})"
+        ) from None
+
+
+def _round_up(n: int, m: int) -> int:
+    return max(m, -(-n // m) * m)
+
+
+def build_graphs(
+    env: Environments, settings: GraphSettings, n_nodes: int | None = None,
+    n_pairs: int | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Padded graph arrays of every site of ``env`` (see the module text).
+
+    ``n_nodes``/``n_pairs`` force the padded sizes (an error if a site needs more).
+    """
+    if env.cutoff + 1e-9 < settings.node_cutoff:
+        raise SurrogateInputError(
+            f"environments were cut at {env.cutoff:g} Å, the graphs need {settings.node_cutoff:g} Å"
+        )
+    r = env.distances
+    keep = r <= settings.node_cutoff
+    site = np.repeat(np.arange(len(env)), env.counts)
+    counts = np.bincount(site[keep], minlength=len(env))
+    n = len(env)
+    nn = _round_up(int(counts.max(initial=1)), settings.pad_to)
+    if n_nodes is not None:
+        if n_nodes < counts.max(initial=0):
+            raise SurrogateInputError(f"a site has {counts.max()} nodes, more than {n_nodes}")
+        nn = n_nodes
+    starts = np.zeros(n + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(counts)
+    slot = np.arange(int(keep.sum())) - np.repeat(starts[:-1], counts)
+    species = np.zeros((n, nn), dtype=np.int32)
+    positions = np.zeros((n, nn, 3), dtype=np.float32)
+    species[site[keep], slot] = _codes(env.symbols[keep], settings.elements, "neighbour")
+    positions[site[keep], slot] = env.vectors[keep]
+    pair_site, pj, pl = _path_pairs(positions, species, settings.path_cutoff)
+    pcount = np.bincount(pair_site, minlength=n)
+    npairs = _round_up(int(pcount.max(initial=1)), settings.pad_to)
+    if n_pairs is not None:
+        if n_pairs < pcount.max(initial=0):
+            raise SurrogateInputError(f"a site has {pcount.max()} pairs, more than {n_pairs}")
+        npairs = n_pairs
+    pstart = np.zeros(n + 1, dtype=np.int64)
+    pstart[1:] = np.cumsum(pcount)
+    pslot = np.arange(len(pair_site)) - np.repeat(pstart[:-1], pcount)
+    pairs = np.zeros((n, npairs, 2), dtype=np.int32)
+    pairs[pair_site, pslot, 0] = pj
+    pairs[pair_site, pslot, 1] = pl
+    absorber = _codes(env.absorber, settings.elements, "absorber")
+    return {"species": species, "positions": positions, "pairs": pairs, "absorber": absorber}
+
+
+def _path_pairs(positions: np.ndarray, species: np.ndarray, cutoff: float):
+    """(site, j, l) of the node pairs j < l that form a path of half length ≤ cutoff."""
+    n, nn, _ = positions.shape
+    r = np.linalg.norm(positions, axis=2)
+    real = species > 0
+    ju, lu = np.triu_indices(nn, 1)
+    # Process sites in blocks to bound the [block, nn·(nn−1)/2] temporaries.
+    block = max(1, 2_000_000 // max(len(ju), 1))
+    out_s, out_j, out_l = [], [], []
+    for a in range(0, n, block):
+        pos, rr, ok = positions[a : a + block], r[a : a + block], real[a : a + block]
+        rj, rl = rr[:, ju], rr[:, lu]
+        valid = ok[:, ju] & ok[:, lu]
+        near = valid & (rj + rl <= cutoff)
+        # The triangle needs r_jl; compute it only where the triangle can be short enough
+        # (r_jl ≥ |r_j − r_l| so L ≥ max(r_j, r_l)).
+        cand = valid & ~near & (np.maximum(rj, rl) <= cutoff)
+        s_c, p_c = np.nonzero(cand)
+        d = np.linalg.norm(pos[s_c, ju[p_c]] - pos[s_c, lu[p_c]], axis=1)
+        tri = 0.5 * (rj[s_c, p_c] + rl[s_c, p_c] + d) <= cutoff
+        mask = near.copy()
+        mask[s_c[tri], p_c[tri]] = True
+        s, p = np.nonzero(mask)
+        out_s.append(s + a)
+        out_j.append(ju[p])
+        out_l.append(lu[p])
+    return (
+        np.concatenate(out_s).astype(np.int64),
+        np.concatenate(out_j).astype(np.int32),
+        np.concatenate(out_l).astype(np.int32),
+    )
