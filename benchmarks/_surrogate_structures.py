@@ -34,14 +34,20 @@ class BulkCondition:
 
     @property
     def name(self) -> str:
-        return (f"s{self.strain * 100:+.1f}_T{self.temperature:.0f}_v{self.vacancies}"
-                f"_seed{self.seed}")  # fmt: skip
+        return (
+            f"s{self.strain * 100:+.1f}_T{self.temperature:.0f}_v{self.vacancies}_seed{self.seed}"
+        )
 
 
 def thermal_bulk(
-    element: str, a0: float, cond: BulkCondition, repeat: int = 3, steps: int = 400,
-    timestep_fs: float = 4.0, friction_per_fs: float = 0.02,
-) -> Atoms:  # fmt: skip
+    element: str,
+    a0: float,
+    cond: BulkCondition,
+    repeat: int = 3,
+    steps: int = 400,
+    timestep_fs: float = 4.0,
+    friction_per_fs: float = 0.02,
+) -> Atoms:
     """One equilibrated snapshot of a periodic fcc cell under ``cond`` (see module text)."""
     from ase.calculators.emt import EMT
     from ase.md.langevin import Langevin
@@ -56,14 +62,24 @@ def thermal_bulk(
         atoms.calc = EMT()
         MaxwellBoltzmannDistribution(atoms, temperature_K=cond.temperature, rng=rng)
         Stationary(atoms)
-        dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=cond.temperature,
-                       friction=friction_per_fs / units.fs, rng=rng)  # fmt: skip
+        dyn = Langevin(
+            atoms,
+            timestep_fs * units.fs,
+            temperature_K=cond.temperature,
+            friction=friction_per_fs / units.fs,
+            rng=rng,
+        )
         dyn.run(steps)
         atoms.calc = None
         atoms.set_momenta(np.zeros((len(atoms), 3)))
     atoms.wrap()
-    atoms.info.update(name=cond.name, strain=cond.strain, temperature=cond.temperature,
-                      vacancies=cond.vacancies, seed=cond.seed)  # fmt: skip
+    atoms.info.update(
+        name=cond.name,
+        strain=cond.strain,
+        temperature=cond.temperature,
+        vacancies=cond.vacancies,
+        seed=cond.seed,
+    )
     return atoms
 
 

@@ -65,9 +65,16 @@ def test_from_clusters_matches_structure():
 def test_hand_computed_three_atom_cluster():
     """G2 and G4 of an absorber with two neighbours, computed term by term by hand."""
     env = from_clusters([(["Cu", "Cu", "Ni"], np.array([[0, 0, 0], [2.0, 0, 0], [0, 2.5, 0]]))], 6)
-    s = SymmetrySettings(elements=("Cu", "Ni"), cutoff=6.0, g2_centres=(2.0, 2.5), g2_eta=1.0,
-                         g4_cutoff=4.5, g4_eta=(0.01,), g4_zeta=(1.0, 2.0),
-                         g4_lambda=(-1.0, 1.0))  # fmt: skip
+    s = SymmetrySettings(
+        elements=("Cu", "Ni"),
+        cutoff=6.0,
+        g2_centres=(2.0, 2.5),
+        g2_eta=1.0,
+        g4_cutoff=4.5,
+        g4_eta=(0.01,),
+        g4_zeta=(1.0, 2.0),
+        g4_lambda=(-1.0, 1.0),
+    )
 
     def fc(r, rc):
         return 0.5 * (math.cos(math.pi * r / rc) + 1.0)
@@ -116,13 +123,16 @@ def test_invariance_rotation_translation_permutation():
     moved.positions = Rotation.random(random_state=1).apply(atoms.positions) + np.array(
         [3, -7.5, 1.2]
     )
-    np.testing.assert_allclose(descriptors(environments(moved, sites, 6.0), SETTINGS), ref,
-                               rtol=1e-9, atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        descriptors(environments(moved, sites, 6.0), SETTINGS), ref, rtol=1e-9, atol=1e-12
+    )
     perm_atoms, where = _permuted(atoms, 2)
     np.testing.assert_allclose(
-        descriptors(environments(perm_atoms, where[sites], 6.0), SETTINGS), ref,
-        rtol=1e-9, atol=1e-12,
-    )  # fmt: skip
+        descriptors(environments(perm_atoms, where[sites], 6.0), SETTINGS),
+        ref,
+        rtol=1e-9,
+        atol=1e-12,
+    )
     # And the descriptor is not blind: another site's vector differs.
     assert not np.allclose(ref[0], ref[1])
 

@@ -35,13 +35,27 @@ def _untrained(kind, n_sites=4):
     x = kind.featurize(env)
     targets = np.random.default_rng(0).normal(size=(len(env), len(kind.grid))).astype("f4")
     model = kind.build(x, targets)
-    card = {"card_version": 1, "surrogate_card_version": 1, "model_id": "test",
-            "kind": kind.to_json(), "grid": kind.grid.to_json(), "members": 1}  # fmt: skip
+    card = {
+        "card_version": 1,
+        "surrogate_card_version": 1,
+        "model_id": "test",
+        "kind": kind.to_json(),
+        "grid": kind.grid.to_json(),
+        "members": 1,
+    }
     return Surrogate(model, card)
 
 
-SMALL = {"units": 8, "interactions": 1, "channels": 2, "n_basis": 8, "n_k_basis": 8,
-         "n_l_basis": 4, "head": [16], "dl": 0.02}  # fmt: skip
+SMALL = {
+    "units": 8,
+    "interactions": 1,
+    "channels": 2,
+    "n_basis": 8,
+    "n_k_basis": 8,
+    "n_l_basis": 4,
+    "head": [16],
+    "dl": 0.02,
+}
 
 
 def test_registry_names_the_kinds():
@@ -68,8 +82,12 @@ def test_graph_model_is_rotation_translation_and_permutation_invariant():
     n = x["species"].shape[1]
     perm = np.random.default_rng(5).permutation(n)
     inv = np.argsort(perm)
-    xp = dict(x, species=x["species"][:, perm], positions=x["positions"][:, perm],
-              pairs=np.sort(inv[x["pairs"]], axis=-1))  # fmt: skip
+    xp = dict(
+        x,
+        species=x["species"][:, perm],
+        positions=x["positions"][:, perm],
+        pairs=np.sort(inv[x["pairs"]], axis=-1),
+    )
     xp["pairs"][x["pairs"][..., 0] == x["pairs"][..., 1]] = 0  # padding stays (0, 0)
     np.testing.assert_allclose(sur.predict_inputs(xp).weighted, ref, rtol=1e-3, atol=1e-4)
 
@@ -81,8 +99,9 @@ def test_path_spectrum_follows_the_exafs_phase():
 
     from mlxas.surrogate.layers import PathSpectrum
 
-    layer = PathSpectrum(2, 0.05, 16.0, 0.05, l_min=1.0, l_max=5.0, dl=0.01, n_k_basis=12,
-                         n_l_basis=5)  # fmt: skip
+    layer = PathSpectrum(
+        2, 0.05, 16.0, 0.05, l_min=1.0, l_max=5.0, dl=0.01, n_k_basis=12, n_l_basis=5
+    )
     L = np.array([[2.5437, 3.9012]], dtype="f4")  # between grid points
     w = np.array([[[0.7, -0.2], [0.0, 0.4]]], dtype="f4")
     out = keras.ops.convert_to_numpy(layer([L, w]))[0]

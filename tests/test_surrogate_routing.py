@@ -37,9 +37,13 @@ def test_route_reasons_and_counts():
     assert r.to_feff.tolist() == [False, True, True, True, True]
     assert r.reason.tolist() == ["", "spread", "ood", "spread+ood", "spread"]
     assert r.summary() == {
-        "n_sites": 5, "n_surrogate": 1, "n_feff": 4, "max_spread": 0.14, "max_ood": 1.0,
+        "n_sites": 5,
+        "n_surrogate": 1,
+        "n_feff": 4,
+        "max_spread": 0.14,
+        "max_ood": 1.0,
         "reasons": {"ood": 1, "spread": 2, "spread+ood": 1},
-    }  # fmt: skip
+    }
     # A single network has no spread: only the OOD test applies; thresholds can be off.
     assert route(None, ood).to_feff.tolist() == [False, False, True, True, False]
     assert not route(spread, ood, RoutingSettings(None, None)).to_feff.any()
@@ -53,10 +57,26 @@ def test_surrogate_rows_round_trip_marked(tmp_path, grid):
     carry engine 'surrogate' and the model id, and the routing report sits beside them."""
     rng = np.random.default_rng(0)
     spectra = rng.normal(size=(3, len(grid)))
-    sur = surrogate_results(["s0", "s2", "s3"], ["h0", "h2", "h3"], spectra, grid,
-                            "model123", card_hash="cards9", seconds=1e-4)  # fmt: skip
-    feff = [SiteResult("s1", "ok", input_hash="f1", engine="feff8l", engine_version="0.8",
-                       k=grid.values, chi=np.ones(len(grid)))]  # fmt: skip
+    sur = surrogate_results(
+        ["s0", "s2", "s3"],
+        ["h0", "h2", "h3"],
+        spectra,
+        grid,
+        "model123",
+        card_hash="cards9",
+        seconds=1e-4,
+    )
+    feff = [
+        SiteResult(
+            "s1",
+            "ok",
+            input_hash="f1",
+            engine="feff8l",
+            engine_version="0.8",
+            k=grid.values,
+            chi=np.ones(len(grid)),
+        )
+    ]
     rows = merge_results(["s0", "s1", "s2", "s3"], sur, feff)
     routing = route(np.array([0.01, 0.5, 0.02, 0.03]), None)
     path = tmp_path / "chunks" / "00000.h5"

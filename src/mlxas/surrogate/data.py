@@ -54,9 +54,11 @@ class SiteData:
         if rows.dtype == bool:
             rows = np.nonzero(rows)[0]
         return SiteData(
-            self.env.take(rows), self.spectra[rows], self.grid,
+            self.env.take(rows),
+            self.spectra[rows],
+            self.grid,
             self.sites.iloc[rows].reset_index(drop=True),
-        )  # fmt: skip
+        )
 
     @staticmethod
     def concat(parts: list[SiteData]) -> SiteData:
@@ -114,20 +116,26 @@ def load_results(
         source = table.stem
         if sources is not None and source not in sources:
             continue
-        sites = pd.read_parquet(table, columns=["site_id", "structure_id", "source", "name",
-                                                "site_index", "multiplicity"])  # fmt: skip
+        sites = pd.read_parquet(
+            table,
+            columns=["site_id", "structure_id", "source", "name", "site_index", "multiplicity"],
+        )
         chunks = sorted((root / "feff" / source / "chunks").glob("*.h5"))
         if not chunks:
             raise SurrogateInputError(f"{root / 'feff' / source / 'chunks'}: no chunk files")
         results = [r for c in chunks for r in read_chunk(c)]
         spectra, ok = feff_spectra_on_grid(results, grid)
-        feff = pd.DataFrame({
-            "site_id": [r.site_id for r in results], "engine": [r.engine for r in results],
-            "engine_version": [r.engine_version for r in results],
-            "card_hash": [r.card_hash for r in results],
-            "input_hash": [r.input_hash for r in results],
-            "seconds": [r.seconds for r in results], "row": np.arange(len(results)),
-        })[ok]  # fmt: skip
+        feff = pd.DataFrame(
+            {
+                "site_id": [r.site_id for r in results],
+                "engine": [r.engine for r in results],
+                "engine_version": [r.engine_version for r in results],
+                "card_hash": [r.card_hash for r in results],
+                "input_hash": [r.input_hash for r in results],
+                "seconds": [r.seconds for r in results],
+                "row": np.arange(len(results)),
+            }
+        )[ok]
         merged = sites.merge(feff, on="site_id", how="inner", validate="one_to_one")
         path = root / "structures" / source / "structures.extxyz"
         by_id = {str(a.info["structure_id"]): a for a in read_structures(path)}
@@ -135,12 +143,22 @@ def load_results(
         for sid, group in merged.groupby("structure_id", sort=False):
             if sid not in by_id:
                 raise SurrogateInputError(f"{path}: no structure {sid} (named in {table})")
-            envs.append((group.index.to_numpy(), environments(by_id[sid],
-                         group["site_index"].to_numpy(), cutoff)))  # fmt: skip
+            envs.append(
+                (
+                    group.index.to_numpy(),
+                    environments(by_id[sid], group["site_index"].to_numpy(), cutoff),
+                )
+            )
         order = np.concatenate([rows for rows, _ in envs])
         merged = merged.loc[order].reset_index(drop=True)
-        parts.append(SiteData(Environments.concat([e for _, e in envs]),
-                              spectra[merged.pop("row").to_numpy()], grid, merged))  # fmt: skip
+        parts.append(
+            SiteData(
+                Environments.concat([e for _, e in envs]),
+                spectra[merged.pop("row").to_numpy()],
+                grid,
+                merged,
+            )
+        )
     if not parts:
         raise SurrogateInputError(f"{root}: none of the sources {sources} has a site table")
     return SiteData.concat(parts)

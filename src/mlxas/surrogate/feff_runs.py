@@ -56,11 +56,18 @@ def feff_rows(items: Sequence[tuple[str, Atoms, int]], settings: FeffSettings) -
     rows = []
     for site_id, atoms, index in items:
         syms, xyz = cluster_around(atoms, int(index), settings.cluster_radius)
-        row = {"site_id": site_id, "card_hash": card_hash, "feff_inp": "", "input_hash": "",
-               "reason": "", "detail": ""}  # fmt: skip
+        row = {
+            "site_id": site_id,
+            "card_hash": card_hash,
+            "feff_inp": "",
+            "input_hash": "",
+            "reason": "",
+            "detail": "",
+        }
         try:
-            text = feff_input_text(syms, xyz, cards, f"mlxas site {site_id}", eng.max_atoms,
-                                   eng.max_potentials)  # fmt: skip
+            text = feff_input_text(
+                syms, xyz, cards, f"mlxas site {site_id}", eng.max_atoms, eng.max_potentials
+            )
             row.update(feff_inp=text, input_hash=input_hash(eng, text))
         except InputError as err:
             row.update(reason=err.reason, detail=err.detail)
@@ -69,9 +76,11 @@ def feff_rows(items: Sequence[tuple[str, Atoms, int]], settings: FeffSettings) -
 
 
 def run_sites(
-    items: Sequence[tuple[str, Atoms, int]], settings: FeffSettings, workdir: str | Path,
+    items: Sequence[tuple[str, Atoms, int]],
+    settings: FeffSettings,
+    workdir: str | Path,
     threads: int = 2,
-) -> tuple[list, float]:  # fmt: skip
+) -> tuple[list, float]:
     """Run FEFF for every item, ``threads`` runs at a time, in ``workdir/runs/<site_id>``.
 
     Returns (``SiteResult`` list in item order, wall seconds).  Finished runs with the

@@ -68,9 +68,11 @@ def _round_up(n: int, m: int) -> int:
 
 
 def build_graphs(
-    env: Environments, settings: GraphSettings, n_nodes: int | None = None,
+    env: Environments,
+    settings: GraphSettings,
+    n_nodes: int | None = None,
     n_pairs: int | None = None,
-) -> dict[str, np.ndarray]:  # fmt: skip
+) -> dict[str, np.ndarray]:
     """Padded graph arrays of every site of ``env`` (see the module text).
 
     ``n_nodes``/``n_pairs`` force the padded sizes (an error if a site needs more).

@@ -72,8 +72,13 @@ class SpectrumGrid:
         return edge.norm[0]
 
     def to_json(self) -> dict:
-        return {"target": self.target, "start": self.start, "stop": self.stop,
-                "step": self.step, "kweight": self.kweight}  # fmt: skip
+        return {
+            "target": self.target,
+            "start": self.start,
+            "stop": self.stop,
+            "step": self.step,
+            "kweight": self.kweight,
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> SpectrumGrid:

@@ -54,8 +54,13 @@ class SurrogateKind(ABC):
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]
 
-    def __init__(self, grid: SpectrumGrid, elements: tuple[str, ...], cutoff: float,
-                 params: dict[str, Any] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        grid: SpectrumGrid,
+        elements: tuple[str, ...],
+        cutoff: float,
+        params: dict[str, Any] | None = None,
+    ):
         unknown = set(params or {}) - set(self.defaults)
         if unknown:
             raise SurrogateInputError(
@@ -79,8 +84,12 @@ class SurrogateKind(ABC):
         return inputs
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.name, "elements": list(self.elements), "cutoff": self.cutoff,
-                "params": self.params}  # fmt: skip
+        return {
+            "kind": self.name,
+            "elements": list(self.elements),
+            "cutoff": self.cutoff,
+            "params": self.params,
+        }
 
 
 def _target_scaling(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,9 +114,12 @@ class DescriptorMLP(SurrogateKind):
         p = self.params
         centres = tuple(np.round(np.arange(1.6, self.cutoff + 1e-9, p["g2_step"]), 4).tolist())
         return SymmetrySettings(
-            elements=self.elements, cutoff=self.cutoff, g2_centres=centres,
-            g2_eta=p["g2_eta"], g4_cutoff=min(p["g4_cutoff"], self.cutoff),
-        )  # fmt: skip
+            elements=self.elements,
+            cutoff=self.cutoff,
+            g2_centres=centres,
+            g2_eta=p["g2_eta"],
+            g4_cutoff=min(p["g4_cutoff"], self.cutoff),
+        )
 
     def featurize(self, env: Environments) -> dict[str, np.ndarray]:
         return {"descriptors": descriptors(env, self.symmetry).astype(np.float32)}
@@ -201,9 +213,17 @@ class GraphNetwork(SurrogateKind):
             )
             k = self.grid
             out = sl.PathSpectrum(
-                p["channels"], k.start, k.stop, k.step, l_min=1.0, l_max=self.cutoff + 0.05,
-                dl=p["dl"], n_k_basis=p["n_k_basis"], n_l_basis=p["n_l_basis"], name="spectrum",
-            )([lengths, weights])  # fmt: skip
+                p["channels"],
+                k.start,
+                k.stop,
+                k.step,
+                l_min=1.0,
+                l_max=self.cutoff + 0.05,
+                dl=p["dl"],
+                n_k_basis=p["n_k_basis"],
+                n_l_basis=p["n_l_basis"],
+                name="spectrum",
+            )([lengths, weights])
             return keras.Model(named, out, name="graph_exafs")
         z = g
         for i, units in enumerate(p["head"]):

@@ -217,12 +217,18 @@ class PathWeights(keras.layers.Layer):
         rj, rl, rjl = geom[..., 0] + pad, geom[..., 1] + pad, geom[..., 2] + pad
         lengths = ops.stack([0.5 * (rj + rl + rjl), rj + rjl, rl + rjl, rj + rl], axis=-1)
         factors = ops.stack(
-            [1.0 / (rj * rl * rjl), 1.0 / (rj * rj * rjl * rjl),
-             1.0 / (rl * rl * rjl * rjl), 1.0 / (rj * rj * rl * rl)], axis=-1,
-        )  # fmt: skip
+            [
+                1.0 / (rj * rl * rjl),
+                1.0 / (rj * rj * rjl * rjl),
+                1.0 / (rl * rl * rjl * rjl),
+                1.0 / (rj * rj * rl * rl),
+            ],
+            axis=-1,
+        )
         ok = ops.expand_dims(pair_mask, -1) * ops.cast(lengths <= self.cutoff, "float32")
-        sym = ops.reshape(self.pair_out(self.pair_hidden(ops.concatenate([e, gp], axis=-1))),
-                          (-1, p, 2, c))  # fmt: skip
+        sym = ops.reshape(
+            self.pair_out(self.pair_hidden(ops.concatenate([e, gp], axis=-1))), (-1, p, 2, c)
+        )
         hj, hl = _gather_nodes(h, pairs[..., 0]), _gather_nodes(h, pairs[..., 1])
         jlj = self.bounce_out(self.bounce_hidden(ops.concatenate([e, hj, gp], axis=-1)))
         ljl = self.bounce_out(self.bounce_hidden(ops.concatenate([e, hl, gp], axis=-1)))
@@ -256,9 +262,18 @@ class PathSpectrum(keras.layers.Layer):
     """
 
     def __init__(
-        self, channels: int, k_min: float, k_max: float, dk: float, l_min: float,
-        l_max: float, dl: float = 0.01, n_k_basis: int = 40, n_l_basis: int = 10, **kwargs,
-    ):  # fmt: skip
+        self,
+        channels: int,
+        k_min: float,
+        k_max: float,
+        dk: float,
+        l_min: float,
+        l_max: float,
+        dl: float = 0.01,
+        n_k_basis: int = 40,
+        n_l_basis: int = 10,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.k_min, self.k_max, self.dk = float(k_min), float(k_max), float(dk)

@@ -86,9 +86,13 @@ class PeakAgreement:
 
 
 def peak_agreement(
-    energy: np.ndarray, pred: np.ndarray, true: np.ndarray, max_shift: float = 1.0,
-    max_rel_height: float = 0.10, prominence: float = PEAK_PROMINENCE,
-) -> PeakAgreement:  # fmt: skip
+    energy: np.ndarray,
+    pred: np.ndarray,
+    true: np.ndarray,
+    max_shift: float = 1.0,
+    max_rel_height: float = 0.10,
+    prominence: float = PEAK_PROMINENCE,
+) -> PeakAgreement:
     """Peak agreement of surrogate rows ``pred`` with FEFF rows ``true`` (same grid)."""
     n_f = n_ok = n_pos = n_sp = 0
     for p_row, t_row in zip(np.atleast_2d(pred), np.atleast_2d(true), strict=True):

@@ -62,9 +62,13 @@ class Prediction:
 def ood_features(env: Environments, elements: tuple[str, ...], cutoff: float) -> np.ndarray:
     """Radial symmetry functions (G2, centres every 0.25 Å, η = 8 Å⁻²) per element: the
     vector the OOD statistics of a surrogate are fitted on (cheap, rotation-invariant)."""
-    s = SymmetrySettings(elements=elements, cutoff=cutoff,
-                         g2_centres=tuple(np.arange(1.5, cutoff + 1e-9, 0.25).tolist()),
-                         g2_eta=8.0, g4_eta=())  # fmt: skip
+    s = SymmetrySettings(
+        elements=elements,
+        cutoff=cutoff,
+        g2_centres=tuple(np.arange(1.5, cutoff + 1e-9, 0.25).tolist()),
+        g2_eta=8.0,
+        g4_eta=(),
+    )
     return descriptors(env, s)
 
 
@@ -72,8 +76,10 @@ def _stack(members: list, name: str):
     """One Keras model whose output stacks the members' outputs: [batch, members, n]."""
     import keras
 
-    inputs = {k: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=k)
-              for k, t in members[0].input.items()}  # fmt: skip
+    inputs = {
+        k: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=k)
+        for k, t in members[0].input.items()
+    }
     outs = []
     for i, m in enumerate(members):
         y = m(inputs)
@@ -161,6 +167,30 @@ class Surrogate:
         return cls(model, card)
 
 
+def _progress_callback(label: str, every: int = 25):
+    """A Keras callback that prints one line to stderr every ``every`` epochs."""
+    import sys
+
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if (epoch + 1) % every == 0:
+                logs = logs or {}
+                print(
+                    f"{label}: epoch {epoch + 1}, loss {logs.get('loss', float('nan')):.4g}, "
+                    f"val_loss {logs.get('val_loss', float('nan')):.4g}, "
+                    f"{time.perf_counter() - self.start:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    return Progress()
+
+
 def _fit_member(kind, x_tr, y_tr, x_va, y_va, settings: TrainSettings, seed: int):
     import keras
 
@@ -170,18 +200,33 @@ def _fit_member(kind, x_tr, y_tr, x_va, y_va, settings: TrainSettings, seed: int
     callbacks = [
         keras.callbacks.EarlyStopping(patience=settings.patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(2, settings.patience // 4)),
+        _progress_callback(f"{kind.name} seed {seed}"),
     ]
-    hist = model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=settings.epochs,
-                     batch_size=settings.batch_size, verbose=0, callbacks=callbacks)  # fmt: skip
+    hist = model.fit(
+        x_tr,
+        y_tr,
+        validation_data=(x_va, y_va),
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        verbose=0,
+        callbacks=callbacks,
+    )
     val = hist.history["val_loss"]
-    return model, {"seed": seed, "epochs_run": len(val), "best_epoch": int(np.argmin(val)) + 1,
-                   "best_val_loss": float(np.min(val))}  # fmt: skip
+    return model, {
+        "seed": seed,
+        "epochs_run": len(val),
+        "best_epoch": int(np.argmin(val)) + 1,
+        "best_val_loss": float(np.min(val)),
+    }
 
 
 def train(
-    kind: SurrogateKind, train_data: SiteData, val_data: SiteData,
-    settings: TrainSettings | None = None, provenance: dict[str, Any] | None = None,
-) -> Surrogate:  # fmt: skip
+    kind: SurrogateKind,
+    train_data: SiteData,
+    val_data: SiteData,
+    settings: TrainSettings | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Surrogate:
     """Train ``settings.members`` networks of ``kind`` on ``train_data`` (early stopping on
     ``val_data``) and return the surrogate with its card (no metrics yet)."""
     from mlxas.models.train import set_threads
@@ -204,8 +249,12 @@ def train(
         records.append(rec)
     model = nets[0] if settings.members == 1 else _stack(nets, f"{kind.name}_ensemble")
     data_hash = hash_json(sorted(train_data.sites["input_hash"].astype(str)))
-    config = {"kind": kind.to_json(), "grid": kind.grid.to_json(),
-              "train": settings.__dict__, "data": data_hash}  # fmt: skip
+    config = {
+        "kind": kind.to_json(),
+        "grid": kind.grid.to_json(),
+        "train": settings.__dict__,
+        "data": data_hash,
+    }
     card = {
         "card_version": 1,
         "surrogate_card_version": SURROGATE_CARD_VERSION,

@@ -108,8 +108,9 @@ def route(
     bad_o = np.zeros(n, bool)
     if ood is not None and settings.max_ood is not None:
         bad_o = ~(o <= settings.max_ood)
-    reason = np.where(bad_s & bad_o, "spread+ood", np.where(bad_s, "spread",
-                      np.where(bad_o, "ood", "")))  # fmt: skip
+    reason = np.where(
+        bad_s & bad_o, "spread+ood", np.where(bad_s, "spread", np.where(bad_o, "ood", ""))
+    )
     return Routing(bad_s | bad_o, reason.astype(object), s, o, settings)
 
 
@@ -119,24 +120,44 @@ def site_input_hash(env: Environments, i: int, model_id: str) -> str:
     from mlxas.provenance import hash_json
 
     absorber, vec, sym = env.site(i)
-    return hash_json({"model": model_id, "absorber": absorber, "symbols": sym.tolist(),
-                      "positions": np.round(vec, 4).tolist(), "cutoff": env.cutoff})  # fmt: skip
+    return hash_json(
+        {
+            "model": model_id,
+            "absorber": absorber,
+            "symbols": sym.tolist(),
+            "positions": np.round(vec, 4).tolist(),
+            "cutoff": env.cutoff,
+        }
+    )
 
 
 def surrogate_results(
-    site_ids: Sequence[str], input_hashes: Sequence[str], spectra: np.ndarray,
-    grid: SpectrumGrid, model_id: str, card_hash: str = "", seconds: float = 0.0,
-) -> list[SiteResult]:  # fmt: skip
+    site_ids: Sequence[str],
+    input_hashes: Sequence[str],
+    spectra: np.ndarray,
+    grid: SpectrumGrid,
+    model_id: str,
+    card_hash: str = "",
+    seconds: float = 0.0,
+) -> list[SiteResult]:
     """Chunk rows of surrogate spectra (marked as described in the module text)."""
     spectra = np.asarray(spectra, dtype=np.float64)
     if spectra.shape != (len(site_ids), len(grid)):
-        raise ValueError(f"spectra {spectra.shape} do not match {len(site_ids)} sites × grid "
-                         f"{len(grid)}")  # fmt: skip
+        raise ValueError(
+            f"spectra {spectra.shape} do not match {len(site_ids)} sites × grid {len(grid)}"
+        )
     out = []
     for site_id, h, row in zip(site_ids, input_hashes, spectra, strict=True):
-        r = SiteResult(site_id=site_id, status="ok", input_hash=h, card_hash=card_hash,
-                       engine=SURROGATE_ENGINE, engine_version=model_id,
-                       detail=f"surrogate {model_id}", seconds=seconds)  # fmt: skip
+        r = SiteResult(
+            site_id=site_id,
+            status="ok",
+            input_hash=h,
+            card_hash=card_hash,
+            engine=SURROGATE_ENGINE,
+            engine_version=model_id,
+            detail=f"surrogate {model_id}",
+            seconds=seconds,
+        )
         if grid.target == "exafs":
             r.k, r.chi = grid.values.copy(), row
         else:
@@ -161,8 +182,10 @@ def merge_results(
         by_id[r.site_id] = r
     missing = [s for s in order if s not in by_id]
     if missing or len(by_id) != len(order):
-        raise ValueError(f"results do not match the sites: missing {missing[:5]}, "
-                         f"{len(by_id)} results for {len(order)} sites")  # fmt: skip
+        raise ValueError(
+            f"results do not match the sites: missing {missing[:5]}, "
+            f"{len(by_id)} results for {len(order)} sites"
+        )
     return [by_id[s] for s in order]
 
 
@@ -173,8 +196,11 @@ def write_routed_chunk(
     between surrogate and FEFF sites, the reasons and the surrogate's model id."""
     path = Path(path)
     write_chunk(path, list(results))
-    report = {**routing.summary(), "model_id": model_id,
-              "surrogate_rows": sum(is_surrogate(r) for r in results)}  # fmt: skip
+    report = {
+        **routing.summary(),
+        "model_id": model_id,
+        "surrogate_rows": sum(is_surrogate(r) for r in results),
+    }
     side = path.with_name(f"{path.stem}.routing.json")
     tmp = side.with_name(f".{side.name}.tmp")
     tmp.write_text(json.dumps(report, indent=1))
