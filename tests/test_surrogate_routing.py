@@ -14,6 +14,7 @@ from mlxas.surrogate.grids import exafs_grid, xanes_grid
 from mlxas.surrogate.routing import (
     SURROGATE_ENGINE,
     RoutingSettings,
+    from_site_result,
     is_surrogate,
     merge_results,
     relative_spread,
@@ -63,24 +64,27 @@ def test_surrogate_rows_round_trip_marked(tmp_path, grid):
         spectra,
         grid,
         "model123",
-        card_hash="cards9",
         seconds=1e-4,
+        spread=np.array([0.01, 0.02, 0.03]),
     )
+    assert sur[1].scalars["spread"] == 0.02 and np.isnan(sur[1].scalars["ood"])
     feff = [
-        SiteResult(
-            "s1",
-            "ok",
-            input_hash="f1",
-            engine="feff8l",
-            engine_version="0.8",
-            k=grid.values,
-            chi=np.ones(len(grid)),
+        from_site_result(
+            SiteResult(
+                "s1",
+                "ok",
+                input_hash="f1",
+                engine="feff8l",
+                engine_version="0.8",
+                k=grid.values,
+                chi=np.ones(len(grid)),
+            )
         )
     ]
     rows = merge_results(["s0", "s1", "s2", "s3"], sur, feff)
     routing = route(np.array([0.01, 0.5, 0.02, 0.03]), None)
     path = tmp_path / "chunks" / "00000.h5"
-    write_routed_chunk(path, rows, routing, "model123")
+    write_routed_chunk(path, rows, routing, "model123", card_hash="cards9")
     back = read_chunk(path)
     assert [r.site_id for r in back] == ["s0", "s1", "s2", "s3"]
     assert [is_surrogate(r) for r in back] == [True, False, True, True]

@@ -25,11 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from ase import Atoms
 
 from mlxas.surrogate.environments import Environments, SurrogateInputError, environments
 from mlxas.surrogate.grids import SpectrumGrid
 
-__all__ = ["SiteData", "feff_spectra_on_grid", "grouped_split", "load_results"]
+__all__ = [
+    "SiteData",
+    "feff_spectra_on_grid",
+    "from_feff_results",
+    "grouped_split",
+    "load_results",
+]
 
 
 @dataclass
@@ -162,6 +169,37 @@ def load_results(
     if not parts:
         raise SurrogateInputError(f"{root}: none of the sources {sources} has a site table")
     return SiteData.concat(parts)
+
+
+def from_feff_results(
+    items: list[tuple[str, str, Atoms, int]], results: list, grid: SpectrumGrid, cutoff: float
+) -> SiteData:
+    """Examples from FEFF runs made outside the workflow (:mod:`mlxas.surrogate.feff_runs`).
+
+    ``items``: ``(site_id, group, atoms, atom index)`` in the order of ``results``; the
+    group (e.g. the structure's name) is the split group.  Failed runs are left out.
+    """
+    spectra, ok = feff_spectra_on_grid(results, grid)
+    keep = np.nonzero(ok)[0]
+    envs = [environments(items[i][2], [items[i][3]], cutoff) for i in keep]
+    sites = pd.DataFrame(
+        {
+            "site_id": [items[i][0] for i in keep],
+            "structure_id": [items[i][1] for i in keep],
+            "source": "feff_runs",
+            "name": [items[i][1] for i in keep],
+            "site_index": [int(items[i][3]) for i in keep],
+            "multiplicity": 1,
+            "engine": [results[i].engine for i in keep],
+            "engine_version": [results[i].engine_version for i in keep],
+            "card_hash": [results[i].card_hash for i in keep],
+            "input_hash": [results[i].input_hash for i in keep],
+            "seconds": [results[i].seconds for i in keep],
+        }
+    )
+    if not envs:
+        raise SurrogateInputError("none of the FEFF runs succeeded")
+    return SiteData(Environments.concat(envs), spectra[keep], grid, sites)
 
 
 def grouped_split(

@@ -135,10 +135,10 @@ def descriptors(env: Environments, settings: SymmetrySettings) -> np.ndarray:
     ``env`` must have been built with a cutoff ≥ both ``settings.cutoff`` and
     ``settings.g4_cutoff``; neighbours beyond them contribute 0.
     """
-    if env.cutoff + 1e-9 < max(settings.cutoff, settings.g4_cutoff):
+    need = max(settings.cutoff, settings.g4_cutoff if settings.g4_params else 0.0)
+    if env.cutoff + 1e-9 < need:
         raise SurrogateInputError(
-            f"environments were cut at {env.cutoff:g} Å, the descriptors need "
-            f"{max(settings.cutoff, settings.g4_cutoff):g} Å"
+            f"environments were cut at {env.cutoff:g} Å, the descriptors need {need:g} Å"
         )
     n_sites, n_el = len(env), len(settings.elements)
     zidx = _element_index(env, settings)

@@ -11,13 +11,16 @@ trusted on:
 - ``ood``: the site's environment is unlike every training environment (OOD score of
   its radial symmetry functions above ``max_ood``, :mod:`mlxas.ood`).
 
-Surrogate spectra are written in the layout of FEFF chunk files
-(:func:`mlxas.feff.chunk.write_chunk`), one :class:`~mlxas.feff.chunk.SiteResult` per
-site, marked so that they are never taken for FEFF output: ``engine`` is
-``"surrogate"``, ``engine_version`` the surrogate's model id, ``detail`` names both,
-``card_hash`` the FEFF settings the surrogate imitates, ``seconds`` the per-site share
-of the batch's time.  XANES rows hold ``energy`` = E − E0 on the surrogate's grid (eV),
-``mu`` the normalised mu(E) and ``e0`` = 0.
+Surrogate spectra are results of the simulation stage's one interface
+(:class:`mlxas.engines.base.ItemResult`) with FEFF's array names (``k``, ``chi`` for
+EXAFS; ``energy``, ``mu`` for XANES), so they go into the same chunk files as FEFF's,
+marked so that they are never taken for FEFF output: ``engine`` is ``"surrogate"``,
+``engine_version`` the surrogate's model id, ``detail`` names both, the scalars
+``spread`` and ``ood`` hold the routing measures, ``seconds`` the per-site share of the
+batch's time.  XANES results hold ``energy`` = E − E0 on the surrogate's grid (eV) and
+the normalised ``mu``.  :func:`write_routed_chunk` writes them (with the FEFF rows of
+the routed sites) in today's FEFF chunk layout, ``card_hash`` naming the FEFF settings
+the surrogate imitates.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlxas.engines.base import ItemResult
 from mlxas.feff.chunk import SiteResult, write_chunk
 from mlxas.surrogate.environments import Environments
 from mlxas.surrogate.grids import SpectrumGrid
@@ -38,12 +42,14 @@ __all__ = [
     "SURROGATE_ENGINE",
     "Routing",
     "RoutingSettings",
+    "from_site_result",
     "is_surrogate",
     "merge_results",
     "relative_spread",
     "route",
     "site_input_hash",
     "surrogate_results",
+    "to_site_result",
     "write_routed_chunk",
 ]
 
@@ -137,49 +143,95 @@ def surrogate_results(
     spectra: np.ndarray,
     grid: SpectrumGrid,
     model_id: str,
-    card_hash: str = "",
     seconds: float = 0.0,
-) -> list[SiteResult]:
-    """Chunk rows of surrogate spectra (marked as described in the module text)."""
+    spread: np.ndarray | None = None,
+    ood: np.ndarray | None = None,
+) -> list[ItemResult]:
+    """Results of the simulation stage's interface (:class:`ItemResult`) for surrogate
+    spectra, marked as described in the module text; ``spread`` and ``ood`` (per site)
+    become the scalars of the same names (NaN when not given)."""
     spectra = np.asarray(spectra, dtype=np.float64)
     if spectra.shape != (len(site_ids), len(grid)):
         raise ValueError(
             f"spectra {spectra.shape} do not match {len(site_ids)} sites × grid {len(grid)}"
         )
-    out = []
-    for site_id, h, row in zip(site_ids, input_hashes, spectra, strict=True):
-        r = SiteResult(
-            site_id=site_id,
+    n = len(site_ids)
+    spread = np.full(n, np.nan) if spread is None else np.asarray(spread, float)
+    ood = np.full(n, np.nan) if ood is None else np.asarray(ood, float)
+    x = grid.values.copy()
+    names = ("k", "chi") if grid.target == "exafs" else ("energy", "mu")
+    return [
+        ItemResult(
+            item_id=site_id,
             status="ok",
             input_hash=h,
-            card_hash=card_hash,
             engine=SURROGATE_ENGINE,
             engine_version=model_id,
             detail=f"surrogate {model_id}",
             seconds=seconds,
+            scalars={"spread": float(sp), "ood": float(o)},
+            arrays=dict(zip(names, (x, row), strict=True)),
         )
-        if grid.target == "exafs":
-            r.k, r.chi = grid.values.copy(), row
-        else:
-            r.energy, r.mu, r.mu0, r.e0 = grid.values.copy(), row, np.zeros_like(row), 0.0
-        out.append(r)
+        for site_id, h, row, sp, o in zip(site_ids, input_hashes, spectra, spread, ood, strict=True)
+    ]
+
+
+def from_site_result(r: SiteResult) -> ItemResult:
+    """A FEFF chunk row (:class:`~mlxas.feff.chunk.SiteResult`) as an :class:`ItemResult`."""
+    arrays = {
+        a: np.asarray(getattr(r, a)) for a in ("k", "chi", "energy", "mu") if len(getattr(r, a))
+    }
+    return ItemResult(
+        r.site_id,
+        "ok" if r.ok else "failed",
+        r.input_hash,
+        r.engine,
+        r.engine_version,
+        r.reason,
+        r.detail,
+        r.seconds,
+        {"e0": r.e0},
+        arrays,
+    )
+
+
+def to_site_result(r: ItemResult, card_hash: str = "") -> SiteResult:
+    """An :class:`ItemResult` as a row of today's FEFF chunk files (``card_hash``: the FEFF
+    settings a surrogate row imitates)."""
+    out = SiteResult(
+        r.item_id,
+        r.status,
+        r.reason,
+        r.detail,
+        r.input_hash,
+        card_hash,
+        r.engine,
+        r.engine_version,
+        r.seconds,
+        r.scalars.get("e0", 0.0),
+    )
+    for name in ("k", "chi", "energy", "mu"):
+        if name in r.arrays:
+            setattr(out, name, np.asarray(r.arrays[name], dtype=np.float64))
+    if "mu" in r.arrays:
+        out.mu0 = np.zeros_like(out.mu)
     return out
 
 
-def is_surrogate(result: SiteResult) -> bool:
-    """True for a chunk row written by the surrogate."""
+def is_surrogate(result: ItemResult | SiteResult) -> bool:
+    """True for a result (or chunk row) written by the surrogate."""
     return result.engine == SURROGATE_ENGINE
 
 
 def merge_results(
-    order: Sequence[str], surrogate: Sequence[SiteResult], feff: Sequence[SiteResult]
-) -> list[SiteResult]:
-    """Rows of both kinds in the order of ``order`` (site ids); each site exactly once."""
-    by_id: dict[str, SiteResult] = {}
+    order: Sequence[str], surrogate: Sequence[ItemResult], feff: Sequence[ItemResult]
+) -> list[ItemResult]:
+    """Results of both kinds in the order of ``order`` (site ids); each site exactly once."""
+    by_id: dict[str, ItemResult] = {}
     for r in [*surrogate, *feff]:
-        if r.site_id in by_id:
-            raise ValueError(f"site {r.site_id} has both a surrogate and a FEFF result")
-        by_id[r.site_id] = r
+        if r.item_id in by_id:
+            raise ValueError(f"site {r.item_id} has both a surrogate and a FEFF result")
+        by_id[r.item_id] = r
     missing = [s for s in order if s not in by_id]
     if missing or len(by_id) != len(order):
         raise ValueError(
@@ -190,12 +242,17 @@ def merge_results(
 
 
 def write_routed_chunk(
-    path: str | Path, results: Sequence[SiteResult], routing: Routing, model_id: str
+    path: str | Path,
+    results: Sequence[ItemResult],
+    routing: Routing,
+    model_id: str,
+    card_hash: str = "",
 ) -> None:
-    """The chunk file (FEFF layout) and ``<stem>.routing.json`` beside it: the split
-    between surrogate and FEFF sites, the reasons and the surrogate's model id."""
+    """The chunk file in today's FEFF layout (:func:`mlxas.feff.chunk.write_chunk`) and
+    ``<stem>.routing.json`` beside it: the split between surrogate and FEFF sites, the
+    reasons and the surrogate's model id.  ``card_hash``: the FEFF settings imitated."""
     path = Path(path)
-    write_chunk(path, list(results))
+    write_chunk(path, [to_site_result(r, card_hash) for r in results])
     report = {
         **routing.summary(),
         "model_id": model_id,
