@@ -94,13 +94,13 @@ def test_graph_model_is_rotation_translation_and_permutation_invariant():
 
 def test_path_spectrum_follows_the_exafs_phase():
     """One path of half length L: the layer's output is Im[A(k, L)·exp(2ikL)] with A from
-    its own basis, and binning on the L grid costs well under 1 % at this grid."""
+    its own basis, and spreading on the L grid costs well under 1 % at this grid."""
     import keras
 
     from mlxas.surrogate.layers import PathSpectrum
 
     layer = PathSpectrum(
-        2, 0.05, 16.0, 0.05, l_min=1.0, l_max=5.0, dl=0.01, n_k_basis=12, n_l_basis=5
+        2, 0.05, 16.0, 0.05, l_min=1.0, l_max=5.0, dl=0.03, n_k_basis=12, n_l_basis=5
     )
     L = np.array([[2.5437, 3.9012]], dtype="f4")  # between grid points
     w = np.array([[[0.7, -0.2], [0.0, 0.4]]], dtype="f4")

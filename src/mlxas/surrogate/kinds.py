@@ -149,11 +149,11 @@ class DescriptorMLP(SurrogateKind):
 class GraphNetwork(SurrogateKind):
     name = "graph"
     defaults: ClassVar[dict[str, Any]] = {
-        "units": 48,
-        "interactions": 2,
-        "channels": 8,  # kernel channels of PathSpectrum (EXAFS)
-        "n_basis": 32,  # Gaussians for distances
-        "dl": 0.01,  # Å, bin width of the path-length grid
+        "units": 16,
+        "interactions": 1,
+        "channels": 4,  # kernel channels of PathSpectrum (EXAFS)
+        "n_basis": 16,  # Gaussians for distances
+        "dl": 0.03,  # Å, step of the path-length grid
         "n_k_basis": 40,
         "n_l_basis": 10,
         "head": [256, 256],  # Dense units of the XANES head
@@ -218,7 +218,7 @@ class GraphNetwork(SurrogateKind):
                 k.stop,
                 k.step,
                 l_min=1.0,
-                l_max=self.cutoff + 0.05,
+                l_max=self.cutoff + 2 * p["dl"],
                 dl=p["dl"],
                 n_k_basis=p["n_k_basis"],
                 n_l_basis=p["n_l_basis"],

@@ -14,8 +14,9 @@ Data flow (shapes for a batch of B sites, N nodes, P pairs, C kernel channels)::
 contributes Im[A_c(k, L) exp(2ikL)] per channel c, with the phase 2kL computed exactly
 and smooth learned complex amplitudes A_c(k, L) (a separable basis in k and L).  The
 network only learns how strongly each path feeds each channel.  For speed the paths are
-first binned on a fine L grid (linear interpolation between the two nearest bins), so
-the cost per site is one matrix product that does not grow with the number of paths.
+first spread on a fine L grid (cubic interpolation weights on the four nearest grid
+points), so the cost per site is one matrix product that does not grow with the number
+of paths.
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ class NeighbourEmbedding(keras.layers.Layer):
         self.radial = keras.layers.Dense(self.units)
         self.mix = keras.layers.Dense(self.units, activation="silu")
 
+    def build(self, input_shape):
+        self.embed.build(input_shape[0])
+        self.radial.build(input_shape[1])
+        self.mix.build((None, None, self.units))
+
     def call(self, inputs):
         species, basis, mask = inputs
         h = self.mix(self.embed(species) + self.radial(basis))
@@ -145,8 +151,12 @@ class PairInteraction(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = int(units)
         self.edge = keras.layers.Dense(self.units, activation="silu")
-        self.edge_out = keras.layers.Dense(self.units, activation="silu")
         self.update = keras.layers.Dense(self.units)
+
+    def build(self, input_shape):
+        h, _, basis, _, _, _ = input_shape
+        self.edge.build((None, None, h[-1] + basis[-1] + 3))
+        self.update.build((None, None, self.units))
 
     def call(self, inputs):
         h, pairs, basis, geom, pair_mask, node_mask = inputs
@@ -154,8 +164,8 @@ class PairInteraction(keras.layers.Layer):
         hj, hl = _gather_nodes(h, j), _gather_nodes(h, l_)
         cos0, cosj, cosl = geom[..., 3:4], geom[..., 4:5], geom[..., 5:6]
         angles = ops.concatenate([cos0, cosj + cosl, cosj * cosl], axis=-1)
-        e = self.edge(ops.concatenate([hj + hl, hj * hl, basis, angles], axis=-1))
-        e = self.edge_out(e) * ops.expand_dims(pair_mask, -1)
+        e = self.edge(ops.concatenate([hj + hl, basis, angles], axis=-1))
+        e = e * ops.expand_dims(pair_mask, -1)
         n = ops.shape(h)[1]
         agg = _scatter_nodes(e, j, n) + _scatter_nodes(e, l_, n)
         h = (h + self.update(agg)) * ops.expand_dims(node_mask, -1)
@@ -195,22 +205,29 @@ class PathWeights(keras.layers.Layer):
     def __init__(self, channels: int, units: int, cutoff: float, **kwargs):
         super().__init__(**kwargs)
         self.channels, self.units, self.cutoff = int(channels), int(units), float(cutoff)
-        self.node_hidden = keras.layers.Dense(self.units, activation="silu")
-        self.node_out = keras.layers.Dense(self.channels)
-        # Triangle and via-absorber paths are symmetric in j and l; the paths that bounce
-        # between j and l start at one of them, so their weights also see that node.
-        self.pair_hidden = keras.layers.Dense(self.units, activation="silu")
-        self.pair_out = keras.layers.Dense(self.channels * 2)
-        self.bounce_hidden = keras.layers.Dense(self.units, activation="silu")
-        self.bounce_out = keras.layers.Dense(self.channels)
+        c = self.channels
+        # Linear heads on the node and pair states; the site state g enters through its
+        # own projection, computed once per site.  Triangle and via-absorber paths are
+        # symmetric in j and l; the paths that bounce between j and l start at one of
+        # them, so their weights also see that node's state.
+        self.node_out = keras.layers.Dense(c)
+        self.pair_out = keras.layers.Dense(2 * c)
+        self.bounce_out = keras.layers.Dense(c)
+        self.site_out = keras.layers.Dense(4 * c, use_bias=False)  # ss, tri, bounce, via
+
+    def build(self, input_shape):
+        h, e, g = input_shape[0], input_shape[1], input_shape[2]
+        self.node_out.build(h)
+        self.pair_out.build(e)
+        self.bounce_out.build((None, None, e[-1] + h[-1]))
+        self.site_out.build(g)
 
     def call(self, inputs):
         h, e, g, r, geom, node_mask, pair_mask, pairs = inputs
-        n, p = ops.shape(h)[1], ops.shape(e)[1]
+        p = ops.shape(e)[1]
         c = self.channels
-        gn = ops.repeat(ops.expand_dims(g, 1), n, axis=1)
-        gp = ops.repeat(ops.expand_dims(g, 1), p, axis=1)
-        w_ss = self.node_out(self.node_hidden(ops.concatenate([h, gn], axis=-1)))
+        gw = ops.expand_dims(self.site_out(g), 1)  # [B, 1, 4C]
+        w_ss = self.node_out(h) + gw[..., :c]
         ss_ok = node_mask * ops.cast(r <= self.cutoff, "float32")
         w_ss = w_ss * ops.expand_dims(ss_ok / (r * r), -1)
         pad = 1.0 - pair_mask  # padding pairs get lengths 1, weight 0 (finite 1/r)
@@ -226,13 +243,17 @@ class PathWeights(keras.layers.Layer):
             axis=-1,
         )
         ok = ops.expand_dims(pair_mask, -1) * ops.cast(lengths <= self.cutoff, "float32")
-        sym = ops.reshape(
-            self.pair_out(self.pair_hidden(ops.concatenate([e, gp], axis=-1))), (-1, p, 2, c)
-        )
+        sym = self.pair_out(e)
         hj, hl = _gather_nodes(h, pairs[..., 0]), _gather_nodes(h, pairs[..., 1])
-        jlj = self.bounce_out(self.bounce_hidden(ops.concatenate([e, hj, gp], axis=-1)))
-        ljl = self.bounce_out(self.bounce_hidden(ops.concatenate([e, hl, gp], axis=-1)))
-        w_p = ops.stack([sym[:, :, 0], jlj, ljl, sym[:, :, 1]], axis=2)
+        jlj = self.bounce_out(ops.concatenate([e, hj], axis=-1))
+        ljl = self.bounce_out(ops.concatenate([e, hl], axis=-1))
+        w_p = ops.stack([sym[..., :c], jlj, ljl, sym[..., c:]], axis=2)
+        # Site offsets per path kind; both bounce kinds share one (j ↔ l symmetry).
+        offsets = ops.stack(
+            [gw[..., c : 2 * c], gw[..., 2 * c : 3 * c], gw[..., 2 * c : 3 * c], gw[..., 3 * c :]],
+            axis=2,
+        )
+        w_p = w_p + offsets
         w_p = w_p * ops.expand_dims(factors * ok, -1)
         lengths = lengths * ok  # padding → L = 0, weight 0
         L = ops.concatenate([r * ss_ok, ops.reshape(lengths, (-1, p * len(PAIR_PATHS)))], axis=1)
@@ -255,8 +276,11 @@ class PathSpectrum(keras.layers.Layer):
     chi_w(k) = Σ_paths Σ_c w_c · Im[A_c(k, L) · exp(2ikL)], with
     A_c(k, L) = Σ_a Σ_b θ_cab P_a(k) Q_b(L) complex, P_a Gaussians in k (``n_k_basis``
     over the k grid), Q_b linear hat functions in L (``n_l_basis`` over ``l_min…l_max``).
-    Paths are binned on the L grid ``l_min, l_min + dl, …, l_max`` (Å); a path outside
-    it contributes nothing (its weight must be 0 there: PathWeights cuts at RPATH).
+    Paths are spread on the L grid ``l_min, l_min + dl, …, l_max`` (Å) with cubic
+    Lagrange weights over the 4 nearest grid points, which keeps the phase 2kL of a path
+    between grid points (normalised k²-weighted error ~3·10⁻⁴ at dl = 0.03 Å and
+    k ≤ 20 Å⁻¹); a path within one step of the grid's ends contributes nothing (its
+    weight must be 0 there: PathWeights cuts at RPATH, and ``l_max`` lies beyond it).
 
     ``k_min, k_max, dk`` (Å⁻¹): the output grid.  Inputs ``[L [B,Q], w [B,Q,C]]``.
     """
@@ -269,7 +293,7 @@ class PathSpectrum(keras.layers.Layer):
         dk: float,
         l_min: float,
         l_max: float,
-        dl: float = 0.01,
+        dl: float = 0.03,
         n_k_basis: int = 40,
         n_l_basis: int = 10,
         **kwargs,
@@ -279,17 +303,18 @@ class PathSpectrum(keras.layers.Layer):
         self.k_min, self.k_max, self.dk = float(k_min), float(k_max), float(dk)
         self.l_min, self.l_max, self.dl = float(l_min), float(l_max), float(dl)
         self.n_k_basis, self.n_l_basis = int(n_k_basis), int(n_l_basis)
+        if self.n_l_basis < 2 or self.n_k_basis < 2:
+            raise ValueError("PathSpectrum needs at least 2 basis functions in k and in L")
         k = np.round(self.k_min + self.dk * np.arange(round((k_max - k_min) / dk) + 1), 10)
         lg = self.l_min + self.dl * np.arange(round((l_max - l_min) / dl) + 1)
         self.n_k, self.n_l = len(k), len(lg)
         kc = np.linspace(self.k_min, self.k_max, self.n_k_basis)
         kw = (kc[1] - kc[0]) if self.n_k_basis > 1 else 1.0
         self._pk = np.exp(-0.5 * ((k[None, :] - kc[:, None]) / kw) ** 2).astype("float32")
-        lc = np.linspace(self.l_min, self.l_max, self.n_l_basis)
-        lw = (lc[1] - lc[0]) if self.n_l_basis > 1 else 1.0
-        self._ql = np.clip(1.0 - np.abs(lg[None, :] - lc[:, None]) / lw, 0.0, None).astype(
-            "float32"
-        )
+        # Hat functions in L: grid point l lies between knots b0 and b0 + 1.
+        u = (lg - self.l_min) / (self.l_max - self.l_min) * (self.n_l_basis - 1)
+        self._b0 = np.clip(np.floor(u), 0, self.n_l_basis - 2).astype("int32")
+        self._t = (u - self._b0).astype("float32")[:, None, None]
         phase = 2.0 * np.outer(lg, k)  # [n_l, n_k]
         self._sin = np.sin(phase).astype("float32")
         self._cos = np.cos(phase).astype("float32")
@@ -304,28 +329,39 @@ class PathSpectrum(keras.layers.Layer):
 
     def kernel(self):
         """The kernel matrix [n_l · C, n_k]: row (l, c) is channel c's path at L_l."""
-        a = ops.einsum("xcab,ak->xcbk", self.theta, self._pk)
-        a = ops.einsum("xcbk,bl->xlck", a, self._ql)  # [2, n_l, C, n_k]
-        k = a[0] * ops.expand_dims(self._sin, 1) + a[1] * ops.expand_dims(self._cos, 1)
+        a = ops.einsum("xcab,ak->xbck", self.theta, self._pk)  # amplitudes at the L knots
+        a_l = (
+            ops.take(a, self._b0, axis=1) * (1.0 - self._t)
+            + ops.take(a, self._b0 + 1, axis=1) * self._t
+        )  # [2, n_l, C, n_k], linear between knots
+        k = a_l[0] * ops.expand_dims(self._sin, 1) + a_l[1] * ops.expand_dims(self._cos, 1)
         return ops.reshape(k, (self.n_l * self.channels, self.n_k))
 
     def call(self, inputs):
         L, w = inputs
         b, q = ops.shape(w)[0], ops.shape(w)[1]
         c = self.channels
+        # Each path feeds the 4 grid points around it with cubic Lagrange weights, so the
+        # grid's sums reproduce exp(2ikL) between grid points (error ~(2k·dl)⁴).
         u = (L - self.l_min) / self.dl
-        inside = ops.cast((u >= 0.0) & (u <= self.n_l - 1.0), "float32")
-        u = ops.clip(u, 0.0, self.n_l - 1.0001)
-        i0 = ops.cast(ops.floor(u), "int32")
-        t = ops.expand_dims((u - ops.cast(i0, "float32")) * inside, -1)
+        inside = ops.cast((u >= 1.0) & (u <= self.n_l - 2.0), "float32")
+        u = ops.clip(u, 1.0, self.n_l - 2.0001)
+        i1 = ops.cast(ops.floor(u), "int32")
+        t = u - ops.cast(i1, "float32")
+        lagrange = [
+            -t * (t - 1.0) * (t - 2.0) / 6.0,
+            (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0,
+            -(t + 1.0) * t * (t - 2.0) / 2.0,
+            (t + 1.0) * t * (t - 1.0) / 6.0,
+        ]
         w = w * ops.expand_dims(inside, -1)
         base = ops.expand_dims(ops.arange(b, dtype="int32") * self.n_l, 1)
-        ids = ops.reshape(i0 + base, (-1,))
-        # Linear interpolation: each path feeds its two nearest bins.
+        ids = ops.reshape(i1 + base, (-1,))
         data = ops.concatenate(
-            [ops.reshape(w * (1.0 - t), (b * q, c)), ops.reshape(w * t, (b * q, c))], axis=0
+            [ops.reshape(w * ops.expand_dims(lw, -1), (b * q, c)) for lw in lagrange], axis=0
         )
-        hist = ops.segment_sum(data, ops.concatenate([ids, ids + 1]), num_segments=b * self.n_l)
+        ids = ops.concatenate([ids - 1, ids, ids + 1, ids + 2])
+        hist = ops.segment_sum(data, ids, num_segments=b * self.n_l)
         hist = ops.reshape(hist, (b, self.n_l * c))
         return ops.matmul(hist, self.kernel())
 

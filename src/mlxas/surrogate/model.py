@@ -196,7 +196,10 @@ def _fit_member(kind, x_tr, y_tr, x_va, y_va, settings: TrainSettings, seed: int
 
     keras.utils.set_random_seed(seed)
     model = kind.build(x_tr, y_tr)
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="mse")
+    # XLA: about 2.5x less CPU per epoch for the graph model (measured on the Cu set).
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate), loss="mse", jit_compile=True
+    )
     callbacks = [
         keras.callbacks.EarlyStopping(patience=settings.patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(2, settings.patience // 4)),
