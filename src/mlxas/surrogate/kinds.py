@@ -98,6 +98,35 @@ def _target_scaling(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 1e-8, std, 1.0)
 
 
+def spectral_head(z, targets: np.ndarray, components: int | None):
+    """The output layers: the spectrum on the grid from the last hidden state ``z``.
+
+    ``components`` None: one output per grid point, standardised per point and returned
+    to physical units by ``Normalization(invert=True)``.  A number n: the spectrum is the
+    training mean plus n coefficients times the leading principal components of the
+    training spectra (a fixed, non-trainable Dense layer), so every prediction is a smooth
+    combination of spectra seen in training -- no point-to-point noise (used for XANES,
+    where spurious wiggles would count as peaks).
+    """
+    import keras
+
+    if components is None:
+        z = keras.layers.Dense(targets.shape[1], name="spectrum_std")(z)
+        mean, scale = _target_scaling(targets)
+        return keras.layers.Normalization(
+            mean=mean, variance=scale**2, invert=True, name="spectrum"
+        )(z)
+    mean = targets.mean(axis=0)
+    _, sv, vt = np.linalg.svd(targets - mean, full_matrices=False)
+    n = max(1, min(int(components), len(sv)))
+    scale = sv[:n] / np.sqrt(max(len(targets) - 1, 1))  # coefficient rms of each component
+    coef = keras.layers.Dense(n, name="coefficients")(z)
+    basis = keras.layers.Dense(targets.shape[1], trainable=False, name="spectrum")
+    out = basis(coef)
+    basis.set_weights([(vt[:n] * scale[:, None]).astype("float32"), mean.astype("float32")])
+    return out
+
+
 @register
 class DescriptorMLP(SurrogateKind):
     name = "descriptor_mlp"
@@ -107,6 +136,7 @@ class DescriptorMLP(SurrogateKind):
         "g2_step": 0.1,  # Å between G2 centres
         "g2_eta": 50.0,  # Å⁻²
         "g4_cutoff": 4.5,  # Å
+        "components": None,  # principal components of the output (None: every grid point)
     }
 
     @property
@@ -129,19 +159,18 @@ class DescriptorMLP(SurrogateKind):
 
         x = inputs["descriptors"]
         inp = keras.Input(shape=x.shape[1:], name="descriptors")
+        # A symmetry function that barely varies in training (a far, rare neighbour) would
+        # be blown up by its tiny spread; floor the spread at 5 % of the typical one.
         std = x.std(axis=0)
+        floor = 0.05 * float(np.median(std[std > 0])) if np.any(std > 0) else 1.0
         z = keras.layers.Normalization(
-            mean=x.mean(axis=0), variance=np.where(std > 1e-8, std, 1.0) ** 2, name="standardize"
+            mean=x.mean(axis=0), variance=np.maximum(std, floor) ** 2, name="standardize"
         )(inp)
         for i, units in enumerate(self.params["hidden"]):
             z = keras.layers.Dense(units, activation=self.params["activation"], name=f"dense_{i}")(
                 z
             )
-        z = keras.layers.Dense(targets.shape[1], name="spectrum_std")(z)
-        mean, scale = _target_scaling(targets)
-        out = keras.layers.Normalization(
-            mean=mean, variance=scale**2, invert=True, name="spectrum"
-        )(z)
+        out = spectral_head(z, targets, self.params["components"])
         return keras.Model({"descriptors": inp}, out, name="descriptor_mlp")
 
 
@@ -157,6 +186,7 @@ class GraphNetwork(SurrogateKind):
         "n_k_basis": 40,
         "n_l_basis": 10,
         "head": [256, 256],  # Dense units of the XANES head
+        "components": 20,  # principal components of the XANES output (None: every point)
         "pad_to": 32,
     }
 
@@ -228,9 +258,5 @@ class GraphNetwork(SurrogateKind):
         z = g
         for i, units in enumerate(p["head"]):
             z = keras.layers.Dense(units, activation="silu", name=f"head_{i}")(z)
-        z = keras.layers.Dense(targets.shape[1], name="spectrum_std")(z)
-        mean, scale = _target_scaling(targets)
-        out = keras.layers.Normalization(
-            mean=mean, variance=scale**2, invert=True, name="spectrum"
-        )(z)
+        out = spectral_head(z, targets, p["components"])
         return keras.Model(named, out, name="graph_xanes")

@@ -104,9 +104,9 @@ def peak_agreement(
                 continue
             j = int(np.argmin(np.abs(pp - e)))
             close = abs(pp[j] - e) <= max_shift
-            n_pos += close
-            n_ok += close and abs(ph[j] - h) <= max_rel_height * abs(h)
-        n_sp += sum(len(tp) == 0 or np.min(np.abs(tp - e)) > max_shift for e in pp)
+            n_pos += int(close)
+            n_ok += int(close and abs(ph[j] - h) <= max_rel_height * abs(h))
+        n_sp += int(sum(len(tp) == 0 or np.min(np.abs(tp - e)) > max_shift for e in pp))
     return PeakAgreement(n_f, n_ok, n_pos, n_sp)
 
 
