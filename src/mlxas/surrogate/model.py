@@ -36,13 +36,15 @@ SURROGATE_CARD_VERSION = 1
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """epochs, batch size, learning rate (Adam), early-stopping patience (epochs), members
-    of the ensemble, first seed, TensorFlow threads."""
+    """epochs, batch size, learning rate (Adam), early-stopping patience (epochs) and the
+    relative improvement of the validation loss that resets it, members of the
+    ensemble, first seed, TensorFlow threads."""
 
     epochs: int = 300
     batch_size: int = 16
     learning_rate: float = 2e-3
     patience: int = 40
+    min_improvement: float = 0.005
     members: int = 1
     seed: int = 0
     threads: int = 2
@@ -191,6 +193,34 @@ def _progress_callback(label: str, every: int = 25):
     return Progress()
 
 
+def _relative_early_stopping(patience: int, min_improvement: float):
+    """Early stopping on the validation loss that counts an epoch as better only when it
+    beats the best so far by ``min_improvement`` (relative), and restores the best
+    weights.  Keras' own absolute ``min_delta`` does not suit losses whose scale differs
+    by orders of magnitude between data sets (Cu without, Au with thermal damping)."""
+    import keras
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.best, self.best_weights, self.wait = np.inf, None, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            val = (logs or {}).get("val_loss", np.inf)
+            if val < self.best * (1.0 - min_improvement):
+                self.best, self.wait = val, 0
+                self.best_weights = self.model.get_weights()
+            else:
+                self.wait += 1
+                if self.wait >= patience:
+                    self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return Stop()
+
+
 def _fit_member(kind, x_tr, y_tr, x_va, y_va, settings: TrainSettings, seed: int):
     import keras
 
@@ -201,8 +231,10 @@ def _fit_member(kind, x_tr, y_tr, x_va, y_va, settings: TrainSettings, seed: int
         optimizer=keras.optimizers.Adam(settings.learning_rate), loss="mse", jit_compile=True
     )
     callbacks = [
-        keras.callbacks.EarlyStopping(patience=settings.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(2, settings.patience // 4)),
+        _relative_early_stopping(settings.patience, settings.min_improvement),
+        keras.callbacks.ReduceLROnPlateau(
+            factor=0.5, patience=max(2, settings.patience // 4), min_lr=1e-5
+        ),
         _progress_callback(f"{kind.name} seed {seed}"),
     ]
     hist = model.fit(
