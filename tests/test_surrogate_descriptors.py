@@ -38,20 +38,40 @@ def _alloy_cluster():
 SETTINGS = SymmetrySettings(elements=("Cu", "Ni"), cutoff=6.0, g4_cutoff=4.5)
 
 
-@pytest.mark.parametrize("periodic", [False, True])
-def test_environments_are_the_feff_clusters(periodic):
-    """The surrogate sees exactly the atoms (order and positions) that feff.inp holds."""
-    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2) if periodic else _rattled_cluster()
-    if periodic:
-        atoms.rattle(0.03, seed=3)
-    sites = [0, 5, 11]
+def canonical(symbols, vectors):
+    """Neighbours in an order fixed by their geometry (distance, then x, y, z)."""
+    v = np.asarray(vectors)
+    order = np.lexsort((v[:, 2].round(9), v[:, 1].round(9), v[:, 0].round(9),
+                        np.linalg.norm(v, axis=1).round(9)))  # fmt: skip
+    return [str(s) for s in np.asarray(symbols)[order]], v[order]
+
+
+STRUCTURES = {
+    "rattled cluster": _rattled_cluster(),
+    "ideal cluster (ties)": Octahedron("Cu", 5, 1),
+    "rattled periodic cell": bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2),
+    "primitive cell (images of one atom)": bulk("Cu", "fcc", a=3.6),
+    "rock salt": bulk("NiO", "rocksalt", a=4.18, cubic=True),
+}
+STRUCTURES["rattled periodic cell"].rattle(0.03, seed=3)
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_environments_are_the_feff_clusters(name):
+    """The surrogate sees exactly the atoms and positions that feff.inp holds."""
+    atoms = STRUCTURES[name]
+    sites = [i for i in (0, 5, 11) if i < len(atoms)]
     env = environments(atoms, sites, 7.0)
     for n, i in enumerate(sites):
         syms, pos = cluster_around(atoms, i, 7.0)
         absorber, vec, sym = env.site(n)
         assert absorber == syms[0]
-        assert sym.tolist() == syms[1:]
-        np.testing.assert_allclose(vec, pos[1:], atol=1e-12)
+        want_sym, want_vec = canonical(syms[1:], pos[1:])
+        got_sym, got_vec = canonical(sym, vec)
+        assert got_sym == want_sym
+        np.testing.assert_allclose(got_vec, want_vec, atol=1e-10)
+        d = np.linalg.norm(vec, axis=1)
+        assert np.all(np.diff(d) >= -1e-12)  # sorted by distance
 
 
 def test_from_clusters_matches_structure():

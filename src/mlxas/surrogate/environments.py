@@ -2,9 +2,10 @@
 
 A site's *environment* is the absorber's element and the positions (Å, relative to the
 absorber) and elements of all atoms within a cutoff radius, sorted by distance -- the
-same atoms, in the same order, that :func:`mlxas.feff.inputs.cluster_around` writes into
-``feff.inp`` for that radius (periodic structures through ASE's neighbour list, so
-periodic images count; finite clusters by plain distances).
+same atoms that :func:`mlxas.feff.inputs.cluster_around` writes into ``feff.inp`` for
+that radius (periodic images count, as in ASE's neighbour list; finite clusters by plain
+distances).  Atoms at equal distances are ordered by atom index and position, which may
+differ from ``feff.inp``'s order; nothing downstream depends on that order.
 
 Many sites are held in one :class:`Environments` object (a ragged, CSR-like layout:
 ``offsets[i]:offsets[i+1]`` are the neighbours of site ``i``), which is what the
@@ -134,7 +135,9 @@ def environments(
     vec, nbr = vec[take], nbr[take]
     site_of = np.repeat(np.arange(len(idx)), counts)
     dist = np.linalg.norm(vec, axis=1)
-    order = np.lexsort((dist, site_of))  # stable within equal distances
+    # By distance (rounded, so that round-off does not decide ties), then neighbour index
+    # and position: the order does not depend on how the pairs were found.
+    order = np.lexsort((vec[:, 2], vec[:, 1], vec[:, 0], nbr, np.round(dist, 9), site_of))
     offsets = np.zeros(len(idx) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(counts)
     return Environments(symbols[idx], offsets, vec[order], symbols[nbr[order]], float(cutoff))
@@ -152,10 +155,27 @@ def _finite_pairs(positions: np.ndarray, cutoff: float):
 
 
 def _periodic_pairs(atoms: Atoms, cutoff: float):
-    from ase.neighborlist import neighbor_list
+    """Pairs within ``cutoff`` counting periodic images, as ASE's ``neighbor_list("ijD")``
+    finds them, from a k-d tree over enough images of the cell (~50x faster for cells of
+    a hundred atoms; equality with ASE's list is tested)."""
+    from scipy.spatial import cKDTree
 
-    i, j, D = neighbor_list("ijD", atoms, cutoff)
-    return i, j, D
+    pos = atoms.positions
+    cell = atoms.cell.array
+    # Distance between opposite faces of the cell: volume / area = 1 / |reciprocal row|.
+    recip = np.linalg.inv(cell).T
+    heights = 1.0 / np.linalg.norm(recip, axis=1)
+    reps = [int(np.ceil(cutoff / h)) if p else 0 for h, p in zip(heights, atoms.pbc, strict=True)]
+    shifts = np.array(np.meshgrid(*[np.arange(-n, n + 1) for n in reps], indexing="ij"))
+    shifts = shifts.reshape(3, -1).T
+    images = (pos[None, :, :] + (shifts @ cell)[:, None, :]).reshape(-1, 3)
+    owner = np.tile(np.arange(len(pos)), len(shifts))
+    zero = int(np.nonzero(~shifts.any(axis=1))[0][0])
+    found = cKDTree(pos).sparse_distance_matrix(cKDTree(images), cutoff, output_type="ndarray")
+    i, k = found["i"].astype(np.int64), found["j"].astype(np.int64)
+    self_image = (k // len(pos) == zero) & (owner[k] == i)
+    i, k = i[~self_image], k[~self_image]
+    return i, owner[k], images[k] - pos[i]
 
 
 def from_clusters(

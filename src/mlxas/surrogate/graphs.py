@@ -53,14 +53,15 @@ class GraphSettings:
 
 
 def _codes(symbols: np.ndarray, elements: tuple[str, ...], what: str) -> np.ndarray:
+    """Species code (index in ``elements`` + 1) of each symbol."""
+    uniq, inverse = np.unique(np.asarray(symbols), return_inverse=True)
     lookup = {z: i + 1 for i, z in enumerate(elements)}
-    try:
-        return np.fromiter((lookup[s] for s in symbols), dtype=np.int32, count=len(symbols))
-    except KeyError as err:
+    unknown = [str(z) for z in uniq if z not in lookup]
+    if unknown:
         raise SurrogateInputError(
-            f"{what} element {str(err.args[0])!r} is not one the model knows "
-            f"({', '.join(elements)})"
-        ) from None
+            f"{what} element {unknown[0]!r} is not one the model knows ({', '.join(elements)})"
+        )
+    return np.asarray([lookup[z] for z in uniq], dtype=np.int32)[inverse.reshape(-1)]
 
 
 def _round_up(n: int, m: int) -> int:
@@ -116,31 +117,31 @@ def build_graphs(
 
 
 def _path_pairs(positions: np.ndarray, species: np.ndarray, cutoff: float):
-    """(site, j, l) of the node pairs j < l that form a path of half length ≤ cutoff."""
+    """(site, j, l) of the node pairs j < l that form a path of half length ≤ cutoff.
+
+    The triangle absorber → j → l has half length (r_j + r_l + r_jl)/2; when r_j + r_l ≤
+    cutoff the triangle is short enough too (r_jl ≤ r_j + r_l), so one test covers both
+    path kinds: r_jl ≤ 2·cutoff − r_j − r_l, done on squares with r_jl² = r_j² + r_l² −
+    2 p_j·p_l from one batched Gram matrix per block of sites (sized to stay in cache).
+    """
     n, nn, _ = positions.shape
-    r = np.linalg.norm(positions, axis=2)
-    real = species > 0
-    ju, lu = np.triu_indices(nn, 1)
-    # Process sites in blocks to bound the [block, nn·(nn−1)/2] temporaries.
-    block = max(1, 2_000_000 // max(len(ju), 1))
+    pos = positions.astype(np.float32)
+    r2 = (pos * pos).sum(axis=2)
+    r = np.sqrt(r2)
+    allowed = np.triu(np.ones((nn, nn), dtype=bool), 1)
+    block = max(1, 262_144 // max(nn * nn, 1))
     out_s, out_j, out_l = [], [], []
     for a in range(0, n, block):
-        pos, rr, ok = positions[a : a + block], r[a : a + block], real[a : a + block]
-        rj, rl = rr[:, ju], rr[:, lu]
-        valid = ok[:, ju] & ok[:, lu]
-        near = valid & (rj + rl <= cutoff)
-        # The triangle needs r_jl; compute it only where the triangle can be short enough
-        # (r_jl ≥ |r_j − r_l| so L ≥ max(r_j, r_l)).
-        cand = valid & ~near & (np.maximum(rj, rl) <= cutoff)
-        s_c, p_c = np.nonzero(cand)
-        d = np.linalg.norm(pos[s_c, ju[p_c]] - pos[s_c, lu[p_c]], axis=1)
-        tri = 0.5 * (rj[s_c, p_c] + rl[s_c, p_c] + d) <= cutoff
-        mask = near.copy()
-        mask[s_c[tri], p_c[tri]] = True
-        s, p = np.nonzero(mask)
+        p, q, rr = pos[a : a + block], r2[a : a + block], r[a : a + block]
+        slack = np.float32(2.0 * cutoff) - (rr[:, :, None] + rr[:, None, :])
+        rjl2 = q[:, :, None] + q[:, None, :] - 2.0 * (p @ p.transpose(0, 2, 1))
+        ok = species[a : a + block] > 0
+        keep = (slack >= 0) & (rjl2 <= slack * slack) & allowed
+        keep &= ok[:, :, None] & ok[:, None, :]
+        s, j, l_ = np.nonzero(keep)
         out_s.append(s + a)
-        out_j.append(ju[p])
-        out_l.append(lu[p])
+        out_j.append(j)
+        out_l.append(l_)
     return (
         np.concatenate(out_s).astype(np.int64),
         np.concatenate(out_j).astype(np.int32),
