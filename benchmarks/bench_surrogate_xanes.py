@@ -2,9 +2,10 @@
 monoxides.
 
 Structures: rock-salt MnO, FeO, CoO and NiO (ASE ``bulk``, 2×2×2 conventional cells,
-periodic) at 5 strains (−4…+4 % of the room-temperature lattice constant), each once
-ideal (one site: all metal sites are equivalent) and once rattled by ASE's ``rattle``
-(rms 0.07 Å per coordinate; two metal sites).  FEFF10 XANES at the metal K edge with the
+periodic) at strains of −4…+4 % of the room-temperature lattice constant: 5 strains,
+each ideal (one site: all metal sites are equivalent) and rattled by ASE's ``rattle``
+(rms 0.07 Å per coordinate; two metal sites), and 4 more strains rattled by 0.04 and
+0.1 Å (two sites each): 124 sites.  FEFF10 XANES at the metal K edge with the
 settings of the XANES geometry dataset: FMS 4 Å, no SCF (overlapped-atom potentials),
 XANES up to k = 5 Å⁻¹, 6.5 Å clusters; runs through ``mlxas.feff.runner.run_site``,
 two at a time, reused by input hash from ``results/surrogate_xanes/feff``.
@@ -36,22 +37,29 @@ CUTOFF = 6.0
 FEFF_CARDS = {"FMS": 4.0, "SCF": None, "XANES": 5.0}
 
 
+#: (strains, rattle rms in Å, seed offset) of the two series of cells.
+SERIES = (
+    ((-0.04, -0.02, 0.0, 0.02, 0.04), (0.0, 0.07), 0),
+    ((-0.03, -0.01, 0.01, 0.03), (0.04, 0.1), 1000),
+)
+
+
 def structures(seed: int = 0) -> list[tuple[str, str, object, int]]:
-    """(site id, structure name, atoms, metal index) of every site to compute."""
+    """(site id, structure name, atoms, metal index) of every site to compute: one site
+    of each ideal cell (all metal sites are equivalent), two of each rattled cell."""
     from ase.build import bulk
 
     items = []
-    strains = (-0.04, -0.02, 0.0, 0.02, 0.04)
-    for n, ((formula, a0), s, rattle) in enumerate(
-        itertools.product(OXIDES.items(), strains, (0.0, 0.07))
-    ):
-        atoms = bulk(formula, "rocksalt", a=a0 * (1 + s), cubic=True).repeat(2)
-        if rattle:
-            atoms.rattle(rattle, seed=seed + n)
-        name = f"{formula}_s{s * 100:+.0f}_r{rattle:g}"
-        metals = [i for i, z in enumerate(atoms.get_chemical_symbols()) if z != "O"]
-        for i in metals[: (2 if rattle else 1)]:
-            items.append((f"{name}-{i:05d}", name, atoms, i))
+    for strains, rattles, offset in SERIES:
+        grid = itertools.product(OXIDES.items(), strains, rattles)
+        for n, ((formula, a0), s, rattle) in enumerate(grid):
+            atoms = bulk(formula, "rocksalt", a=a0 * (1 + s), cubic=True).repeat(2)
+            if rattle:
+                atoms.rattle(rattle, seed=seed + offset + n)
+            name = f"{formula}_s{s * 100:+.0f}_r{rattle:g}"
+            metals = [i for i, z in enumerate(atoms.get_chemical_symbols()) if z != "O"]
+            for i in metals[: (2 if rattle else 1)]:
+                items.append((f"{name}-{i:05d}", name, atoms, i))
     return items
 
 
@@ -83,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     e = grid.values
     out = {}
     for kind_name in a.kinds.split(","):
-        kind = kind_class(kind_name)(grid, ELEMENTS, CUTOFF)
+        params = {"components": 20} if kind_name == "descriptor_mlp" else None
+        kind = kind_class(kind_name)(grid, ELEMENTS, CUTOFF, params)
         members = a.members if kind_name == "graph" else 1
         sur = train_or_load(
             f"xanes_{kind_name}",
