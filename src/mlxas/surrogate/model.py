@@ -116,15 +116,27 @@ class Surrogate:
             )
         return self.kind.featurize(env)
 
+    def use_xla(self) -> None:
+        """Run predictions XLA-compiled: several times less CPU per site in large batches,
+        at a compilation of seconds per new input shape (worth it from ~10⁴ sites)."""
+        self.model.compile(jit_compile=True)
+
     def predict_inputs(self, x: dict[str, np.ndarray], batch_size: int = 2048) -> Prediction:
-        """Prediction from featurised inputs (:meth:`featurize`), in batches."""
+        """Prediction from featurised inputs (:meth:`featurize`), in batches.
+
+        Every batch has ``min(batch_size, n)`` rows (the last one is padded with copies
+        of its first row), so the network sees one input shape per call.
+        """
         n = len(next(iter(x.values())))
-        parts = [
-            np.asarray(
-                self.model.predict_on_batch({k: v[i : i + batch_size] for k, v in x.items()})
-            )
-            for i in range(0, n, batch_size)
-        ]
+        size = max(1, min(batch_size, n))
+        parts = []
+        for i in range(0, n, size):
+            batch = {k: v[i : i + size] for k, v in x.items()}
+            m = min(size, n - i)
+            if m < size:
+                batch = {k: np.concatenate([v, np.repeat(v[:1], size - m, axis=0)])
+                         for k, v in batch.items()}  # fmt: skip
+            parts.append(np.asarray(self.model.predict_on_batch(batch))[:m])
         y = np.concatenate(parts) if parts else np.zeros((0, len(self.grid)), np.float32)
         if self.members > 1:
             mean, spread = y.mean(axis=1), y.std(axis=1, ddof=1)
