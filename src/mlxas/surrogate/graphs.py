@@ -68,6 +68,21 @@ def _round_up(n: int, m: int) -> int:
     return max(m, -(-n // m) * m)
 
 
+def _slots(owner: np.ndarray, n: int, pad_to: int, forced: int | None, what: str):
+    """(padded width, slot of each entry) for entries grouped by ``owner`` (sorted site
+    index): the k-th entry of a site goes to slot k; the width is the largest count
+    rounded up to ``pad_to``, or ``forced`` (an error if a site needs more)."""
+    counts = np.bincount(owner, minlength=n)
+    width = _round_up(int(counts.max(initial=1)), pad_to)
+    if forced is not None:
+        if forced < counts.max(initial=0):
+            raise SurrogateInputError(f"a site has {counts.max()} {what}, more than {forced}")
+        width = forced
+    starts = np.zeros(n + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(counts)
+    return width, np.arange(len(owner)) - np.repeat(starts[:-1], counts)
+
+
 def build_graphs(
     env: Environments,
     settings: GraphSettings,
@@ -82,33 +97,16 @@ def build_graphs(
         raise SurrogateInputError(
             f"environments were cut at {env.cutoff:g} Å, the graphs need {settings.node_cutoff:g} Å"
         )
-    r = env.distances
-    keep = r <= settings.node_cutoff
-    site = np.repeat(np.arange(len(env)), env.counts)
-    counts = np.bincount(site[keep], minlength=len(env))
     n = len(env)
-    nn = _round_up(int(counts.max(initial=1)), settings.pad_to)
-    if n_nodes is not None:
-        if n_nodes < counts.max(initial=0):
-            raise SurrogateInputError(f"a site has {counts.max()} nodes, more than {n_nodes}")
-        nn = n_nodes
-    starts = np.zeros(n + 1, dtype=np.int64)
-    starts[1:] = np.cumsum(counts)
-    slot = np.arange(int(keep.sum())) - np.repeat(starts[:-1], counts)
+    keep = env.distances <= settings.node_cutoff
+    site = np.repeat(np.arange(n), env.counts)[keep]
+    nn, slot = _slots(site, n, settings.pad_to, n_nodes, "nodes")
     species = np.zeros((n, nn), dtype=np.int32)
     positions = np.zeros((n, nn, 3), dtype=np.float32)
-    species[site[keep], slot] = _codes(env.symbols[keep], settings.elements, "neighbour")
-    positions[site[keep], slot] = env.vectors[keep]
+    species[site, slot] = _codes(env.symbols[keep], settings.elements, "neighbour")
+    positions[site, slot] = env.vectors[keep]
     pair_site, pj, pl = _path_pairs(positions, species, settings.path_cutoff)
-    pcount = np.bincount(pair_site, minlength=n)
-    npairs = _round_up(int(pcount.max(initial=1)), settings.pad_to)
-    if n_pairs is not None:
-        if n_pairs < pcount.max(initial=0):
-            raise SurrogateInputError(f"a site has {pcount.max()} pairs, more than {n_pairs}")
-        npairs = n_pairs
-    pstart = np.zeros(n + 1, dtype=np.int64)
-    pstart[1:] = np.cumsum(pcount)
-    pslot = np.arange(len(pair_site)) - np.repeat(pstart[:-1], pcount)
+    npairs, pslot = _slots(pair_site, n, settings.pad_to, n_pairs, "pairs")
     pairs = np.zeros((n, npairs, 2), dtype=np.int32)
     pairs[pair_site, pslot, 0] = pj
     pairs[pair_site, pslot, 1] = pl
