@@ -35,15 +35,7 @@ def _untrained(kind, n_sites=4):
     x = kind.featurize(env)
     targets = np.random.default_rng(0).normal(size=(len(env), len(kind.grid))).astype("f4")
     model = kind.build(x, targets)
-    card = {
-        "card_version": 1,
-        "surrogate_card_version": 1,
-        "model_id": "test",
-        "kind": kind.to_json(),
-        "grid": kind.grid.to_json(),
-        "members": 1,
-    }
-    return Surrogate(model, card)
+    return Surrogate.from_network(model, kind, env, targets)
 
 
 SMALL = {
@@ -133,24 +125,53 @@ def test_save_and_reload_give_the_same_spectra(tmp_path, kind_cls, grid):
     sur = _untrained(kind_cls(grid, ("Cu",), 5.0, params))
     env = _env()
     before = sur.predict(env).spectra
-    sur.save(tmp_path / "m")
-    with zipfile.ZipFile(tmp_path / "m" / "model.keras") as zf:
+    folder = sur.save(tmp_path / "store")
+    assert folder.name == sur.model_id and folder.parent == tmp_path / "store"
+    with zipfile.ZipFile(folder / "model.keras") as zf:
         config = json.loads(zf.read("config.json"))
     assert "Lambda" not in json.dumps(config)
-    again = Surrogate.load(tmp_path / "m")
+    again = Surrogate.load(folder)
     np.testing.assert_allclose(again.predict(env).spectra, before, rtol=1e-5, atol=1e-6)
     assert again.grid == grid and again.kind.params == sur.kind.params
+    assert again.model_id == sur.model_id and again.card["kind"] == "surrogate"
 
 
-def test_load_refuses_lambda_layers(tmp_path):
+def test_saved_folder_is_bound_by_its_card(tmp_path):
+    """Every file of the folder is listed with its SHA-256; a changed file is refused."""
+    from mlxas.models.card import ModelLoadError, file_sha256
+
+    sur = _untrained(DescriptorMLP(GRID, ("Cu",), 5.0, {"hidden": [16]}))
+    folder = sur.save(tmp_path / "store")
+    card = json.loads((folder / "card.json").read_text())
+    assert set(card["files"]) == {"model.keras", "ood.json", "training_band.json"}
+    for name, digest in card["files"].items():
+        assert digest == file_sha256(folder / name)
+    with open(folder / "ood.json", "a") as fh:
+        fh.write(" ")  # one byte more: the statistics the routing trusts were changed
+    with pytest.raises(ModelLoadError, match="ood.json: SHA-256"):
+        Surrogate.load(folder)
+
+
+def test_label_model_cards_are_not_surrogate_cards():
+    from mlxas.models.card import ModelLoadError
+    from mlxas.surrogate.model import check_surrogate_card
+
+    with pytest.raises(ModelLoadError, match="'mlp' model, not a surrogate"):
+        check_surrogate_card({"card_version": 2, "kind": "mlp"}, "models/mlp/0123")
+    with pytest.raises(ModelLoadError, match="surrogate card layout 1"):
+        check_surrogate_card({"kind": "surrogate", "surrogate": {}, "surrogate_card_version": 1}, "m")
+
+
+def test_save_refuses_lambda_layers(tmp_path):
     import keras
 
     from mlxas.models.card import ModelLoadError
 
+    kind = DescriptorMLP(GRID, ("Cu",), 5.0, {"hidden": [16]})
+    env = _env()
     inp = keras.Input(shape=(3,))
     model = keras.Model(inp, keras.layers.Lambda(lambda t: t * 2)(inp))
-    (tmp_path / "m").mkdir()
-    model.save(tmp_path / "m" / "model.keras")
-    (tmp_path / "m" / "card.json").write_text(json.dumps({"card_version": 1}))
+    sur = Surrogate.from_network(model, kind, env, np.zeros((len(env), len(GRID)), "f4"))
     with pytest.raises(ModelLoadError, match="Lambda"):
-        Surrogate.load(tmp_path / "m")
+        sur.save(tmp_path / "store")
+    assert not any((tmp_path / "store").iterdir())  # nothing half-written is left

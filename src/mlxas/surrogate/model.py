@@ -1,21 +1,30 @@
 """A trained surrogate: Keras model + card, training, prediction, saving and safe loading.
 
-``models/<model-id>/model.keras`` + ``card.json``, as for the spectrum → label models
-(:mod:`mlxas.models.card`): loading refuses HDF5 files and ``Lambda`` layers and keeps
-Keras' ``safe_mode`` on; the surrogate's own layers are registered serialisable classes.
+A surrogate is saved like every mlxas model (:func:`mlxas.models.folder.save_model_folder`):
+a folder ``<store>/<model id>/`` with ``model.keras``, ``ood.json`` (the OOD statistics
+of the training environments), ``training_band.json`` (percentiles of the training
+spectra on the surrogate's grid) and ``card.json``, which binds the other three by
+SHA-256; the model id is the hash of the card.  Loading
+(:func:`mlxas.models.card.load_model`) verifies every file first, refuses HDF5 files and
+``Lambda`` layers and keeps Keras' ``safe_mode`` on; the surrogate's own layers are
+registered serialisable classes.
+
+The card has ``kind: "surrogate"`` (so that it is never taken for a spectrum -> label
+model) and a ``surrogate`` section: the kind and its parameters, the grid and the
+ensemble size.  ``feff`` records the FEFF engine and settings the training spectra came
+from (what routed sites are run with), ``training`` the training sites' input-hash
+digest, ``metrics`` what the caller measured before saving.
 
 An ensemble of ``members`` networks (seeds ``seed``, ``seed + 1``, ...) is saved as one
 model whose output is ``[batch, members, n_grid]``; its spread is the uncertainty the
-routing uses.  The card holds the grid, the kind and its parameters, the FEFF settings
-the training spectra came from (engine, version, card hash), the training sites' input
-hashes digest, the OOD statistics of the training environments and the metrics.
+routing uses.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +37,12 @@ from mlxas.surrogate.environments import Environments, SurrogateInputError
 from mlxas.surrogate.grids import SpectrumGrid
 from mlxas.surrogate.kinds import SurrogateKind, kind_class
 
-__all__ = ["Prediction", "Surrogate", "TrainSettings", "ood_features", "train"]
+__all__ = ["SURROGATE_KIND", "Prediction", "Surrogate", "TrainSettings", "ood_features", "train"]
 
-#: Layout version of a surrogate card.
-SURROGATE_CARD_VERSION = 1
+#: Layout version of a surrogate card's ``surrogate`` section.
+SURROGATE_CARD_VERSION = 2
+#: ``kind`` of every surrogate card.
+SURROGATE_KIND = "surrogate"
 
 
 @dataclass(frozen=True)
@@ -94,25 +105,81 @@ class Surrogate:
 
     def __init__(self, model, card: dict[str, Any]):
         self.model, self.card = model, card
-        k = card["kind"]
-        self.grid = SpectrumGrid.from_json(card["grid"])
+        sec = card["surrogate"]
+        k = sec["kind"]
+        self.grid = SpectrumGrid.from_json(sec["grid"])
         self.kind: SurrogateKind = kind_class(k["kind"])(
             self.grid, tuple(k["elements"]), k["cutoff"], k["params"]
         )
 
+    @classmethod
+    def from_network(
+        cls,
+        model,
+        kind: SurrogateKind,
+        train_env: Environments,
+        train_spectra: np.ndarray,
+        members: int = 1,
+        feff: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+        provenance: dict[str, Any] | None = None,
+        name: str = "surrogate",
+    ) -> Surrogate:
+        """A surrogate of a built Keras ``model`` of ``kind`` with its card (not saved):
+        OOD statistics fitted on ``train_env``, the training band from ``train_spectra``
+        (on the kind's grid); ``feff``: the FEFF engine of the training spectra
+        (:func:`mlxas.surrogate.feff_runs.provenance`); ``training``: what training did."""
+        from mlxas.models.card import CARD_VERSION
+        from mlxas.ood import fit_ood
+
+        card = {
+            "card_version": CARD_VERSION,
+            "name": name,
+            "kind": SURROGATE_KIND,
+            "surrogate_card_version": SURROGATE_CARD_VERSION,
+            "surrogate": {
+                "kind": kind.to_json(),
+                "grid": kind.grid.to_json(),
+                "members": int(members),
+            },
+            "mlxas_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "feff": feff or {},
+            "training": training or {},
+            "ood": fit_ood(ood_features(train_env, kind.elements, kind.cutoff)),
+            "training_band": training_band(train_spectra, kind.grid),
+            "provenance": provenance or {},
+            "metrics": {},
+        }
+        return cls(model, card)
+
     @property
     def model_id(self) -> str:
+        """The id of the saved model folder; a surrogate has none before :meth:`save`."""
+        if "model_id" not in self.card:
+            raise SurrogateInputError("this surrogate has no model id before it is saved")
         return self.card["model_id"]
 
     @property
     def members(self) -> int:
-        return int(self.card["members"])
+        return int(self.card["surrogate"]["members"])
+
+    def feff_engine(self):
+        """The FEFF engine (with its settings) of the training spectra: what sites the
+        surrogate is unsure of are run with."""
+        from mlxas.engines.base import get_engine
+
+        feff = self.card.get("feff") or {}
+        if "engine" not in feff:
+            raise SurrogateInputError(
+                f"surrogate {self.card.get('model_id', '')}: the card names no FEFF engine"
+            )
+        return get_engine(feff["engine"], feff["settings"])
 
     def featurize(self, env: Environments) -> dict[str, np.ndarray]:
         if env.cutoff + 1e-9 < self.kind.cutoff:
             raise SurrogateInputError(
-                f"environments cut at {env.cutoff:g} Å; model {self.model_id} needs "
-                f"{self.kind.cutoff:g} Å"
+                f"environments cut at {env.cutoff:g} Å; the surrogate needs {self.kind.cutoff:g} Å"
             )
         return self.kind.featurize(env)
 
@@ -155,30 +222,62 @@ class Surrogate:
         x = ood_features(env, self.kind.elements, self.kind.cutoff)
         return ood_scores(x, self.card["ood"])[0]
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.keras`` and ``card.json`` into ``directory`` (created)."""
-        from mlxas.models.card import write_card
+    def save(self, store: str | Path) -> Path:
+        """Write the bound model folder ``<store>/<model id>/`` (see the module text) and
+        return it; the card then holds ``model_id`` and ``files``.  Metrics must be in
+        the card before: the id covers them."""
+        from mlxas.models.folder import save_model_folder
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / ".model.keras.tmp.keras"
-        self.model.save(tmp)
-        tmp.replace(directory / "model.keras")
-        write_card(directory, self.card)
-        return directory
+        card = {k: v for k, v in self.card.items() if k not in ("ood", "training_band")}
+        card.pop("model_dir", None)
+        _, folder, written = save_model_folder(
+            self.model, card, self.card["ood"], self.card["training_band"], Path(store)
+        )
+        kept = {k: self.card[k] for k in ("ood", "training_band")}
+        self.card = {**written, **kept, "model_dir": str(folder)}
+        return folder
 
     @classmethod
     def load(cls, path: str | Path) -> Surrogate:
-        """Load with :func:`mlxas.models.card.load_model` (safe_mode on, no Lambda)."""
+        """Load with :func:`mlxas.models.card.load_model` (files verified, safe_mode on,
+        no Lambda).  ``path``: the model folder, its ``model.keras`` or a pointer."""
         import mlxas.surrogate.layers  # noqa: F401  (registers the layers for loading)
-        from mlxas.models.card import ModelLoadError, load_model
+        from mlxas.models.card import load_model
 
         model, card = load_model(path)
-        if card.get("surrogate_card_version", 0) > SURROGATE_CARD_VERSION:
-            raise ModelLoadError(f"{path}: surrogate card newer than this mlxas reads")
-        if "grid" not in card or "kind" not in card:
-            raise ModelLoadError(f"{path}: card.json is not a surrogate card (no grid/kind)")
+        check_surrogate_card(card, path)
         return cls(model, card)
+
+
+def check_surrogate_card(card: dict[str, Any], path: str | Path) -> None:
+    """Refuse a card that is not a surrogate's of a layout this mlxas reads."""
+    from mlxas.models.card import ModelLoadError
+
+    if card.get("kind") != SURROGATE_KIND or not isinstance(card.get("surrogate"), dict):
+        raise ModelLoadError(
+            f"{path}: a {card.get('kind')!r} model, not a surrogate (card kind 'surrogate')"
+        )
+    version = card.get("surrogate_card_version")
+    if version != SURROGATE_CARD_VERSION:
+        raise ModelLoadError(
+            f"{path}: surrogate card layout {version!r}; this mlxas reads "
+            f"{SURROGATE_CARD_VERSION} (train the surrogate again)"
+        )
+
+
+def training_band(spectra: np.ndarray, grid: SpectrumGrid) -> dict[str, Any]:
+    """Percentiles (5, 50, 95) of the training spectra at every grid point: the band a
+    plot of a surrogate spectrum shows beside it (``training_band.json``)."""
+    from mlxas.models.folder import BAND_PERCENTILES
+
+    x = np.asarray(spectra, dtype=np.float64)
+    return {
+        "input": "chi" if grid.target == "exafs" else "mu",
+        "grid": grid.values.tolist(),
+        "percentiles": list(BAND_PERCENTILES),
+        "values": np.percentile(x, BAND_PERCENTILES, axis=0).tolist(),
+        "n_train": len(x),
+    }
 
 
 def _progress_callback(label: str, every: int = 25):
@@ -273,11 +372,11 @@ def train(
     val_data: SiteData,
     settings: TrainSettings | None = None,
     provenance: dict[str, Any] | None = None,
+    name: str = "surrogate",
 ) -> Surrogate:
     """Train ``settings.members`` networks of ``kind`` on ``train_data`` (early stopping on
     ``val_data``) and return the surrogate with its card (no metrics yet)."""
     from mlxas.models.train import set_threads
-    from mlxas.ood import fit_ood
     from mlxas.provenance import hash_json
 
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -296,41 +395,22 @@ def train(
         records.append(rec)
     model = nets[0] if settings.members == 1 else _stack(nets, f"{kind.name}_ensemble")
     data_hash = hash_json(sorted(train_data.sites["input_hash"].astype(str)))
-    config = {
-        "kind": kind.to_json(),
-        "grid": kind.grid.to_json(),
-        "train": settings.__dict__,
-        "data": data_hash,
+    training = {
+        "settings": asdict(settings),
+        "networks": records,
+        "seconds": time.perf_counter() - start,
+        "n_train": len(train_data),
+        "n_val": len(val_data),
+        "data_hash": data_hash,
     }
-    card = {
-        "card_version": 1,
-        "surrogate_card_version": SURROGATE_CARD_VERSION,
-        "model_id": hash_json({**config, "mlxas": __version__}),
-        "kind": kind.to_json(),
-        "grid": kind.grid.to_json(),
-        "members": settings.members,
-        "mlxas_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "feff": _feff_provenance(train_data),
-        "training": {
-            "settings": settings.__dict__,
-            "networks": records,
-            "seconds": time.perf_counter() - start,
-            "n_train": len(train_data),
-            "n_val": len(val_data),
-            "data_hash": data_hash,
-        },
-        "ood": fit_ood(ood_features(train_data.env, kind.elements, kind.cutoff)),
-        "provenance": provenance or {},
-        "metrics": {},
-    }
-    return Surrogate(model, card)
+    return Surrogate.from_network(
+        model, kind, train_data.env, train_data.spectra, settings.members,
+        _feff_provenance(train_data), training, provenance, name,
+    )  # fmt: skip
 
 
 def _feff_provenance(data: SiteData) -> dict[str, Any]:
+    """The FEFF engine of the training spectra (:attr:`SiteData.feff`) and the engine
+    versions of its rows."""
     s = data.sites
-    return {
-        "engines": sorted(set(s["engine"].astype(str))),
-        "engine_versions": sorted(set(s["engine_version"].astype(str))),
-        "card_hashes": sorted(set(s["card_hash"].astype(str))),
-    }
+    return {**data.feff, "engine_versions": sorted(set(s["engine_version"].astype(str)))}

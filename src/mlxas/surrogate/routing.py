@@ -18,14 +18,13 @@ marked so that they are never taken for FEFF output: ``engine`` is ``"surrogate"
 ``engine_version`` the surrogate's model id, ``detail`` names both, the scalars
 ``spread`` and ``ood`` hold the routing measures, ``seconds`` the per-site share of the
 batch's time.  XANES results hold ``energy`` = E − E0 on the surrogate's grid (eV) and
-the normalised ``mu``.  :func:`write_routed_chunk` writes them (with the FEFF rows of
-the routed sites) in today's FEFF chunk layout, ``card_hash`` naming the FEFF settings
-the surrogate imitates.
+the normalised ``mu``.  The ``surrogate`` engine (:mod:`mlxas.engines.surrogate`) writes
+them, with the FEFF rows of the routed sites (``detail`` starting with :data:`ROUTED`),
+into the simulation stage's chunk files; :func:`routing_report` counts the split.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,23 +33,22 @@ from pathlib import Path
 import numpy as np
 
 from mlxas.engines.base import ItemResult
-from mlxas.feff.chunk import SiteResult, write_chunk
 from mlxas.surrogate.environments import Environments
 from mlxas.surrogate.grids import SpectrumGrid
 
 __all__ = [
+    "ROUTED",
     "SURROGATE_ENGINE",
     "Routing",
     "RoutingSettings",
-    "from_site_result",
     "is_surrogate",
     "merge_results",
     "relative_spread",
     "route",
+    "routed_reason",
+    "routing_report",
     "site_input_hash",
     "surrogate_results",
-    "to_site_result",
-    "write_routed_chunk",
 ]
 
 #: ``engine`` of every surrogate row in a chunk file.
@@ -176,49 +174,7 @@ def surrogate_results(
     ]
 
 
-def from_site_result(r: SiteResult) -> ItemResult:
-    """A FEFF chunk row (:class:`~mlxas.feff.chunk.SiteResult`) as an :class:`ItemResult`."""
-    arrays = {
-        a: np.asarray(getattr(r, a)) for a in ("k", "chi", "energy", "mu") if len(getattr(r, a))
-    }
-    return ItemResult(
-        r.site_id,
-        "ok" if r.ok else "failed",
-        r.input_hash,
-        r.engine,
-        r.engine_version,
-        r.reason,
-        r.detail,
-        r.seconds,
-        {"e0": r.e0},
-        arrays,
-    )
-
-
-def to_site_result(r: ItemResult, card_hash: str = "") -> SiteResult:
-    """An :class:`ItemResult` as a row of today's FEFF chunk files (``card_hash``: the FEFF
-    settings a surrogate row imitates)."""
-    out = SiteResult(
-        r.item_id,
-        r.status,
-        r.reason,
-        r.detail,
-        r.input_hash,
-        card_hash,
-        r.engine,
-        r.engine_version,
-        r.seconds,
-        r.scalars.get("e0", 0.0),
-    )
-    for name in ("k", "chi", "energy", "mu"):
-        if name in r.arrays:
-            setattr(out, name, np.asarray(r.arrays[name], dtype=np.float64))
-    if "mu" in r.arrays:
-        out.mu0 = np.zeros_like(out.mu)
-    return out
-
-
-def is_surrogate(result: ItemResult | SiteResult) -> bool:
+def is_surrogate(result: ItemResult) -> bool:
     """True for a result (or chunk row) written by the surrogate."""
     return result.engine == SURROGATE_ENGINE
 
@@ -241,24 +197,45 @@ def merge_results(
     return [by_id[s] for s in order]
 
 
-def write_routed_chunk(
-    path: str | Path,
-    results: Sequence[ItemResult],
-    routing: Routing,
-    model_id: str,
-    card_hash: str = "",
-) -> None:
-    """The chunk file in today's FEFF layout (:func:`mlxas.feff.chunk.write_chunk`) and
-    ``<stem>.routing.json`` beside it: the split between surrogate and FEFF sites, the
-    reasons and the surrogate's model id.  ``card_hash``: the FEFF settings imitated."""
-    path = Path(path)
-    write_chunk(path, [to_site_result(r, card_hash) for r in results])
-    report = {
-        **routing.summary(),
-        "model_id": model_id,
-        "surrogate_rows": sum(is_surrogate(r) for r in results),
+def routing_report(chunks: Sequence[str | Path]) -> dict:
+    """The split between surrogate and FEFF of finished chunk files: ``n_items``,
+    ``n_surrogate``, ``n_feff`` (items FEFF computed, failed ones included), ``n_failed``,
+    ``reasons`` (why sites went to FEFF, from each FEFF row's ``detail``) and the
+    surrogate ``model_ids`` found."""
+    from mlxas.simulation.chunk import read_chunk
+
+    n_sur = n_feff = n_failed = n = 0
+    reasons: Counter = Counter()
+    models: set[str] = set()
+    for path in chunks:
+        for r in read_chunk(path):
+            n += 1
+            if is_surrogate(r):
+                n_sur += 1
+                models.add(r.engine_version)
+                continue
+            n_feff += 1
+            n_failed += not r.ok
+            reasons[routed_reason(r)] += 1
+    return {
+        "n_items": n,
+        "n_surrogate": n_sur,
+        "n_feff": n_feff,
+        "n_failed": n_failed,
+        "reasons": dict(sorted(reasons.items())),
+        "model_ids": sorted(models),
     }
-    side = path.with_name(f"{path.stem}.routing.json")
-    tmp = side.with_name(f".{side.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(side)
+
+
+#: Start of the ``detail`` of a FEFF row the surrogate engine routed; the reason follows.
+ROUTED = "routed to FEFF:"
+
+
+def routed_reason(result: ItemResult) -> str:
+    """Why a FEFF row of a surrogate chunk went to FEFF (``spread``, ``ood``, ...); the
+    FEFF failure reason for failed rows."""
+    if not result.ok:
+        return f"failed:{result.reason}"
+    if result.detail.startswith(ROUTED):
+        return result.detail[len(ROUTED) :].split()[0]
+    return "unknown"

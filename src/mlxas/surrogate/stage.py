@@ -1,10 +1,12 @@
-"""The surrogate stage's work for one batch of sites: predict, route, run FEFF where needed.
+"""The surrogate's work for one batch of sites: predict, route, run FEFF where needed.
 
-This is the body of the ``surrogate`` engine of the simulation stage (``unit = "site"``):
-given sites and a trained surrogate, every site gets a spectrum, from the surrogate where
-it is trusted and from FEFF where it is not (:mod:`mlxas.surrogate.routing`).  FEFF runs
-go through :mod:`mlxas.surrogate.feff_runs`, i.e. the workflow's own input writer and
-runner, with the FEFF settings the surrogate was trained to imitate.
+The workflow's ``surrogate`` engine (:mod:`mlxas.engines.surrogate`) does this one site
+at a time inside the simulation stage; these functions do it for a whole batch at once
+(many thousand MD sites in one network call), for library users and the benchmarks.
+Every site gets a spectrum, from the surrogate where it is trusted and from FEFF where it
+is not (:mod:`mlxas.surrogate.routing`).  FEFF runs go through
+:mod:`mlxas.surrogate.feff_runs`, i.e. the workflow's own FEFF engine and runner, with
+the FEFF settings the surrogate was trained to imitate (:meth:`Surrogate.feff_engine`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from ase import Atoms
 
 from mlxas.engines.base import ItemResult
 from mlxas.surrogate.environments import Environments, environments
-from mlxas.surrogate.feff_runs import FeffSettings, run_sites
+from mlxas.surrogate.feff_runs import run_sites
 from mlxas.surrogate.model import Surrogate
 from mlxas.surrogate.routing import (
+    ROUTED,
     Routing,
     RoutingSettings,
-    from_site_result,
     merge_results,
     relative_spread,
     route,
@@ -68,14 +70,15 @@ def predict_sites(
 def run_routed(
     sur: Surrogate,
     items: Sequence[tuple[str, Atoms, int]],
-    feff: FeffSettings,
     workdir: str | Path,
     settings: RoutingSettings | None = None,
     threads: int = 2,
+    timeout: float = 900.0,
 ) -> tuple[list[ItemResult], Routing]:
     """Spectra of every ``(site_id, atoms, atom index)``: surrogate where trusted, FEFF
-    (``feff`` settings, run folders under ``workdir``) elsewhere, in the order of
-    ``items``.  FEFF failures are kept as failed results with FEFF's reason."""
+    (the surrogate's own FEFF settings, run folders under ``workdir``) elsewhere, in the
+    order of ``items``.  FEFF failures are kept as failed results with FEFF's reason;
+    FEFF's successful rows say in ``detail`` why they were routed."""
     settings = settings or RoutingSettings()
     env = Environments.concat([environments(a, [i], sur.kind.cutoff) for _, a, i in items])
     ids = [s for s, _, _ in items]
@@ -83,6 +86,9 @@ def run_routed(
     routed = [items[i] for i in np.nonzero(routing.to_feff)[0]]
     feff_results: list[ItemResult] = []
     if routed:
-        done, _ = run_sites(routed, feff, workdir, threads)
-        feff_results = [from_site_result(r) for r in done]
+        feff_results, _ = run_sites(routed, sur.feff_engine(), workdir, threads, timeout)
+        why = routing.reason[routing.to_feff]
+        for r, reason in zip(feff_results, why, strict=True):
+            if r.ok:
+                r.detail = f"{ROUTED} {reason} (surrogate {sur.model_id})"
     return merge_results(ids, results, feff_results), routing
