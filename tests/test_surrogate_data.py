@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlxas.feff.chunk import read_chunk
 from mlxas.feff.inputs import cluster_around
+from mlxas.simulation.chunk import read_chunk
 from mlxas.structures.index import read_structures
 from mlxas.surrogate.data import grouped_split, load_results
 from mlxas.surrogate.environments import SurrogateInputError
@@ -20,9 +20,12 @@ def test_load_results_joins_sites_structures_and_feff(tiny_experiment):
     root = tiny_experiment / "results" / "tiny"
     grid = exafs_grid()
     data = load_results(root, grid, 4.5)
-    chunks = {r.site_id: r for p in sorted(root.glob("feff/*/chunks/*.h5")) for r in read_chunk(p)}
+    chunks = {
+        r.item_id: r for p in sorted(root.glob("simulation/*/chunks/*.h5")) for r in read_chunk(p)
+    }
     ok = {s for s, r in chunks.items() if r.ok}
     assert set(data.sites["site_id"]) == ok and len(data) == len(ok) > 4
+    assert data.feff["engine"] == "feff8l" and data.feff["settings"]["cluster_radius"] > 0
     structures = {
         str(a.info["structure_id"]): a
         for p in root.glob("structures/*/structures.extxyz")
@@ -32,8 +35,8 @@ def test_load_results_joins_sites_structures_and_feff(tiny_experiment):
     for i in (0, len(data) - 1):
         row = data.sites.iloc[i]
         feff = chunks[row["site_id"]]
-        np.testing.assert_allclose(data.spectra[i], np.interp(grid.values, feff.k, feff.chi),
-                                   rtol=1e-6, atol=1e-7)  # fmt: skip
+        want = np.interp(grid.values, feff.arrays["k"], feff.arrays["chi"])
+        np.testing.assert_allclose(data.spectra[i], want, rtol=1e-6, atol=1e-7)
         assert row["input_hash"] == feff.input_hash and row["engine"] == feff.engine
         index = int(sites.set_index("site_id").loc[row["site_id"], "site_index"])
         syms, pos = cluster_around(structures[row["structure_id"]], index, 4.5)

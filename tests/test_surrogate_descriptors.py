@@ -172,3 +172,34 @@ def test_refusals():
         environments(atoms, [len(atoms)], 6.0)
     with pytest.raises(SurrogateInputError, match="positive"):
         environments(atoms, [0], 0.0)
+
+
+def test_fcc_shells_from_crystal_geometry():
+    """G2 and G4 of a site of bulk fcc Cu from the known shells of the lattice: 12
+    neighbours at a/√2, 6 at a, 24 at a·√(3/2) inside 5 Å; among the 12 nearest (a
+    cuboctahedron) 24 pairs are 60° apart at a/√2 from each other."""
+
+    a = 3.61
+    env = environments(bulk("Cu", "fcc", a=a), [0], 5.0)
+    s = SymmetrySettings(
+        elements=("Cu",),
+        cutoff=5.0,
+        g2_centres=(2.5, 3.6, 4.4),
+        g2_eta=4.0,
+        g4_cutoff=3.0,
+        g4_eta=(0.02,),
+        g4_zeta=(1.0, 4.0),
+        g4_lambda=(-1.0, 1.0),
+    )
+    value = dict(zip(descriptor_names(s), descriptors(env, s)[0], strict=True))
+    shells = [(12, a / math.sqrt(2)), (6, a), (24, a * math.sqrt(1.5))]
+    for rs in s.g2_centres:
+        want = sum(n * math.exp(-4.0 * (r - rs) ** 2) * cutoff_function(r, 5.0) for n, r in shells)
+        assert value[f"G2[Cu, Rs={rs:g}]"] == pytest.approx(want, rel=1e-9)
+    d = a / math.sqrt(2)  # only first-shell pairs 60° apart lie within 3 Å of each other
+    radial = math.exp(-0.02 * 3 * d**2) * float(cutoff_function(d, 3.0)) ** 3
+    for zeta in (1.0, 4.0):
+        for lam in (-1.0, 1.0):
+            want = 2 ** (1 - zeta) * 24 * (1 + lam * 0.5) ** zeta * radial
+            key = f"G4[Cu-Cu, eta=0.02, zeta={zeta:g}, lambda={lam:+g}]"
+            assert value[key] == pytest.approx(want, rel=1e-9)

@@ -148,7 +148,7 @@ def test_saved_folder_is_bound_by_its_card(tmp_path):
         assert digest == file_sha256(folder / name)
     with open(folder / "ood.json", "a") as fh:
         fh.write(" ")  # one byte more: the statistics the routing trusts were changed
-    with pytest.raises(ModelLoadError, match="ood.json: SHA-256"):
+    with pytest.raises(ModelLoadError, match=r"ood\.json: SHA-256"):
         Surrogate.load(folder)
 
 
@@ -159,7 +159,9 @@ def test_label_model_cards_are_not_surrogate_cards():
     with pytest.raises(ModelLoadError, match="'mlp' model, not a surrogate"):
         check_surrogate_card({"card_version": 2, "kind": "mlp"}, "models/mlp/0123")
     with pytest.raises(ModelLoadError, match="surrogate card layout 1"):
-        check_surrogate_card({"kind": "surrogate", "surrogate": {}, "surrogate_card_version": 1}, "m")
+        check_surrogate_card(
+            {"kind": "surrogate", "surrogate": {}, "surrogate_card_version": 1}, "m"
+        )
 
 
 def test_save_refuses_lambda_layers(tmp_path):

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from ase.cluster import Octahedron
 
-from mlxas.feff.chunk import SiteResult, chunk_summary, read_chunk
+from mlxas.simulation.chunk import read_chunk, write_chunk
 from mlxas.surrogate.environments import environments
 from mlxas.surrogate.grids import exafs_grid, xanes_grid
 from mlxas.surrogate.routing import (
     SURROGATE_ENGINE,
     RoutingSettings,
-    from_site_result,
     is_surrogate,
     merge_results,
     relative_spread,
     route,
+    routing_report,
     site_input_hash,
     surrogate_results,
-    write_routed_chunk,
 )
 
 
@@ -54,8 +51,8 @@ def test_route_reasons_and_counts():
 
 @pytest.mark.parametrize("grid", [exafs_grid(), xanes_grid()])
 def test_surrogate_rows_round_trip_marked(tmp_path, grid):
-    """Surrogate spectra and FEFF rows in one chunk file, in site order; the surrogate rows
-    carry engine 'surrogate' and the model id, and the routing report sits beside them."""
+    """Surrogate spectra through the stage's chunk files: FEFF's array names, engine
+    'surrogate' and the model id on every row, the routing measures as scalars."""
     rng = np.random.default_rng(0)
     spectra = rng.normal(size=(3, len(grid)))
     sur = surrogate_results(
@@ -68,37 +65,21 @@ def test_surrogate_rows_round_trip_marked(tmp_path, grid):
         spread=np.array([0.01, 0.02, 0.03]),
     )
     assert sur[1].scalars["spread"] == 0.02 and np.isnan(sur[1].scalars["ood"])
-    feff = [
-        from_site_result(
-            SiteResult(
-                "s1",
-                "ok",
-                input_hash="f1",
-                engine="feff8l",
-                engine_version="0.8",
-                k=grid.values,
-                chi=np.ones(len(grid)),
-            )
-        )
-    ]
-    rows = merge_results(["s0", "s1", "s2", "s3"], sur, feff)
-    routing = route(np.array([0.01, 0.5, 0.02, 0.03]), None)
     path = tmp_path / "chunks" / "00000.h5"
-    write_routed_chunk(path, rows, routing, "model123", card_hash="cards9")
+    write_chunk(path, sur, tmp_path / "chunks" / "00000.summary.json", "surrogate", {})
     back = read_chunk(path)
-    assert [r.site_id for r in back] == ["s0", "s1", "s2", "s3"]
-    assert [is_surrogate(r) for r in back] == [True, False, True, True]
-    for r, row in zip([back[0], back[2], back[3]], spectra, strict=True):
-        assert r.engine == SURROGATE_ENGINE and r.engine_version == "model123"
-        assert r.card_hash == "cards9" and "model123" in r.detail
-        x, y = (r.k, r.chi) if grid.target == "exafs" else (r.energy, r.mu)
-        np.testing.assert_allclose(x, grid.values)
-        np.testing.assert_allclose(y, row)
-    assert back[1].engine == "feff8l"
-    assert chunk_summary(path)["n_ok"] == 4
-    report = json.loads((tmp_path / "chunks" / "00000.routing.json").read_text())
-    assert report["n_feff"] == 1 and report["surrogate_rows"] == 3
-    assert report["model_id"] == "model123"
+    assert [r.item_id for r in back] == ["s0", "s2", "s3"]
+    for r, row in zip(back, spectra, strict=True):
+        assert is_surrogate(r) and r.engine == SURROGATE_ENGINE
+        assert r.engine_version == "model123" and "model123" in r.detail
+        names = ("k", "chi") if grid.target == "exafs" else ("energy", "mu")
+        assert set(r.arrays) == set(names)
+        np.testing.assert_allclose(r.arrays[names[0]], grid.values)
+        np.testing.assert_allclose(r.arrays[names[1]], row)
+    assert [r.scalars["spread"] for r in back] == [0.01, 0.02, 0.03]
+    report = routing_report([path])
+    assert report["n_surrogate"] == 3 and report["n_feff"] == 0
+    assert report["model_ids"] == ["model123"]
 
 
 def test_merge_refuses_duplicates_and_gaps():
