@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
             "test": int((split == 2).sum()),
         },
         experiments=spec["experiments"],
-        feff_card_hash=str(data.sites["card_hash"].iloc[0]),
+        feff_settings_hash=str(data.feff.get("settings_hash", "")),
+        feff_engine=str(data.feff.get("engine", "")),
         kinds=results,
     )
 

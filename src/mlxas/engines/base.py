@@ -200,6 +200,12 @@ class SignalEngine(ABC):
 
     # Optional hooks, with defaults that suit an engine without them.
 
+    def item_engines(self) -> tuple[str, ...]:
+        """Engine names the items of this engine's chunk files may carry: its own; an
+        engine that hands some items to another code (the surrogate: FEFF) names it too,
+        so that ``gather`` accepts the mix (every item keeps its own engine and version)."""
+        return (self.name,)
+
     def check_item(self, result: ItemResult, features: Any) -> tuple[str, str] | None:
         """``(reason, detail)`` when a successful run's arrays cannot be featurized (empty,
         not finite, a XANES edge that cannot be normalised); gather lists the item as a

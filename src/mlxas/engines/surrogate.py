@@ -202,6 +202,9 @@ class SurrogateEngine(SignalEngine):
 
     # --- dataset side: FEFF's arrays, FEFF's features ----------------------------------
 
+    def item_engines(self) -> tuple[str, ...]:
+        return (self.name, self.settings.feff_engine)
+
     def check_item(self, result: ItemResult, features: Any) -> tuple[str, str] | None:
         return self.feff.check_item(result, features)
 
