@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--members", type=int, default=3, help="ensemble size of the graph model")
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--patience", type=int, default=40, help="early-stopping patience (epochs)")
     a = ap.parse_args(argv)
     data, split = load_set(a.set)
     spec = SETS[a.set]
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         kind = kind_class(kind_name)(data.grid, spec["elements"], spec["cutoff"])
         members = a.members if kind_name == "graph" else 1
         settings = TrainSettings(
-            epochs=a.epochs, members=members, threads=a.threads, patience=40, batch_size=16
+            epochs=a.epochs, members=members, threads=a.threads, patience=a.patience, batch_size=16
         )
         sur = train_or_load(f"{a.set}_{kind_name}", kind, data, split, settings)
         metrics, (feff_w, sur_w, res, labels) = evaluate(sur, data, split, element, edge)

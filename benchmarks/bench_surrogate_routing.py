@@ -50,9 +50,9 @@ def downstream(x_tr, y_tr, x_te, y_te, seed: int) -> dict:
     import keras
 
     from mlxas.models.network import assemble, crop_slice, fit_scaling
-    from mlxas.models.registry import resolve_spec
+    from mlxas.models.spec import ModelSpec
 
-    spec = resolve_spec({"kind": "mlp", "targets": ["cn", "r"]})
+    spec = ModelSpec.from_config({"name": "mlp", "kind": "mlp", "targets": ["cn", "r"]})
     rng = np.random.default_rng(seed)
     val = rng.random(len(x_tr)) < 0.2
     ys = {t: y_tr[t].reshape(-1, 1) for t in ("cn", "r")}
@@ -62,19 +62,19 @@ def downstream(x_tr, y_tr, x_te, y_te, seed: int) -> dict:
     )
     keras.utils.set_random_seed(seed)
     train_model, model = assemble(
-        "mlp", spec["params"], x_tr.shape[1:], {"cn": 1, "r": 1}, crop, scaling
+        "mlp", spec.params, x_tr.shape[1:], {"cn": 1, "r": 1}, crop, scaling
     )
-    train_model.compile(optimizer=keras.optimizers.Adam(spec["learning_rate"]), loss="mse")
+    train_model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss="mse")
     yscaled = scaling.scale_y(ys)
     train_model.fit(
         x_tr[~val],
         {t: v[~val] for t, v in yscaled.items()},
         validation_data=(x_tr[val], {t: v[val] for t, v in yscaled.items()}),
-        epochs=spec["epochs"],
-        batch_size=spec["batch_size"],
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
         verbose=0,
         callbacks=[
-            keras.callbacks.EarlyStopping(patience=spec["patience"], restore_best_weights=True)
+            keras.callbacks.EarlyStopping(patience=spec.patience, restore_best_weights=True)
         ],
     )
     pred = np.asarray(model.predict_on_batch(x_te))

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     from mlxas.surrogate.model import Surrogate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(MODELS / "cu_graph"))
+    ap.add_argument("--model", default=str(MODELS / "models" / "cu_graph.json"))
     ap.add_argument("--seed", type=int, default=1000)
     a = ap.parse_args(argv)
     set_threads(2)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from mlxas.models.train import set_threads
     from mlxas.surrogate.data import from_feff_results, grouped_split
-    from mlxas.surrogate.feff_runs import FeffSettings, run_sites
+    from mlxas.surrogate.feff_runs import feff_engine, provenance, run_sites
     from mlxas.surrogate.grids import xanes_grid
     from mlxas.surrogate.kinds import kind_class
     from mlxas.surrogate.metrics import cosine_similarity, peak_agreement
@@ -80,12 +80,20 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     set_threads(2)
     items = structures()
-    feff = FeffSettings("feff10", "K", FEFF_CARDS, "xanes", 6.5, timeout=1800)
+    feff = feff_engine(
+        "feff10", {"spectroscopy": "xanes", "cards": FEFF_CARDS, "cluster_radius": 6.5}
+    )
     results, wall = run_sites(
-        [(s, at, i) for s, _, at, i in items], feff, RESULTS / "surrogate_xanes" / "feff", threads=2
+        [(s, at, i) for s, _, at, i in items],
+        feff,
+        RESULTS / "surrogate_xanes" / "feff",
+        threads=2,
+        timeout=1800,
     )
     grid = xanes_grid()
-    data = from_feff_results([(s, g, at, i) for s, g, at, i in items], results, grid, CUTOFF)
+    data = from_feff_results(
+        [(s, g, at, i) for s, g, at, i in items], results, grid, CUTOFF, provenance(feff)
+    )
     split = grouped_split(data.sites["structure_id"].to_numpy(), seed=0)
     test = data.take(split == 2)
     e = grid.values
