@@ -62,6 +62,11 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         1e4,
         "surrogate vs FEFF CPU time per site (smaller of FEFF8L, FEFF10)",
     ),
+    "surrogate_stage": (
+        "",
+        None,
+        "fraction of Cu nanoparticle sites the bulk-trained surrogate engine sent to FEFF",
+    ),
 }
 _OPS = {"<=": operator.le, ">=": operator.ge}
 
