@@ -181,3 +181,22 @@ def test_a_dataset_without_a_k_grid_trains():
     model, _ = fit(data, spec)
     x, y = splits["val"][0], splits["val"][1]["system"]
     assert np.mean(model.predict_on_batch(x).argmax(axis=1) == y) > 0.85
+
+
+def test_predict_on_a_measured_spectrum_gives_class_and_probabilities(trained):
+    """mlxas predict with a class model: the class name under the target and every
+    class's probability beside it (a measured Cu foil; the synthetic-trained forest
+    flags it out of distribution, which is reported, not hidden)."""
+    from pathlib import Path
+
+    from mlxas.predict.predictor import Predictor
+
+    foil = Path(__file__).parent / "data" / "experimental" / "cu_metal_rt.xdi"
+    with Predictor(trained["rf"][2], jobs=1, allow_short_k=True) as p:
+        (res,) = p.predict([foil])
+    assert res.status == "ok", res.reason
+    probs = res.values["shell_probabilities"]
+    assert list(probs) == ["cn4", "cn8", "cn12"]
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert res.values["shell"] == max(probs, key=probs.get)
+    assert isinstance(res.values["r"], float) and isinstance(res.values["ood"], bool)
