@@ -90,20 +90,29 @@ class ForestModel:
 
     @staticmethod
     def _walk(f: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        """Mean over trees of the leaf values reached by every row of ``x``."""
-        rows = np.arange(len(x))[:, None]
-        node = np.broadcast_to(f["roots"], (len(x), len(f["roots"]))).copy()
-        while True:
-            inner = f["left"][node] >= 0
-            if not inner.any():
-                break
+        """Mean over trees of the leaf values reached by every row of ``x``.
+
+        All (row, tree) pairs descend together, one level per step; pairs that reached a
+        leaf leave the working set, so deep, unbalanced trees cost what their paths cost.
+        """
+        n, trees = len(x), len(f["roots"])
+        rows = np.repeat(np.arange(n), trees)
+        node = np.tile(f["roots"], n)
+        pair = np.arange(n * trees)
+        leaf = np.empty(n * trees, dtype=np.int64)
+        while pair.size:
+            left = f["left"][node]
+            done = left < 0
+            leaf[pair[done]] = node[done]
+            inner = ~done
+            pair, node, rows, left = pair[inner], node[inner], rows[inner], left[inner]
             go_left = x[rows, f["feature"][node]] <= f["threshold"][node]
-            nxt = np.where(go_left, f["left"][node], f["right"][node])
-            node = np.where(inner, nxt, node)
-        total = np.zeros((len(x), f["value"].shape[1]))
-        for j in range(node.shape[1]):  # summed tree by tree, in scikit-learn's order
-            total += f["value"][node[:, j]]
-        return total / node.shape[1]
+            node = np.where(go_left, left, f["right"][node])
+        leaf = leaf.reshape(n, trees)
+        total = np.zeros((n, f["value"].shape[1]))
+        for j in range(trees):  # summed tree by tree, in scikit-learn's order
+            total += f["value"][leaf[:, j]]
+        return total / trees
 
     def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
         xs = self._inputs(x)
