@@ -43,10 +43,10 @@ def _worker_init() -> None:
 
 
 def _warm_up() -> int:
-    """Import the processing libraries in a worker (runs while the model loads)."""
-    import larch.xafs  # noqa: F401
+    """Import the processing libraries in a worker (larch is not needed for clean files)."""
     import scipy.interpolate  # noqa: F401
 
+    import mlxas.predict.pipeline
     import mlxas.spectra.background
     import mlxas.spectra.features  # noqa: F401
 
@@ -70,15 +70,13 @@ class Predictor:
         warn: Callable[[str], None] | None = None,
         **options: Any,
     ):
-        from mlxas.models.card import load_model
+        # numpy inference: a prediction never imports TensorFlow (mlxas.models.numpy_net).
+        from mlxas.models.numpy_net import load_model
 
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self.jobs = max(1, jobs or available_cores())
         self.warn = warn or (lambda msg: print(f"mlxas: warning: {msg}", file=sys.stderr))
         self._pool: ProcessPoolExecutor | None = None
         self._warm: list[Future] = []
-        if self.jobs > 1:
-            self._start_pool()  # workers import larch while the model loads
         try:
             self.model, self.card = load_model(model)
             self.spec: ProcessSpec = process_spec_from_card(self.card, **options)
@@ -184,8 +182,10 @@ class Predictor:
     def process(self, paths: Sequence[str | Path]) -> tuple[list[Result], np.ndarray]:
         """Read, check and turn files into model inputs (no model call)."""
         paths = [str(p) for p in paths]
-        if self._pool is None or len(paths) <= IN_PROCESS_MAX:
+        if self.jobs == 1 or len(paths) <= IN_PROCESS_MAX:
             return process_paths(paths, self.spec)
+        if self._pool is None:
+            self._start_pool()  # on the first batch: a few files never pay for workers
         n = len(paths)
         size = max(CHUNK_MIN, min(CHUNK_MAX, math.ceil(n / (self.jobs * 4))))
         futures = [

@@ -11,8 +11,9 @@ coefficients except for the weight of the end-point clamp, so one factorisation 
 Everything follows larch's own definitions (``index_of``/``index_nearest``, knot placement,
 ``ftwindow``, ``xftf_fast``, ``realimag`` ordering, ``preedge`` defaults), so the result is
 larch's ``pre_edge(e0=E0)`` + ``autobk`` answer to numerical precision; the tests compare
-the two on measured and FEFF spectra.  Single spectra use larch itself
-(:func:`larch_background`).
+the two on measured and FEFF spectra.  Those definitions come from
+:mod:`mlxas.spectra.xafsmath`, so that this module does not import larch (seconds of
+start-up for a single prediction).  :func:`larch_background` runs larch itself.
 
 Units: energy in eV, k in Å⁻¹, rbkg in Å.
 """
@@ -121,16 +122,21 @@ def pre_edge_batch(energy: np.ndarray, mu: np.ndarray, e0: float, **preedge_kws)
     larch's ``preedge`` is run once to get them; the line and polynomial fits are then
     solved for all rows together with the same index ranges.
     """
-    from larch.math import index_nearest, index_of
-    from larch.xafs.pre_edge import preedge
+    from mlxas.spectra.xafsmath import index_nearest, index_of, preedge_ranges
 
     energy = np.asarray(energy, dtype=float)
     mu = np.atleast_2d(np.asarray(mu, dtype=float))
     key = (grid_key(energy), float(e0), tuple(sorted(preedge_kws.items())))
     ref = _PRE_SETTINGS.get(key)
     if ref is None:
-        # larch's ranges depend on the grid and E0 only: ask larch once per (grid, E0).
-        out = preedge(energy, mu[0], e0=e0, **preedge_kws)
+        # larch's ranges depend on the grid and E0 only: found once per (grid, E0), by
+        # larch's own rules (mlxas.spectra.xafsmath) or, with explicit settings, by larch.
+        if preedge_kws:
+            from larch.xafs.pre_edge import preedge
+
+            out = preedge(energy, mu[0], e0=e0, **preedge_kws)
+        else:
+            out = preedge_ranges(energy, mu[0], e0)
         ref = {k: out[k] for k in ("e0", "pre1", "pre2", "nvict", "norm1", "norm2", "nnorm")}
         _PRE_SETTINGS[key] = ref
         while len(_PRE_SETTINGS) > _CACHE_SIZE:
@@ -197,10 +203,17 @@ class AutobkOperator:
     """
 
     def __init__(self, energy: np.ndarray, e0: float, settings: BackgroundSettings):
-        from larch.math import index_nearest, index_of, remove_dups
-        from larch.xafs import ftwindow, xftf_fast
-        from larch.xafs.xafsutils import ETOK, TINY_ENERGY
         from scipy.interpolate import make_interp_spline, splev, splrep
+
+        from mlxas.spectra.xafsmath import (
+            ETOK,
+            TINY_ENERGY,
+            ftwindow,
+            index_nearest,
+            index_of,
+            remove_dups,
+            xftf_fast,
+        )
 
         s = settings
         energy = remove_dups(np.asarray(energy, dtype=float), tiny=TINY_ENERGY)

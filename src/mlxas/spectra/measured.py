@@ -156,7 +156,7 @@ def check_arrays(spec: Spectrum, repair: bool = False) -> Spectrum:
     With ``repair`` the energies are sorted and duplicates nudged the way larch does it
     (``argsort``, then ``larch.math.remove_dups``), and each repair is added to the notes.
     """
-    from larch.math import remove_dups
+    from mlxas.spectra.xafsmath import remove_dups  # larch's, without importing larch
 
     src, e, mu = spec.source, np.asarray(spec.energy, float), np.asarray(spec.mu, float)
     if len(e) != len(mu):
@@ -216,15 +216,16 @@ def check_arrays(spec: Spectrum, repair: bool = False) -> Spectrum:
 def _kind(path: Path) -> str:
     """'athena', 'xdi' or 'ascii': ``.prj`` files are Athena projects; otherwise the first
     bytes decide (gzip or an Athena comment, confirmed by larch's ``is_athena_project``)."""
-    from larch.io import is_athena_project
-
     with open(path, "rb") as fh:
         head = fh.read(256)
     first = head.split(b"\n")[0]
     if path.suffix.lower() == ".prj":
         return "athena"
-    if (head[:2] == b"\x1f\x8b" or b"Athena" in first) and is_athena_project(str(path)):
-        return "athena"
+    if head[:2] == b"\x1f\x8b" or b"Athena" in first:
+        from larch.io import is_athena_project  # only for files that may be projects
+
+        if is_athena_project(str(path)):
+            return "athena"
     return "xdi" if first.lstrip().startswith(b"#") and b"XDI/" in first else "ascii"
 
 
@@ -242,12 +243,18 @@ def _columns_larch(
 ) -> tuple[list[str], np.ndarray, str | None, str | None, list[str], float]:
     """Labels, data[ncol, npts] as written in the file, element, edge, notes and the
     factor that turns the energy column into eV, for an XDI or column file."""
-    from larch.io import read_ascii, read_xdi
+    from mlxas.spectra.xdi import read_xdi_columns
 
     notes: list[str] = []
     scale = 1.0
     if kind == "xdi":
-        g = read_xdi(str(path))
+        # A clean XDI file is read without larch (same labels, units, metadata and
+        # numbers: mlxas.spectra.xdi); any other goes to larch.
+        g = read_xdi_columns(path)
+        if g is None:
+            from larch.io import read_xdi
+
+            g = read_xdi(str(path))
         labels = list(g.array_labels)
         data = np.array(g.data, dtype=float, ndmin=2)
         el, edge = _xdi_meta(g)
@@ -261,6 +268,8 @@ def _columns_larch(
             data = np.vstack([data, np.asarray(g.energy, float)])
             notes.append("energy computed by larch from the mono angle and d-spacing")
     else:
+        from larch.io import read_ascii
+
         g = read_ascii(str(path))
         data = np.array(getattr(g, "data", []), dtype=float, ndmin=2)
         labels = list(g.array_labels)
