@@ -276,6 +276,18 @@ def _ood_stats(x_train: np.ndarray) -> dict[str, Any] | None:
     return fit_ood(x_train)
 
 
+def _edge_energy(absorber: str | None, edge: str | None) -> float | None:
+    """Tabulated edge energy (eV, xraydb), stored so that predict need not import xraydb."""
+    if not absorber or not edge:
+        return None
+    import xraydb
+
+    try:
+        return float(xraydb.xray_edge(absorber, edge).energy)
+    except (ValueError, KeyError):  # an edge xraydb does not tabulate: predict says so later
+        return None
+
+
 def build_card(
     mid: str, spec: dict[str, Any], data: TrainingData, record: dict[str, Any], threads: int
 ) -> dict[str, Any]:
@@ -317,6 +329,7 @@ def build_card(
             "features": fc,
             "absorber": data.dataset.get("absorber", ""),
             "edge": data.dataset.get("edge", ""),
+            "edge_energy": _edge_energy(data.dataset.get("absorber"), data.dataset.get("edge")),
             "targets": data.layout.names,
             **scaling.to_json(),
         },
@@ -365,6 +378,10 @@ def train(
     with opened(dataset) as ds:
         mid = model_id(ds.hash, spec)
         data = load_training_data(ds, spec)
+        try:
+            chi_train = np.asarray(ds.chi("train"))
+        except KeyError:  # a dataset without chi(k) (XANES only): no band to draw
+            chi_train = None
     model, record = fit(data, spec, verbose=verbose)
     out_dir = Path(models_dir) / mid
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -375,6 +392,11 @@ def train(
     # Out-of-distribution statistics of what the model reads: the cropped input.
     card["ood"] = _ood_stats(x_train[:, crop] if x_train.ndim == 2 else x_train)
     _save(model, out_dir)
+    if chi_train is not None and len(chi_train) >= 2:
+        from mlxas.predict.band import write_train_band
+
+        # The training spectra's band, drawn behind measured ones by `mlxas predict --plot`.
+        write_train_band(out_dir, chi_train, data.features_cfg)
     write_card(out_dir, card)
     _point_latest(Path(models_dir), mid)
     return mid, card

@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--format", choices=["csv", "json", "jsonl"], help="format of --out")
     g.add_argument("--quiet", "-q", action="store_true", help="no table on the terminal")
+    from mlxas.predict.live import add_arguments as add_plot_arguments
+
+    add_plot_arguments(g)
 
     g = p.add_argument_group("reading")
     g.add_argument(
@@ -191,6 +194,11 @@ def main(a: argparse.Namespace) -> int:
                 out = OutputFile(a.out, a.format, pred.targets, meta)
             except ValueError as err:
                 raise SpectrumError(a.out, str(err).split(": ", 1)[-1]) from None
+        plots = None
+        if a.plot:
+            from mlxas.predict.live import PlotWriter
+
+            plots = PlotWriter(a.plot, pred, x_axis=a.x_axis, watch=bool(a.watch), warn=warn)
         counts = {"ok": 0, "refused": 0}
         first = [True]
 
@@ -201,6 +209,8 @@ def main(a: argparse.Namespace) -> int:
                     print(f"mlxas: refused {r.source}: {r.reason}", file=sys.stderr)
             if out is not None:
                 out.write(results)
+            if plots is not None and results:
+                plots.update(results)
             if not a.quiet and results:
                 print(format_table(results, header=first[0], width=width), flush=True)
                 first[0] = False
