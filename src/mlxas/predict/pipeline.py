@@ -27,6 +27,7 @@ __all__ = [
     "Result",
     "process_paths",
     "process_spec_from_card",
+    "process_spectra",
     "required_k_range",
 ]
 
@@ -304,6 +305,28 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
     (rows in the order of the results whose status is 'ok')."""
     import warnings
 
+    reader = _reader(spec)
+    items: list[Spectrum | Result] = []
+    for p in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                items.extend(reader.read(p))
+        except SpectrumError as err:
+            items.append(Result(err.source).refuse(err.reason))
+        except Exception as err:  # one unreadable file must not stop a batch
+            items.append(Result(str(p)).refuse(f"cannot read ({type(err).__name__}: {err})"))
+    return process_spectra(items, spec)
+
+
+def process_spectra(
+    items: list[Spectrum | Result], spec: ProcessSpec
+) -> tuple[list[Result], np.ndarray]:
+    """As :func:`process_paths` for spectra already read and checked
+    (:func:`mlxas.spectra.measured.check_arrays`), such as arrays sent to ``mlxas serve``.
+    A :class:`Result` among ``items`` is a file that could not be read; it keeps its place."""
+    import warnings
+
     from mlxas.spectra.background import (
         grid_key,
         larch_background,
@@ -313,28 +336,19 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
     from mlxas.spectra.features import compute_features
     from mlxas.spectra.grids import interp_on_grid, k_grid
 
-    reader = _reader(spec)
     results: list[Result] = []
     spectra: list[tuple[Result, Spectrum]] = []
-    for p in paths:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                read = reader.read(p)
-        except SpectrumError as err:
-            results.append(Result(err.source).refuse(err.reason))
+    for s in items:
+        if isinstance(s, Result):
+            results.append(s)
             continue
-        except Exception as err:  # one unreadable file must not stop a batch
-            results.append(Result(str(p)).refuse(f"cannot read ({type(err).__name__}: {err})"))
-            continue
-        for s in read:
-            res = Result(s.source, mu_from=s.mu_from, notes=list(s.notes))
-            results.append(res)
-            bad = _check_header(s, spec)
-            if bad:
-                res.refuse(bad)
-            else:
-                spectra.append((res, s))
+        res = Result(s.source, mu_from=s.mu_from, notes=list(s.notes))
+        results.append(res)
+        bad = _check_header(s, spec)
+        if bad:
+            res.refuse(bad)
+        else:
+            spectra.append((res, s))
 
     e0s = _edge_energies([s for _, s in spectra], spec)
     accepted: list[int] = []

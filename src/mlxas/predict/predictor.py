@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.predict.pipeline import ProcessSpec, Result, process_paths, process_spec_from_card
+from mlxas.predict.pipeline import (
+    ProcessSpec,
+    Result,
+    process_paths,
+    process_spec_from_card,
+    process_spectra,
+)
+from mlxas.spectra.measured import Spectrum
 
 __all__ = ["Predictor", "available_cores"]
 
@@ -204,7 +211,16 @@ class Predictor:
 
     def predict(self, paths: Sequence[str | Path]) -> list[Result]:
         """One :class:`Result` per spectrum (Athena projects give one per group)."""
-        results, x = self.process(paths)
+        return self.complete(*self.process(paths))
+
+    def predict_spectra(self, spectra: Sequence[Spectrum]) -> list[Result]:
+        """One :class:`Result` per spectrum given as arrays (checked with
+        :func:`mlxas.spectra.measured.check_arrays`), in this process."""
+        return self.complete(*process_spectra(list(spectra), self.spec))
+
+    def complete(self, results: list[Result], x: np.ndarray) -> list[Result]:
+        """Run the model on the inputs ``x`` of the accepted ``results`` and attach the
+        predictions, the ensemble spread and the OOD score to them."""
         ok = [r for r in results if r.status == "ok"]
         if not ok:
             return results
