@@ -250,3 +250,27 @@ def test_page_in_headless_chromium(predictor, tmp_path):
     # ...and the table below them: its header cells' background, at the bottom of the page.
     header = np.nonzero((np.abs(img - (0xE3, 0xF2, 0xFD)).max(axis=-1) <= 3).any(axis=1))[0]
     assert len(header) > 5 and header.min() > 1500 and rows.max() > header.min()
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from mlxas.predict import predictor as mod
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, shown in ((io.StringIO(), False), (Tty(), True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        monkeypatch.setattr(mod, "PROGRESS_AFTER_S", 0.0)
+        with mod._progress(30) as bar:
+            bar.update(30)
+        assert ("mlxas predict" in stream.getvalue() and "/30" in stream.getvalue()) == shown
+    monkeypatch.setattr(mod, "PROGRESS_AFTER_S", 3.0)
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with mod._progress(30) as bar:  # a batch shorter than the delay shows nothing
+        bar.update(30)
+    assert tty.getvalue() == ""

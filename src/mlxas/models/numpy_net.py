@@ -208,10 +208,13 @@ def _layer(cls: str, cfg: dict, vars_: list[np.ndarray], where: str) -> Callable
             raise ModelLoadError(f"{where}: kernel {w.shape} does not match {cfg['units']} units")
         return lambda xs: act(xs[0] @ w + b if b is not None else xs[0] @ w)
     if cls == "Normalization":
+        params: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by input rank
 
         def norm(xs: list[np.ndarray]) -> np.ndarray:
             x = xs[0]
-            mean, scale = _norm_params(cfg, vars_, x.ndim)
+            if x.ndim not in params:
+                params[x.ndim] = _norm_params(cfg, vars_, x.ndim)
+            mean, scale = params[x.ndim]
             return mean + x * scale if cfg.get("invert") else (x - mean) / scale
 
         return norm

@@ -201,11 +201,13 @@ class Predictor:
         ]
         results: list[Result] = []
         xs: list[np.ndarray] = []
-        for fut in futures:
-            res, x = fut.result()
-            results.extend(res)
-            if len(x):
-                xs.append(x)
+        with _progress(n) as bar:
+            for i, fut in enumerate(futures):
+                res, x = fut.result()
+                results.extend(res)
+                if len(x):
+                    xs.append(x)
+                bar.update(min(size, n - i * size))
         x = np.concatenate(xs) if xs else np.zeros((0,), dtype=np.float32)
         return results, x
 
@@ -237,6 +239,26 @@ class Predictor:
                 r.values["ood_score"] = float(ood[0][n])
                 r.values["ood"] = bool(ood[1][n])
         return results
+
+
+#: A batch shows a progress bar once it has run this long (s), on a terminal only.
+PROGRESS_AFTER_S = 3.0
+
+
+def _progress(total: int):
+    """tqdm bar over ``total`` files on stderr; silent unless stderr is a terminal and
+    the batch takes longer than :data:`PROGRESS_AFTER_S`."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit="file",
+        desc="mlxas predict",
+        delay=PROGRESS_AFTER_S,
+        disable=not sys.stderr.isatty(),
+        leave=False,
+        file=sys.stderr,
+    )
 
 
 def _value(v: Any) -> float | list[float]:

@@ -99,14 +99,23 @@ class PreEdgeFit:
         return (mu - self.pre_edge) / step[:, None]
 
 
-def _polyfit_rows(x: np.ndarray, y: np.ndarray, deg: int) -> tuple[tuple[float, float], np.ndarray]:
-    """Least-squares polynomials of degree ``deg`` through (x, y[i]) for every row of y,
-    fitted on x mapped to [-1, 1] as numpy's ``Polynomial.fit`` (larch's ``polyfit``) does.
-    Returns the mapping (offset, scale) and the coefficients, one column per row of y."""
+def _fit_matrix(x: np.ndarray, deg: int) -> tuple[tuple[float, float], np.ndarray]:
+    """The mapping of x to [-1, 1] (offset, scale) and the pseudo-inverse of the
+    Vandermonde matrix of degree ``deg`` on it (numpy's ``Polynomial.fit``)."""
     lo, hi = float(x.min()), float(x.max())
     off, scl = (lo + hi) / 2, ((hi - lo) / 2 if hi > lo else 1.0)
-    v = np.vander((x - off) / scl, deg + 1, increasing=True)
-    return (off, scl), np.linalg.pinv(v) @ y.T
+    return (off, scl), np.linalg.pinv(np.vander((x - off) / scl, deg + 1, increasing=True))
+
+
+def _polyfit_rows(
+    x: np.ndarray, y: np.ndarray, deg: int, fit: tuple | None = None
+) -> tuple[tuple[float, float], np.ndarray]:
+    """Least-squares polynomials of degree ``deg`` through (x, y[i]) for every row of y,
+    fitted on x mapped to [-1, 1] as numpy's ``Polynomial.fit`` (larch's ``polyfit``) does.
+    Returns the mapping (offset, scale) and the coefficients, one column per row of y.
+    ``fit``: :func:`_fit_matrix` of (x, deg), when the caller has kept it."""
+    (off, scl), pinv = fit or _fit_matrix(x, deg)
+    return (off, scl), pinv @ y.T
 
 
 def _polyval_rows(fit: tuple[tuple[float, float], np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -164,7 +173,10 @@ def pre_edge_batch(energy: np.ndarray, mu: np.ndarray, e0: float, **preedge_kws)
         if p2 - p1 < 2:
             p2 = min(n, p1 + 2)
         ex = energy[p1:p2]
-        line = _polyfit_rows(ex, mu[:, p1:p2] * ex**nvict, 1)
+        # The fit matrices depend on the grid and E0 only: kept with the ranges.
+        if "line_fit" not in ref:
+            ref["line_fit"] = _fit_matrix(ex, 1)
+        line = _polyfit_rows(ex, mu[:, p1:p2] * ex**nvict, 1, ref["line_fit"])
 
         def pre_at(x: np.ndarray) -> np.ndarray:
             return _polyval_rows(line, x) * np.asarray(x, dtype=float) ** (-nvict)
@@ -178,7 +190,9 @@ def pre_edge_batch(energy: np.ndarray, mu: np.ndarray, e0: float, **preedge_kws)
     elif p2 - p1 < 5:
         nnorm = min(1, nnorm)
     en = energy[p1:p2]
-    poly = _polyfit_rows(en, mu[:, p1:p2] - pre_at(en), nnorm)
+    if ("post_fit", nnorm) not in ref:
+        ref[("post_fit", nnorm)] = _fit_matrix(en, nnorm)
+    poly = _polyfit_rows(en, mu[:, p1:p2] - pre_at(en), nnorm, ref[("post_fit", nnorm)])
 
     def post_at(x: np.ndarray) -> np.ndarray:
         return pre_at(x) + _polyval_rows(poly, x)
