@@ -193,6 +193,7 @@ def main() -> None:
         target=f"p99 <= {TARGET_P99_MS:g} ms for one spectrum, {a.clients} concurrent clients, "
         "0 lost, on 2 cores",
         met=bool(met and closed["lost"] == 0 and not closed["errors"]),
+        targets_met={"no_lost_or_wrong": closed["lost"] == 0 and not closed["errors"]},
         closed_loop=closed,
         paced=paced,
         server_workers=a.workers,

@@ -298,6 +298,16 @@ def plot_series(
             xsel, ys[sel], yerr=err[sel] if has_err else None, fmt="o" if label != "OOD" else "X",
             color=color, ms=6, capsize=3, lw=1, label=label + (" (± ensemble spread)" * has_err),
         )  # fmt: skip
+    if len(ys):
+        # Absolute tick labels; a flat series keeps a readable span (0.1 % of its value).
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        mid, half = float(np.mean(ys)), 5e-4 * max(float(np.abs(ys).max()), 1e-12)
+        lo, hi = (
+            float(np.nanmin(ys - np.nan_to_num(err))),
+            float(np.nanmax(ys + np.nan_to_num(err))),
+        )
+        if hi - lo < 2 * half:
+            ax.set_ylim(mid - 2 * half, mid + 2 * half)
     unit = UNITS.get(target, "")
     ax.set(xlabel=x_label, ylabel=f"{LABELS.get(target, target)}" + (f" ({unit})" if unit else ""))
     refused = sum(r.status != "ok" for r in results)
