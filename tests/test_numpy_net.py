@@ -74,6 +74,7 @@ def _inputs(ds, card: dict) -> np.ndarray:
     return compute_features(ds.chi("test"), pre["features"])[pre["input"]]
 
 
+@pytest.mark.slow  # the first one trains the models of SPECS (> 30 s on 2 busy cores)
 @pytest.mark.parametrize("name", ["mt", "ens", *SPECS])
 def test_numpy_equals_keras(trained, name):
     ds, dirs = trained

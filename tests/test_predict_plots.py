@@ -17,14 +17,7 @@ from mlxas.predict.band import read_train_band, training_band, write_train_band
 from mlxas.predict.live import PlotWriter
 from mlxas.predict.plots import header_value, spectrum_details
 from mlxas.predict.predictor import Predictor
-
-EXPERIMENTAL = Path(__file__).parent / "data" / "experimental"
-CU = EXPERIMENTAL / "cu_metal_rt.xdi"
-NI = EXPERIMENTAL / "ni_metal_rt.xdi"
-
-
-def model_path(exp: Path) -> Path:
-    return exp / "results" / "tiny" / "models" / "mlp.json"
+from test_predict import CU, EXPERIMENTAL, NI, model_path
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,7 @@ from mlxas.predict.predictor import Predictor
 from mlxas.serve import app as serve_app
 from mlxas.serve.app import ServeSettings, create_app
 from mlxas.spectra.measured import read_spectra
-
-EXPERIMENTAL = Path(__file__).parent / "data" / "experimental"
-CU = EXPERIMENTAL / "cu_metal_rt.xdi"
-NI = EXPERIMENTAL / "ni_metal_rt.xdi"
-
-
-def model_path(exp: Path) -> Path:
-    return exp / "results" / "tiny" / "models" / "mlp.json"
+from test_predict import CU, NI, model_path
 
 
 @pytest.fixture(scope="module")
