@@ -46,6 +46,7 @@ __all__ = [
     "file_sha256",
     "json_safe",
     "load_model",
+    "loaded_card",
     "point_latest",
     "read_card",
     "resolve_model_dir",
@@ -255,13 +256,19 @@ def load_model(path: str | Path):
         model = keras.saving.load_model(files.model, safe_mode=True, compile=False)
     except Exception as err:  # Keras raises ValueError/TypeError/OSError for bad archives
         raise ModelLoadError(f"{files.model}: cannot load ({err})") from None
-    card = {
+    return model, loaded_card(model_dir, card)
+
+
+def loaded_card(model_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """The verified ``card`` of ``model_dir`` with ``ood`` and ``training_band`` read from
+    their files and ``model_dir``: what every loader (Keras or numpy) returns."""
+    files = ModelFiles(model_dir)
+    return {
         **card,
         "ood": json.loads(files.ood.read_text()),
         "training_band": json.loads(files.training_band.read_text()),
         "model_dir": str(model_dir),
     }
-    return model, card
 
 
 def point_latest(link: Path, target: Path) -> None:

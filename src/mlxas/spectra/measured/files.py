@@ -157,12 +157,18 @@ def read_columns(
 ) -> tuple[list[str], np.ndarray, str | None, str | None, list[str], float]:
     """Labels, data[ncol, npts] as written in the file, element, edge, notes and the
     factor that turns the energy column into eV, for an XDI or column file."""
-    from larch.io import read_ascii, read_xdi
+    from mlxas.spectra.xdi import read_xdi_columns
 
     notes: list[str] = []
     scale = 1.0
     if kind == "xdi":
-        g = read_xdi(str(path))
+        # A clean XDI file is read without larch (same labels, units, metadata and
+        # numbers: mlxas.spectra.xdi); any other goes to larch.
+        g = read_xdi_columns(path)
+        if g is None:
+            from larch.io import read_xdi
+
+            g = read_xdi(str(path))
         labels = list(g.array_labels)
         data = np.array(g.data, dtype=float, ndmin=2)
         el, edge = _xdi_meta(g)
@@ -176,6 +182,8 @@ def read_columns(
             data = np.vstack([data, np.asarray(g.energy, float)])
             notes.append("energy computed by larch from the mono angle and d-spacing")
     else:
+        from larch.io import read_ascii
+
         g = read_ascii(str(path))
         data = np.array(getattr(g, "data", []), dtype=float, ndmin=2)
         labels = list(g.array_labels)
