@@ -119,7 +119,10 @@ def larch_reading(pred: Predictor, path: Path) -> dict[str, float]:
     n = round((grid["kmax"] - grid["kmin"]) / grid["dk"]) + 1
     k = np.round(grid["kmin"] + grid["dk"] * np.arange(n), 9)  # exact multiples of dk
     x = np.interp(k, g.k, g.chi, left=0.0, right=0.0) * k ** pre["features"]["kweight"]
-    raw = np.asarray(pred.model.predict(x[None, :].astype(np.float32), verbose=0))[0]
+    from mlxas.models.card import load_model  # Keras itself, not the numpy path under test
+
+    keras_model, _ = load_model(pred.model_dir)
+    raw = np.asarray(keras_model.predict(x[None, :].astype(np.float32), verbose=0))[0]
     columns = pred.card["outputs"]["columns"]
     return {t: float(raw[columns.index(t)]) for t in ("cn", "r")}
 

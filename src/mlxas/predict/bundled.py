@@ -32,6 +32,7 @@ from typing import Any
 __all__ = [
     "BundledModel",
     "Pick",
+    "add_models_option",
     "bundled_dir",
     "find_model",
     "list_models",
@@ -42,6 +43,17 @@ __all__ = [
 MODELS_ENV = "MLXAS_MODELS"
 #: The repository that holds this package (src layout: <root>/src/mlxas/predict/).
 REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def add_models_option(parser, use: str = "") -> None:
+    """``--models DIR`` (the bundled models folder) of ``mlxas predict|serve|models``;
+    ``use`` says what the folder is for in that command."""
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        help=f"bundled models folder{use} (default: ${MODELS_ENV}, else models/ of the "
+        "mlxas repository)",
+    )
 
 
 def bundled_dir(override: str | Path | None = None) -> Path:

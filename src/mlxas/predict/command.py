@@ -59,6 +59,8 @@ class _IntermixedParser(argparse.ArgumentParser):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``mlxas predict`` (the subparser is created by :mod:`mlxas.cli`);
     options are accepted before, between and after the files."""
+    from mlxas.predict.bundled import add_models_option
+
     p.__class__ = _IntermixedParser  # the subparser's class is chosen by mlxas.cli
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
@@ -80,12 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--format", choices=["csv", "json", "jsonl"], help="format of --out")
     g.add_argument("--quiet", "-q", action="store_true", help="no table on the terminal")
-    g.add_argument(
-        "--models",
-        metavar="DIR",
-        help="bundled models folder to pick from when no MODEL is given (default: "
-        "$MLXAS_MODELS, else models/ of the mlxas repository)",
-    )
+    add_models_option(g, " to pick from when no MODEL is given")
     from mlxas.predict.live import add_arguments as add_plot_arguments
 
     add_plot_arguments(g)

@@ -12,6 +12,8 @@ __all__ = ["add_arguments", "card_summary", "cmd_list", "cmd_show"]
 
 def add_arguments(models: argparse.ArgumentParser) -> None:
     """``list`` and ``show`` under the ``models`` parser created by :mod:`mlxas.cli`."""
+    from mlxas.predict.bundled import add_models_option
+
     sub = models.add_subparsers(dest="models_command", metavar="SUBCOMMAND", required=True)
     ls = sub.add_parser("list", help="the bundled models: absorber, edge, k-range, size")
     ls.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -26,11 +28,7 @@ def add_arguments(models: argparse.ArgumentParser) -> None:
     sh.add_argument("--json", action="store_true", help="print the whole card as JSON")
     sh.set_defaults(func=cmd_show)
     for p in (ls, sh):
-        p.add_argument(
-            "--models",
-            metavar="DIR",
-            help="bundled models folder (default: $MLXAS_MODELS, else models/ of the repository)",
-        )
+        add_models_option(p)
 
 
 def _krange(k: tuple[float, float] | None) -> str:
@@ -110,10 +108,8 @@ def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
     lines = [
         ("model id", str(card.get("model_id"))),
         ("entry", f"{card.get('name')} ({card.get('kind')})"),
-        (
-            "absorber, edge",
-            f"{pre.get('absorber')} {pre.get('edge')} ({pre.get('edge_energy')} eV)",
-        ),
+        ("absorber, edge", f"{pre.get('absorber')} {pre.get('edge')}"),
+        ("edge energy", f"{pre.get('edge_energy')} eV (xraydb)"),
         ("input", f"{pre.get('input')} {pre.get('input_shape')}, k-weight {pre.get('kweight')}"),
         ("k-range read", _krange(required_k_range(card)) + " 1/Å"),
         ("targets", ", ".join(pre.get("targets", []))),

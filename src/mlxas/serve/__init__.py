@@ -37,6 +37,8 @@ with status 422 and the reason.  API documentation: http://HOST:PORT/docs.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``mlxas serve`` (the subparser is created by :mod:`mlxas.cli`)."""
+    from mlxas.predict.bundled import add_models_option
+
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
     p.add_argument(
@@ -46,12 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="model directories, model.keras files, models/<name>.json pointers or latest "
         "(default: every bundled model of --models)",
     )
-    p.add_argument(
-        "--models",
-        metavar="DIR",
-        help="bundled models folder served when no MODEL is given (default: $MLXAS_MODELS, "
-        "else models/ of the mlxas repository)",
-    )
+    add_models_option(p, " served when no MODEL is given")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: localhost)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument(
