@@ -87,7 +87,8 @@ def check_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
                     f"file is {_mb(size)}, larger than {what} can be ({_mb(limit)}; "
                     f"{MAX_POINTS} points at most): not a spectrum",
                 )
-            if any(c in _CONTROL for c in head):
+            # In C (bytes.translate): a Python loop over 64 kB cost 2 ms per file.
+            if len(head.translate(None, _CONTROL)) != len(head):
                 raise SpectrumError(src, "binary data, not a text spectrum file (XDI, columns)")
             if kind != "athena":
                 _check_lines(src, fh, head)
