@@ -154,3 +154,12 @@ def test_serve_picks_the_bundled_model_of_each_spectrum(bundled):
             r = client.post("/predict/file", files={"file": ("pt.xdi", fh)})
         assert r.status_code == 422
         assert r.json()["detail"] == "pt.xdi: no bundled model for Pt L3 (models for: Cu K, Ni K)"
+
+
+def test_no_bundled_models_is_said_plainly(tmp_path, capsys):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    assert cli_main(["predict", str(CU), "--models", str(empty)]) == 2
+    assert f"no MODEL given and no bundled models in {empty}" in capsys.readouterr().err
+    assert cli_main(["models", "list", "--models", str(empty)]) == 1
+    assert f"no bundled models in {empty}" in capsys.readouterr().err

@@ -67,6 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
+        nargs="?",
         help=f"model folder, its {MODEL_FILE}, a models/<name>.json pointer or models/latest; "
         "leave it out to pick a bundled model per file",
     )
@@ -219,7 +220,7 @@ def main(a: argparse.Namespace) -> int:
     from mlxas.predict.output import OutputFile, format_table
     from mlxas.spectra.background import BackgroundSettings
 
-    if not is_model_path(a.model):
+    if a.model is not None and not is_model_path(a.model):
         a.files, a.model = [a.model, *a.files], None
     if not a.files and not a.watch:
         raise SpectrumError("mlxas predict", "give FILE arguments or --watch DIR")
