@@ -355,7 +355,7 @@ class NumpyModel:
     takes either model.
     """
 
-    def __init__(self, config: dict, weights: dict, source: str = "model.keras"):
+    def __init__(self, config: dict, weights: dict, source: str = MODEL_FILE):
         if config.get("class_name") not in ("Functional", "Model"):
             raise ModelLoadError(
                 f"{source}: top-level {config.get('class_name')!r} is not a functional model"
@@ -405,6 +405,6 @@ def load_model(path: str | Path) -> tuple[NumpyModel, dict]:
     shape = tuple(card.get("preprocessing", {}).get("input_shape") or model.input_shape)
     if shape != model.input_shape:
         raise ModelLoadError(
-            f"{model_dir}: card says input shape {shape}, model.keras {model.input_shape}"
+            f"{model_dir}: card says input shape {shape}, {MODEL_FILE} {model.input_shape}"
         )
     return model, loaded_card(model_dir, card)

@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "model_paths",
         metavar="MODEL",
         nargs="*",
-        help="model directories, model.keras files, models/<name>.json pointers or latest "
+        help="model folders, their model files, models/<name>.json pointers or latest "
         "(default: every bundled model of --models)",
     )
     add_models_option(p, " served when no MODEL is given")
