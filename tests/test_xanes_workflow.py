@@ -142,3 +142,25 @@ def test_feff10_xanes_of_nio_through_the_engine(tmp_path, crystals):
     assert np.allclose(again["xanes_channels"], x)
     with pytest.raises(EngineError, match="computes no chi"):
         engine.check_features({**features, "chi_k": True})
+
+
+def test_split_by_name_keeps_a_compounds_structures_together():
+    """``group_by: name``: the crystal and snapshots of one compound (one name, several
+    structures) share a split; the same name in two sources are two groups."""
+    import pandas as pd
+
+    from mlxas.dataset.splitting import group_keys, split_groups
+
+    names = [f"c{i}" for i in range(12) for _ in range(5)]  # 12 compounds x 5 structures
+    sites = pd.DataFrame({"source": ["p"] * 60, "name": names,
+                          "structure_id": [f"s{i}" for i in range(60)]})  # fmt: skip
+    keys = group_keys(sites, "name")
+    assert len(set(keys)) == 12
+    split = split_groups(keys, [0.5, 0.25, 0.25], seed=0)
+    for name in set(names):
+        assert len(set(split[sites["name"].to_numpy() == name])) == 1
+    assert sorted(np.bincount(split)) == [15, 15, 30]
+    by_structure = split_groups(group_keys(sites, "structure"), [0.5, 0.25, 0.25], seed=0)
+    assert any(len(set(by_structure[sites["name"].to_numpy() == n])) > 1 for n in set(names))
+    two = pd.concat([sites, sites.assign(source="q")])
+    assert len(set(group_keys(two, "name"))) == 24
