@@ -94,3 +94,36 @@ def test_charge_flipping_solves_a_small_crystal_at_atomic_resolution(crystal):
     assert result.symmetrised and result.phase.shape == crystal.phase.shape
     m = phase_metrics(crystal, result.phase)
     assert m["solved"] and m["map_cc"] > 0.8
+
+
+def test_charge_flipping_started_from_given_phases(crystal):
+    rng = np.random.default_rng(5)
+    # the true phases with a tenth of the signs wrong, as a model might give
+    start = np.where(rng.random(len(crystal.hkl)) < 0.1, crystal.phase + np.pi, crystal.phase)
+    result = charge_flip(
+        crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude, seed=1, start_phase=start
+    )
+    assert phase_metrics(crystal, result.phase)["solved"]
+
+
+def test_fast_sign_scores_agree_with_map_based_metrics(crystal):
+    from mlxas.phases.evaluate import sign_scores
+
+    rng = np.random.default_rng(6)
+    flips = origin_flips(crystal.space_group, crystal.hkl)
+    truth = (np.cos(crystal.phase) > 0).astype(float)
+    # wrong signs, mostly among the weak reflections, then moved to another origin
+    weak = crystal.e_value < np.median(crystal.e_value)
+    wrong = rng.random(len(truth)) < np.where(weak, 0.4, 0.05)
+    prob = np.where(wrong, 1 - truth, truth) * (flips[5] > 0) + np.where(
+        wrong, truth, 1 - truth
+    ) * (flips[5] < 0)
+    one = np.ones((1, len(truth)))
+    fast = sign_scores(
+        prob[None], truth[None], crystal.amplitude[None], crystal.e_value[None], one, flips
+    )
+    slow = phase_metrics(crystal, np.where(prob > 0.5, 0.0, np.pi))
+    assert fast["origin"][0] == slow["origin"] == 5
+    assert fast["map_cc"][0] == pytest.approx(slow["map_cc"], abs=2e-3)
+    assert fast["sign_accuracy"][0] == pytest.approx(slow["sign_accuracy"])
+    assert fast["sign_accuracy_weighted"][0] == pytest.approx(slow["sign_accuracy_weighted"])

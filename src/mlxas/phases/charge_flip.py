@@ -45,6 +45,26 @@ class _Iterations(int):
     __rmul__ = __mul__
 
 
+class _StartPhases:
+    """smtbx's ``initial_phases_for``: the given phases (expanded to P1 by cctbx) at the
+    first start, random phases at every restart."""
+
+    def __init__(self, f_obs, phase: np.ndarray):
+        from cctbx.array_family import flex
+
+        self.p1 = f_obs.phase_transfer(flex.double(phase)).expand_to_p1()
+        self.used = False
+
+    def __call__(self, f_p1):
+        from cctbx.array_family import flex
+
+        if self.used:
+            return (2 * np.pi) * flex.random_double(f_p1.size())
+        self.used = True
+        phase = _phases_on(np.array(f_p1.indices()), self.p1)
+        return flex.double(np.nan_to_num(phase))
+
+
 def _phases_on(hkl: np.ndarray, f) -> np.ndarray:
     """Phases of cctbx array ``f`` at indices ``hkl``, via Friedel mates if needed."""
     pairs = zip(f.indices(), f.data(), strict=True)
@@ -67,8 +87,12 @@ def charge_flip(
     seed: int = 0,
     max_solving_iterations: int = 500,
     max_attempts: int = 5,
+    start_phase: np.ndarray | None = None,
 ) -> FlipResult:
-    """Phases of ``amplitude`` (|F| on ``hkl`` [m, 3]) by charge flipping."""
+    """Phases of ``amplitude`` (|F| on ``hkl`` [m, 3]) by charge flipping.
+
+    ``start_phase`` [m] (radians, e.g. a model's prediction) replaces the random
+    phases of the first start; restarts begin from random phases as usual."""
     from cctbx import crystal, miller
     from cctbx.array_family import flex
     from smtbx.ab_initio import charge_flipping as cf
@@ -81,6 +105,9 @@ def charge_flip(
     ).set_observation_type_xray_amplitude()
     flex.set_random_seed(seed)
     random.seed(seed)
+    extra = {}
+    if start_phase is not None:
+        extra["initial_phases_for"] = _StartPhases(f_obs, np.asarray(start_phase, float))
     solving = cf.solving_iterator(
         cf.weak_reflection_improved_iterator(delta=None),
         f_obs,
@@ -88,6 +115,7 @@ def charge_flip(
         normalisations_for=lambda f: quasi_normalisations(f, 200),
         max_solving_iterations=_Iterations(max_solving_iterations),
         max_attempts_to_get_phase_transition=max_attempts,
+        **extra,
     )
     cf.loop(solving, verbose=False, out=io.StringIO())  # its failure note is in the result
     if solving.f_calc_solutions:

@@ -21,7 +21,6 @@ reflection to ``d_min`` inside it.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -197,11 +196,18 @@ def _draw_molecules(settings: CrystalSettings, rng: np.random.Generator) -> list
     )
 
 
-def _fresh_molecule(name: str, rng: np.random.Generator):
-    """A copy of the cached molecule whose orientations are drawn from its own stream:
-    pyxtal draws orientations from the molecule's ``random_state``, so a shared molecule
-    would make a crystal depend on the crystals made before it in the process."""
-    mol = copy.deepcopy(_molecule(name))
+@cache
+def _tolerances():
+    from pyxtal.tolerance import Tol_matrix
+
+    return Tol_matrix(prototype="molecular")
+
+
+def _seeded_molecule(name: str, rng: np.random.Generator):
+    """The cached molecule with its random stream reset from ``rng``: pyxtal draws
+    orientations from the molecule's ``random_state``, so without the reset a crystal
+    would depend on the crystals made before it in the process."""
+    mol = _molecule(name)
     mol.random_state = np.random.default_rng(int(rng.integers(2**63)))
     return mol
 
@@ -212,7 +218,7 @@ def _pyxtal_crystal(settings: CrystalSettings, names: list[str], rng: np.random.
     mult = SPACE_GROUPS[settings.space_group][1]
     unique = sorted(set(names))
     counts = [mult * names.count(m) for m in unique]
-    molecules = [_fresh_molecule(m, rng) for m in unique]
+    molecules = [_seeded_molecule(m, rng) for m in unique]
     crystal = pyxtal(molecular=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -223,6 +229,7 @@ def _pyxtal_crystal(settings: CrystalSettings, names: list[str], rng: np.random.
             counts,
             factor=settings.volume_factor,
             random_state=int(rng.integers(2**63)),
+            tm=_tolerances(),
         )
     return crystal if crystal.valid else None
 
