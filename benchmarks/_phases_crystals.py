@@ -9,13 +9,17 @@ in ``rejected_<chunk>.csv``; ``rate_<chunk>.json`` holds the CPU seconds per cry
 
 from __future__ import annotations
 
+# isort: off
+import mlxas.phases  # noqa: F401  (first: cctbx before scipy)
+
+# isort: on
 import argparse
 import json
 import time
 from pathlib import Path
 
-import mlxas.phases  # noqa: F401  (first: cctbx before scipy)
 from ase.io import write
+
 from mlxas.phases.crystals import CrystalError, CrystalSettings, random_crystals
 
 

@@ -51,9 +51,12 @@ def _evaluate(method, phases, crystals, seconds, rows):
         rows.append({"method": method, "crystal": c.name, **m})
     s = summarise(out)
     s["seconds_per_crystal"] = seconds / max(len(crystals), 1)
-    print(f"  {method:12s} solved {s['solved_fraction']:.3f}  cc {s['map_cc']:.3f}  "
-          f"sign acc {s['sign_accuracy']:.3f} / weighted {s['sign_accuracy_weighted']:.3f}  "
-          f"atoms {s['atoms_recovered']:.3f}", flush=True)  # fmt: skip
+    print(
+        f"  {method:12s} solved {s['solved_fraction']:.3f}  cc {s['map_cc']:.3f}  "
+        f"sign acc {s['sign_accuracy']:.3f} / weighted {s['sign_accuracy_weighted']:.3f}  "
+        f"atoms {s['atoms_recovered']:.3f}",
+        flush=True,
+    )
     return s
 
 
@@ -61,27 +64,41 @@ def run_resolution(d_min, n_train, n_test, epochs, seed):
     settings = data.settings_for(d_min)
     train = data.arrays("train", d_min, n_train)
     crystals, test_arrays = data.test_set(d_min, n_test)
-    print(f"d_min {d_min} Å: {len(train['sign'])} training crystals, {len(crystals)} test "
-          f"crystals, {train['hkl'].shape[0]} reflections in the list", flush=True)  # fmt: skip
-    res = {"n_train": len(train["sign"]), "n_test": len(crystals),
-           "n_reflections": int(train["hkl"].shape[0]), "index_max": settings.index_max,
-           "methods": {}, "training": {}}  # fmt: skip
+    print(
+        f"d_min {d_min} Å: {len(train['sign'])} training crystals, {len(crystals)} test "
+        f"crystals, {train['hkl'].shape[0]} reflections in the list",
+        flush=True,
+    )
+    res = {
+        "n_train": len(train["sign"]),
+        "n_test": len(crystals),
+        "n_reflections": int(train["hkl"].shape[0]),
+        "index_max": settings.index_max,
+        "methods": {},
+        "training": {},
+    }
     rows: list[dict] = []
     rng = np.random.default_rng(seed)
-    res["methods"]["true_phases"] = _evaluate("true_phases", [c.phase for c in crystals],
-                                              crystals, 0.0, rows)  # fmt: skip
+    res["methods"]["true_phases"] = _evaluate(
+        "true_phases", [c.phase for c in crystals], crystals, 0.0, rows
+    )
     rand = [rng.choice([0.0, np.pi], len(c.hkl)) for c in crystals]
     res["methods"]["random_signs"] = _evaluate("random_signs", rand, crystals, 0.0, rows)
     best_phases = None
     for name, spec in MODELS.items():
         spec = {**spec, "seed": seed, **({"epochs": epochs} if epochs else {})}
-        tr = train_signs(spec, train["e_value"], train["mask"], train["sign"], train["hkl"],
-                         settings.space_group)  # fmt: skip
-        save_sign_model(data.WORK / "models" / f"{name}_d{d_min:.1f}", tr, settings,
-                        PhaseFeatures())  # fmt: skip
-        res["training"][name] = {"kind": tr.spec["kind"], "seconds": tr.seconds,
-                                 "epochs_run": tr.epochs_run,
-                                 "best_val_loss": tr.best_val_loss}  # fmt: skip
+        tr = train_signs(
+            spec, train["e_value"], train["mask"], train["sign"], train["hkl"], settings.space_group
+        )
+        save_sign_model(
+            data.WORK / "models" / f"{name}_d{d_min:.1f}", tr, settings, PhaseFeatures()
+        )
+        res["training"][name] = {
+            "kind": tr.spec["kind"],
+            "seconds": tr.seconds,
+            "epochs_run": tr.epochs_run,
+            "best_val_loss": tr.best_val_loss,
+        }
         t0 = time.perf_counter()
         prob = predict_signs(tr.model, tr.spec, test_arrays.e_value, test_arrays.mask)
         phases = [_phases_of(prob[i], c, settings) for i, c in enumerate(crystals)]
@@ -94,8 +111,10 @@ def run_resolution(d_min, n_train, n_test, epochs, seed):
         "charge_flipping", [f.phase for f in flips], crystals, time.perf_counter() - t0, rows
     )
     t0 = time.perf_counter()
-    hybrid = [charge_flip(c.cell, c.space_group, c.hkl, c.amplitude, seed=seed, start_phase=p)
-              for c, p in zip(crystals, best_phases, strict=True)]  # fmt: skip
+    hybrid = [
+        charge_flip(c.cell, c.space_group, c.hkl, c.amplitude, seed=seed, start_phase=p)
+        for c, p in zip(crystals, best_phases, strict=True)
+    ]
     res["methods"]["model+cf"] = _evaluate(
         "model+cf", [f.phase for f in hybrid], crystals, time.perf_counter() - t0, rows
     )

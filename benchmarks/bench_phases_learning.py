@@ -38,7 +38,9 @@ def _plot(curve: dict, d_min: float, path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, points in curve.items():
         n = [p["n_train"] for p in points]
-        ax.plot(n, [p["sign_accuracy_weighted"] for p in points], "o-", label=f"{name}, |E|²-weighted")
+        ax.plot(
+            n, [p["sign_accuracy_weighted"] for p in points], "o-", label=f"{name}, |E|²-weighted"
+        )
         ax.plot(n, [p["sign_accuracy"] for p in points], "s--", label=f"{name}, unweighted")
     ax.axhline(0.5, color="grey", lw=0.8)
     ax.set_xscale("log")
@@ -65,11 +67,18 @@ def main() -> None:
     for n in args.sizes:
         train = data.arrays("train", args.d_min, n)
         for name, spec in MODELS.items():
-            tr = train_signs({**spec, "seed": args.seed}, train["e_value"], train["mask"],
-                             train["sign"], train["hkl"], "P-1")  # fmt: skip
+            tr = train_signs(
+                {**spec, "seed": args.seed},
+                train["e_value"],
+                train["mask"],
+                train["sign"],
+                train["hkl"],
+                "P-1",
+            )
             prob = predict_signs(tr.model, tr.spec, test["e_value"], test["mask"])
-            s = sign_scores(prob, test["sign"], test["amplitude"], test["e_value"], test["mask"],
-                            flips)  # fmt: skip
+            s = sign_scores(
+                prob, test["sign"], test["amplitude"], test["e_value"], test["mask"], flips
+            )
             point = {
                 "n_train": len(train["sign"]),
                 **{k: float(np.mean(v)) for k, v in s.items() if k != "origin"},
