@@ -55,8 +55,10 @@ __all__ = [
 #: scalars of a result that hold the cell (Å, degrees): featurize needs it for |E|
 CELL_SCALARS = ("cell_a", "cell_b", "cell_c", "cell_alpha", "cell_beta", "cell_gamma")
 
-#: largest |Im(F e^{-i ht})| / max |F| of a centrosymmetric crystal
-SYMMETRY_TOLERANCE = 1e-5
+#: largest |Im(F e^{-i ht})| / max |F| of a centrosymmetric crystal: the generator
+#: accepts symmetry within 1e-3 Å, which moves high-order phases by up to ~1e-2 rad
+#: (3e-5 of max |F| seen); a crystal without the inversion has Im parts of percents
+SYMMETRY_TOLERANCE = 1e-3
 
 #: bump when the meaning of the arrays changes (part of the engine version)
 ENGINE_REVISION = 1
@@ -265,8 +267,8 @@ class ReflectionsEngine(SignalEngine):
         phase = np.angle(f)
         ht = phase_restrictions(s.space_group, hkl)[1]
         # Centrosymmetric at the origin: F e^{-i ht} is real.  Judged on the imaginary
-        # part against the strongest |F| (coordinates carry ~1e-7 rounding, which makes
-        # the phase of a very weak reflection wander without meaning anything).
+        # part against the strongest |F| (the phase of a very weak reflection wanders
+        # with the last digits of the coordinates without meaning anything).
         imag = np.abs(np.imag(f * np.exp(-1j * ht)))
         bad = imag > SYMMETRY_TOLERANCE * np.abs(f).max()
         if np.any(bad):
