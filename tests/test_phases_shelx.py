@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from ase import Atoms
 
+from _phases_support import CELL, p1bar_crystal
 from mlxas.phases.dataset import make_arrays
 from mlxas.phases.dataset import test_crystals as make_test_crystals
 from mlxas.phases.evaluate import density_map, map_correlation
@@ -17,7 +17,6 @@ from mlxas.phases.predict import predict_measured, save_sign_model
 from mlxas.phases.reflections import PhaseFeatures, ReflectionSettings
 from mlxas.phases.shelx import ShelxError, read_hklf4, read_ins_symmetry
 
-CELL = (6.3, 7.1, 7.9, 84.0, 98.0, 103.0)
 INS = """TITL sim
 CELL 0.71073 {a} {b} {c} {al} {be} {ga}
 ZERR 2 0.001 0.001 0.001 0.01 0.01 0.01
@@ -29,17 +28,8 @@ END
 """
 
 
-def _atoms(seed=0, n=5):
-    rng = np.random.default_rng(seed)
-    els = ["C", "N", "O", "C", "C"][:n]
-    while True:
-        x = rng.random((n, 3))
-        a = Atoms(els * 2, scaled_positions=np.vstack([x, -x]) % 1.0, cell=CELL, pbc=True)
-        d = a.get_all_distances(mic=True)
-        np.fill_diagonal(d, np.inf)
-        if d.min() > 1.3:
-            a.info.update(name=f"m{seed}", structure_id=f"{seed + 1:016x}")
-            return a
+def _atoms(seed=0):
+    return p1bar_crystal(seed, ("C", "N", "O", "C", "C"), name="m")
 
 
 @pytest.fixture(scope="module")
