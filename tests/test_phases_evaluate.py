@@ -119,3 +119,34 @@ def test_fast_sign_scores_agree_with_map_based_metrics(crystal):
     assert fast["map_cc"][0] == pytest.approx(slow["map_cc"], abs=2e-3)
     assert fast["sign_accuracy"][0] == pytest.approx(slow["sign_accuracy"])
     assert fast["sign_accuracy_weighted"][0] == pytest.approx(slow["sign_accuracy_weighted"])
+
+
+def test_map_correlation_in_p21c_weights_reflections_by_multiplicity():
+    from mlxas.phases.evaluate import TestCrystal
+    from mlxas.phases.reflections import reflection_list, structure_factors
+
+    rng = np.random.default_rng(8)
+    x = rng.random((3, 3))
+    images = [x, x * [-1, 1, -1] + [0, 0.5, 0.5], -x, x * [1, -1, 1] + [0, 0.5, 0.5]]
+    frac = np.vstack(images) % 1.0
+    cell = (6.1, 7.3, 8.2, 90.0, 103.0, 90.0)
+    hkl = reflection_list("P 1 21/c 1", 5)
+    f = structure_factors(cell, ["C", "N", "O"] * 4, frac, np.full(12, 2.0), hkl).real
+    keep = np.abs(f) > 1e-3 * np.abs(f).max()
+    c = TestCrystal(
+        "p21c",
+        cell,
+        "P 1 21/c 1",
+        hkl[keep],
+        np.abs(f[keep]),
+        np.where(f[keep] > 0, 0.0, np.pi),
+        np.ones(keep.sum()),
+        x,
+    )
+    wrong = np.where(rng.random(keep.sum()) < 0.3, c.phase + np.pi, c.phase)
+    cc = map_correlation(cell, c.space_group, c.hkl, c.amplitude, wrong, c.phase)
+    special = (c.hkl[:, 1] == 0) | ((c.hkl[:, 0] == 0) & (c.hkl[:, 2] == 0))
+    m = np.where(special, 2.0, 4.0)  # h0l and 0k0 orbits are half as large
+    w = m * c.amplitude**2
+    assert cc == pytest.approx(np.sum(w * np.cos(wrong - c.phase)) / np.sum(w), abs=2e-3)
+    assert best_origin(c, wrong)[2] >= cc - 1e-9

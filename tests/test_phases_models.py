@@ -91,3 +91,19 @@ def test_kinds_and_specs():
     assert model.input_shape == (None, 2 * len(HKL)) and model.output_shape == (None, len(HKL))
     with pytest.raises(PhaseModelError, match="unknown phase model kind"):
         resolve_spec({"kind": "transformer"})
+
+
+def test_augmentation_moves_inputs_and_targets_with_one_permutation_per_crystal():
+    from mlxas.phases.models import _dataset
+
+    perms = signed_permutations(HKL)
+    n = len(HKL)
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 2 * n)).astype("float32")
+    y = rng.random((6, 2, n)).astype("float32")
+    xb, yb = (t.numpy() for t in next(iter(_dataset(x, y, perms, 6, False, 0, True))))
+    for i in range(6):
+        g = [k for k in range(48) if np.allclose(xb[i, :n], x[i, :n][perms[k]])]
+        assert g
+        assert np.allclose(xb[i, n:], x[i, n:][perms[g[0]]])
+        assert np.allclose(yb[i], y[i][:, perms[g[0]]])

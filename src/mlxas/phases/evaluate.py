@@ -93,23 +93,26 @@ def map_correlation(cell, space_group, hkl, amplitude, phase_a, phase_b) -> floa
     return float(np.corrcoef(a.as_numpy_array().ravel(), b.as_numpy_array().ravel())[0, 1])
 
 
+def _multiplicities(crystal: TestCrystal) -> np.ndarray:
+    """Reflections per symmetry orbit, Friedel mates included (cctbx)."""
+    f = _miller_array(crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude)
+    return f.multiplicities().data().as_numpy_array().astype(float)
+
+
 def best_origin(crystal: TestCrystal, phase: np.ndarray) -> tuple[np.ndarray, int, float]:
-    """``(phases moved to the best origin, its index, map_cc there)``."""
+    """``(phases moved to the best origin, its index, map_cc there)``.
+
+    The origin is chosen by Σ m |F|² cos Δφ (m: orbit multiplicity), which is the map
+    correlation by Parseval; the returned ``map_cc`` is then computed in real space."""
     flips = origin_flips(crystal.space_group, crystal.hkl)
-    best = (phase, 0, -math.inf)
-    for i, f in enumerate(flips):
-        shifted = np.where(f < 0, phase + np.pi, phase)
-        cc = map_correlation(
-            crystal.cell,
-            crystal.space_group,
-            crystal.hkl,
-            crystal.amplitude,
-            shifted,
-            crystal.phase,
-        )
-        if cc > best[2]:
-            best = (shifted, i, cc)
-    return best
+    w = _multiplicities(crystal) * crystal.amplitude**2
+    shifted = [np.where(f < 0, phase + np.pi, phase) for f in flips]
+    scores = [np.sum(w * np.cos(p - crystal.phase)) for p in shifted]
+    i = int(np.argmax(scores))
+    cc = map_correlation(
+        crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude, shifted[i], crystal.phase
+    )
+    return shifted[i], i, cc
 
 
 def asymmetric_sites(space_group: str, frac: np.ndarray, tol: float = 1e-3) -> np.ndarray:

@@ -55,14 +55,14 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "params": {"hidden": [100], "activation": "relu", "dropout": 0.0, "l2": 0.0},
     },
     "sign_mlp_oi": {
-        "epochs": 300,
+        "epochs": 150,
         "batch_size": 64,
         "learning_rate": 1e-3,
-        "patience": 30,
+        "patience": 15,
         "origin_invariant": True,
         "augment": True,
         "input": "e_value+mask",
-        "params": {"hidden": [512, 512], "activation": "relu", "dropout": 0.3, "l2": 1e-6},
+        "params": {"hidden": [256, 256], "activation": "relu", "dropout": 0.2, "l2": 1e-6},
     },
 }
 
@@ -177,21 +177,30 @@ def _dataset(x, y, perms, batch, shuffle, seed, augment):
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         ds = ds.shuffle(min(len(x), 20000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch)
     if augment:
         table = tf.constant(perms)
         n_ref = perms.shape[1]
+        two = x.shape[1] == 2 * n_ref
 
-        def aug(xi, yi):
-            g = tf.random.uniform((), 0, table.shape[0], dtype=tf.int32)
-            p = table[g]
-            if xi.shape[0] == 2 * n_ref:
-                xi = tf.concat([tf.gather(xi[:n_ref], p), tf.gather(xi[n_ref:], p)], 0)
+        def aug(xb, yb):
+            # one signed permutation per crystal of the batch, gathered in one call
+            g = tf.random.uniform((tf.shape(xb)[0],), 0, table.shape[0], dtype=tf.int32)
+            idx = tf.gather(table, g)  # [batch, n_ref]
+            if two:
+                xb = tf.concat(
+                    [
+                        tf.gather(xb[:, :n_ref], idx, batch_dims=1),
+                        tf.gather(xb[:, n_ref:], idx, batch_dims=1),
+                    ],
+                    axis=1,
+                )
             else:
-                xi = tf.gather(xi, p)
-            return xi, tf.gather(yi, p, axis=1)
+                xb = tf.gather(xb, idx, batch_dims=1)
+            return xb, tf.gather(yb, idx, axis=2, batch_dims=1)
 
         ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def train_signs(
