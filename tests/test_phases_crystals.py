@@ -62,9 +62,18 @@ def test_chemically_sensible(p1bar):
         assert max(a.cell.lengths()) <= settings.max_edge
 
 
-def test_p21c_crystal():
+def test_p21c_crystal_and_its_restricted_phases():
+    from mlxas.engines import ItemInput
+    from mlxas.phases.reflections import ReflectionsEngine, ReflectionSettings
+
     a = random_crystal(CrystalSettings(space_group=14, max_edge=16.0, max_heavy_atoms=12), 0)
     assert has_symmetry(a, "P 1 21/c 1") and a.info["z"] in (4, 8)
+    eng = ReflectionsEngine(ReflectionSettings(space_group="P 1 21/c 1", d_min=1.5, index_max=11))
+    text = eng.input_text(a, None, "p21c")
+    res = eng.run(ItemInput("p21c", "p21c", 0, text, "h"), None, 10.0)
+    assert res.ok, res.detail  # every phase at 0 or π: the engine checks it
+    _h, k, l_ = res.arrays["hkl"].T
+    assert not np.any((k == 0) & (l_ % 2 == 1))
     assert (
         spglib.get_symmetry_dataset(
             (a.cell[:], a.get_scaled_positions(), a.numbers), symprec=1e-3
