@@ -9,7 +9,8 @@ is everything from its merged amplitudes to its phases: quasi-normalisation to |
 (cctbx), the fixed-size input, the network (one crystal per call, TensorFlow limited
 to one thread) and the signs to phases; median over the crystals after one warm-up
 call.  Charge flipping: smtbx from random phases to its symmetrised solution, median.
-Writes ``benchmarks/results/phases_speed.json`` (value: the best network's median ms).
+Writes ``benchmarks/results/phases_speed.json`` (value: the best network's median CPU
+ms per crystal; wall-clock medians beside it).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import numpy as np
 from _common import write_result
 
 from mlxas.phases.charge_flip import charge_flip
-from mlxas.phases.labels import phase_restrictions, signs_to_phases
+from mlxas.phases.labels import signs_to_phases
 from mlxas.phases.models import predict_signs
 from mlxas.phases.predict import load_sign_model
-from mlxas.phases.reflections import box_lookup, quasi_normalise
+from mlxas.phases.reflections import box_lookup, list_restrictions, quasi_normalise
 
 
 def phase_one(model, card, settings, features, crystal) -> np.ndarray:
@@ -46,7 +47,15 @@ def phase_one(model, card, settings, features, crystal) -> np.ndarray:
     )
     mask[0, idx] = 1.0
     prob = predict_signs(model, card["spec"], e, mask)[0, idx]
-    return signs_to_phases(prob, phase_restrictions(settings.space_group, crystal.hkl)[1])
+    return signs_to_phases(prob, list_restrictions(settings.space_group, settings.index_max)[idx])
+
+
+def _stats(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    return {
+        "median_ms": 1e3 * float(np.median(wall)),
+        "median_cpu_ms": 1e3 * float(np.median(cpu)),
+        "max_ms": 1e3 * float(np.max(wall)),
+    }
 
 
 def main() -> None:
@@ -65,39 +74,38 @@ def main() -> None:
             data.WORK / "models" / f"{name}_d{args.d_min:.1f}"
         )
         phase_one(model, card, settings, features, crystals[0])  # warm-up (graph tracing)
-        times = []
+        wall, cpu = [], []
         for c in crystals:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             phase_one(model, card, settings, features, c)
-            times.append(time.perf_counter() - t0)
-        out[name] = {
-            "median_ms": 1e3 * float(np.median(times)),
-            "max_ms": 1e3 * float(np.max(times)),
-            "kind": card["kind"],
-        }
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        out[name] = _stats(wall, cpu) | {"kind": card["kind"]}
         print(name, out[name], flush=True)
-    cf_times, solved = [], 0
+    wall, cpu, solved = [], [], 0
     for c in crystals:
+        c0 = time.process_time()
         r = charge_flip(c.cell, c.space_group, c.hkl, c.amplitude, seed=0)
-        cf_times.append(r.seconds)
+        cpu.append(time.process_time() - c0)
+        wall.append(r.seconds)
         solved += r.symmetrised
-    out["charge_flipping"] = {
-        "median_ms": 1e3 * float(np.median(cf_times)),
-        "max_ms": 1e3 * float(np.max(cf_times)),
-        "symmetrised": solved,
-    }
+    out["charge_flipping"] = _stats(wall, cpu) | {"symmetrised": solved}
     print("charge_flipping", out["charge_flipping"], flush=True)
     write_result(
         "phases_speed",
-        out["best"]["median_ms"],
-        "ms per crystal",
-        value_is="median time of the best sign network for one crystal, amplitudes to phases",
+        out["best"]["median_cpu_ms"],
+        "ms CPU per crystal",
+        value_is="median CPU time of the best sign network for one crystal, amplitudes to "
+        "phases (CPU time because the shared machine's wall time is mostly waiting for a "
+        "core; median_ms has the wall time)",
         target="<= 10 ms",
         d_min=args.d_min,
         n_crystals=len(crystals),
         n_reflections_median=int(np.median([len(c.hkl) for c in crystals])),
         methods=out,
         speedup_vs_charge_flipping=out["charge_flipping"]["median_ms"] / out["best"]["median_ms"],
+        speedup_vs_charge_flipping_cpu=out["charge_flipping"]["median_cpu_ms"]
+        / out["best"]["median_cpu_ms"],
         threads=1,
     )
 

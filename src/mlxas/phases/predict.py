@@ -27,6 +27,7 @@ from mlxas.phases.reflections import (
     PhaseFeatures,
     ReflectionSettings,
     box_lookup,
+    list_restrictions,
     quasi_normalise,
     reflection_list,
 )
@@ -164,7 +165,7 @@ def predict_measured(
 
 
 def _model_phases(model, card, settings, features, cell, hkl, amp, where):
-    from mlxas.phases.labels import phase_restrictions, signs_to_phases
+    from mlxas.phases.labels import signs_to_phases
     from mlxas.phases.models import predict_signs
 
     idx = box_lookup(settings.space_group, settings.index_max, hkl, where)
@@ -174,7 +175,7 @@ def _model_phases(model, card, settings, features, cell, hkl, amp, where):
     e[0, idx] = quasi_normalise(cell, settings.space_group, hkl, amp, features.reflections_per_bin)
     mask[0, idx] = 1.0
     prob = predict_signs(model, card["spec"], e, mask)[0, idx]
-    ht = phase_restrictions(settings.space_group, hkl)[1]
+    ht = list_restrictions(settings.space_group, settings.index_max)[idx]
     return signs_to_phases(prob, ht), np.maximum(prob, 1.0 - prob)
 
 

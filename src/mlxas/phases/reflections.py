@@ -48,6 +48,7 @@ __all__ = [
     "ReflectionSettings",
     "ReflectionsEngine",
     "box_lookup",
+    "list_restrictions",
     "reflection_list",
     "structure_factors",
 ]
@@ -113,6 +114,15 @@ def _reflection_list(space_group: str, index_max: int) -> np.ndarray:
 def reflection_list(space_group: str, index_max: int) -> np.ndarray:
     """The fixed reflection list ``[n, 3]`` (int32, read-only) of a setting."""
     return _reflection_list(space_group, int(index_max))
+
+
+@cache
+def list_restrictions(space_group: str, index_max: int) -> np.ndarray:
+    """``ht`` (radians, read-only) of every reflection of the setting's list (cctbx's
+    phase restriction, computed once: per-reflection calls cost ~3 µs each)."""
+    ht = phase_restrictions(space_group, reflection_list(space_group, index_max))[1]
+    ht.setflags(write=False)
+    return ht
 
 
 @cache
@@ -313,7 +323,7 @@ class ReflectionsEngine(SignalEngine):
         0: ht + π; 0 where masked) and ``phase`` (radians), float32 ``[n_items, n]``."""
         s = self.settings
         hkl_all = reflection_list(s.space_group, s.index_max)
-        ht_all = phase_restrictions(s.space_group, hkl_all)[1]
+        ht_all = list_restrictions(s.space_group, s.index_max)
         out = {k: np.zeros((len(results), len(hkl_all)), np.float32) for k in ("sign", "phase")}
         for i, r in enumerate(results):
             idx = box_lookup(s.space_group, s.index_max, r.arrays["hkl"], r.item_id)
