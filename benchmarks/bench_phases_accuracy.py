@@ -1,7 +1,7 @@
 """Phase-problem accuracy: solved fractions at 1.0 / 1.5 / 2.0 Å for the reference sign
 network, the best network and charge flipping, on the same held-out P-1 crystals.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_phases_accuracy.py --n-test 100
+    nice -n 10 .venv/bin/python benchmarks/bench_phases_accuracy.py --n-test 40
 
 Needs the crystals of ``benchmarks/_phases_crystals.py`` (train: seed 0, test: seed 1).
 Per resolution: both networks are trained on all training crystals (the last 10 % for

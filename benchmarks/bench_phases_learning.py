@@ -129,7 +129,7 @@ def main() -> None:
     write_result(
         "phases_learning_curve",
         curve["best"][-1]["sign_accuracy_weighted"],
-        "fraction of signs right (|E|²-weighted)",
+        "fraction of signs right (weighted by E squared)",
         value_is=f"best network, {curve['best'][-1]['n_train']} training crystals",
         d_min=args.d_min,
         n_test=len(test["sign"]),
