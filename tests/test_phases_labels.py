@@ -38,6 +38,17 @@ def _p21c(rng, n=3):
     return ["C", "N", "O"][:n] * 4, frac
 
 
+GROUPS = [("P-1", _p1bar, CELL_P1), ("P 1 21/c 1", _p21c, CELL_P21C)]
+
+
+def _computed(sg, maker, cell, seed, b):
+    """``(hkl, F, symbols, frac, B)`` of a random crystal of group ``sg`` (index box 4)."""
+    symbols, frac = maker(np.random.default_rng(seed))
+    hkl = reflection_list(sg, 4)
+    bs = np.full(len(symbols), b)
+    return hkl, structure_factors(cell, symbols, frac, bs, hkl), symbols, frac, bs
+
+
 @pytest.mark.parametrize("sg", ["P-1", "P 1 21/c 1"])
 def test_every_reflection_is_centric_with_ht_zero(sg):
     from cctbx import sgtbx
@@ -49,14 +60,9 @@ def test_every_reflection_is_centric_with_ht_zero(sg):
     assert centric.all() and np.allclose(ht, 0.0)
 
 
-@pytest.mark.parametrize(
-    "sg,maker,cell", [("P-1", _p1bar, CELL_P1), ("P 1 21/c 1", _p21c, CELL_P21C)]
-)
+@pytest.mark.parametrize("sg,maker,cell", GROUPS)
 def test_computed_phases_are_signs_of_real_f(sg, maker, cell):
-    rng = np.random.default_rng(1)
-    symbols, frac = maker(rng)
-    hkl = reflection_list(sg, 4)
-    f = structure_factors(cell, symbols, frac, np.full(len(symbols), 3.0), hkl)
+    hkl, f, *_ = _computed(sg, maker, cell, seed=1, b=3.0)
     assert np.abs(f.imag).max() < 1e-9 * np.abs(f).max()
     labels = sign_labels(np.angle(f), phase_restrictions(sg, hkl)[1], tolerance=1e-6)
     strong = np.abs(f) > 1e-6 * np.abs(f).max()
@@ -93,15 +99,10 @@ def test_origin_shifts_are_cctbx_allowed_and_complete(sg):
     assert not info.is_allowed_origin_shift((0.25, 0.0, 0.0), 1e-6)
 
 
-@pytest.mark.parametrize(
-    "sg,maker,cell", [("P-1", _p1bar, CELL_P1), ("P 1 21/c 1", _p21c, CELL_P21C)]
-)
+@pytest.mark.parametrize("sg,maker,cell", GROUPS)
 def test_origin_flips_match_structures_moved_to_each_inversion_centre(sg, maker, cell):
-    rng = np.random.default_rng(4)
-    symbols, frac = maker(rng)
-    hkl = reflection_list(sg, 4)
-    b = np.full(len(symbols), 2.0)
-    f0 = structure_factors(cell, symbols, frac, b, hkl).real
+    hkl, f0, symbols, frac, b = _computed(sg, maker, cell, seed=4, b=2.0)
+    f0 = f0.real
     strong = np.abs(f0) > 1e-6 * np.abs(f0).max()
     flips = origin_flips(sg, hkl)
     assert np.all(flips[0] == 1)
