@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# cctbx (mlxas.phases) must be imported before pandas, scipy, gemmi, ... or the
+# process crashes (two libstdc++ copies); see src/mlxas/phases/__init__.py.
+import cctbx.array_family.flex  # noqa: F401
 import pytest
 import yaml
 
