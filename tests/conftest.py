@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-# cctbx (mlxas.phases) must be imported before pandas, scipy, gemmi, ... or the
-# process crashes (two libstdc++ copies); see src/mlxas/phases/__init__.py.
-import cctbx.array_family.flex  # noqa: F401
 import pytest
 import yaml
 
+# mlxas before the rest: it loads cctbx's C++ runtime before pandas, scipy, gemmi, ... would load
+# the system's, which crashes cctbx (see src/mlxas/_native.py).
+import mlxas  # noqa: F401
 from _cu_config import cu_nanoparticles_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,12 +3,14 @@ reflection list, refusals and failures, featurize and targets."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 from ase import Atoms
 
+from _phases_support import gemmi_structure_factors
 from mlxas.engines import InputError, ItemInput, engine_class, get_engine
 from mlxas.phases.reflections import (
     PhaseFeatures,
@@ -71,8 +73,6 @@ def test_two_atom_cell_matches_hand_calculation():
 
 def test_structure_factors_agree_with_gemmi():
     """An independent library (gemmi, IT92 coefficients) on a random P-1 crystal."""
-    import gemmi
-
     rng = np.random.default_rng(3)
     x = rng.random((5, 3))
     els = ["C", "N", "O", "S", "Cl"]
@@ -86,26 +86,8 @@ def test_structure_factors_agree_with_gemmi():
     eng = get_engine("reflections", ReflectionSettings(d_min=1.2, index_max=8, table="it1992"))
     res = _run(eng, atoms)
     assert res.ok
-    b_el = eng.input_text(atoms, None, "x")
-    import json
-
-    b = json.loads(b_el)["b_iso"]["elements"]
-    st = gemmi.SmallStructure()
-    st.cell = gemmi.UnitCell(*atoms.cell.cellpar())
-    st.spacegroup_hm = "P 1"
-    for el, f in zip(atoms.get_chemical_symbols(), atoms.get_scaled_positions(), strict=True):
-        site = gemmi.SmallStructure.Site()
-        site.label, site.type_symbol, site.element = el, el, gemmi.Element(el)
-        site.fract = gemmi.Fractional(*f)
-        site.u_iso = b[el] / (8 * math.pi**2)
-        site.occ = 1.0
-        st.add_site(site)
-    st.setup_cell_images()
-    calc = gemmi.StructureFactorCalculatorX(st.cell)
-    hkl = res.arrays["hkl"]
-    f_gemmi = np.array(
-        [calc.calculate_sf_from_small_structure(st, tuple(map(int, h))) for h in hkl]
-    )
+    b = json.loads(eng.input_text(atoms, None, "x"))["b_iso"]["elements"]
+    f_gemmi = gemmi_structure_factors(atoms, b, res.arrays["hkl"])
     f_ours = res.arrays["amplitude"] * np.exp(1j * res.arrays["phase"])
     assert np.abs(f_ours - f_gemmi).max() < 2e-3 * np.abs(f_gemmi).max()
 

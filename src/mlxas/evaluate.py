@@ -184,6 +184,15 @@ def comparison_table(results: dict[str, Any]) -> tuple[str, str]:
     return "\n".join(md) + "\n", "\n".join(csv) + "\n"
 
 
+def _test_cn(ds) -> np.ndarray:
+    """True CN of the test examples, for errors per CN class; a dataset without a ``cn``
+    label (e.g. the reflections' phase signs) is one class, 0."""
+    names = ds.label_names()
+    if "cn" in names or not names:
+        return np.asarray(ds.labels("cn", "test"), dtype=float)
+    return np.zeros(len(ds.labels(names[0], "test")))
+
+
 def evaluate(
     dataset,
     pointer_files: list[str],
@@ -212,7 +221,7 @@ def _evaluate(ds, pointer_files: list[str], out: Layout, primary: str | None) ->
     from mlxas.models.card import json_safe, load_model
 
     out.evaluation_dir.mkdir(parents=True, exist_ok=True)
-    cn_test = np.asarray(ds.labels("cn", "test"), dtype=float)
+    cn_test = _test_cn(ds)
     if len(cn_test) == 0:
         raise ModelConfigError(
             f"{getattr(ds, 'path', 'dataset')}: the test split is empty; nothing to evaluate"

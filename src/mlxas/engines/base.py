@@ -200,6 +200,15 @@ class SignalEngine(ABC):
 
     # Optional hooks, with defaults that suit an engine without them.
 
+    def target_names(self, features: Any) -> tuple[str, ...]:
+        """Keys of :meth:`featurize` that are model *targets* computed with the signal
+        (the ``reflections`` engine: each reflection's phase sign and phase), not model
+        inputs.  ``gather`` stores them as labels of the items (units from
+        :meth:`feature_units`, grid from :meth:`feature_axes`), beside the label sets'
+        columns, and the config check accepts them as model targets.  Empty: every
+        target comes from the label sets."""
+        return ()
+
     def check_item(self, result: ItemResult, features: Any) -> tuple[str, str] | None:
         """``(reason, detail)`` when a successful run's arrays cannot be featurized (empty,
         not finite, a XANES edge that cannot be normalised); gather lists the item as a
@@ -267,7 +276,7 @@ def engine_from_plan(plan: Mapping[str, Any]) -> SignalEngine:
 
 #: Modules that register the built-in engines, imported on first look-up so that reading
 #: a config does not import every simulation library.
-BUILTIN_MODULES: list[str] = ["mlxas.engines.feff"]
+BUILTIN_MODULES: list[str] = ["mlxas.engines.feff", "mlxas.phases.reflections"]
 
 
 def _load_builtin() -> None:

@@ -1,65 +1,7 @@
-"""``python -m mlxas.phases``: phases and a density map for measured single-crystal data.
+"""``python -m mlxas.phases``: the same as ``mlxas phases`` (:mod:`mlxas.phases.command`)."""
 
-python -m mlxas.phases predict data.hkl --ins data.ins --model models/best_d1.0 --out out/
-python -m mlxas.phases predict data.hkl --ins data.res --method charge_flipping --out out/
-"""
-
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-from pathlib import Path
 
-from mlxas.phases.shelx import ShelxError
+from mlxas.phases.command import main
 
-
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m mlxas.phases", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
-        "predict",
-        help="phase a SHELX HKLF 4 file",
-        description="Merge the reflections of a SHELX HKLF 4 file (cell and space group "
-        "from the .ins/.res), phase them with a sign model or charge flipping, and write "
-        "phases.csv, map.ccp4 and summary.json to --out.",
-    )
-    p.add_argument("hkl", type=Path, help="SHELX HKLF 4 file (h k l F² σ, 3I4,2F8.2)")
-    p.add_argument(
-        "--ins",
-        type=Path,
-        help="the .ins/.res with CELL, LATT and SYMM "
-        "(default: the .ins, else .res, beside the .hkl)",
-    )
-    p.add_argument("--model", type=Path, help="a saved sign model (model.keras + card.json)")
-    p.add_argument("--method", choices=["model", "charge_flipping"], default="model")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="charge flipping's random start")
-    return ap
-
-
-def _ins_beside(hkl: Path) -> Path:
-    for suffix in (".ins", ".res"):
-        if (cand := hkl.with_suffix(suffix)).exists():
-            return cand
-    raise ShelxError(f"{hkl}: no .ins or .res beside it; give one with --ins")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from mlxas.phases.predict import predict_measured
-
-    try:
-        ins = args.ins or _ins_beside(args.hkl)
-        predict_measured(
-            args.hkl, ins, args.out, model_dir=args.model, method=args.method, seed=args.seed
-        )
-    except (ShelxError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(json.loads((args.out / "summary.json").read_text()), indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main())

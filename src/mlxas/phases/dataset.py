@@ -1,6 +1,6 @@
 """Crystals to model arrays through the ``reflections`` engine (for experiments and tests).
 
-The workflow's gather stage will do this from chunk files; this module does it in memory
+The workflow's gather stage does this from chunk files; this module does it in memory
 for a list of crystals, with the same engine calls (:meth:`input_text`, :meth:`run`,
 :meth:`featurize`, :meth:`targets`), so experiments and the workflow see the same
 numbers.  :func:`make_arrays` returns fixed-size arrays for training;
@@ -79,12 +79,11 @@ def make_arrays(
     ok, failed = run_crystals(engine, crystals)
     results = [r for _, r in ok]
     feats = engine.featurize(results, features or PhaseFeatures())
-    targets = engine.targets(results)
     return PhaseArrays(
         e_value=feats["e_value"],
         amplitude=feats["amplitude"],
         mask=feats["mask"],
-        sign=targets["sign"],
+        sign=feats["sign"],
         names=[r.item_id for r in results],
         hkl=np.asarray(reflection_list(settings.space_group, settings.index_max)),
         failures=failed,

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.engines.base import InputError, ItemInput, ItemResult, SignalEngine, register
+from mlxas.engines.base import Axis, InputError, ItemInput, ItemResult, SignalEngine, register
 from mlxas.phases.labels import phase_restrictions
 from mlxas.provenance import hash_bytes
 
@@ -49,6 +49,7 @@ __all__ = [
     "ReflectionsEngine",
     "box_lookup",
     "list_restrictions",
+    "phase_features",
     "reflection_list",
     "structure_factors",
 ]
@@ -301,8 +302,11 @@ class ReflectionsEngine(SignalEngine):
     def featurize(self, results: Sequence[ItemResult], features: Any) -> dict[str, np.ndarray]:
         """``amplitude`` (|F|, electrons), ``e_value`` (|E|, or |F| when not
         normalised) and ``mask`` (1: reflection within d_min), each float32
-        ``[n_items, n_reflections]`` on the setting's reflection list."""
-        feats = features or PhaseFeatures()
+        ``[n_items, n_reflections]`` on the setting's reflection list; and the targets
+        ``sign`` and ``phase`` (:meth:`targets`, listed by :meth:`target_names`).
+        ``features``: :class:`PhaseFeatures`, or the workflow's ``features`` section
+        (its ``reflections`` key)."""
+        feats = phase_features(features)
         s = self.settings
         n = len(reflection_list(s.space_group, s.index_max))
         out = {k: np.zeros((len(results), n), np.float32) for k in ("amplitude", "e_value", "mask")}
@@ -316,7 +320,13 @@ class ReflectionsEngine(SignalEngine):
                 if feats.normalise
                 else amp
             )
-        return out
+        return {**out, **self.targets(results)}
+
+    def target_names(self, features: Any) -> tuple[str, ...]:
+        return ("sign", "phase")
+
+    def feature_units(self, features: Any) -> dict[str, str]:
+        return {"amplitude": "electrons", "phase": "rad"}
 
     def targets(self, results: Sequence[ItemResult]) -> dict[str, np.ndarray]:
         """Targets computed with the signal: ``sign`` (1: phase = restricted value ht,
@@ -333,10 +343,30 @@ class ReflectionsEngine(SignalEngine):
             out["sign"][i, idx] = np.cos(phase - ht_all[idx]) > 0
         return out
 
-    def feature_axes(self, features: Any) -> dict[str, tuple[np.ndarray, str]]:
-        n = len(reflection_list(self.settings.space_group, self.settings.index_max))
-        axis = (np.arange(n), "reflection (see reflection_list)")
-        return {"amplitude": axis, "e_value": axis, "mask": axis}
+    def feature_axes(self, features: Any) -> dict[str, tuple[Axis, ...]]:
+        """One shared axis ``reflection``: the row of the setting's reflection list
+        (:func:`reflection_list` of the engine's ``space_group`` and ``index_max``)."""
+        s = self.settings
+        n = len(reflection_list(s.space_group, s.index_max))
+        axis = Axis(
+            "reflection",
+            np.arange(n),
+            "",
+            f"row of the {s.space_group} reflection list to index {s.index_max} "
+            "(mlxas.phases.reflections.reflection_list)",
+        )
+        return {k: (axis,) for k in ("amplitude", "e_value", "mask", "sign", "phase")}
+
+
+def phase_features(features: Any) -> PhaseFeatures:
+    """:class:`PhaseFeatures` from itself, None (defaults) or the workflow's ``features``
+    section (plain data; its ``reflections`` key, schema defaults filled in)."""
+    if isinstance(features, PhaseFeatures):
+        return features
+    from mlxas.settings import from_mapping
+
+    section = (features or {}).get("reflections") or {}
+    return from_mapping(PhaseFeatures, section, "features.reflections")
 
 
 def normalised_amplitudes(space_group: str, result: ItemResult, per_bin: int) -> np.ndarray:
