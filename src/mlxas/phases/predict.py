@@ -32,6 +32,7 @@ from mlxas.phases.reflections import (
     reflection_list,
 )
 from mlxas.phases.shelx import HklData, ShelxError, read_hklf4, read_ins_symmetry
+from mlxas.workflow.layout import ModelFiles
 
 __all__ = ["MeasuredPhases", "load_sign_model", "predict_measured", "save_sign_model"]
 
@@ -49,10 +50,12 @@ class MeasuredPhases:
 
 def save_sign_model(directory: str | Path, result, settings: ReflectionSettings,
                     features: PhaseFeatures) -> Path:  # fmt: skip
-    """Write ``model.keras`` (weights and architecture, no optimiser) and ``card.json``."""
+    """Write the model (weights and architecture, no optimiser) and its card into
+    ``directory``, named as in a workflow model folder (:class:`ModelFiles`)."""
     import keras
 
     directory = Path(directory)
+    files = ModelFiles(directory)
     directory.mkdir(parents=True, exist_ok=True)
     from mlxas.phases.models import build
 
@@ -61,7 +64,7 @@ def save_sign_model(directory: str | Path, result, settings: ReflectionSettings,
     n = len(reflection_list(settings.space_group, settings.index_max))
     model = build(spec["kind"], n, spec["input"], spec["params"])
     model.set_weights(result.model.get_weights())
-    model.save(directory / "model.keras")
+    model.save(files.model)
     card = {
         "kind": result.spec["kind"],
         "spec": result.spec,
@@ -75,7 +78,7 @@ def save_sign_model(directory: str | Path, result, settings: ReflectionSettings,
         },
         "keras_version": keras.__version__,
     }
-    (directory / "card.json").write_text(json.dumps(card, indent=1))
+    files.card.write_text(json.dumps(card, indent=1))
     return directory
 
 
@@ -83,12 +86,12 @@ def load_sign_model(directory: str | Path):
     """``(model, card, settings, features)`` of a saved sign model (safe mode on)."""
     import keras
 
-    directory = Path(directory)
+    files = ModelFiles(directory)
     try:
-        card = json.loads((directory / "card.json").read_text())
+        card = json.loads(files.card.read_text())
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{directory}: no readable card.json: {exc}") from exc
-    model = keras.models.load_model(directory / "model.keras", compile=False, safe_mode=True)
+        raise ValueError(f"{files.card}: not a readable model card: {exc}") from exc
+    model = keras.models.load_model(files.model, compile=False, safe_mode=True)
     r = card["reflections"]
     settings = ReflectionSettings(**{**r, "b_iso": tuple(r["b_iso"])})
     return model, card, settings, PhaseFeatures(**card["features"])
