@@ -10,7 +10,7 @@ in ``rejected_<chunk>.csv``; ``rate_<chunk>.json`` holds the CPU seconds per cry
 from __future__ import annotations
 
 # isort: off
-import mlxas.phases  # noqa: F401  (first: cctbx before scipy)
+import mlxas  # noqa: F401  (first: loads cctbx's C++ runtime before scipy)
 
 # isort: on
 import argparse

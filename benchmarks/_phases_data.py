@@ -9,7 +9,7 @@ reflection settings per resolution, and cached model arrays.
 from __future__ import annotations
 
 # isort: off
-import mlxas.phases  # noqa: F401  (first: cctbx before scipy/pandas)
+import mlxas  # noqa: F401  (first: loads cctbx's C++ runtime before scipy/pandas)
 
 # isort: on
 import math

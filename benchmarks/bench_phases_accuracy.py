@@ -17,7 +17,7 @@ the best network's phases.  Writes ``benchmarks/results/phases_accuracy.json``
 from __future__ import annotations
 
 # isort: off
-import _phases_data as data  # first: imports cctbx before scipy/pandas
+import _phases_data as data  # first: mlxas loads cctbx's runtime before scipy/pandas
 
 # isort: on
 import argparse

@@ -15,7 +15,7 @@ best network's weighted sign accuracy at the largest size) and
 from __future__ import annotations
 
 # isort: off
-import _phases_data as data  # first: imports cctbx before scipy/pandas
+import _phases_data as data  # first: mlxas loads cctbx's runtime before scipy/pandas
 
 # isort: on
 import argparse

@@ -16,7 +16,7 @@ ms per crystal; wall-clock medians beside it).
 from __future__ import annotations
 
 # isort: off
-import _phases_data as data  # first: imports cctbx before scipy/pandas
+import _phases_data as data  # first: mlxas loads cctbx's runtime before scipy/pandas
 
 # isort: on
 import argparse

@@ -81,7 +81,8 @@ def test_gathered_dataset_holds_amplitudes_and_sign_labels_that_gemmi_confirms(t
     assert report.n_sites == 3 and report.n_failures == 0
     hkl = reflection_list(settings.space_group, settings.index_max)
     with open_dataset(path) as ds:
-        assert {"amplitude", "e_value", "mask"} <= set(ds.feature_names())
+        assert {"amplitude", "e_value", "intensity", "mask"} <= set(ds.feature_names())
+        assert np.allclose(ds.features("intensity"), ds.features("e_value") ** 2)
         ids = list(ds.frame()["site_id"])
         amp, mask = ds.features("amplitude"), ds.features("mask")
         sign, phase = ds.labels("sign"), ds.labels("phase")
@@ -133,7 +134,10 @@ def test_phases_experiment_config_is_valid_and_reads_the_engine_targets():
     assert exp.engine.name == "reflections" and exp.sites.mode == "structure"
     assert type(exp.sources["p1bar"]).kind == "random_molecular"
     assert exp.engine.settings.d_min == 1.0 and exp.engine.settings.b_iso == (2.0, 5.0)
-    assert all(spec.targets == ("sign",) for spec in exp.models.values())
+    ref = exp.models["reference"]
+    assert (ref.kind, ref.input, ref.targets, ref.sample_weight) == (
+        "sign_mlp", "e_value", ("sign",), "intensity"
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

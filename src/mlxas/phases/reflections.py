@@ -301,8 +301,9 @@ class ReflectionsEngine(SignalEngine):
 
     def featurize(self, results: Sequence[ItemResult], features: Any) -> dict[str, np.ndarray]:
         """``amplitude`` (|F|, electrons), ``e_value`` (|E|, or |F| when not
-        normalised) and ``mask`` (1: reflection within d_min), each float32
-        ``[n_items, n_reflections]`` on the setting's reflection list; and the targets
+        normalised), ``intensity`` (``e_value`` squared: the weights of the
+        intensity-weighted sign loss) and ``mask`` (1: reflection within d_min), each
+        float32 ``[n_items, n_reflections]`` on the setting's reflection list; and the targets
         ``sign`` and ``phase`` (:meth:`targets`, listed by :meth:`target_names`).
         ``features``: :class:`PhaseFeatures`, or the workflow's ``features`` section
         (its ``reflections`` key)."""
@@ -320,7 +321,7 @@ class ReflectionsEngine(SignalEngine):
                 if feats.normalise
                 else amp
             )
-        return {**out, **self.targets(results)}
+        return {**out, "intensity": out["e_value"] ** 2, **self.targets(results)}
 
     def target_names(self, features: Any) -> tuple[str, ...]:
         return ("sign", "phase")
@@ -355,7 +356,8 @@ class ReflectionsEngine(SignalEngine):
             f"row of the {s.space_group} reflection list to index {s.index_max} "
             "(mlxas.phases.reflections.reflection_list)",
         )
-        return {k: (axis,) for k in ("amplitude", "e_value", "mask", "sign", "phase")}
+        keys = ("amplitude", "e_value", "intensity", "mask", "sign", "phase")
+        return {k: (axis,) for k in keys}
 
 
 def phase_features(features: Any) -> PhaseFeatures:
