@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from _phases_support import CELL, p1bar_crystal
+from _phases_support import CELL, gather_crystals, p1bar_crystal, stage_crystals
 from mlxas.phases.dataset import make_arrays
 from mlxas.phases.dataset import test_crystals as make_test_crystals
 from mlxas.phases.evaluate import density_map, map_correlation
@@ -143,3 +143,22 @@ def test_saved_model_predicts_on_measured_data(measured, tmp_path):
     wrong.write_text(text.replace(" 84.0 98.0 103.0", " 90 98.0 90"))
     with pytest.raises(ShelxError, match="trained for P-1"):
         predict_measured(d / "x.hkl", wrong, tmp_path / "w", model_dir=tmp_path / "model")
+
+
+def test_a_workflow_model_predicts_on_measured_data(measured, tmp_path):
+    """A sign_mlp trained by the workflow's train stage on a gathered dataset phases the
+    measured data; its card carries the engine settings that rebuild the inputs."""
+    from mlxas.models.spec import ModelSpec
+    from mlxas.models.train import train
+
+    d, truth, settings = measured
+    images = stage_crystals(8, ("C", "N", "O", "C", "C"))
+    path = gather_crystals(tmp_path, images, settings, (0.6, 0.2, 0.2))[1]
+    entry = {"name": "ref", "kind": "sign_mlp", "input": "e_value", "targets": ["sign"],
+             "sample_weight": "intensity", "epochs": 2, "params": {"hidden": [8]}}  # fmt: skip
+    _, card, folder = train(path, ModelSpec.from_config(entry), tmp_path / "models", verbose=0)
+    assert card["preprocessing"]["engine"]["settings"]["index_max"] == settings.index_max
+    res = predict_measured(d / "x.hkl", d / "x.ins", tmp_path / "pred", model_dir=folder)
+    assert res.phase.shape == (len(truth.hkl),)
+    assert np.all(np.isin(np.round(np.degrees(res.phase)) % 360, [0, 180]))
+    assert np.all((res.p_sign >= 0.5) & (res.p_sign <= 1.0))

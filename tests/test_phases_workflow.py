@@ -12,72 +12,20 @@ import numpy as np
 import pytest
 import spglib
 
-from _phases_support import gemmi_structure_factors, p1bar_crystal
+from _phases_support import gather_crystals, gemmi_structure_factors, stage_crystals
 from mlxas.errors import ConfigError
-from mlxas.provenance import structure_hash
 from mlxas.workflow.checks import check_config, load_experiment
-from mlxas.workflow.layout import Layout
 
 PHASES_CONFIG = "config/experiments/phases_p1.yaml"
-
-
-def _crystals(n: int):
-    images = []
-    for seed in range(n):
-        atoms = p1bar_crystal(seed)
-        sid = structure_hash(atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array,
-                             atoms.pbc)  # fmt: skip
-        atoms.info = {"structure_id": sid, "source": "xtals", "name": f"c{seed}", "frame": -1}
-        images.append(atoms)
-    return images
-
-
-def _gathered(tmp_path, images, settings):
-    """Run the workflow's stage functions (sites, inputs, simulate, labels, gather)."""
-    from mlxas.dataset import DatasetSettings, SplitSettings, gather
-    from mlxas.engines import get_engine
-    from mlxas.simulation.inputs import build_inputs
-    from mlxas.simulation.runner import run_chunk
-    from mlxas.sites import (
-        LabelSettings,
-        SitesSettings,
-        compute_labels,
-        site_table,
-        write_labels,
-        write_sites,
-    )
-
-    layout = Layout(tmp_path / "results" / "phases")
-    sites = site_table(images, None, SitesSettings(mode="structure"))
-    folder = layout.simulation("xtals")
-    engine = get_engine("reflections", settings)
-    build_inputs(sites, {a.info["structure_id"]: a for a in images}, engine, 2, folder)
-    n_chunks = json.loads(folder.chunk_plan.read_text())["n_chunks"]
-    for chunk in range(n_chunks):
-        assert all(r.ok for r in run_chunk(folder, chunk, timeout=60))
-    write_sites(sites, layout.sites("xtals"), SitesSettings(mode="structure"))
-    labels, meta = compute_labels(images, sites, None, LabelSettings(sets=()))
-    write_labels(labels, meta, layout.labels("xtals"))
-    features = {"reflections": {"normalise": True, "reflections_per_bin": 50}}
-    split = SplitSettings((0.34, 0.33, 0.33), "structure", 0)
-    report = gather(
-        [folder.chunk(c) for c in range(n_chunks)],
-        [layout.sites("xtals")],
-        [layout.labels("xtals")],
-        layout.dataset,
-        DatasetSettings(features=features, split=split),
-        inputs_files=[folder.inputs_table],
-    )
-    return report, layout.dataset, engine
 
 
 def test_gathered_dataset_holds_amplitudes_and_sign_labels_that_gemmi_confirms(tmp_path):
     from mlxas.dataset import open as open_dataset
     from mlxas.phases.reflections import ReflectionSettings, reflection_list
 
-    images = _crystals(3)
+    images = stage_crystals(3)
     settings = ReflectionSettings(d_min=1.5, index_max=6, table="it1992")
-    report, path, engine = _gathered(tmp_path, images, settings)
+    report, path, engine = gather_crystals(tmp_path, images, settings)
     assert report.n_sites == 3 and report.n_failures == 0
     hkl = reflection_list(settings.space_group, settings.index_max)
     with open_dataset(path) as ds:

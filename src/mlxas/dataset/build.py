@@ -279,6 +279,8 @@ def _write_verified(
         "absorber": absorber or "",
         "edge": edge or "",
         "engine": engine.name,
+        # the engine's settings, for a model that must rebuild its inputs (reflections)
+        "engine_settings": json.dumps(engine.settings_dict(), sort_keys=True),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "settings": json.dumps(settings_dict, sort_keys=True),
         "labels": json.dumps(provenance[0]["labels"], sort_keys=True),

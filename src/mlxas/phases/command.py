@@ -31,7 +31,12 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
         help="the .ins/.res with CELL, LATT and SYMM "
         "(default: the .ins, else .res, beside the .hkl)",
     )
-    p.add_argument("--model", type=Path, help="a sign-model folder written by save_sign_model")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="a sign model: the workflow's (model folder, models/<name>.json or "
+        "models/latest) or a folder written by save_sign_model",
+    )
     p.add_argument("--method", choices=["model", "charge_flipping"], default="model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="charge flipping's random start")

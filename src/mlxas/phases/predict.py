@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +35,13 @@ from mlxas.phases.reflections import (
 from mlxas.phases.shelx import HklData, ShelxError, read_hklf4, read_ins_symmetry
 from mlxas.workflow.layout import ModelFiles
 
-__all__ = ["MeasuredPhases", "load_sign_model", "predict_measured", "save_sign_model"]
+__all__ = [
+    "MeasuredPhases",
+    "load_sign_model",
+    "predict_measured",
+    "save_sign_model",
+    "sign_predictor",
+]
 
 
 @dataclass
@@ -97,6 +104,48 @@ def load_sign_model(directory: str | Path):
     return model, card, settings, PhaseFeatures(**card["features"])
 
 
+def sign_predictor(path: str | Path) -> tuple[Callable, ReflectionSettings, PhaseFeatures]:
+    """``(predict, settings, features)`` of the sign model at ``path``: ``predict(e_value,
+    mask)`` gives sign probabilities ``[n, n_reflections]`` from |E| and the mask on the
+    model's reflection list.  ``path``: a folder written by :func:`save_sign_model`, or a
+    model of the workflow (a model folder, ``models/<name>.json`` or ``models/latest``;
+    its files are verified against its card before loading)."""
+    files = ModelFiles(path)
+    if files.card.is_file() and "spec" in json.loads(files.card.read_text() or "{}"):
+        from mlxas.phases.models import predict_signs
+
+        model, card, settings, features = load_sign_model(path)
+        return (lambda e, m: predict_signs(model, card["spec"], e, m)), settings, features
+    return _workflow_predictor(path)
+
+
+def _workflow_predictor(path: str | Path) -> tuple[Callable, ReflectionSettings, PhaseFeatures]:
+    from mlxas.models import load_model, predict_array, split_targets
+    from mlxas.phases.reflections import phase_features
+    from mlxas.settings import from_mapping
+
+    model, card = load_model(path)
+    pre = card["preprocessing"]
+    engine = pre.get("engine") or {}
+    if engine.get("name") != "reflections" or list(pre["targets"]) != ["sign"]:
+        raise ValueError(
+            f"{path}: not a sign model of the reflections engine (engine "
+            f"{engine.get('name') or 'not recorded'}, targets {pre['targets']})"
+        )
+    # the model inputs the reflections engine writes, from |E| on the reflection list
+    inputs = {"e_value": lambda e: e, "intensity": lambda e: e**2}
+    if pre["input"] not in inputs:
+        raise ValueError(f"{path}: input {pre['input']!r} is not one of {sorted(inputs)}")
+    settings = from_mapping(ReflectionSettings, engine["settings"], "reflections")
+
+    def predict(e_value: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        x = inputs[pre["input"]](np.asarray(e_value, np.float32))
+        mean, _ = predict_array(model, card, x)
+        return np.asarray(split_targets(card, mean)["sign"], float).reshape(x.shape)
+
+    return predict, settings, phase_features(pre["features"])
+
+
 def merged_amplitudes(data: HklData, symmetry):
     """cctbx amplitude array (F, σF): equivalents and Friedel mates merged, F from F²."""
     from cctbx import miller
@@ -127,9 +176,9 @@ def predict_measured(
     if method == "model":
         if model_dir is None:
             raise ValueError("method 'model' needs a model directory")
-        model, card, settings, features = load_sign_model(model_dir)
+        predict, settings, features = sign_predictor(model_dir)
     elif method == "charge_flipping":
-        settings, features, card = ReflectionSettings(d_min=0.0), PhaseFeatures(), None
+        settings, features = ReflectionSettings(d_min=0.0), PhaseFeatures()
     else:
         raise ValueError(f"unknown method {method!r} (model, charge_flipping)")
     sg = symmetry.space_group_info()
@@ -155,7 +204,7 @@ def predict_measured(
     }
     cell = symmetry.unit_cell().parameters()
     if method == "model":
-        phase, p = _model_phases(model, card, settings, features, cell, hkl, amp, str(ins_path))
+        phase, p = _model_phases(predict, settings, features, cell, hkl, amp, str(ins_path))
     else:
         from mlxas.phases.charge_flip import charge_flip
 
@@ -167,17 +216,16 @@ def predict_measured(
     return result
 
 
-def _model_phases(model, card, settings, features, cell, hkl, amp, where):
+def _model_phases(predict: Callable, settings, features, cell, hkl, amp, where):
     from mlxas.phases.labels import signs_to_phases
-    from mlxas.phases.models import predict_signs
 
     idx = box_lookup(settings.space_group, settings.index_max, hkl, where)
-    n = card["n_reflections"]
+    n = len(reflection_list(settings.space_group, settings.index_max))
     e = np.zeros((1, n), np.float32)
     mask = np.zeros((1, n), np.float32)
     e[0, idx] = quasi_normalise(cell, settings.space_group, hkl, amp, features.reflections_per_bin)
     mask[0, idx] = 1.0
-    prob = predict_signs(model, card["spec"], e, mask)[0, idx]
+    prob = predict(e, mask)[0, idx]
     ht = list_restrictions(settings.space_group, settings.index_max)[idx]
     return signs_to_phases(prob, ht), np.maximum(prob, 1.0 - prob)
 
