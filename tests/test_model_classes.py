@@ -10,6 +10,7 @@ from mlxas.metrics import classification_metrics
 from mlxas.models import load_model, predict_array, split_targets
 from mlxas.models.data import load_training_data
 from mlxas.models.forest import ForestModel, export_forest
+from mlxas.models.inference import class_predictions
 from mlxas.models.registry import ModelConfigError
 from mlxas.models.spec import ModelSpec
 from mlxas.models.train import train
@@ -55,6 +56,8 @@ def test_separable_classes_are_learned_and_the_card_names_them(ds, trained, name
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     truth = np.asarray(ds.labels("shell", "test"))
     accuracy = float(np.mean(probs.argmax(axis=1) == truth))
+    names, _ = class_predictions(loaded, split_targets(loaded, mean))["shell"]
+    assert names == [("cn4", "cn8", "cn12")[i] for i in probs.argmax(axis=1)]
     assert accuracy >= 0.9, f"{name}: test accuracy {accuracy:.3f}"
     # the card's metrics are the same computation on the same split
     assert card["metrics"]["test"]["shell"]["accuracy"] == pytest.approx(accuracy)
@@ -159,3 +162,22 @@ def test_evaluation_of_class_targets(ds, trained, tmp_path):
     assert res["models"]["rf"]["targets"]["r"]["mae"] < 0.05
     md = layout.comparison_md.read_text()
     assert "| rf | random_forest | shell | " in md and "balanced_accuracy" in md
+
+
+def test_a_dataset_without_a_k_grid_trains():
+    """Diffraction or reflection datasets have no chi(k): their features settings hold no
+    k grid, and training a class head must not need one."""
+    from mlxas.models.data import TrainingData
+    from mlxas.models.train import fit
+
+    rng = np.random.default_rng(5)
+    splits = {}
+    for s, n in (("train", 200), ("val", 50)):
+        x = rng.normal(size=(n, 10)).astype(np.float32)
+        splits[s] = (x, {"system": (x[:, 2] > 0).astype(int)})
+    data = TrainingData.from_arrays(splits, {}, classes={"system": ("a", "b")})
+    spec = ModelSpec.from_config({"name": "f", "kind": "random_forest", "targets": ["system"],
+                                  "params": {"n_estimators": 10}})  # fmt: skip
+    model, _ = fit(data, spec)
+    x, y = splits["val"][0], splits["val"][1]["system"]
+    assert np.mean(model.predict_on_batch(x).argmax(axis=1) == y) > 0.85

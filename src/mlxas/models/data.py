@@ -141,12 +141,14 @@ def _input_grid(ds, spec: ModelSpec, cfg: dict[str, Any]):
     return np.asarray(grid[0])
 
 
-def k_range_used(features_cfg: dict[str, Any], spec: ModelSpec, grid) -> list[float]:
+def k_range_used(features_cfg: dict[str, Any], spec: ModelSpec, grid) -> list[float] | None:
     """The k-range (Å⁻¹) of chi(k) that the model's input depends on.
 
     chi_k: the grid, narrowed by ``input_range``; FT features: the FT window's k-range;
-    other features: the whole k grid.
+    other features: the whole k grid; None for a dataset without a k grid.
     """
+    if "k_grid" not in features_cfg:
+        return None
     k = features_cfg["k_grid"]
     name = spec.input
     if name == "chi_k":
@@ -251,7 +253,7 @@ class TrainingData:
     splits: dict[str, SplitData]
     layout: TargetLayout
     features_cfg: dict[str, Any]
-    k: np.ndarray
+    k: np.ndarray | None
     grid: np.ndarray | None = None
     dataset: dict[str, Any] = field(default_factory=dict)
 
@@ -294,7 +296,9 @@ class TrainingData:
         first = next(iter(out.values()))
         widths = {t: len(classes[t]) if t in classes else v.shape[1] for t, v in first.y.items()}
         layout = TargetLayout(widths, {t: c for t, c in classes.items() if t in widths})
-        return cls(out, layout, features_cfg, k_grid(features_cfg["k_grid"]), grid, dataset or {})
+        # an engine without a k grid (diffraction, reflections) has no chi(k) to augment
+        k = k_grid(features_cfg["k_grid"]) if "k_grid" in features_cfg else None
+        return cls(out, layout, features_cfg, k, grid, dataset or {})
 
 
 def load_training_data(

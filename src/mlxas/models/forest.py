@@ -2,7 +2,8 @@
 
 ``random_forest`` fits one scikit-learn forest per head: a ``RandomForestClassifier``
 for a class target, a ``RandomForestRegressor`` for a value target (a vector target is
-one multi-output regressor).  The fitted trees are exported to a ``model.npz`` of plain
+one multi-output regressor).  The fitted trees are exported to the model folder's array file
+(:data:`~mlxas.workflow.layout.MODEL_NPZ_FILE`) of plain
 numeric arrays (no pickle: the file is read with ``allow_pickle=False``) and evaluated by
 :class:`ForestModel`, which walks every tree of every forest at once in numpy.  Its
 output has the columns of a Keras model of the same heads: the class probabilities of a
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ForestModel", "RandomForest", "export_forest"]
 
-#: Version of the arrays layout in model.npz; other versions are refused.
+#: Version of the arrays layout in the array file; other versions are refused.
 NPZ_VERSION = 1
 
 
@@ -72,7 +73,7 @@ def export_forest(forest, width: int, classes: np.ndarray | None = None) -> dict
 
 
 class ForestModel:
-    """Forests of several heads, from and to ``model.npz``; :meth:`predict_on_batch`
+    """Forests of several heads, from and to the model's array file; :meth:`predict_on_batch`
     gives ``[N, columns]`` like a Keras model (so :func:`~mlxas.models.predict_array`
     runs it unchanged)."""
 
@@ -121,7 +122,7 @@ class ForestModel:
 
     @classmethod
     def load(cls, path: str | Path) -> ForestModel:
-        """Read ``model.npz`` without pickle; ValueError naming the file if malformed."""
+        """Read the array file without pickle; ValueError naming the file if malformed."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 if int(z["npz_version"]) != NPZ_VERSION:
@@ -131,7 +132,7 @@ class ForestModel:
                 keys = ("roots", "left", "right", "feature", "threshold", "value")
                 forests = {t: {k: z[f"h{i}/{k}"] for k in keys} for i, t in enumerate(heads)}
         except (OSError, KeyError, ValueError) as err:
-            raise ValueError(f"{path}: not a mlxas forest model.npz ({err})") from None
+            raise ValueError(f"{path}: not a mlxas random-forest array file ({err})") from None
         return cls(heads, forests, slice(start, stop))
 
 

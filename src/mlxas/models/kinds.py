@@ -98,6 +98,7 @@ _MLP_TRAINING = {
 class PaperMlp(ModelKind):
     name = "paper_mlp"
     target_kinds = frozenset({"value"})
+    one_network_per_target = True
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 400,
         "batch_size": 32,

@@ -12,7 +12,7 @@ builder parameters (:attr:`ModelKind.defaults`), the target kinds it can predict
   :mod:`mlxas.models.network`; the trainer (:mod:`mlxas.models.train`) compiles it with
   the kind's :meth:`~ModelKind.loss` per head.
 - numpy kinds (``backend = "numpy"``, e.g. ``random_forest``) implement
-  :meth:`ModelKind.fit_numpy` and save plain arrays (``model.npz``).
+  :meth:`ModelKind.fit_numpy` and save plain arrays (``MODEL_NPZ_FILE``).
 
 Hooks a kind may override (all have defaults; see docs/models.md, "Kinds that bring their
 own loss"): :meth:`~ModelKind.loss` (a head's loss, given the training data),
@@ -103,6 +103,9 @@ class ModelKind:
     target_kinds: ClassVar[frozenset[str]] = frozenset({"value", "class"})
     #: ``keras`` (saved as model.keras) or ``numpy`` (saved as model.npz)
     backend: ClassVar[str] = "keras"
+    #: train one network per target, each early-stopped on its own validation loss, and
+    #: join them side by side (the published ``paper_mlp``)
+    one_network_per_target: ClassVar[bool] = False
 
     # --- Keras kinds --------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class ModelKind:
     ):
         """Fit a numpy-backend model on the training split; returns (model, list of
         records, one per fitted estimator).  The model has ``predict_on_batch(x)`` ->
-        ``[N, columns]`` and ``save(path)`` (model.npz)."""
+        ``[N, columns]`` and ``save(path)`` (the folder's ``MODEL_NPZ_FILE``)."""
         raise ModelConfigError(f"model kind {self.name!r} is trained with Keras")
 
 

@@ -206,7 +206,7 @@ def fit(
     for i in range(n):
         name = f"member_{i}" if n > 1 else spec.name
         seed = int(spec.seed) + i
-        if kind == "paper_mlp" and len(data.layout.names) > 1:
+        if spec.model_kind().one_network_per_target and len(data.layout.names) > 1:
             # As published: one network per target, each trained and early-stopped on
             # its own validation loss, then joined side by side.
             per_target = []
@@ -234,14 +234,21 @@ def validation_mse(model, data: TrainingData) -> float:
     """Mean over targets of the validation MSE on standardised targets (no regularisation).
 
     Comparable across models that differ in inputs, scaling or regularisation, because
-    every target is measured in units of its own training-set standard deviation.
+    every target is measured in units of its own training-set standard deviation.  A
+    class target contributes its mean cross-entropy (nats) instead.
     """
     val = data.splits["val"]
     pred = np.asarray(model.predict_on_batch(val.x), dtype=float)
     if pred.ndim == 3:  # ensemble: mean over members
         pred = pred.mean(axis=1)
     per_target = []
+    heads = data.layout.heads
     for t, (a, b) in data.layout.slices().items():
+        if heads[t].is_class:
+            codes = val.y[t].ravel().astype(np.int64)
+            p = np.clip(pred[np.arange(len(codes)), a + codes], 1e-12, None)
+            per_target.append(float(-np.mean(np.log(p))))
+            continue
         std = np.std(data.splits["train"].y[t], axis=0)
         std = np.where(std > 1e-12, std, 1.0)
         per_target.append(np.mean(((pred[:, a:b] - val.y[t]) / std) ** 2))
