@@ -94,6 +94,11 @@ def build_card(
             "absorber": data.dataset.get("absorber", ""),
             "edge": data.dataset.get("edge", ""),
             "edge_energy": _edge_energy(data.dataset.get("absorber"), data.dataset.get("edge")),
+            # the simulation that made the inputs (reflections: the list and resolution)
+            "engine": {
+                "name": data.dataset.get("engine", ""),
+                "settings": data.dataset.get("engine_settings", {}),
+            },
             "targets": data.layout.names,
             **scaling.to_json(),
         },

@@ -14,7 +14,8 @@ entry once into that kind's class.  A kind is a frozen dataclass decorated with
   so that editing one reruns the source.
 
 Built in: ``nanoparticles`` (:mod:`mlxas.structures.nanoparticles`), ``md``
-(:mod:`mlxas.structures.md`) and ``files`` (here).  Adding a kind: write the class in a
+(:mod:`mlxas.structures.md`), ``random_molecular`` (:mod:`mlxas.phases.sources`) and
+``files`` (here).  Adding a kind: write the class in a
 module, add the module to :data:`BUILTIN_MODULES` and describe the entry in the config
 schema (``structures`` items).
 """
@@ -39,7 +40,11 @@ __all__ = [
     "source_kinds",
 ]
 
-BUILTIN_MODULES = ["mlxas.structures.nanoparticles", "mlxas.structures.md"]
+BUILTIN_MODULES = [
+    "mlxas.structures.nanoparticles",
+    "mlxas.structures.md",
+    "mlxas.phases.sources",
+]
 
 _KINDS: dict[str, type] = {}
 
