@@ -335,3 +335,16 @@ def test_refusals_and_bad_settings():
         XRDSettings(source="CuKx")
     with pytest.raises(EngineError, match="low <= high"):
         XRDSettings(zero_shift_deg=(0.1, -0.1))
+
+
+def test_reused_reflections_give_the_same_pattern():
+    eng = XRDEngine(
+        dataclasses.replace(XRDSettings(), strain_probability=0.0, alloy_probability=0.0)
+    )
+    items = [item_input(eng, _nacl(), f"s-p{i}", "s") for i in range(3)]
+    first = [eng.run(it, None, 10).arrays["intensity"] for it in items]  # 2nd, 3rd reuse
+    from mlxas.xrd import pattern
+
+    pattern._RECENT.clear()
+    again = eng.run(items[2], None, 10).arrays["intensity"]  # computed afresh
+    np.testing.assert_array_equal(first[2], again)

@@ -123,6 +123,7 @@ def draw_effects(
     imp_frac = val("impurity_fraction", 0.0)
     strain = tuple(float(x) for x in rng.uniform(-1.0, 1.0, 9))
     strain_max = val("lattice_strain", 0.0)
+    strain_max = strain_max if rng.uniform() < s.strain_probability else 0.0
     alloy_on = rng.uniform() < s.alloy_probability and s.alloy_fraction is not None
     el = _pick(rng, elements)
     partner = _pick(rng, alloy_partners(el)) if el else None

@@ -130,7 +130,10 @@ class XRDEngine(SignalEngine):
             doc = json.loads(item.text)
             eff = Effects.from_dict(doc["effects"])
             res.scalars["wavelength"] = eff.wavelength
-            y, info = simulate_pattern(structure_from_json(doc["structure"]), eff, self.settings)
+            key = json.dumps(doc["structure"], sort_keys=True)
+            y, info = simulate_pattern(
+                structure_from_json(doc["structure"]), eff, self.settings, cache_key=key
+            )
         except (ValueError, KeyError, TypeError) as err:
             res.reason, res.detail = "pymatgen_error", f"{type(err).__name__}: {err}"
             res.seconds = time.perf_counter() - t0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -182,13 +183,36 @@ def _profile(
     )
 
 
-def simulate_pattern(structure, eff: Effects, settings: XRDSettings) -> tuple[np.ndarray, dict]:
+#: Reflections of recently seen unstrained structures, by (key, wavelength, range).
+_RECENT: OrderedDict[tuple, Reflections] = OrderedDict()
+_RECENT_SIZE = 32
+
+
+def _cached_reflections(key: str, structure, wavelength: float, tt_range: tuple[float, float]):
+    k = (key, wavelength, tt_range)
+    if k in _RECENT:
+        _RECENT.move_to_end(k)
+        return _RECENT[k]
+    refl = reflections(structure, wavelength, tt_range)
+    _RECENT[k] = refl
+    while len(_RECENT) > _RECENT_SIZE:
+        _RECENT.popitem(last=False)
+    return refl
+
+
+def simulate_pattern(
+    structure, eff: Effects, settings: XRDSettings, cache_key: str | None = None
+) -> tuple[np.ndarray, dict]:
     """Intensity on :func:`axis_grid` (strongest point 1 before noise) and a few numbers
-    (``n_peaks``)."""
+    (``n_peaks``).  ``cache_key`` (a text that identifies ``structure``, e.g. its JSON):
+    patterns of the same structure without strain or alloying reuse its reflections."""
     x = axis_grid(settings)
     s = strained_alloyed(structure, eff)
     tt_range = two_theta_range(settings, eff.wavelength)
-    refl = reflections(s, eff.wavelength, tt_range)
+    if cache_key is not None and eff.strain_max == 0 and not eff.alloy_partner:
+        refl = _cached_reflections(cache_key, s, eff.wavelength, tt_range)
+    else:
+        refl = reflections(s, eff.wavelength, tt_range)
     po = None
     if eff.po_r != 1.0 and len(refl.d):
         recip = s.lattice.reciprocal_lattice_crystallographic.matrix

@@ -100,6 +100,7 @@ class XRDSettings:
         "wurtzite",
     )
     lattice_strain: Range = (0.0, 0.01)  #: largest principal lattice strain (symmetry kept)
+    strain_probability: float = 0.5  #: share of patterns with a strained lattice
     alloy_fraction: Range = (0.02, 0.15)  #: share of one element's sites given to a neighbour
     alloy_probability: float = 0.3
     max_atoms: int = 256  #: structures with more atoms are refused (reason too_many_atoms)
@@ -117,6 +118,7 @@ class XRDSettings:
         off = {f: None for f in _EFFECT_FIELDS}
         off.update(caglioti_u=(0.0, 0.0), caglioti_v=(0.0, 0.0), caglioti_w=(0.002, 0.002))
         off.update(eta=(0.5, 0.5), impurity_probability=0.0, alloy_probability=0.0)
+        off.update(strain_probability=0.0)
         return dataclasses.replace(self, **off)
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +179,7 @@ def _validate(s: XRDSettings) -> None:
         r = getattr(s, name)
         if r is not None and r[0] <= 0:
             raise EngineError(f"xrd.{name} must be > 0, got {r!r}")
-    for name in ("impurity_probability", "alloy_probability"):
+    for name in ("impurity_probability", "alloy_probability", "strain_probability"):
         if not 0.0 <= getattr(s, name) <= 1.0:
             raise EngineError(f"xrd.{name} must lie in [0, 1], got {getattr(s, name)}")
     from mlxas.xrd.prototypes import PROTOTYPES
