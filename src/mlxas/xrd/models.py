@@ -103,10 +103,7 @@ def log_q_matrix(
     at ``wavelength`` Å, or Q in Å⁻¹) to ``n_out`` points uniform in ln Q over the same
     range, and that ln Q grid."""
     axis = np.asarray(axis, dtype=float)
-    if unit == "deg":
-        q = 4 * math.pi * np.sin(np.radians(axis / 2)) / wavelength
-    else:
-        q = axis
+    q = 4 * math.pi * np.sin(np.radians(axis / 2)) / wavelength if unit == "deg" else axis
     lnq = np.log(q)
     target = np.linspace(lnq[0], lnq[-1], n_out)
     j = np.clip(np.searchsorted(lnq, target) - 1, 0, len(lnq) - 2)

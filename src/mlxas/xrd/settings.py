@@ -100,9 +100,9 @@ class XRDSettings:
         "wurtzite",
     )
     lattice_strain: Range = (0.0, 0.01)  #: largest principal lattice strain (symmetry kept)
-    strain_probability: float = 0.5  #: share of patterns with a strained lattice
+    strain_probability: float = 0.3  #: share of patterns with a strained lattice
     alloy_fraction: Range = (0.02, 0.15)  #: share of one element's sites given to a neighbour
-    alloy_probability: float = 0.3
+    alloy_probability: float = 0.2
     max_atoms: int = 256  #: structures with more atoms are refused (reason too_many_atoms)
 
     def __post_init__(self) -> None:
