@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from mlxas.provenance import hash_json, structure_hash
-from mlxas.xrd.engine import XRDEngine, item_input, pattern_item_id, structure_json
+from mlxas.xrd.engine import (
+    ENGINE_REVISION,
+    XRDEngine,
+    item_input,
+    pattern_item_id,
+    structure_json,
+)
 from mlxas.xrd.labels import CRYSTAL_SYSTEMS, structure_labels, structure_types
 from mlxas.xrd.settings import XRDFeatures, XRDSettings
 
@@ -127,19 +134,44 @@ def _work(
 
 
 def run_tasks(
-    tasks: Iterable[StructureTask],
+    tasks: list[StructureTask],
     settings: XRDSettings,
     n_patterns: int,
     clean_patterns: int,
     workers: int,
+    parts: Path | None = None,
+    part_size: int = 100,
 ) -> Iterator[dict[str, Any]]:
-    """Results of :func:`_work` for every task, in order, over ``workers`` processes."""
-    args = [(t, settings, n_patterns, settings.clean(), clean_patterns) for t in tasks]
-    if workers <= 1:
-        yield from map(_work, args)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_work, args, chunksize=4)
+    """Results of :func:`_work` for every task, in order, over ``workers`` processes.
+
+    With ``parts`` (a folder), every ``part_size`` tasks are saved as one part file and a
+    rerun loads the parts already there instead of computing them again: a long build
+    that stops resumes where it stopped.  Parts are private intermediate files of this
+    function (pickles), keyed by a hash of their tasks and the settings.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for start in range(0, len(tasks), part_size):
+            chunk = tasks[start : start + part_size]
+            key = hash_json(
+                {"tasks": [t.__dict__ for t in chunk], "settings": settings.to_dict(),
+                 "n": n_patterns, "clean": clean_patterns, "code": ENGINE_REVISION}
+            )  # fmt: skip
+            path = parts / f"{start // part_size:05d}-{key}.pkl" if parts else None
+            if path is not None and path.is_file():
+                yield from pickle.loads(path.read_bytes())
+                continue
+            args = [(t, settings, n_patterns, settings.clean(), clean_patterns) for t in chunk]
+            done = list(pool.map(_work, args, chunksize=2) if pool else map(_work, args))
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(pickle.dumps(done, protocol=5))
+                os.replace(tmp, path)
+            yield from done
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def build_dataset(
@@ -155,11 +187,14 @@ def build_dataset(
 ) -> dict[str, Any]:
     """Simulate ``n_patterns`` patterns per structure of ``tasks`` and write ``out``;
     with ``clean_test`` also one effect-free pattern per test structure to
-    ``<out stem>_clean.h5``.  Returns the summary written to the file's attributes."""
+    ``<out stem>_clean.h5``.  Work in progress is kept in ``<out stem>.parts/`` (see
+    :func:`run_tasks`): rerunning the same command resumes.  Returns the summary
+    written to the file's attributes."""
     from tqdm import tqdm
 
     t_wall = time.perf_counter()
-    results = run_tasks(tasks, settings, n_patterns, 1 if clean_test else 0, workers)
+    parts = Path(out).with_suffix(".parts")
+    results = run_tasks(tasks, settings, n_patterns, 1 if clean_test else 0, workers, parts)
     rows: dict[str, list] = {k: [] for k in ("item", "sid", "source", "formula", "cs", "sg", "st")}
     clean_rows: dict[str, list] = {k: [] for k in rows}
     x, xc, failures, structures, cpu = (

@@ -42,7 +42,7 @@ _WAVE = re.compile(
     re.IGNORECASE,
 )
 _ENERGY = re.compile(r"energy\s*[:=]?\s*" + _NUM + r"\s*kev", re.IGNORECASE)
-_ANODE = re.compile(r"(?:anode|target|tube)(?:\s+material)?\s*[:=]?\s*([A-Z][a-z]?)\b")
+_ANODE = re.compile(r"(?i:anode|target|tube)(?i:\s+material)?\s*[:=]?\s*([A-Z][a-z]?)\b")
 
 
 class MeasuredPatternError(ValueError):
@@ -132,6 +132,9 @@ def read_pattern(path: str | Path) -> MeasuredPattern:
         try:
             values = [float(p) for p in parts]
         except ValueError:
+            if not rows and re.search(r"[A-Za-z]", line):  # a column header such as 2theta,I
+                header_lines.append(line)
+                continue
             raise MeasuredPatternError(path, f"line {n}: not numbers: {line[:60]!r}") from None
         if len(values) < 2:
             raise MeasuredPatternError(path, f"line {n}: one column; need x and intensity")
