@@ -20,7 +20,8 @@ def _dataset(args: argparse.Namespace) -> int:
 
     section = json.loads(Path(args.settings).read_text()) if args.settings else {}
     settings = settings_from_dict(section) if section else XRDSettings()
-    tasks = structure_tasks(args.random, args.prototypes, args.seed)
+    limit = args.pyxtal_time_limit or None
+    tasks = structure_tasks(args.random, args.prototypes, args.seed, limit)
     summary = build_dataset(
         args.out, tasks, settings, n_patterns=args.patterns, clean_test=not args.no_clean,
         workers=args.workers, split_seed=args.seed,
@@ -68,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--patterns", type=int, default=5, help="patterns per structure")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--workers", type=int, default=1, help="worker processes")
+    d.add_argument(
+        "--pyxtal-time-limit", type=float, default=5.0,
+        help="CPU s per pyxtal placement before the composition is given up (a few take "
+        "pyxtal many minutes); 0: no limit, fully seed-reproducible",
+    )  # fmt: skip
     d.add_argument("--settings", help="JSON file with engine settings (the config's xrd section)")
     d.add_argument("--no-clean", action="store_true", help="skip the effect-free test patterns")
     d.set_defaults(func=_dataset)

@@ -53,15 +53,20 @@ class StructureTask:
     source: str  #: random | prototype
     key: str  #: space-group number or prototype name
     seed: int
+    #: CPU seconds per pyxtal placement (RandomCrystalSettings.time_limit); None: none
+    time_limit: float | None = None
 
 
-def structure_tasks(n_random: int, n_prototype: int, seed: int) -> list[StructureTask]:
+def structure_tasks(
+    n_random: int, n_prototype: int, seed: int, time_limit: float | None = None
+) -> list[StructureTask]:
     """``n_random`` random crystals spread evenly over the 230 groups and
     ``n_prototype`` prototype instances spread over the table."""
     from mlxas.xrd.prototypes import prototype_names
 
     tasks = [
-        StructureTask("random", str(1 + i % 230), seed * 1_000_003 + i) for i in range(n_random)
+        StructureTask("random", str(1 + i % 230), seed * 1_000_003 + i, time_limit)
+        for i in range(n_random)
     ]
     names = prototype_names()
     tasks += [
@@ -80,9 +85,11 @@ def group_split(group: str, fractions: tuple[float, float, float], seed: int) ->
 
 def _make_structure(task: StructureTask):
     if task.source == "random":
-        from mlxas.xrd.random_crystals import random_crystal
+        from mlxas.xrd.random_crystals import RandomCrystalSettings, random_crystal
 
-        return random_crystal(int(task.key), task.seed)
+        return random_crystal(
+            int(task.key), task.seed, RandomCrystalSettings(time_limit=task.time_limit)
+        )
     from mlxas.xrd.prototypes import prototype_structure
 
     return prototype_structure(task.key, np.random.default_rng(task.seed))

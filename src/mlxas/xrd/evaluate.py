@@ -140,9 +140,12 @@ def evaluate_model(model_dir, data, clean, out: Path) -> dict[str, Any]:
         res["clean_random"] = _subset_metrics(clean.y, cp, crnd, ("crystal_system", "space_group"))
         res["clean_prototype"] = _subset_metrics(clean.y, cp, ~crnd, ("structure_type",))
         # Robustness: the same test structures, clean vs with all effects drawn.
+        pairs = [("random", "clean_random", h) for h in ("crystal_system", "space_group")]
+        pairs.append(("prototype", "clean_prototype", "structure_type"))
         res["robustness_drop_points"] = {
-            h: 100 * (res["clean_random"][h]["accuracy"] - res["random"][h]["accuracy"])
-            for h in ("crystal_system", "space_group")
+            h: 100 * (res[c][h]["accuracy"] - res[a][h]["accuracy"])
+            for a, c, h in pairs
+            if res[a][h]["n"] and res[c][h]["n"]
         }
     return res
 
@@ -178,6 +181,7 @@ def _summary(models: dict[str, Any]) -> dict[str, Any]:
             "structure_type_macro_f1": r["prototype"]["structure_type"].get("macro_f1"),
             "drop_cs_points": r.get("robustness_drop_points", {}).get("crystal_system"),
             "drop_sg_points": r.get("robustness_drop_points", {}).get("space_group"),
+            "drop_st_points": r.get("robustness_drop_points", {}).get("structure_type"),
         }
     return rows
 
