@@ -33,7 +33,9 @@ def test_kinds_build_softmax_heads(kind):
     extras = {"log_q_matrix": log_q_matrix(np.linspace(10, 80, 1401), "deg", 1.54, 256)[0]}
     if kind == "logq_cnn":
         spec["params"]["n_log_q"] = 256
-    model = build_classifier(kind, (1401,), {"crystal_system": 7, "space_group": 230}, spec["params"], extras)
+    model = build_classifier(
+        kind, (1401,), {"crystal_system": 7, "space_group": 230}, spec["params"], extras
+    )
     out = model(np.random.default_rng(0).uniform(size=(3, 1401)).astype("float32"))
     assert [o.shape for o in out] == [(3, 7), (3, 230)]
     for o in out:
@@ -55,7 +57,9 @@ def test_classification_metrics_match_sklearn():
     m = classification_metrics(y, proba)
     pred = proba.argmax(axis=1)
     assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
-    assert m["top5_accuracy"] == pytest.approx(top_k_accuracy_score(y, proba, k=5, labels=np.arange(12)))
+    assert m["top5_accuracy"] == pytest.approx(
+        top_k_accuracy_score(y, proba, k=5, labels=np.arange(12))
+    )
     assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
     assert m["n"] == 400
 
@@ -71,17 +75,23 @@ def test_dataset_train_evaluate_predict(tmp_path):
     names = ("fcc", "bcc", "rocksalt", "cesium_chloride")
     tasks = [StructureTask("prototype", n, i) for i in range(12) for n in names]
     ds = tmp_path / "ds.h5"
-    summary = build_dataset(ds, tasks, XRDSettings(), n_patterns=2, fractions=(0.6, 0.2, 0.2), progress=False)
+    summary = build_dataset(
+        ds, tasks, XRDSettings(), n_patterns=2, fractions=(0.6, 0.2, 0.2), progress=False
+    )
     data = load_xrd_data(ds)
     assert summary["n_patterns"] == len(data.x) > 40
     assert set(np.unique(data.split)) == {0, 1, 2}
     # No composition is in two splits.
     formula = np.array([json.loads(j)["formula"] for j in _structures(ds, data)])
     assert all(len(set(data.split[formula == f])) == 1 for f in set(formula))
-    card = train_classifier(ds, tmp_path / "m", "npcnn", epochs=4, verbose=0, params={"dropout": 0.0})
+    card = train_classifier(
+        ds, tmp_path / "m", "npcnn", epochs=4, verbose=0, params={"dropout": 0.0}
+    )
     hist = card["training"]["history"]["loss"]
     assert hist[-1] < hist[0]
-    rep = evaluate_models([str(tmp_path / "m")], str(ds), str(tmp_path / "eval"), clean=str(tmp_path / "ds_clean.h5"))
+    rep = evaluate_models(
+        [str(tmp_path / "m")], str(ds), str(tmp_path / "eval"), clean=str(tmp_path / "ds_clean.h5")
+    )
     assert (tmp_path / "eval" / "confusion_npcnn_space_group.png").stat().st_size > 1000
     assert "robustness_drop_points" in rep["models"]["npcnn"]
     # Measured files written from test patterns, labelled in a CSV.
@@ -92,15 +102,28 @@ def test_dataset_train_evaluate_predict(tmp_path):
         w = csv.writer(fh)
         w.writerow(["file", "space_group", "structure_type"])
         for n, i in enumerate(test):
-            rows = "".join(f"{x:.4f} {1e4 * y:.2f}\n" for x, y in zip(data.axis, data.x[i], strict=True))
+            rows = "".join(
+                f"{x:.4f} {1e4 * y:.2f}\n" for x, y in zip(data.axis, data.x[i], strict=True)
+            )
             (folder / f"p{n}.xy").write_text("# Wavelength = 1.54056\n" + rows)
-            w.writerow([f"p{n}.xy", data.y["space_group"][i] + 1, data.class_names["structure_type"][data.y["structure_type"][i]]])
-    files = pattern_files([folder])
+            w.writerow(
+                [
+                    f"p{n}.xy",
+                    data.y["space_group"][i] + 1,
+                    data.class_names["structure_type"][data.y["structure_type"][i]],
+                ]
+            )
+    files = pattern_files([folder], exclude=folder / "labels.csv")
     assert [f.name for f in files] == [f"p{n}.xy" for n in range(len(test))]
     preds = predict_patterns(tmp_path / "m", files)
     assert all(len(p["space_groups"]) == 5 and p["wavelength_source"] == "header" for p in preds)
     table = evaluate_folder(tmp_path / "m", files, folder / "labels.csv")
-    right = np.mean([p["space_groups"][0]["space_group"] == data.y["space_group"][i] + 1 for p, i in zip(preds, test, strict=True)])
+    right = np.mean(
+        [
+            p["space_groups"][0]["space_group"] == data.y["space_group"][i] + 1
+            for p, i in zip(preds, test, strict=True)
+        ]
+    )
     assert table["space_group"]["accuracy"] == pytest.approx(right)
     assert table["n_files"] == len(test)
 

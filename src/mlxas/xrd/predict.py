@@ -26,12 +26,16 @@ from mlxas.xrd.measured import SUFFIXES, MeasuredPatternError, on_model_grid, re
 __all__ = ["evaluate_folder", "pattern_files", "predict_command", "predict_patterns"]
 
 
-def pattern_files(paths: list[str | Path]) -> list[Path]:
-    """Files named directly, and pattern files (known suffixes) inside folders, sorted."""
+def pattern_files(paths: list[str | Path], exclude: str | Path | None = None) -> list[Path]:
+    """Files named directly, and pattern files (known suffixes) inside folders, sorted;
+    ``exclude`` (e.g. the labels CSV kept in the folder) is left out."""
     out: list[Path] = []
+    skip = Path(exclude).resolve() if exclude else None
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.suffix.lower() in SUFFIXES)
+            out += sorted(
+                f for f in p.iterdir() if f.suffix.lower() in SUFFIXES and f.resolve() != skip
+            )
         elif p.exists():
             out.append(p)
         else:
@@ -142,7 +146,7 @@ def evaluate_folder(
 
 def predict_command(args: argparse.Namespace) -> int:
     """``python -m mlxas.xrd predict``: print (and write) predictions or the accuracy table."""
-    files = pattern_files(args.paths)
+    files = pattern_files(args.paths, exclude=args.labels)
     if not files:
         raise SystemExit("predict: no pattern files found")
     if args.labels:
