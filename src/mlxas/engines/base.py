@@ -267,7 +267,7 @@ def engine_from_plan(plan: Mapping[str, Any]) -> SignalEngine:
 
 #: Modules that register the built-in engines, imported on first look-up so that reading
 #: a config does not import every simulation library.
-BUILTIN_MODULES: list[str] = ["mlxas.engines.feff"]
+BUILTIN_MODULES: list[str] = ["mlxas.engines.feff", "mlxas.xrd.engine"]
 
 
 def _load_builtin() -> None:

@@ -39,7 +39,7 @@ __all__ = [
     "source_kinds",
 ]
 
-BUILTIN_MODULES = ["mlxas.structures.nanoparticles", "mlxas.structures.md"]
+BUILTIN_MODULES = ["mlxas.structures.nanoparticles", "mlxas.structures.md", "mlxas.xrd.sources"]
 
 _KINDS: dict[str, type] = {}
 

@@ -5,7 +5,8 @@ One item is one pattern of one structure (``unit = "structure"``).  Its input te
 canonical JSON of the structure, the effects drawn for the item (seeded by the settings'
 seed and the item id, so the structure id fixes them) and the settings that shape the
 pattern; its hash therefore fixes the pattern.  Several patterns of one structure are
-items with ids ``<structure id>-p<n>`` (see :func:`pattern_item_id`).
+items with ids ``<structure id>-p<n>`` (``sites.per_structure``, see
+:func:`mlxas.sites.table.pattern_id`), each with its own draw of the effects.
 
 Arrays of a successful item: ``two_theta`` (deg; for ``axis: q`` the Q grid converted
 with the item's Kα1/synchrotron wavelength, NaN beyond 180°) and ``intensity`` (strongest
@@ -28,7 +29,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlxas.engines.base import InputError, ItemInput, ItemResult, SignalEngine, register
-from mlxas.provenance import hash_bytes
 from mlxas.xrd.effects import Effects, draw_effects
 from mlxas.xrd.pattern import axis_grid, simulate_pattern
 from mlxas.xrd.settings import XRDFeatures, XRDSettings
@@ -37,7 +37,6 @@ __all__ = [
     "ENGINE_REVISION",
     "XRDEngine",
     "item_input",
-    "pattern_item_id",
     "structure_from_json",
     "structure_json",
 ]
@@ -48,11 +47,6 @@ ENGINE_REVISION = "1"
 #: Settings that shape the pattern beyond the drawn effects (the ranges act through the
 #: drawn effects, which the input text holds).
 _SHAPING = ("axis", "axis_min", "axis_max", "n_points", "scherrer_k", "goniometer_radius_mm")
-
-
-def pattern_item_id(structure_id: str, n: int) -> str:
-    """Item id of the ``n``-th pattern of a structure (``n = 0``: the structure id)."""
-    return structure_id if n == 0 else f"{structure_id}-p{n}"
 
 
 def _to_structure(atoms_or_structure: Any):
@@ -174,9 +168,9 @@ def _features(features: Any) -> XRDFeatures:
         return XRDFeatures()
     if isinstance(features, XRDFeatures):
         return features
-    from mlxas.xrd.settings import settings_from_dict
+    from mlxas.settings import from_mapping
 
-    return settings_from_dict(dict(features.get("xrd", features)), XRDFeatures)
+    return from_mapping(XRDFeatures, features.get("xrd"), "features.xrd")
 
 
 def pattern_features(y: np.ndarray, f: XRDFeatures) -> np.ndarray:
@@ -194,11 +188,12 @@ def pattern_features(y: np.ndarray, f: XRDFeatures) -> np.ndarray:
 def item_input(
     engine: XRDEngine, atoms: Any, item_id: str, structure_id: str, chunk: int = 0
 ) -> ItemInput:
-    """The :class:`ItemInput` the stage would write for one item (used by scripts and
-    tests until the workflow's stage runs the engine); refusals carry their reason."""
+    """The :class:`ItemInput` the ``inputs`` step writes for one item, for benchmarks
+    and tests that run the engine on structures in memory; refusals carry their reason."""
+    from mlxas.simulation.inputs import input_hash
+
     try:
         text = engine.input_text(atoms, None, item_id)
     except InputError as err:
         return ItemInput(item_id, structure_id, chunk, "", "", err.reason, err.detail)
-    digest = hash_bytes((engine.version + "\n" + text).encode())
-    return ItemInput(item_id, structure_id, chunk, text, digest)
+    return ItemInput(item_id, structure_id, chunk, text, input_hash(engine, text))

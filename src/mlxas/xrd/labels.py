@@ -16,9 +16,16 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import numpy as np
+
+from mlxas.sites.labelsets import LabelColumns, LabelSet, register_label_set
+
 __all__ = [
+    "CRYSTAL_COLUMNS",
     "CRYSTAL_SYSTEMS",
+    "CrystalLabels",
     "LABEL_NAMES",
+    "class_names",
     "StructureLabelSettings",
     "crystal_system_index",
     "structure_labels",
@@ -160,3 +167,56 @@ def structure_labels(
         "structure_type_name": stype,
         "prototype_label": _prototype_label(s, data, number, symbol),
     }
+
+
+#: Columns of the ``crystal`` label set, all class indices (model targets).
+CRYSTAL_COLUMNS = ("crystal_system", "space_group", "structure_type")
+
+
+def class_names(column: str) -> tuple[str, ...]:
+    """Names of the classes of a ``crystal`` column, by index: the seven crystal systems,
+    space groups 1..230 (index = number - 1) as Hermann–Mauguin symbols, structure types."""
+    if column == "crystal_system":
+        return CRYSTAL_SYSTEMS
+    if column == "space_group":
+        from pymatgen.symmetry.groups import SpaceGroup
+
+        return tuple(SpaceGroup.from_int_number(n).symbol for n in range(1, 231))
+    if column == "structure_type":
+        return structure_types()
+    raise KeyError(f"{column!r} is not a column of the crystal label set")
+
+
+@register_label_set
+class CrystalLabels(LabelSet):
+    """``labels.sets: [crystal]``: per whole structure, ``crystal_system`` (0..6),
+    ``space_group`` (1..230) and ``structure_type`` (index into the prototype names +
+    ``other``), from :func:`structure_labels` on the stored structure.  Every item of one
+    structure (``sites.per_structure``) gets that structure's labels.  The class names
+    of each column are in the label metadata (``info.crystal.classes``)."""
+
+    name = "crystal"
+    units = ("structure",)
+    settings_class = StructureLabelSettings
+
+    def provides(self, target: str) -> bool:
+        return target in CRYSTAL_COLUMNS
+
+    def compute(self, images, items, absorber) -> LabelColumns:
+        by_id = {str(a.info["structure_id"]): a for a in images}
+        sids = items["structure_id"].astype(str).tolist()
+        found: dict[str, dict[str, Any]] = {}
+        for sid in dict.fromkeys(sids):
+            try:
+                found[sid] = structure_labels(by_id[sid], self.settings)
+            except ValueError as err:
+                name = by_id[sid].info.get("name", "")
+                raise ValueError(f"labels.crystal: structure {sid} ({name}): {err}") from None
+        values = {c: np.array([found[s][c] for s in sids], np.int64) for c in CRYSTAL_COLUMNS}
+        info = {
+            "classes": {c: list(class_names(c)) for c in CRYSTAL_COLUMNS},
+            "space_group_offset": 1,  # class index = space group number - 1
+            "symprec": self.settings.symprec,
+            "angle_tolerance": self.settings.angle_tolerance,
+        }
+        return LabelColumns(values, targets=CRYSTAL_COLUMNS, info=info)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlxas.engines.base import EngineError
@@ -22,7 +22,6 @@ __all__ = [
     "XRDFeatures",
     "XRDSettings",
     "energy_to_wavelength",
-    "settings_from_dict",
 ]
 
 Range = tuple[float, float] | None
@@ -106,6 +105,9 @@ class XRDSettings:
     max_atoms: int = 256  #: structures with more atoms are refused (reason too_many_atoms)
 
     def __post_init__(self) -> None:
+        # Config lists arrive as (tuples of) lists; keep the settings hashable.
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _tuple(getattr(self, f.name)))
         _validate(self)
 
     @property
@@ -199,20 +201,9 @@ class XRDFeatures:
     normalize: Literal["max", "none"] = "max"
     #: ``sqrt`` lifts weak reflections (counting statistics); ``linear`` keeps heights
     scale: Literal["linear", "sqrt"] = "linear"
-    names: tuple[str, ...] = field(default=("intensity",))
 
 
 def _tuple(value: Any) -> Any:
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return tuple(_tuple(v) for v in value)
     return value
-
-
-def settings_from_dict(section: dict[str, Any] | None, cls: type = XRDSettings) -> Any:
-    """Typed settings from a config section; unknown keys are an :class:`EngineError`."""
-    section = dict(section or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise EngineError(f"xrd: unknown setting(s) {unknown} (known: {sorted(known)})")
-    return cls(**{k: _tuple(v) for k, v in section.items()})

@@ -158,6 +158,9 @@ class PrototypesSource:
             rng = np.random.default_rng([self.seed, i])
             structure = prototype_structure(proto, rng, self.jitter)
             info = {"prototype": proto, "index": i}
-            yield f"{proto}_{i:07d}", None, f"xrd_prototypes:{self.name}:{i}", _atoms(
-                structure, info
+            yield (
+                f"{proto}_{i:07d}",
+                None,
+                f"xrd_prototypes:{self.name}:{i}",
+                _atoms(structure, info),
             )
