@@ -10,17 +10,16 @@ points, every effect drawn):
   (the cost the simulation stage pays), and the same with pymatgen's reflections
   reused for unstrained, unalloyed patterns of a structure (the default share).
 
-With ``--dataset`` the CPU seconds recorded by a full ``python -m mlxas.xrd dataset``
-build are added (``from_dataset``).
+With ``--results`` the per-item seconds that a workflow run recorded in its chunk
+files are added (``from_workflow``).
 
     .venv/bin/python benchmarks/bench_xrd_simulate.py [--groups 46] [--patterns 6]
-        [--dataset benchmarks/work/xrd/xrd50k.h5]
+        [--results results/xrd_spacegroup]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,23 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
 
 
-def _dataset_rates(path: Path) -> dict | None:
-    import h5py
+def _workflow_rates(results: Path) -> dict | None:
+    """Per-item engine seconds recorded in the chunk files of a workflow run (wall time
+    of each item inside its job, so a busy machine lowers the rate)."""
+    from mlxas.simulation.chunk import read_chunk
 
-    if not path.is_file():
+    files = sorted(results.glob("simulation/*/chunks/*.h5"))
+    if not files:
         return None
-    with h5py.File(path) as f:
-        s = json.loads(f.attrs["summary"])
-    cpu = s["cpu_seconds"]
+    seconds = [r.seconds for f in files for r in read_chunk(f) if r.ok]
     return {
-        "file": str(path),
-        "n_structures": s["n_structures"],
-        "n_patterns": s["n_patterns"],
-        "cpu_seconds": cpu,
-        "structures_per_cpu_second": s["n_tasks"] / cpu["struct"],
-        "patterns_per_cpu_second": s["n_patterns"] / cpu["patterns"],
-        "patterns_per_cpu_second_all_in": s["n_patterns"] / sum(cpu.values()),
-        "wall_seconds_last_run": s["wall_seconds"],
+        "results": str(results),
+        "n_patterns": len(seconds),
+        "engine_seconds": round(float(np.sum(seconds)), 1),
+        "patterns_per_second_in_jobs": round(len(seconds) / float(np.sum(seconds)), 2),
+        "median_ms_per_pattern": round(1000 * float(np.median(seconds)), 1),
     }
 
 
@@ -56,10 +53,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--groups", type=int, default=46, help="space groups in the sweep")
     ap.add_argument("--patterns", type=int, default=6, help="patterns per structure")
-    ap.add_argument("--dataset", default="benchmarks/work/xrd/xrd50k.h5")
+    ap.add_argument("--results", default="results/xrd_spacegroup", help="a workflow run")
     args = ap.parse_args()
 
-    from mlxas.xrd.engine import XRDEngine, item_input, pattern_item_id
+    from mlxas.sites.table import pattern_id
+    from mlxas.xrd.engine import XRDEngine, item_input
     from mlxas.xrd.labels import structure_labels
     from mlxas.xrd.prototypes import prototype_names, prototype_structure
     from mlxas.xrd.random_crystals import random_crystal
@@ -70,7 +68,7 @@ def main() -> None:
     # Warm-up: imports, pymatgen's space-group tables, the impurity phases.
     warm = random_crystal(225, 0)
     for p in range(3):
-        engine.run(item_input(engine, warm, pattern_item_id("w", p), "w"), Path("."), 60)
+        engine.run(item_input(engine, warm, pattern_id("w", p), "w"), Path("."), 60)
 
     groups = np.linspace(1, 230, args.groups).round().astype(int)
     t = time.process_time()
@@ -92,7 +90,7 @@ def main() -> None:
     for n, s in enumerate(crystals + protos):
         for p in range(args.patterns):
             t0 = time.process_time()
-            item = item_input(engine, s, pattern_item_id(f"s{n}", p), f"s{n}")
+            item = item_input(engine, s, pattern_id(f"s{n}", p), f"s{n}")
             res = engine.run(item, Path("."), 60)
             per_pattern.append(time.process_time() - t0)
             assert res.ok, res.detail
@@ -112,7 +110,7 @@ def main() -> None:
         prototypes_per_cpu_second=round(len(protos) / t_proto, 2),
         labels_per_cpu_second=round(len(crystals) / t_labels, 2),
         mean_atoms_random=float(np.mean([len(c) for c in crystals])),
-        from_dataset=_dataset_rates(Path(args.dataset)),
+        from_workflow=_workflow_rates(Path(args.results)),
     )
 
 

@@ -9,7 +9,12 @@ import pytest
 from ase.build import bulk
 from pymatgen.core import Lattice, Structure
 
-from mlxas.xrd.labels import CRYSTAL_SYSTEMS, crystal_system_index, structure_labels, structure_types
+from mlxas.xrd.labels import (
+    CRYSTAL_SYSTEMS,
+    crystal_system_index,
+    structure_labels,
+    structure_types,
+)
 from mlxas.xrd.prototypes import PROTOTYPES, prototype_structure
 from mlxas.xrd.random_crystals import ANIONS, CATIONS, random_composition, random_crystal
 
@@ -56,7 +61,9 @@ def test_prototype_label_and_other():
     lab = structure_labels(bulk("NaCl", "rocksalt", a=5.64))
     assert lab["prototype_label"] == "AB_cF8_225_a_b"
     # Orthorhombic cell of two species on general-ish positions: no prototype.
-    s = Structure(Lattice.orthorhombic(4.0, 5.0, 6.0), ["Na", "Cl"], [[0, 0, 0], [0.31, 0.27, 0.44]])
+    s = Structure(
+        Lattice.orthorhombic(4.0, 5.0, 6.0), ["Na", "Cl"], [[0, 0, 0], [0.31, 0.27, 0.44]]
+    )
     lab = structure_labels(s)
     assert lab["structure_type_name"] == "other" and lab["space_group"] == 1
 
@@ -105,7 +112,9 @@ def test_random_crystal_is_reproducible_and_sensible(sg):
     assert a is not None and a == b
     lab = structure_labels(a)
     # spglib may find a supergroup of the one pyxtal built, never a lower symmetry here.
-    assert lab["space_group"] >= 1 and crystal_system_index(lab["space_group"]) >= crystal_system_index(sg)
+    assert lab["space_group"] >= 1 and crystal_system_index(
+        lab["space_group"]
+    ) >= crystal_system_index(sg)
     d = a.distance_matrix + np.eye(len(a)) * 100
     z = np.array([site.specie.Z for site in a])
     r = covalent_radii[z]

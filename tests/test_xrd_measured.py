@@ -28,7 +28,9 @@ def _write(path, header: str, rows: str):
 
 def _rows(sep=" ", errors=False):
     if errors:
-        return "".join(f"{x:.4f}{sep}{y:.3f}{sep}{math.sqrt(y):.3f}\n" for x, y in zip(X, Y, strict=True))
+        return "".join(
+            f"{x:.4f}{sep}{y:.3f}{sep}{math.sqrt(y):.3f}\n" for x, y in zip(X, Y, strict=True)
+        )
     return "".join(f"{x:.4f}{sep}{y:.3f}\n" for x, y in zip(X, Y, strict=True))
 
 
@@ -117,7 +119,9 @@ def _ideal(lam: float) -> Effects:
 
 
 def test_mo_measurement_lands_where_cu_puts_the_peaks(tmp_path):
-    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    nacl = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3]
+    )
     mo = XRDSettings(axis_min=4.0, axis_max=40.0, n_points=7201, source="MoKa1")
     y_mo, _ = simulate_pattern(nacl, _ideal(MO1), mo)
     rows = "".join(f"{x:.5f} {1000 * y:.4f}\n" for x, y in zip(axis_grid(mo), y_mo, strict=True))

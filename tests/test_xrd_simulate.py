@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from functools import cache
 
 import numpy as np
 import pytest
@@ -27,14 +28,22 @@ CU1, CU2 = SOURCES["CuKa"]
 SI_A, NACL_A = 5.431, 5.64
 
 
-def _si():
-    return Structure.from_spacegroup("Fd-3m", Lattice.cubic(SI_A), ["Si"], [[0, 0, 0]])
-
-
-def _nacl():
+@cache
+def _built(name: str) -> Structure:
+    # Built once: pymatgen's SpaceGroup() takes about a second each time.
+    if name == "si":
+        return Structure.from_spacegroup("Fd-3m", Lattice.cubic(SI_A), ["Si"], [[0, 0, 0]])
     return Structure.from_spacegroup(
         "Fm-3m", Lattice.cubic(NACL_A), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
     )
+
+
+def _si():
+    return _built("si").copy()
+
+
+def _nacl():
+    return _built("nacl").copy()
 
 
 def _effects(**kw) -> Effects:

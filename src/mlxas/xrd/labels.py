@@ -23,11 +23,12 @@ from mlxas.sites.labelsets import LabelColumns, LabelSet, register_label_set
 __all__ = [
     "CRYSTAL_COLUMNS",
     "CRYSTAL_SYSTEMS",
-    "CrystalLabels",
     "LABEL_NAMES",
-    "class_names",
+    "CrystalLabels",
     "StructureLabelSettings",
+    "class_names",
     "crystal_system_index",
+    "space_group_symbols",
     "structure_labels",
     "structure_types",
 ]
@@ -179,12 +180,23 @@ def class_names(column: str) -> tuple[str, ...]:
     if column == "crystal_system":
         return CRYSTAL_SYSTEMS
     if column == "space_group":
-        from pymatgen.symmetry.groups import SpaceGroup
-
-        return tuple(SpaceGroup.from_int_number(n).symbol for n in range(1, 231))
+        return space_group_symbols()
     if column == "structure_type":
         return structure_types()
     raise KeyError(f"{column!r} is not a column of the crystal label set")
+
+
+@cache
+def space_group_symbols() -> tuple[str, ...]:
+    """Short Hermann–Mauguin symbols of space groups 1..230 (index = number - 1), from
+    spglib's table (the first Hall setting of each number)."""
+    import spglib
+
+    symbols: dict[int, str] = {}
+    for hall in range(1, 531):
+        t = spglib.get_spacegroup_type(hall)
+        symbols.setdefault(int(t.number), str(t.international_short))
+    return tuple(symbols[n] for n in range(1, 231))
 
 
 @register_label_set

@@ -122,9 +122,24 @@ def _build(p: Prototype, species: tuple[str, ...], a: float, c: float, params: d
     else:
         lattice = Lattice.hexagonal(a, c)
     coords = [[params[v] if isinstance(v, str) else float(v) for v in xyz] for _, xyz in p.sites]
-    return Structure.from_spacegroup(
-        p.spacegroup, lattice, [species[r] for r, _ in p.sites], coords
-    )
+    # Structure.from_spacegroup, with the space group built once per process: pymatgen's
+    # SpaceGroup() generates and deduplicates its operations anew each time (~1 s).
+    group = _space_group(p.spacegroup)
+    if not group.is_compatible(lattice):
+        raise ValueError(f"prototype {p.name}: the lattice does not fit {p.spacegroup}")
+    all_species, all_coords = [], []
+    for (role, _), xyz in zip(p.sites, coords, strict=True):
+        orbit = group.get_orbit(xyz)
+        all_species += [species[role]] * len(orbit)
+        all_coords += orbit
+    return Structure(lattice, all_species, all_coords)
+
+
+@cache
+def _space_group(symbol: str):
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    return SpaceGroup(symbol)
 
 
 @cache
