@@ -132,6 +132,8 @@ def _read_tables(
         for name, col in lmeta.get("columns", {}).items():
             if col.get("target"):
                 targets[name] = {"unit": col.get("unit", ""), "grid": col.get("grid")}
+                if col.get("classes") is not None:
+                    targets[name]["classes"] = list(col["classes"])
         rejected += sinfo["rejected"]
         provenance.append({"sites": sinfo["settings"], "labels": lmeta.get("settings", {})})
     table = _plain_strings(pd.concat(frames, ignore_index=True))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.models.registry import ModelConfigError
+from mlxas.models.registry import Head, ModelConfigError
 from mlxas.models.spec import ModelSpec
 from mlxas.settings import deep_merge
 
@@ -26,6 +26,7 @@ __all__ = [
     "TargetLayout",
     "TrainingData",
     "k_range_used",
+    "label_classes",
     "load_training_data",
     "model_features_cfg",
     "model_inputs",
@@ -92,17 +93,34 @@ def _stored(ds, spec: ModelSpec) -> bool:
     return not spec.features and spec.input in ds.feature_names()
 
 
-def model_inputs(ds, spec: ModelSpec, split: str | None) -> np.ndarray:
-    """Raw model input for ``split``: stored feature, or computed from the dataset's chi(k)."""
+def _main_input(ds, spec: ModelSpec, split: str | None) -> np.ndarray:
     if _stored(ds, spec):
         return np.asarray(ds.features(spec.input, split), dtype=np.float32)
-    if spec.input in _NOT_FROM_CHI:
+    if spec.input in _NOT_FROM_CHI or spec.extra_inputs:
         raise ModelConfigError(
             f"models.{spec.name}: input {spec.input!r} is not stored in "
             f"{getattr(ds, 'path', 'the dataset')} and cannot be computed from chi(k)"
+            + (" (a model with extra_inputs reads stored features)" if spec.extra_inputs else "")
         )
     cfg = model_features_cfg(ds.settings["features"], spec)
     return compute_input(ds.chi(split), cfg, spec.input)
+
+
+def model_inputs(ds, spec: ModelSpec, split: str | None) -> np.ndarray:
+    """Raw model input for ``split``: stored feature, or computed from the dataset's chi(k);
+    with ``extra_inputs`` the stored features joined by the kind (``join_inputs``)."""
+    x = _main_input(ds, spec, split)
+    if not spec.extra_inputs:
+        return x
+    extra = [np.asarray(ds.features(n, split), dtype=np.float32) for n in spec.extra_inputs]
+    return spec.model_kind().join_inputs([x, *extra], spec)
+
+
+def label_classes(ds, name: str) -> tuple[str, ...] | None:
+    """Class names of a categorical label of ``ds`` (None for a value label)."""
+    classes = getattr(ds, "classes", None)
+    found = classes(name) if callable(classes) else None
+    return None if found is None else tuple(found)
 
 
 def _input_grid(ds, spec: ModelSpec, cfg: dict[str, Any]):
@@ -122,12 +140,14 @@ def _input_grid(ds, spec: ModelSpec, cfg: dict[str, Any]):
     return np.asarray(grid[0])
 
 
-def k_range_used(features_cfg: dict[str, Any], spec: ModelSpec, grid) -> list[float]:
+def k_range_used(features_cfg: dict[str, Any], spec: ModelSpec, grid) -> list[float] | None:
     """The k-range (Å⁻¹) of chi(k) that the model's input depends on.
 
     chi_k: the grid, narrowed by ``input_range``; FT features: the FT window's k-range;
-    other features: the whole k grid.
+    other features: the whole k grid; None for a dataset without a k grid.
     """
+    if "k_grid" not in features_cfg:
+        return None
     k = features_cfg["k_grid"]
     name = spec.input
     if name == "chi_k":
@@ -151,22 +171,54 @@ def _as_columns(y: np.ndarray) -> np.ndarray:
     return y if y.ndim == 2 else y.reshape(len(y), int(np.prod(y.shape[1:])))
 
 
+def _class_codes(y: np.ndarray, classes: tuple[str, ...], target: str) -> np.ndarray:
+    """Class codes as int32 ``[n, 1]``; codes outside 0..n_classes-1 are refused."""
+    y = np.asarray(y)
+    codes = y.astype(np.int64).reshape(len(y), -1)
+    if codes.shape[1] != 1 or np.any(codes != y.reshape(codes.shape)):
+        raise ModelConfigError(f"class target {target!r}: labels are not integer class codes")
+    if len(codes) and (codes.min() < 0 or codes.max() >= len(classes)):
+        raise ModelConfigError(
+            f"class target {target!r}: codes {int(codes.min())}..{int(codes.max())} outside "
+            f"0..{len(classes) - 1} ({len(classes)} classes)"
+        )
+    return codes.astype(np.int32)
+
+
 @dataclass
 class TargetLayout:
-    """Targets of a model and the columns they occupy in its output."""
+    """Targets of a model and the columns they occupy in its output: a value target one
+    column per element, a class target one probability column per class."""
 
     widths: dict[str, int]
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return list(self.widths)
 
     @property
+    def heads(self) -> dict[str, Head]:
+        return {t: Head(n, self.classes.get(t)) for t, n in self.widths.items()}
+
+    def kinds(self) -> dict[str, str]:
+        return {t: h.target_kind for t, h in self.heads.items()}
+
+    @property
     def columns(self) -> list[str]:
         cols: list[str] = []
         for t, n in self.widths.items():
-            cols.extend([t] if n == 1 else [f"{t}[{i}]" for i in range(n)])
+            if t in self.classes:
+                cols.extend(f"{t}[{c}]" for c in self.classes[t])
+            else:
+                cols.extend([t] if n == 1 else [f"{t}[{i}]" for i in range(n)])
         return cols
+
+    def select(self, targets: list[str]) -> TargetLayout:
+        return TargetLayout(
+            {t: self.widths[t] for t in targets},
+            {t: c for t, c in self.classes.items() if t in targets},
+        )
 
     def slices(self) -> dict[str, list[int]]:
         out, start = {}, 0
@@ -178,11 +230,13 @@ class TargetLayout:
 
 @dataclass
 class SplitData:
-    """Raw inputs, targets (one 2D array per target) and unweighted chi(k) of one split."""
+    """Raw inputs, targets (one 2D array per target: float32 values, or int32 class
+    codes ``[n, 1]``), unweighted chi(k) and the kind's extra arrays of one split."""
 
     x: np.ndarray
     y: dict[str, np.ndarray]
     chi: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -198,16 +252,17 @@ class TrainingData:
     splits: dict[str, SplitData]
     layout: TargetLayout
     features_cfg: dict[str, Any]
-    k: np.ndarray
+    k: np.ndarray | None
     grid: np.ndarray | None = None
     dataset: dict[str, Any] = field(default_factory=dict)
 
     def select_targets(self, targets: list[str]) -> TrainingData:
         """The same inputs with only ``targets`` (for one network per target)."""
         splits = {
-            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi) for s, d in self.splits.items()
+            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi, d.extra)
+            for s, d in self.splits.items()
         }
-        layout = TargetLayout({t: self.layout.widths[t] for t in targets})
+        layout = self.layout.select(targets)
         return TrainingData(splits, layout, self.features_cfg, self.k, self.grid, self.dataset)
 
     @classmethod
@@ -218,19 +273,31 @@ class TrainingData:
         chi: dict[str, np.ndarray] | None = None,
         grid: np.ndarray | None = None,
         dataset: dict[str, Any] | None = None,
+        classes: dict[str, tuple[str, ...]] | None = None,
+        extra: dict[str, dict[str, np.ndarray]] | None = None,
     ) -> TrainingData:
-        """Build from ``{split: (x, {target: y})}``; ``chi`` is needed for augmentation."""
+        """Build from ``{split: (x, {target: y})}``; ``chi`` is needed for augmentation;
+        ``classes`` names the classes of categorical targets (their ``y`` are codes
+        0..n-1); ``extra`` holds the kind's extra arrays per split."""
         from mlxas.spectra.grids import k_grid
 
+        classes = {t: tuple(c) for t, c in (classes or {}).items()}
         out = {}
         for s, (x, ys) in splits.items():
-            y2 = {t: _as_columns(v) for t, v in ys.items()}
+            y2 = {t: _class_codes(v, classes[t], t) if t in classes else _as_columns(v)
+                  for t, v in ys.items()}  # fmt: skip
             out[s] = SplitData(
-                np.asarray(x, dtype=np.float32), y2, None if chi is None else chi.get(s)
+                np.asarray(x, dtype=np.float32),
+                y2,
+                None if chi is None else chi.get(s),
+                dict((extra or {}).get(s, {})),
             )
         first = next(iter(out.values()))
-        layout = TargetLayout({t: v.shape[1] for t, v in first.y.items()})
-        return cls(out, layout, features_cfg, k_grid(features_cfg["k_grid"]), grid, dataset or {})
+        widths = {t: len(classes[t]) if t in classes else v.shape[1] for t, v in first.y.items()}
+        layout = TargetLayout(widths, {t: c for t, c in classes.items() if t in widths})
+        # an engine without a k grid (diffraction, reflections) has no chi(k) to augment
+        k = k_grid(features_cfg["k_grid"]) if "k_grid" in features_cfg else None
+        return cls(out, layout, features_cfg, k, grid, dataset or {})
 
 
 def load_training_data(
@@ -252,11 +319,20 @@ def load_training_data(
             f"models.{spec.name}: target(s) {missing} not among the labels of "
             f"{getattr(ds, 'path', 'the dataset')} ({', '.join(ds.label_names())})"
         )
-    arrays, chis = {}, {}
+    classes = {t: c for t in spec.targets if (c := label_classes(ds, t)) is not None}
+    kind = spec.model_kind()
+    refused = sorted(classes) if "class" not in kind.target_kinds else []
+    if refused:
+        raise ModelConfigError(
+            f"models.{spec.name}: kind {spec.member_kind} predicts values only; "
+            f"{refused} are class targets"
+        )
+    arrays, chis, extra = {}, {}, {}
     for s in splits:
         x = model_inputs(ds, spec, s)
         ys = {t: np.asarray(ds.labels(t, s)) for t in spec.targets}
         arrays[s] = (x, ys)
+        extra[s] = {n: _array(ds, n, s) for n in kind.arrays(spec)}
         if need_chi and s == "train":
             chis[s] = np.asarray(ds.chi(s), dtype=np.float64)
     settings = ds.settings
@@ -269,7 +345,20 @@ def load_training_data(
         "edge": str(attrs.get("edge", "")),
     }
     return TrainingData.from_arrays(
-        arrays, cfg, chi=chis or None, grid=_input_grid(ds, spec, cfg), dataset=info
+        arrays, cfg, chi=chis or None, grid=_input_grid(ds, spec, cfg), dataset=info,
+        classes=classes, extra=extra,
+    )  # fmt: skip
+
+
+def _array(ds, name: str, split: str) -> np.ndarray:
+    """A feature or label of ``split`` by name (the kind's extra arrays)."""
+    if name in ds.feature_names():
+        return np.asarray(ds.features(name, split))
+    if name in ds.label_names():
+        return np.asarray(ds.labels(name, split))
+    raise ModelConfigError(
+        f"{getattr(ds, 'path', 'the dataset')}: no feature or label {name!r} "
+        f"(features {ds.feature_names()}, labels {ds.label_names()})"
     )
 
 
@@ -278,6 +367,7 @@ def augmented_batches(
     spec: ModelSpec,
     seed: int,
     y: dict[str, np.ndarray],
+    weights: dict[str, np.ndarray] | None = None,
 ):
     """A ``keras.utils.PyDataset`` that re-augments the training chi(k) every epoch.
 
@@ -320,7 +410,10 @@ def augmented_batches(
             if self._x is None:
                 self._make()
             idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
-            return self._x[idx], {t: v[idx] for t, v in y.items()}
+            ys = {t: v[idx] for t, v in y.items()}
+            if weights is None:
+                return self._x[idx], ys
+            return self._x[idx], ys, {t: w[idx] for t, w in weights.items()}
 
     return _Augmented()
 
@@ -330,6 +423,8 @@ def array_batches(
     y: dict[str, np.ndarray],
     batch_size: int,
     seed: int | None = None,
+    weights: dict[str, np.ndarray] | None = None,
+    batch_map=None,
 ):
     """A ``tf.data`` pipeline of (x, y) batches, reshuffled each epoch when ``seed`` is set.
 
@@ -337,11 +432,17 @@ def array_batches(
     for small networks that costs more than the training step itself.  Caching the
     tensors once and shuffling, batching and prefetching inside ``tf.data`` makes a
     ``paper_mlp`` epoch on 6000 spectra about 1.6 times faster on a 2-core CPU.
-    ``seed=None`` keeps the order (validation).
+    ``seed=None`` keeps the order (validation).  ``weights`` (per head) makes the
+    elements (x, y, w), which Keras reads as sample weights; ``batch_map`` (a kind's
+    :meth:`~mlxas.models.registry.ModelKind.batch_map`) is mapped over the batches.
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, dict(y))).cache()
+    parts = (x, dict(y)) if weights is None else (x, dict(y), dict(weights))
+    ds = tf.data.Dataset.from_tensor_slices(parts).cache()
     if seed is not None:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if batch_map is not None:
+        ds = ds.map(batch_map, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -26,6 +26,7 @@ from mlxas.models.card import (
     check_no_lambda,
     file_sha256,
     json_safe,
+    model_file_name,
     read_card,
     write_card,
     write_json,
@@ -33,7 +34,13 @@ from mlxas.models.card import (
 from mlxas.models.data import TrainingData, k_range_used
 from mlxas.models.network import Scaling
 from mlxas.models.spec import ModelSpec
-from mlxas.workflow.layout import MODEL_FILE, OOD_FILE, TRAINING_BAND_FILE, ModelFiles
+from mlxas.workflow.layout import (
+    MODEL_FILE,
+    MODEL_NPZ_FILE,
+    OOD_FILE,
+    TRAINING_BAND_FILE,
+    ModelFiles,
+)
 
 __all__ = ["UNITS", "build_card", "save_model_folder", "training_band"]
 
@@ -59,6 +66,7 @@ def build_card(
         "card_version": CARD_VERSION,
         "name": spec.name,
         "kind": spec.kind,
+        "model_file": MODEL_NPZ_FILE if spec.model_kind().backend == "numpy" else MODEL_FILE,
         "mlxas_version": __version__,
         "keras_version": keras.__version__,
         "tensorflow_version": tf.__version__,
@@ -78,8 +86,8 @@ def build_card(
             "input_range": None if spec.input_range is None else list(spec.input_range),
             "crop": [crop.start, crop.stop],
             "k_range": k_range_used(fc, spec, grid),
-            "k_grid": fc["k_grid"],
-            "kweight": fc["kweight"],
+            "k_grid": fc.get("k_grid"),
+            "kweight": fc.get("kweight"),
             "features": fc,
             "absorber": data.dataset.get("absorber", ""),
             "edge": data.dataset.get("edge", ""),
@@ -91,6 +99,8 @@ def build_card(
             "slices": data.layout.slices(),
             "units": {t: UNITS.get(t.split("_")[0], "") for t in data.layout.names},
             "members": spec.n_members if spec.kind == "ensemble" else None,
+            # class targets: their class names, one output column (probability) each
+            "classes": {t: list(c) for t, c in data.layout.classes.items()},
         },
         "training": {
             "seconds": float(sum(r["seconds"] for r in record["networks"])),
@@ -131,15 +141,19 @@ def save_model_folder(
     tmp.mkdir()
     try:
         files = ModelFiles(tmp)
-        keras_tmp = tmp / f".model.tmp-{os.getpid()}.keras"
-        model.save(keras_tmp)
-        check_no_lambda(keras_tmp)
-        keras_tmp.replace(files.model)
+        model_file = model_file_name(card)
+        if model_file == MODEL_FILE:
+            keras_tmp = tmp / f".model.tmp-{os.getpid()}.keras"
+            model.save(keras_tmp)
+            check_no_lambda(keras_tmp)
+            keras_tmp.replace(files.model)
+        else:
+            model.save(files.model_npz)
         write_json(files.ood, ood)
         write_json(files.training_band, band)
         card = {
             **card,
-            "files": {n: file_sha256(tmp / n) for n in (MODEL_FILE, OOD_FILE, TRAINING_BAND_FILE)},
+            "files": {n: file_sha256(tmp / n) for n in (model_file, OOD_FILE, TRAINING_BAND_FILE)},
         }
         card.pop("model_id", None)
         mid = card_model_id(card)

@@ -183,11 +183,19 @@ class Predictor:
             warnings.simplefilter("ignore")
             mean, std = self._run_model(x)
         ood = self._ood(x)
+        from mlxas.models.inference import class_predictions
+
+        classes = class_predictions(self.card, mean)
         for n, r in enumerate(ok):
             for t, v in mean.items():
                 r.values[t] = _value(v[n])
                 if t in std:
                     r.values[f"{t}_std"] = _value(std[t][n])
+                if t in classes:
+                    # a class target: the most probable class, and every class's probability
+                    names = self.card["outputs"]["classes"][t]
+                    r.values[t] = classes[t][0][n]
+                    r.values[f"{t}_probabilities"] = dict(zip(names, _value(v[n]), strict=True))
             if ood is not None:
                 r.values["ood_score"] = float(ood[0][n])
                 r.values["ood"] = bool(ood[1][n])
