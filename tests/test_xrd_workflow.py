@@ -77,12 +77,15 @@ def test_patterns_of_prototypes_through_the_shared_stages(tmp_path):
     crystal = {"sets": ["crystal"], "crystal": {"match_prototypes": False}}
     labels, meta = compute_labels(images, sites, None, LabelSettings.from_config(crystal))
     write_labels(labels, meta, layout.labels("proto"))
-    assert list(labels["space_group"]) == [225] * 4
+    assert list(labels["space_group_number"]) == [225] * 4
+    columns = meta["columns"]
+    assert [columns["space_group"]["classes"][i] for i in labels["space_group"]] == [
+        "225 Fm-3m"
+    ] * 4  # fmt: skip
     assert [CRYSTAL_SYSTEMS[i] for i in labels["crystal_system"]] == ["cubic"] * 4
-    types = [structure_types()[i] for i in labels["structure_type"]]
-    assert types == ["other"] * 4
-    assert meta["columns"]["space_group"]["target"]
-    assert meta["info"]["crystal"]["classes"]["space_group"][224] == "Fm-3m"
+    assert columns["crystal_system"]["classes"] == list(CRYSTAL_SYSTEMS)
+    assert [structure_types()[i] for i in labels["structure_type"]] == ["other"] * 4
+    assert columns["space_group"]["target"] and not columns["space_group_number"]["target"]
 
     folder = layout.simulation("proto")
     engine = XRDEngine(SHIFT_ONLY)
@@ -109,6 +112,8 @@ def test_patterns_of_prototypes_through_the_shared_stages(tmp_path):
         assert np.allclose(grid, np.linspace(20.0, 80.0, 1201))
         assert x.shape == (4, 1201) and np.allclose(x.max(axis=1), 1.0)
         by_id = dict(zip(frame["site_id"], x, strict=True))
+        assert tuple(ds.classes("crystal_system")) == CRYSTAL_SYSTEMS
+        assert list(ds.labels("space_group")) == [224] * 4  # code of 225 Fm-3m
         split = dict(zip(frame["site_id"], frame["split"], strict=True))
     for atoms in images:
         sid = atoms.info["structure_id"]

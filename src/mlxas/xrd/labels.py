@@ -170,20 +170,21 @@ def structure_labels(
     }
 
 
-#: Columns of the ``crystal`` label set, all class indices (model targets).
+#: Class columns of the ``crystal`` label set (model targets).
 CRYSTAL_COLUMNS = ("crystal_system", "space_group", "structure_type")
 
 
 def class_names(column: str) -> tuple[str, ...]:
-    """Names of the classes of a ``crystal`` column, by index: the seven crystal systems,
-    space groups 1..230 (index = number - 1) as Hermann–Mauguin symbols, structure types."""
+    """Class names of a ``crystal`` column, by code: the seven crystal systems; the 230
+    space groups as ``"<number> <short symbol>"`` (code = number - 1); the structure
+    types (prototype names, then ``other``)."""
     if column == "crystal_system":
         return CRYSTAL_SYSTEMS
     if column == "space_group":
-        return space_group_symbols()
+        return tuple(f"{n} {sym}" for n, sym in enumerate(space_group_symbols(), start=1))
     if column == "structure_type":
         return structure_types()
-    raise KeyError(f"{column!r} is not a column of the crystal label set")
+    raise KeyError(f"{column!r} is not a class column of the crystal label set")
 
 
 @cache
@@ -201,18 +202,19 @@ def space_group_symbols() -> tuple[str, ...]:
 
 @register_label_set
 class CrystalLabels(LabelSet):
-    """``labels.sets: [crystal]``: per whole structure, ``crystal_system`` (0..6),
-    ``space_group`` (1..230) and ``structure_type`` (index into the prototype names +
-    ``other``), from :func:`structure_labels` on the stored structure.  Every item of one
-    structure (``sites.per_structure``) gets that structure's labels.  The class names
-    of each column are in the label metadata (``info.crystal.classes``)."""
+    """``labels.sets: [crystal]``: per whole structure, from :func:`structure_labels` on
+    the stored structure, the class columns ``crystal_system`` (0..6), ``space_group``
+    (code = space-group number - 1) and ``structure_type`` (index into the prototype
+    names + ``other``), with their class names (:func:`class_names`), and
+    ``space_group_number`` (1..230, not a class column).  Every item of one structure
+    (``sites.per_structure``) gets that structure's labels."""
 
     name = "crystal"
     units = ("structure",)
     settings_class = StructureLabelSettings
 
     def provides(self, target: str) -> bool:
-        return target in CRYSTAL_COLUMNS
+        return target in (*CRYSTAL_COLUMNS, "space_group_number")
 
     def compute(self, images, items, absorber) -> LabelColumns:
         by_id = {str(a.info["structure_id"]): a for a in images}
@@ -224,11 +226,13 @@ class CrystalLabels(LabelSet):
             except ValueError as err:
                 name = by_id[sid].info.get("name", "")
                 raise ValueError(f"labels.crystal: structure {sid} ({name}): {err}") from None
-        values = {c: np.array([found[s][c] for s in sids], np.int64) for c in CRYSTAL_COLUMNS}
-        info = {
-            "classes": {c: list(class_names(c)) for c in CRYSTAL_COLUMNS},
-            "space_group_offset": 1,  # class index = space group number - 1
-            "symprec": self.settings.symprec,
-            "angle_tolerance": self.settings.angle_tolerance,
+        number = np.array([found[s]["space_group"] for s in sids], np.int64)
+        values = {
+            "crystal_system": np.array([found[s]["crystal_system"] for s in sids], np.int64),
+            "space_group": number - 1,
+            "structure_type": np.array([found[s]["structure_type"] for s in sids], np.int64),
+            "space_group_number": number,
         }
-        return LabelColumns(values, targets=CRYSTAL_COLUMNS, info=info)
+        info = {"symprec": self.settings.symprec, "angle_tolerance": self.settings.angle_tolerance}
+        classes = {c: class_names(c) for c in CRYSTAL_COLUMNS}
+        return LabelColumns(values, targets=CRYSTAL_COLUMNS, info=info, classes=classes)
