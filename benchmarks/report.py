@@ -52,6 +52,21 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         None,
         "foil elements whose best input on perturbed simulated validation is the FT magnitude",
     ),
+    "surrogate_exafs_cu": (
+        "<=",
+        0.02,
+        "Cu K EXAFS surrogate, held-out sites: median Σ(Δk²chi)²/Σ(k²chi)² (best kind)",
+    ),
+    "surrogate_speed": (
+        ">=",
+        1e4,
+        "surrogate vs FEFF CPU time per site (smaller of FEFF8L, FEFF10)",
+    ),
+    "surrogate_stage": (
+        "",
+        None,
+        "fraction of Cu nanoparticle sites the bulk-trained surrogate engine sent to FEFF",
+    ),
 }
 _OPS = {"<=": operator.le, ">=": operator.ge}
 

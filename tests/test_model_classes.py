@@ -181,3 +181,74 @@ def test_a_dataset_without_a_k_grid_trains():
     model, _ = fit(data, spec)
     x, y = splits["val"][0], splits["val"][1]["system"]
     assert np.mean(model.predict_on_batch(x).argmax(axis=1) == y) > 0.85
+
+
+def test_predict_on_a_measured_spectrum_gives_class_and_probabilities(trained):
+    """mlxas predict with a class model: the class name under the target and every
+    class's probability beside it (a measured Cu foil; the synthetic-trained forest
+    flags it out of distribution, which is reported, not hidden)."""
+    from pathlib import Path
+
+    from mlxas.predict.predictor import Predictor
+
+    foil = Path(__file__).parent / "data" / "experimental" / "cu_metal_rt.xdi"
+    with Predictor(trained["rf"][2], jobs=1, allow_short_k=True) as p:
+        (res,) = p.predict([foil])
+    assert res.status == "ok", res.reason
+    probs = res.values["shell_probabilities"]
+    assert list(probs) == ["cn4", "cn8", "cn12"]
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert res.values["shell"] == max(probs, key=probs.get)
+    assert isinstance(res.values["r"], float) and isinstance(res.values["ood"], bool)
+
+
+def test_a_label_set_declares_class_names_in_the_label_file(tmp_path, monkeypatch):
+    """LabelColumns.classes travel into the label file's metadata (what gather copies
+    into dataset.h5); codes stay integers."""
+    from dataclasses import dataclass
+
+    import pandas as pd
+    from ase.build import bulk
+
+    from mlxas.sites import labelsets
+    from mlxas.sites.labelsets import (
+        LabelColumns,
+        LabelSet,
+        LabelSettings,
+        compute_labels,
+        read_labels,
+        write_labels,
+    )
+
+    @dataclass(frozen=True)
+    class _NoSettings:
+        pass
+
+    class SiteParity(LabelSet):
+        """Class of a site: whether its index is even or odd (plumbing only)."""
+
+        name = "test_site_parity"
+        units = ("site",)
+        settings_class = _NoSettings
+
+        def provides(self, target):
+            return target == "parity"
+
+        def compute(self, images, items, absorber):
+            codes = items["site_index"].to_numpy() % 2
+            return LabelColumns({"parity": codes}, targets=("parity",),
+                                classes={"parity": ("even", "odd")})  # fmt: skip
+
+    # registered for this test only
+    monkeypatch.setitem(labelsets._REGISTRY, SiteParity.name, SiteParity)
+    items = pd.DataFrame({"site_id": ["s-0", "s-1", "s-2"], "structure_id": ["s"] * 3,
+                          "site_index": [0, 1, 2]})  # fmt: skip
+    settings = LabelSettings(
+        sets=("test_site_parity",), settings={"test_site_parity": _NoSettings()}
+    )
+    table, meta = compute_labels([bulk("Cu")], items, "Cu", settings)
+    assert meta["columns"]["parity"]["classes"] == ["even", "odd"]
+    write_labels(table, meta, tmp_path / "labels.parquet")
+    back, meta2 = read_labels(tmp_path / "labels.parquet")
+    assert meta2["columns"]["parity"]["classes"] == ["even", "odd"]
+    assert back["parity"].tolist() == [0, 1, 0]

@@ -67,3 +67,37 @@ def test_class_heads_are_softmax_and_value_heads_linear(kind, shape):
 
 def test_paper_mlp_refuses_class_targets():
     assert "class" not in kind_class("paper_mlp").target_kinds
+
+
+def test_extra_inputs_are_stacked_as_channels():
+    from mlxas.models.data import model_inputs
+    from synthetic_exafs import SyntheticDataset
+
+    ds = SyntheticDataset(n=40, seed=1)
+    spec = ModelSpec.from_config(
+        {"name": "c", "kind": "cnn1d", "input": "chi_k", "extra_inputs": ["ft_mag"]}
+    )
+    # chi(k) on the k grid and |FT| on the R grid: different lengths
+    with pytest.raises(ModelConfigError, match="differ in shape"):
+        model_inputs(ds, spec, "train")
+    spec = ModelSpec.from_config(
+        {"name": "c", "kind": "cnn1d", "input": "ft_re", "extra_inputs": ["ft_im", "ft_mag"]}
+    )
+    x = model_inputs(ds, spec, "train")
+    n = len(ds.labels("cn", "train"))
+    assert x.shape == (n, ds.features("ft_re").shape[1], 3)
+    np.testing.assert_array_equal(x[..., 2], ds.features("ft_mag", "train"))
+
+
+def test_balanced_weights_equalise_the_classes():
+    from mlxas.models.data import SplitData
+
+    codes = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2])  # 6, 2, 1 examples; class 3 absent
+    split = SplitData(np.zeros((9, 2), np.float32), {"g": codes[:, None], "cn": np.ones((9, 1))})
+    spec = ModelSpec.from_config({"name": "b", "kind": "mlp", "sample_weight": "balanced"})
+    heads = {"g": Head(4, ("a", "b", "c", "d")), "cn": Head(1)}
+    w = kind_class("mlp")().sample_weight(split, spec, heads)
+    # each present class carries the same total weight, n / classes present = 3
+    for c in (0, 1, 2):
+        assert w["g"][codes == c].sum() == pytest.approx(3.0)
+    np.testing.assert_array_equal(w["cn"], 1.0)

@@ -306,9 +306,10 @@ def _engine_of(summaries: list[ChunkSummary]):
                                                    strict=True)
     }  # fmt: skip
     names = sorted({e for e, _ in engines if e})
-    if len(names) > 1:
+    engine = chunk_engine(summaries[0].chunk)[0]
+    if len(names) > 1 and not set(names) <= set(engine.item_engines()):
         raise DatasetError(f"gather: chunk files of several engines ({', '.join(names)})")
-    return chunk_engine(summaries[0].chunk)[0]
+    return engine
 
 
 def _fsync(path: Path) -> None:

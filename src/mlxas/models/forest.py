@@ -2,7 +2,8 @@
 
 ``random_forest`` fits one scikit-learn forest per head: a ``RandomForestClassifier``
 for a class target, a ``RandomForestRegressor`` for a value target (a vector target is
-one multi-output regressor).  The fitted trees are exported to a ``model.npz`` of plain
+one multi-output regressor).  The fitted trees are exported to the model folder's array file
+(:data:`~mlxas.workflow.layout.MODEL_NPZ_FILE`) of plain
 numeric arrays (no pickle: the file is read with ``allow_pickle=False``) and evaluated by
 :class:`ForestModel`, which walks every tree of every forest at once in numpy.  Its
 output has the columns of a Keras model of the same heads: the class probabilities of a
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ForestModel", "RandomForest", "export_forest"]
 
-#: Version of the arrays layout in model.npz; other versions are refused.
+#: Version of the arrays layout in the array file; other versions are refused.
 NPZ_VERSION = 1
 
 
@@ -72,7 +73,7 @@ def export_forest(forest, width: int, classes: np.ndarray | None = None) -> dict
 
 
 class ForestModel:
-    """Forests of several heads, from and to ``model.npz``; :meth:`predict_on_batch`
+    """Forests of several heads, from and to the model's array file; :meth:`predict_on_batch`
     gives ``[N, columns]`` like a Keras model (so :func:`~mlxas.models.predict_array`
     runs it unchanged)."""
 
@@ -89,20 +90,29 @@ class ForestModel:
 
     @staticmethod
     def _walk(f: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        """Mean over trees of the leaf values reached by every row of ``x``."""
-        rows = np.arange(len(x))[:, None]
-        node = np.broadcast_to(f["roots"], (len(x), len(f["roots"]))).copy()
-        while True:
-            inner = f["left"][node] >= 0
-            if not inner.any():
-                break
+        """Mean over trees of the leaf values reached by every row of ``x``.
+
+        All (row, tree) pairs descend together, one level per step; pairs that reached a
+        leaf leave the working set, so deep, unbalanced trees cost what their paths cost.
+        """
+        n, trees = len(x), len(f["roots"])
+        rows = np.repeat(np.arange(n), trees)
+        node = np.tile(f["roots"], n)
+        pair = np.arange(n * trees)
+        leaf = np.empty(n * trees, dtype=np.int64)
+        while pair.size:
+            left = f["left"][node]
+            done = left < 0
+            leaf[pair[done]] = node[done]
+            inner = ~done
+            pair, node, rows, left = pair[inner], node[inner], rows[inner], left[inner]
             go_left = x[rows, f["feature"][node]] <= f["threshold"][node]
-            nxt = np.where(go_left, f["left"][node], f["right"][node])
-            node = np.where(inner, nxt, node)
-        total = np.zeros((len(x), f["value"].shape[1]))
-        for j in range(node.shape[1]):  # summed tree by tree, in scikit-learn's order
-            total += f["value"][node[:, j]]
-        return total / node.shape[1]
+            node = np.where(go_left, left, f["right"][node])
+        leaf = leaf.reshape(n, trees)
+        total = np.zeros((n, f["value"].shape[1]))
+        for j in range(trees):  # summed tree by tree, in scikit-learn's order
+            total += f["value"][leaf[:, j]]
+        return total / trees
 
     def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
         xs = self._inputs(x)
@@ -121,7 +131,7 @@ class ForestModel:
 
     @classmethod
     def load(cls, path: str | Path) -> ForestModel:
-        """Read ``model.npz`` without pickle; ValueError naming the file if malformed."""
+        """Read the array file without pickle; ValueError naming the file if malformed."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 if int(z["npz_version"]) != NPZ_VERSION:
@@ -131,7 +141,7 @@ class ForestModel:
                 keys = ("roots", "left", "right", "feature", "threshold", "value")
                 forests = {t: {k: z[f"h{i}/{k}"] for k in keys} for i, t in enumerate(heads)}
         except (OSError, KeyError, ValueError) as err:
-            raise ValueError(f"{path}: not a mlxas forest model.npz ({err})") from None
+            raise ValueError(f"{path}: not a mlxas random-forest array file ({err})") from None
         return cls(heads, forests, slice(start, stop))
 
 

@@ -12,7 +12,7 @@ builder parameters (:attr:`ModelKind.defaults`), the target kinds it can predict
   :mod:`mlxas.models.network`; the trainer (:mod:`mlxas.models.train`) compiles it with
   the kind's :meth:`~ModelKind.loss` per head.
 - numpy kinds (``backend = "numpy"``, e.g. ``random_forest``) implement
-  :meth:`ModelKind.fit_numpy` and save plain arrays (``model.npz``).
+  :meth:`ModelKind.fit_numpy` and save plain arrays (``MODEL_NPZ_FILE``).
 
 Hooks a kind may override (all have defaults; see docs/models.md, "Kinds that bring their
 own loss"): :meth:`~ModelKind.loss` (a head's loss, given the training data),
@@ -197,7 +197,7 @@ class ModelKind:
     ):
         """Fit a numpy-backend model on the training split; returns (model, list of
         records, one per fitted estimator).  The model has ``predict_on_batch(x)`` ->
-        ``[N, columns]`` and ``save(path)`` (model.npz)."""
+        ``[N, columns]`` and ``save(path)`` (the folder's ``MODEL_NPZ_FILE``)."""
         raise ModelConfigError(f"model kind {self.name!r} is trained with Keras")
 
 

@@ -17,13 +17,8 @@ from typing import Any
 import numpy as np
 
 from mlxas.metrics import classification_metrics, regression_metrics
-from mlxas.models.data import (
-    TrainingData,
-    array_batches,
-    augmented_batches,
-    load_training_data,
-    opened,
-)
+from mlxas.models.batches import array_batches, augmented_batches
+from mlxas.models.data import TrainingData, load_training_data, opened
 from mlxas.models.network import (
     Scaling,
     assemble,

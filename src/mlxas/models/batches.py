@@ -1,0 +1,98 @@
+"""Training batches: in-memory arrays through ``tf.data``, and augmented chi(k) anew
+every epoch (a ``keras.utils.PyDataset``).  TensorFlow and Keras are imported only when
+a batch source is made."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlxas.models.data import TrainingData, compute_input
+from mlxas.models.spec import ModelSpec
+
+__all__ = ["array_batches", "augmented_batches"]
+
+
+def augmented_batches(
+    data: TrainingData,
+    spec: ModelSpec,
+    seed: int,
+    y: dict[str, np.ndarray],
+    weights: dict[str, np.ndarray] | None = None,
+):
+    """A ``keras.utils.PyDataset`` that re-augments the training chi(k) every epoch.
+
+    Each epoch draws new augmentation parameters (seeded by ``seed`` and the epoch),
+    recomputes the model input from the augmented chi(k) and shuffles; ``y`` holds the
+    training targets as the model is fitted on them (one array per head).
+    """
+    import keras
+
+    from mlxas.spectra.augment import augment_chi
+
+    train = data.splits["train"]
+    if train.chi is None:
+        raise ValueError("augmentation needs the training split's chi(k)")
+
+    class _Augmented(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.batch_size = int(spec.batch_size)
+            self.epoch = 0
+            self._x: np.ndarray | None = None
+            self._order: np.ndarray | None = None
+
+        def __len__(self) -> int:
+            return -(-len(train) // self.batch_size)
+
+        def _make(self) -> None:
+            rng = np.random.default_rng([seed, self.epoch])
+            chi = augment_chi(
+                train.chi, data.k, spec.augment, rng, kweight=data.features_cfg["kweight"]
+            )
+            self._x = compute_input(chi, data.features_cfg, spec.input)
+            self._order = rng.permutation(len(train))
+
+        def on_epoch_begin(self) -> None:
+            self.epoch += 1
+            self._make()
+
+        def __getitem__(self, i: int):
+            if self._x is None:
+                self._make()
+            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+            ys = {t: v[idx] for t, v in y.items()}
+            if weights is None:
+                return self._x[idx], ys
+            return self._x[idx], ys, {t: w[idx] for t, w in weights.items()}
+
+    return _Augmented()
+
+
+def array_batches(
+    x: np.ndarray,
+    y: dict[str, np.ndarray],
+    batch_size: int,
+    seed: int | None = None,
+    weights: dict[str, np.ndarray] | None = None,
+    batch_map=None,
+):
+    """A ``tf.data`` pipeline of (x, y) batches, reshuffled each epoch when ``seed`` is set.
+
+    Keras' own adapter for in-memory arrays slices and converts every batch in Python;
+    for small networks that costs more than the training step itself.  Caching the
+    tensors once and shuffling, batching and prefetching inside ``tf.data`` makes a
+    ``paper_mlp`` epoch on 6000 spectra about 1.6 times faster on a 2-core CPU.
+    ``seed=None`` keeps the order (validation).  ``weights`` (per head) makes the
+    elements (x, y, w), which Keras reads as sample weights; ``batch_map`` (a kind's
+    :meth:`~mlxas.models.registry.ModelKind.batch_map`) is mapped over the batches.
+    """
+    import tensorflow as tf
+
+    parts = (x, dict(y)) if weights is None else (x, dict(y), dict(weights))
+    ds = tf.data.Dataset.from_tensor_slices(parts).cache()
+    if seed is not None:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if batch_map is not None:
+        ds = ds.map(batch_map, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
