@@ -47,6 +47,7 @@ __all__ = [
     "file_sha256",
     "json_safe",
     "load_model",
+    "loaded_card",
     "point_latest",
     "read_card",
     "resolve_model_dir",
@@ -269,13 +270,19 @@ def load_model(path: str | Path):
             raise ModelLoadError(str(err)) from None
     else:
         model = _load_keras(files.model)
-    card = {
+    return model, loaded_card(model_dir, card)
+
+
+def loaded_card(model_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """The verified ``card`` of ``model_dir`` with ``ood`` and ``training_band`` read from
+    their files and ``model_dir``: what every loader (Keras, numpy or forest) returns."""
+    files = ModelFiles(model_dir)
+    return {
         **card,
         "ood": json.loads(files.ood.read_text()),
         "training_band": json.loads(files.training_band.read_text()),
         "model_dir": str(model_dir),
     }
-    return model, card
 
 
 def _load_keras(path: Path):

@@ -91,6 +91,7 @@ def build_card(
             "features": fc,
             "absorber": data.dataset.get("absorber", ""),
             "edge": data.dataset.get("edge", ""),
+            "edge_energy": _edge_energy(data.dataset.get("absorber"), data.dataset.get("edge")),
             "targets": data.layout.names,
             **scaling.to_json(),
         },
@@ -113,19 +114,44 @@ def build_card(
     }
 
 
-def training_band(x_train: np.ndarray, card: dict[str, Any]) -> dict[str, Any]:
+def _edge_energy(absorber: str | None, edge: str | None) -> float | None:
+    """Tabulated edge energy (eV, xraydb), stored so that predict need not import xraydb."""
+    if not absorber or not edge:
+        return None
+    import xraydb
+
+    try:
+        return float(xraydb.xray_edge(absorber, edge).energy)
+    except (ValueError, KeyError):  # an edge xraydb does not tabulate: predict says so later
+        return None
+
+
+def training_band(
+    x_train: np.ndarray, card: dict[str, Any], chi_train: np.ndarray | None = None
+) -> dict[str, Any]:
     """Percentiles of the training inputs at every point of the input's grid: what a
-    plot beside a prediction shows as the range of the training spectra."""
+    plot beside a prediction shows as the range of the training spectra.
+
+    With the training spectra's unweighted chi(k) (``chi_train``, at least 2 rows), the
+    band also holds ``views``: quantiles of k^w·chi(k) and |chi(R)| with the model's
+    feature settings, drawn by ``mlxas predict --plot`` whatever the model's input
+    (:mod:`mlxas.predict.band`).
+    """
     x = np.asarray(x_train, dtype=np.float64)
     pct = np.percentile(x, BAND_PERCENTILES, axis=0) if len(x) else np.zeros((3, *x.shape[1:]))
     pre = card["preprocessing"]
-    return {
+    band = {
         "input": pre["input"],
         "grid": pre["grid"],
         "percentiles": list(BAND_PERCENTILES),
         "values": pct.tolist(),
         "n_train": len(x),
     }
+    if chi_train is not None and len(chi_train) >= 2:
+        from mlxas.predict.band import band_to_json, view_band
+
+        band["views"] = band_to_json(view_band(chi_train, pre["features"]))
+    return band
 
 
 def save_model_folder(

@@ -298,6 +298,7 @@ def train(
     set_threads(threads)
     with opened(dataset) as ds:
         data = load_training_data(ds, spec)
+        chi_train = _chi_or_none(ds)
     model, record = fit(data, spec, verbose=verbose, threads=threads)
     card = build_card(spec, data, record, threads)
     card["metrics"] = _metrics(model, card, data)
@@ -305,9 +306,20 @@ def train(
     crop = record["crop"]
     # Out-of-distribution statistics of what the model reads: the cropped input.
     ood = fit_ood(x_train[:, crop] if x_train.ndim == 2 else x_train)
-    band = training_band(x_train, card)
+    band = training_band(x_train, card, chi_train)
     mid, folder, card = save_model_folder(model, card, ood, band, Path(store))
     return mid, card, folder
+
+
+def _chi_or_none(ds) -> np.ndarray | None:
+    """The training split's unweighted chi(k), for the plot band; None for a dataset
+    without chi(k) (XANES only, a structure engine)."""
+    from mlxas.dataset.reader import DatasetError
+
+    try:
+        return np.asarray(ds.chi("train"))
+    except (KeyError, DatasetError):
+        return None
 
 
 def write_pointer(path: str | Path, mid: str, card: dict[str, Any]) -> None:
