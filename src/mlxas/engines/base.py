@@ -286,6 +286,7 @@ BUILTIN_MODULES: list[str] = [
     "mlxas.engines.feff",
     "mlxas.engines.surrogate",
     "mlxas.phases.reflections",
+    "mlxas.xrd.engine",
 ]
 
 

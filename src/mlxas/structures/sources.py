@@ -44,6 +44,7 @@ BUILTIN_MODULES = [
     "mlxas.structures.nanoparticles",
     "mlxas.structures.md",
     "mlxas.phases.sources",
+    "mlxas.xrd.sources",
 ]
 
 _KINDS: dict[str, type] = {}
