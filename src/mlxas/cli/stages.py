@@ -172,10 +172,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     for name, entry in res["models"].items():
         for t, m in entry["targets"].items():
             if "accuracy" in m:  # a class target
-                line = f"accuracy {m['accuracy']:.3f}  balanced {m['balanced_accuracy']:.3f}"
+                print(f"{name:>12s} {t}: accuracy {m['accuracy']:.3f}  "
+                      f"macro F1 {m.get('macro_f1', float('nan')):.3f}")  # fmt: skip
             else:
-                line = f"MSE {m['mse']:.4g}  MAE {m['mae']:.4g}  R2 {m['r2']:.3f}"
-            print(f"{name:>12s} {t:>4s}: {line}")
+                print(f"{name:>12s} {t:>4s}: MSE {m['mse']:.4g}  MAE {m['mae']:.4g}  "
+                      f"R2 {m['r2']:.3f}")  # fmt: skip
     return 0
 
 

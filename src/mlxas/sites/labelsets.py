@@ -49,7 +49,11 @@ __all__ = [
 ]
 
 #: Modules that register the built-in label sets (imported on first look-up).
-BUILTIN_MODULES: list[str] = ["mlxas.sites.coordination", "mlxas.xanes.labels"]
+BUILTIN_MODULES: list[str] = [
+    "mlxas.sites.coordination",
+    "mlxas.xrd.labels",
+    "mlxas.xanes.labels",
+]
 
 _REGISTRY: dict[str, type[LabelSet]] = {}
 

@@ -14,8 +14,9 @@ entry once into that kind's class.  A kind is a frozen dataclass decorated with
   so that editing one reruns the source.
 
 Built in: ``nanoparticles`` (:mod:`mlxas.structures.nanoparticles`), ``md``
-(:mod:`mlxas.structures.md`), ``prototypes`` (:mod:`mlxas.xanes.source`) and ``files``
-(here).  Adding a kind: write the class in a
+(:mod:`mlxas.structures.md`), ``random_molecular`` (:mod:`mlxas.phases.sources`),
+``prototypes`` (:mod:`mlxas.xanes.source`) and ``files`` (here).  Adding a kind: write
+the class in a
 module, add the module to :data:`BUILTIN_MODULES` and describe the entry in the config
 schema (``structures`` items).
 """
@@ -43,6 +44,8 @@ __all__ = [
 BUILTIN_MODULES = [
     "mlxas.structures.nanoparticles",
     "mlxas.structures.md",
+    "mlxas.phases.sources",
+    "mlxas.xrd.sources",
     "mlxas.xanes.source",
 ]
 
