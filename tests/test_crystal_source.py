@@ -231,6 +231,11 @@ def test_fcc_cluster_shapes_are_ases_and_need_an_fcc_crystal():
     )
     assert [len(a) for _, a in out] == [13, 55]
     assert out[1][1].info["n_surface"] == 42
+    with pytest.raises(CrystalInputError, match="size must be an integer >= 2"):
+        structures(
+            {"prototype": "fcc", "species": ["Cu"],
+             "shapes": [{"cut": "fcc_cluster", "shape": "octahedron", "size": 2.5}]}
+        )  # fmt: skip
     with pytest.raises(CrystalInputError, match="one-element fcc crystal"):
         structures(
             {

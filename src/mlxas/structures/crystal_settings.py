@@ -36,6 +36,12 @@ THERMAL_MODELS = ("debye_card", "einstein", "debye", "md")
 _fail = CrystalInputError.at
 
 
+def _refuse_unknown(obj: Mapping[str, Any], known: set[str], where: str) -> None:
+    extra = set(obj) - known
+    if extra:
+        raise _fail(where, f"unknown key(s) {sorted(extra)}")
+
+
 @dataclass(frozen=True)
 class ValueAxis:
     """A list of values: given, an even grid (``steps``) or uniform draws (``draws``)."""
@@ -56,9 +62,7 @@ class ValueAxis:
             return cls(values=tuple(float(v) for v in obj))
         if isinstance(obj, Mapping) and "range" in obj:
             rng = obj["range"]
-            extra = set(obj) - {"range", "steps", "draws"}
-            if extra:
-                raise _fail(where, f"unknown key(s) {sorted(extra)}")
+            _refuse_unknown(obj, {"range", "steps", "draws"}, where)
             if not (isinstance(rng, list | tuple) and len(rng) == 2):
                 raise _fail(where, f"range must be [low, high], got {rng!r}")
             lo, hi = float(rng[0]), float(rng[1])
@@ -186,8 +190,7 @@ class ThermalSettings:
             "interval",
             "friction",
         }
-        if set(obj) - known:
-            raise _fail(where, f"unknown key(s) {sorted(set(obj) - known)}")
+        _refuse_unknown(obj, known, where)
         temps = ValueAxis.parse(obj["values"], f"{where}.values")
         if temps.bounds()[0] < 1.0:
             raise _fail(f"{where}.values", "temperatures must be >= 1 K")
@@ -275,8 +278,7 @@ class CrystalSettings:
             "supercell",
             *parent_keys,
         }
-        if set(spec) - known:
-            raise _fail(where, f"unknown key(s) {sorted(set(spec) - known)}")
+        _refuse_unknown(spec, known, where)
         if spec.get("kind", "crystal") != "crystal":
             raise _fail(where, f"kind is {spec.get('kind')!r}, not crystal")
         seed = spec.get("seed", 0)

@@ -162,9 +162,9 @@ def make_shape(strained: Atoms, shape: ShapeSpec, width: float | None) -> Atoms:
         out.arrays.setdefault("parent_index", np.arange(len(out)) % len(strained))
         out.arrays["surface"] = np.zeros(len(out), dtype=bool)
         return out
-    if shape.cut == "fcc_cluster":
-        return _fcc_cluster(strained, shape)
     try:
+        if shape.cut == "fcc_cluster":
+            return _fcc_cluster(strained, shape)
         if shape.cut == "sphere":
             return cut_region(
                 strained, shape.center, radius=shape.size, min_neighbours=shape.min_neighbours
