@@ -39,11 +39,13 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from mlxas.config import ConfigError
 from mlxas.sites.neighbours import neighbour_pairs
 
 __all__ = [
     "BOHR",
     "Shell",
+    "ShellError",
     "ShellSettings",
     "correlated_debye_sigma2",
     "pooled_shell_labels",
@@ -56,7 +58,7 @@ BOHR = 0.52917721
 SIGMA2_MODES = ("auto", "geometry", "none")
 
 
-class ShellError(ValueError):
+class ShellError(ConfigError):
     """Shell settings that cannot be applied, or a structure they cannot label."""
 
 

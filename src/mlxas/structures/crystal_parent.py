@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from mlxas.config import ConfigError
+
 __all__ = [
     "PROTOTYPES",
     "CrystalInputError",
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 
-class CrystalInputError(ValueError):
+class CrystalInputError(ConfigError):
     """A crystal source entry that cannot be used; the message says which key and why."""
 
     @classmethod
