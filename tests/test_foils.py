@@ -6,7 +6,8 @@ needs to read the measured foils, checked without training a model.
   removal (larch's pre_edge + autobk, as ``mlxas predict`` does it);
 - the training structures hold bulk-like sites (CN 12) and bond lengths on both sides of
   the foil's true R, with room to spare;
-- thermal damping is in the FEFF cards and the augmentation has every sim-to-real effect;
+- every structure has its own temperature (10-600 K, FEFF's DEBYE card per structure) and
+  the augmentation has every sim-to-real effect, removing damping as well as adding it;
 - the model's R window holds the shells FEFF computes and ends before the first shell
   beyond RPATH, which a measured foil has and the simulations lack.
 
@@ -22,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlxas.config import load_config
+from mlxas.feff.cards import check_feff_config
 from mlxas.predict.pipeline import required_k_range
-from mlxas.workflow.checks import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTAL = Path(__file__).resolve().parent / "data" / "experimental"
@@ -41,12 +43,8 @@ def _truth(low: str) -> float:
 
 @pytest.fixture(scope="module", params=sorted(FOILS))
 def foil(request: pytest.FixtureRequest) -> tuple[str, dict]:
-    # Every check of the workflow runs here, FEFF8L's acceptance of the cards included.
-    return request.param, dict(_experiment(request.param).config)
-
-
-def _experiment(low: str):
-    return load_experiment([ROOT / "config" / "experiments" / f"foil_{low}.yaml"])
+    cfg = load_config(ROOT / "config" / "experiments" / f"foil_{request.param}.yaml")
+    return request.param, cfg
 
 
 def _model(cfg: dict) -> dict:
@@ -56,9 +54,10 @@ def _model(cfg: dict) -> dict:
 
 def test_config_is_valid(foil: tuple[str, dict]) -> None:
     low, cfg = foil
+    check_feff_config(cfg)  # raises on a card FEFF8L does not accept
     el, edge = FOILS[low]
     assert (cfg["absorber"], cfg["edge"], cfg["experiment"]) == (el, edge, f"foil_{low}")
-    assert all(s["element"] == el for s in cfg["structures"])
+    assert all(s["kind"] == "crystal" and s["species"] == [el] for s in cfg["structures"])
 
 
 def test_model_needs_no_more_k_than_the_foil_has(foil: tuple[str, dict]) -> None:
@@ -84,32 +83,41 @@ def test_model_needs_no_more_k_than_the_foil_has(foil: tuple[str, dict]) -> None
 
 def test_training_structures_bracket_the_foil(foil: tuple[str, dict]) -> None:
     from mlxas.sites import enumerate_sites
-    from mlxas.structures.nanoparticles import nanoparticle
+    from mlxas.structures.crystal import crystal_structures
 
     low, cfg = foil
     truth = _truth(low)
-    a = sorted({s["lattice_constant"] for s in cfg["structures"]})
+    (spec,) = cfg["structures"]
+    images = [atoms for _, atoms in crystal_structures(spec)]
+    a0 = spec["a"]
+    a = sorted({round(a0 * (1 + atoms.info["strain_a"]), 6) for atoms in images})
     r = np.array(a) / math.sqrt(2)
     assert r.min() < truth - 0.05 and r.max() > truth + 0.05  # R inside, not at the edge
     assert np.max(np.diff(r)) < 0.02  # lattice steps finer than the R target
     # The sites of one sphere: bulk-like first shells (CN 12) and surface sites.
-    src = next(s for s in cfg["structures"] if s["shape"] == "sphere")
-    atoms = nanoparticle(src["element"], "sphere", src["sizes"][0], src["lattice_constant"])
-    atoms.info.update(structure_id="s", source=src["name"], name="sphere", frame=-1)
-    exp = _experiment(low)
-    sites = enumerate_sites([atoms], exp.absorber, exp.sites, exp.labels)
+    atoms = next(x for x in images if x.info["shape"].startswith("sphere"))
+    atoms.info.update(structure_id="s", source=spec["name"], name="sphere", frame=-1)
+    sites = enumerate_sites([atoms], cfg["absorber"], cfg["sites"], cfg["labels"])
     assert (sites["cn"] == 12).sum() >= 10 and sites["cn"].min() <= 8
-    np.testing.assert_allclose(sites["r"], src["lattice_constant"] / math.sqrt(2), atol=1e-6)
+    a_s = a0 * (1 + atoms.info["strain_a"])
+    np.testing.assert_allclose(sites["r"], a_s / math.sqrt(2), atol=1e-6)
 
 
 def test_disorder_and_augmentation(foil: tuple[str, dict]) -> None:
+    from mlxas.structures.crystal import crystal_structures
+
     _, cfg = foil
     cards = {k.upper(): v for k, v in cfg["feff"]["cards"].items()}
-    temperature, theta = cards["DEBYE"]
-    assert 0 < temperature <= 300 and theta > 100  # thermal damping in every FEFF spectrum
+    assert "DEBYE" not in cards  # every structure brings its own DEBYE card
+    (spec,) = cfg["structures"]
+    info = [atoms.info for _, atoms in crystal_structures(spec)]
+    temps = np.array([i["temperature"] for i in info])
+    assert temps.min() < 30 and temps.max() > 570  # cold and hot samples inside training
+    assert all(i["thermal"] == "debye_card" and i["debye_temperature"] > 100 for i in info)
     aug = _model(cfg)["augment"]
     for key in ("sigma2", "s02", "e0_shift", "noise", "kmax"):
         assert aug[key] is not None, key
+    assert aug["sigma2"][0] < 0 < aug["sigma2"][1]  # damping removed as well as added
     assert aug["e0_shift"][0] < 0 < aug["e0_shift"][1]
     assert aug["s02"][0] < 1.0 <= aug["s02"][1] + 0.05
 
