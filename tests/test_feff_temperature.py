@@ -1,14 +1,15 @@
-"""The per-structure DEBYE card: what a structure brings to its feff.inp, and real FEFF8L
-runs of a Cu bulk site at 10 K and 600 K (damping change and FEFF's own sigma²)."""
+"""The per-structure DEBYE card: what a structure brings to its feff.inp (through the FEFF
+engine's input, as the inputs stage writes it), and real FEFF8L runs of a Cu bulk site at
+10 K and 600 K (damping change and FEFF's own sigma²)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from mlxas.engines import ItemInput
+from mlxas.engines.feff import Feff8LEngine
 from mlxas.feff.cards import merged_cards
-from mlxas.feff.inputs import cluster_around, feff_input_text
-from mlxas.feff.runner import run_site
 from mlxas.feff.temperature import read_path_sigma2, structure_cards
 from mlxas.sites.shells import ShellSettings, shell_labels
 from mlxas.structures.crystal import crystal_structures
@@ -45,25 +46,36 @@ def test_structure_cards_override_remove_or_leave_the_config_card():
         structure_cards(bad)
 
 
+def engine() -> Feff8LEngine:
+    section = {"cards": CONFIG_CARDS, "cluster_radius": 5.0}
+    return Feff8LEngine(Feff8LEngine.settings_from_config(section, absorber="Cu", edge="K"))
+
+
+def test_the_engine_writes_each_structures_debye_card():
+    (cold,) = cu_at([10], debye_temperature=315)
+    (snap,) = cu_at([300], model="einstein", snapshots=1)
+    eng = engine()
+    debye = [line for line in eng.input_text(cold, 0, "c").splitlines() if "DEBYE" in line]
+    assert debye == ["DEBYE 10 315"]
+    assert "DEBYE" not in eng.input_text(snap, 0, "s")  # disorder already in the positions
+    plain = cold.copy()
+    plain.info = {}
+    assert "DEBYE 200 315" in eng.input_text(plain, 0, "p")  # the config's card
+    assert eng.settings.cards["DEBYE"] == [200, 315]  # the engine's own cards untouched
+
+
 def run_cu(atoms, workdir, name):
-    cards = merged_cards("feff8l", "K", {**CONFIG_CARDS, **structure_cards(atoms)})
-    syms, xyz = cluster_around(atoms, 0, 5.0)
-    row = {
-        "site_id": name,
-        "input_hash": name,
-        "card_hash": "c",
-        "reason": "",
-        "detail": "",
-        "feff_inp": feff_input_text(syms, xyz, cards, name),
-    }
-    res = run_site(row, workdir / name, "feff8l", timeout=300)
-    assert res.ok, (res.reason, res.detail)
+    eng = engine()
+    item = ItemInput(name, "s", 0, eng.input_text(atoms, 0, name), name)
+    (workdir / name).mkdir()
+    res = eng.run(item, workdir / name, timeout=300)
+    assert res.status == "ok", (res.reason, res.detail)
     return res, read_path_sigma2(workdir / name / "chi.dat")
 
 
 def test_cu_bulk_site_at_10_and_600_k_damps_as_the_sigma2_labels_say(tmp_path):
     cold, hot = cu_at([10, 600], debye_temperature=315)
-    shells = ShellSettings.from_config({"shells": [{"element": "Cu", "r": [2.0, 3.05]}]})
+    shells = ShellSettings.from_config({"windows": [{"element": "Cu", "r": [2.0, 3.05]}]})
     res_c, paths_c = run_cu(cold, tmp_path, "cold")
     res_h, paths_h = run_cu(hot, tmp_path, "hot")
     (p_c,), (p_h,) = paths_c, paths_h  # one single-scattering path: 12 Cu at a/√2
@@ -81,8 +93,8 @@ def test_cu_bulk_site_at_10_and_600_k_damps_as_the_sigma2_labels_say(tmp_path):
     # One path: the ratio of the two spectra's magnitudes is the change of the Debye–Waller
     # factor.  FEFF applies it with its complex photoelectron momentum, so the slope in k²
     # reads about 3 % less than the printed sigma² difference; 6 % is the tolerance.
-    k = res_c.k
-    np.testing.assert_allclose(res_h.k, k)
+    k = res_c.arrays["k"]
+    np.testing.assert_allclose(res_h.arrays["k"], k)
     cold_chi = np.loadtxt(tmp_path / "cold" / "chi.dat")
     hot_chi = np.loadtxt(tmp_path / "hot" / "chi.dat")
     ok = (cold_chi[:, 0] > 3) & (cold_chi[:, 0] < 14)
@@ -96,7 +108,8 @@ def test_cu_bulk_site_at_10_and_600_k_damps_as_the_sigma2_labels_say(tmp_path):
     assert -slope / 2 == pytest.approx(d_label, rel=0.06)
     # And the full spectra differ: the hot one is weaker at high k.
     high = k > 10
-    assert np.abs(res_h.chi[high]).max() < 0.3 * np.abs(res_c.chi[high]).max()
+    chi_c, chi_h = res_c.arrays["chi"], res_h.arrays["chi"]
+    assert np.abs(chi_h[high]).max() < 0.3 * np.abs(chi_c[high]).max()
     assert 0.010 < d_label < 0.016  # Cu, θ 315 K: 0.0030 Å² at 10 K, 0.0178 Å² at 600 K
 
 

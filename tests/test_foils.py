@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlxas.config import load_config
-from mlxas.feff.cards import check_feff_config
 from mlxas.predict.pipeline import required_k_range
+from mlxas.workflow.checks import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTAL = Path(__file__).resolve().parent / "data" / "experimental"
@@ -43,8 +42,17 @@ def _truth(low: str) -> float:
 
 @pytest.fixture(scope="module", params=sorted(FOILS))
 def foil(request: pytest.FixtureRequest) -> tuple[str, dict]:
-    cfg = load_config(ROOT / "config" / "experiments" / f"foil_{request.param}.yaml")
-    return request.param, cfg
+    # Every check of the workflow runs here, FEFF8L's acceptance of the cards included.
+    return request.param, dict(_experiment(request.param).config)
+
+
+def _experiment(low: str):
+    return load_experiment([ROOT / "config" / "experiments" / f"foil_{low}.yaml"])
+
+
+def _images(low: str) -> list:
+    (source,) = _experiment(low).sources.values()
+    return [atoms for _, _, _, atoms in source.generate()]
 
 
 def _model(cfg: dict) -> dict:
@@ -54,7 +62,6 @@ def _model(cfg: dict) -> dict:
 
 def test_config_is_valid(foil: tuple[str, dict]) -> None:
     low, cfg = foil
-    check_feff_config(cfg)  # raises on a card FEFF8L does not accept
     el, edge = FOILS[low]
     assert (cfg["absorber"], cfg["edge"], cfg["experiment"]) == (el, edge, f"foil_{low}")
     assert all(s["kind"] == "crystal" and s["species"] == [el] for s in cfg["structures"])
@@ -83,12 +90,11 @@ def test_model_needs_no_more_k_than_the_foil_has(foil: tuple[str, dict]) -> None
 
 def test_training_structures_bracket_the_foil(foil: tuple[str, dict]) -> None:
     from mlxas.sites import enumerate_sites
-    from mlxas.structures.crystal import crystal_structures
 
     low, cfg = foil
     truth = _truth(low)
     (spec,) = cfg["structures"]
-    images = [atoms for _, atoms in crystal_structures(spec)]
+    images = _images(low)
     a0 = spec["a"]
     a = sorted({round(a0 * (1 + atoms.info["strain_a"]), 6) for atoms in images})
     r = np.array(a) / math.sqrt(2)
@@ -97,20 +103,18 @@ def test_training_structures_bracket_the_foil(foil: tuple[str, dict]) -> None:
     # The sites of one sphere: bulk-like first shells (CN 12) and surface sites.
     atoms = next(x for x in images if x.info["shape"].startswith("sphere"))
     atoms.info.update(structure_id="s", source=spec["name"], name="sphere", frame=-1)
-    sites = enumerate_sites([atoms], cfg["absorber"], cfg["sites"], cfg["labels"])
+    exp = _experiment(low)
+    sites = enumerate_sites([atoms], exp.absorber, exp.sites, exp.labels)
     assert (sites["cn"] == 12).sum() >= 10 and sites["cn"].min() <= 8
     a_s = a0 * (1 + atoms.info["strain_a"])
     np.testing.assert_allclose(sites["r"], a_s / math.sqrt(2), atol=1e-6)
 
 
 def test_disorder_and_augmentation(foil: tuple[str, dict]) -> None:
-    from mlxas.structures.crystal import crystal_structures
-
-    _, cfg = foil
+    low, cfg = foil
     cards = {k.upper(): v for k, v in cfg["feff"]["cards"].items()}
     assert "DEBYE" not in cards  # every structure brings its own DEBYE card
-    (spec,) = cfg["structures"]
-    info = [atoms.info for _, atoms in crystal_structures(spec)]
+    info = [atoms.info for atoms in _images(low)]
     temps = np.array([i["temperature"] for i in info])
     assert temps.min() < 30 and temps.max() > 570  # cold and hot samples inside training
     assert all(i["thermal"] == "debye_card" and i["debye_temperature"] > 100 for i in info)

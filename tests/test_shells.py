@@ -23,7 +23,7 @@ A_FE, A_NIO, A_GE, A_CU = 2.8665, 4.177, 5.658, 3.61
 
 
 def settings(*shells, **kw) -> ShellSettings:
-    return ShellSettings.from_config({"shells": list(shells), **kw})
+    return ShellSettings.from_config({"windows": list(shells), **kw})
 
 
 def test_bcc_iron_has_8_then_6():
@@ -41,20 +41,22 @@ def test_bcc_iron_has_8_then_6():
 def test_rock_salt_nio_shells_per_element_from_both_sites():
     nio = prototype_crystal("rocksalt", ["Ni", "O"], A_NIO).atoms
     s = settings(
-        {"name": "NiO", "element": "O", "r": [1.6, 2.5]},
-        {"name": "NiNi", "element": "Ni", "r": [2.5, 3.4]},
-        {"name": "any2", "r": [2.5, 3.4]},
+        {"element": "O", "r": [1.6, 2.5]},
+        {"element": "Ni", "r": [2.5, 3.4]},
+        {"r": [2.5, 3.4]},
         sigma2="none",
     )
+    # Names: windows numbered by distance window, the element appended.
+    assert [x.name for x in s.shells] == ["s1_O", "s2_Ni", "s2"]
     ni = int(np.nonzero(nio.numbers == 28)[0][0])
     o = int(np.nonzero(nio.numbers == 8)[0][0])
     table = shell_table(nio, [ni, o], s)
-    np.testing.assert_array_equal(table["cn_NiO"], [6, 0])  # an O site has no O at a/2
-    np.testing.assert_array_equal(table["cn_NiNi"], [12, 0])
-    np.testing.assert_array_equal(table["cn_any2"], [12, 12])  # 12 like neighbours at a/√2
-    assert table["r_NiO"][0] == pytest.approx(A_NIO / 2)
-    assert table["r_NiNi"][0] == pytest.approx(A_NIO / np.sqrt(2))
-    assert np.isnan(table["r_NiO"][1]) and "sigma2_NiO" not in table
+    np.testing.assert_array_equal(table["cn_s1_O"], [6, 0])  # an O site has no O at a/2
+    np.testing.assert_array_equal(table["cn_s2_Ni"], [12, 0])
+    np.testing.assert_array_equal(table["cn_s2"], [12, 12])  # 12 like neighbours at a/√2
+    assert table["r_s1_O"][0] == pytest.approx(A_NIO / 2)
+    assert table["r_s2_Ni"][0] == pytest.approx(A_NIO / np.sqrt(2))
+    assert np.isnan(table["r_s1_O"][1]) and "sigma2_s1_O" not in table
 
 
 def test_diamond_germanium_has_4_at_a_sqrt3_over_4():
@@ -139,12 +141,14 @@ def test_snapshot_sigma2_is_the_variance_of_the_distances_and_matches_einsteins_
 def test_settings_refuse_bad_shells():
     with pytest.raises(ShellError, match="non-empty list"):
         ShellSettings.from_config({})
+    with pytest.raises(ShellError, match="unknown key"):
+        ShellSettings.from_config({"shells": [{"r": [1.0, 2.0]}]})
     with pytest.raises(ShellError, match="r_min < r_max"):
         settings({"element": "O", "r": [2.5, 1.6]})
     with pytest.raises(ShellError, match="not an element"):
         settings({"element": "Q", "r": [1.0, 2.0]})
-    with pytest.raises(ShellError, match="names must differ"):
-        settings({"name": "a", "r": [1.0, 2.0]}, {"name": "a", "r": [2.0, 3.0]})
+    with pytest.raises(ShellError, match="given twice"):
+        settings({"element": "O", "r": [1.0, 2.0]}, {"element": "O", "r": [1.0, 2.0]})
     with pytest.raises(ShellError, match="together"):
         settings({"r": [1.0, 2.0]}, temperature=300)
     cluster = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])

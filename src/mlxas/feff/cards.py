@@ -19,6 +19,7 @@ import yaml
 
 __all__ = [
     "CardError",
+    "cards_with",
     "engine_names",
     "engine_template",
     "merged_cards",
@@ -185,6 +186,21 @@ def merged_cards(
             cards[name] = value
     validate_cards(engine, cards)
     return cards
+
+
+def cards_with(engine: str, cards: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Already merged ``cards`` with a structure's own cards on top (validated); ``None``
+    removes a card.  Merging over the template again instead would bring back a default
+    card that the config removed."""
+    out = dict(cards)
+    for name, value in _upper_keys(overrides or {}).items():
+        if value is None:
+            out.pop(name, None)
+        else:
+            _check_one(engine, name, value)
+            out[name] = value
+    validate_cards(engine, out)
+    return out
 
 
 def render_card(name: str, value: Any) -> str:

@@ -7,7 +7,8 @@ on).  The same statistics are written to ``card.json`` as plain JSON.
 
 Modules: :mod:`~mlxas.models.registry` (kinds, defaults, builders),
 :mod:`~mlxas.models.network` (whole models around a builder), :mod:`~mlxas.models.data`
-(inputs and targets per split, augmentation batches), :mod:`~mlxas.models.train`,
+(inputs and targets per split), :mod:`~mlxas.models.batches` (batches, augmentation
+every epoch), :mod:`~mlxas.models.train`,
 :mod:`~mlxas.models.card` (card.json, safe loading), :mod:`~mlxas.models.inference`
 (:func:`predict_array`), :mod:`~mlxas.models.tune` (Optuna search).
 

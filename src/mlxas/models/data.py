@@ -178,11 +178,14 @@ class TargetLayout:
 
 @dataclass
 class SplitData:
-    """Raw inputs, targets (one 2D array per target) and unweighted chi(k) of one split."""
+    """Raw inputs, targets (one 2D array per target) and unweighted chi(k) of one split;
+    ``sigma2_base`` (Å², one per example): the smallest sigma² label, which bounds an
+    augmentation that removes damping (:func:`mlxas.spectra.augment.draw_parameters`)."""
 
     x: np.ndarray
     y: dict[str, np.ndarray]
     chi: np.ndarray | None = None
+    sigma2_base: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -205,7 +208,8 @@ class TrainingData:
     def select_targets(self, targets: list[str]) -> TrainingData:
         """The same inputs with only ``targets`` (for one network per target)."""
         splits = {
-            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi) for s, d in self.splits.items()
+            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi, d.sigma2_base)
+            for s, d in self.splits.items()
         }
         layout = TargetLayout({t: self.layout.widths[t] for t in targets})
         return TrainingData(splits, layout, self.features_cfg, self.k, self.grid, self.dataset)
@@ -218,15 +222,20 @@ class TrainingData:
         chi: dict[str, np.ndarray] | None = None,
         grid: np.ndarray | None = None,
         dataset: dict[str, Any] | None = None,
+        sigma2_base: dict[str, np.ndarray] | None = None,
     ) -> TrainingData:
-        """Build from ``{split: (x, {target: y})}``; ``chi`` is needed for augmentation."""
+        """Build from ``{split: (x, {target: y})}``; ``chi`` is needed for augmentation,
+        ``sigma2_base`` for an augmentation that removes damping."""
         from mlxas.spectra.grids import k_grid
 
         out = {}
         for s, (x, ys) in splits.items():
             y2 = {t: _as_columns(v) for t, v in ys.items()}
             out[s] = SplitData(
-                np.asarray(x, dtype=np.float32), y2, None if chi is None else chi.get(s)
+                np.asarray(x, dtype=np.float32),
+                y2,
+                None if chi is None else chi.get(s),
+                None if sigma2_base is None else sigma2_base.get(s),
             )
         first = next(iter(out.values()))
         layout = TargetLayout({t: v.shape[1] for t, v in first.y.items()})
@@ -252,13 +261,22 @@ def load_training_data(
             f"models.{spec.name}: target(s) {missing} not among the labels of "
             f"{getattr(ds, 'path', 'the dataset')} ({', '.join(ds.label_names())})"
         )
-    arrays, chis = {}, {}
+    arrays, chis, bases = {}, {}, {}
     for s in splits:
         x = model_inputs(ds, spec, s)
         ys = {t: np.asarray(ds.labels(t, s)) for t in spec.targets}
+        bad = [t for t, v in ys.items() if not np.all(np.isfinite(v))]
+        if bad:
+            raise ModelConfigError(
+                f"models.{spec.name}: target(s) {bad} are not finite for some {s} examples "
+                "(e.g. R or sigma² of a shell with no neighbour); widen the shell window, "
+                "prune such sites (shapes' min_neighbours) or choose other targets"
+            )
         arrays[s] = (x, ys)
         if need_chi and s == "train":
             chis[s] = np.asarray(ds.chi(s), dtype=np.float64)
+            if _undamps(spec.augment):
+                bases[s] = _sigma2_base(ds, spec, s)
     settings = ds.settings
     attrs = getattr(ds, "attrs", {})
     info = {
@@ -269,79 +287,32 @@ def load_training_data(
         "edge": str(attrs.get("edge", "")),
     }
     return TrainingData.from_arrays(
-        arrays, cfg, chi=chis or None, grid=_input_grid(ds, spec, cfg), dataset=info
+        arrays,
+        cfg,
+        chi=chis or None,
+        grid=_input_grid(ds, spec, cfg),
+        dataset=info,
+        sigma2_base=bases or None,
     )
 
 
-def augmented_batches(
-    data: TrainingData,
-    spec: ModelSpec,
-    seed: int,
-    y: dict[str, np.ndarray],
-):
-    """A ``keras.utils.PyDataset`` that re-augments the training chi(k) every epoch.
-
-    Each epoch draws new augmentation parameters (seeded by ``seed`` and the epoch),
-    recomputes the model input from the augmented chi(k) and shuffles; ``y`` holds the
-    training targets as the model is fitted on them (one array per head).
-    """
-    import keras
-
-    from mlxas.spectra.augment import augment_chi
-
-    train = data.splits["train"]
-    if train.chi is None:
-        raise ValueError("augmentation needs the training split's chi(k)")
-
-    class _Augmented(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.batch_size = int(spec.batch_size)
-            self.epoch = 0
-            self._x: np.ndarray | None = None
-            self._order: np.ndarray | None = None
-
-        def __len__(self) -> int:
-            return -(-len(train) // self.batch_size)
-
-        def _make(self) -> None:
-            rng = np.random.default_rng([seed, self.epoch])
-            chi = augment_chi(
-                train.chi, data.k, spec.augment, rng, kweight=data.features_cfg["kweight"]
-            )
-            self._x = compute_input(chi, data.features_cfg, spec.input)
-            self._order = rng.permutation(len(train))
-
-        def on_epoch_begin(self) -> None:
-            self.epoch += 1
-            self._make()
-
-        def __getitem__(self, i: int):
-            if self._x is None:
-                self._make()
-            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
-            return self._x[idx], {t: v[idx] for t, v in y.items()}
-
-    return _Augmented()
+def _undamps(augment: dict[str, Any]) -> bool:
+    """Whether the augmentation may remove damping (a sigma2 range reaching below 0)."""
+    rng = (augment or {}).get("sigma2")
+    return rng is not None and float(rng[0]) < 0
 
 
-def array_batches(
-    x: np.ndarray,
-    y: dict[str, np.ndarray],
-    batch_size: int,
-    seed: int | None = None,
-):
-    """A ``tf.data`` pipeline of (x, y) batches, reshuffled each epoch when ``seed`` is set.
-
-    Keras' own adapter for in-memory arrays slices and converts every batch in Python;
-    for small networks that costs more than the training step itself.  Caching the
-    tensors once and shuffling, batching and prefetching inside ``tf.data`` makes a
-    ``paper_mlp`` epoch on 6000 spectra about 1.6 times faster on a 2-core CPU.
-    ``seed=None`` keeps the order (validation).
-    """
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((x, dict(y))).cache()
-    if seed is not None:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def _sigma2_base(ds, spec: ModelSpec, split: str) -> np.ndarray:
+    """Per example the smallest sigma² label of the dataset (Å²; shells without a
+    neighbour are skipped, an example without any sigma² gets 0: nothing to remove)."""
+    names = [n for n in ds.label_names() if n.startswith("sigma2_")]
+    if not names:
+        raise ModelConfigError(
+            f"models.{spec.name}.augment.sigma2: a range below 0 removes damping and needs "
+            f"sigma² labels (labels.sets: [shells]); {getattr(ds, 'path', 'the dataset')} "
+            "has none"
+        )
+    table = np.stack([np.asarray(ds.labels(n, split), dtype=np.float64) for n in names], axis=1)
+    with np.errstate(all="ignore"):
+        base = np.nanmin(np.where(np.isfinite(table), table, np.nan), axis=1)
+    return np.where(np.isfinite(base), np.maximum(base, 0.0), 0.0)

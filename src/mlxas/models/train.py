@@ -17,13 +17,8 @@ from typing import Any
 import numpy as np
 
 from mlxas.metrics import regression_metrics
-from mlxas.models.data import (
-    TrainingData,
-    array_batches,
-    augmented_batches,
-    load_training_data,
-    opened,
-)
+from mlxas.models.batches import array_batches, augmented_batches
+from mlxas.models.data import TrainingData, load_training_data, opened
 from mlxas.models.network import (
     Scaling,
     assemble,
@@ -133,7 +128,7 @@ def _fit_network(
     t0 = time.perf_counter()
     if is_enabled(spec.augment):
         hist = train_model.fit(
-            augmented_batches(data, spec, seed, y_train),
+            augmented_batches(data, spec, seed, y_train, scaling.scale_y),
             validation_data=validation,
             epochs=int(spec.epochs),
             callbacks=cbs,

@@ -1,11 +1,23 @@
-"""Shell labels per neighbour element: CN, R and sigma² of each configured shell.
+"""The ``shells`` label set: CN, R and sigma² of each configured shell, per neighbour element.
 
 A *shell* is a distance window ``[r_min, r_max)`` (Å) around the absorber and, when
-``element`` is given, one neighbour species: ``{element: O, r: [1.6, 2.5]}`` and
-``{element: Ni, r: [2.5, 3.3]}`` are NiO's Ni–O and Ni–Ni shells; bcc Fe has two Fe
-shells, 8 at a√3/2 and 6 at a.  Windows are fixed in Å, like ``labels.cutoff``, so a
-thermal fluctuation moves a neighbour across a boundary only where the radial
-distribution is (nearly) empty.  Columns, for a shell named ``s``:
+``element`` is given, one neighbour species::
+
+    labels:
+      sets: [shells]
+      shells:
+        windows:
+          - {element: O, r: [1.6, 2.5]}     # NiO: s1_O, 6 O at a/2
+          - {element: Ni, r: [2.5, 3.4]}    # s2_Ni, 12 Ni at a/√2
+
+Shells are named ``s<k>_<El>``: ``k`` numbers the distinct distance windows in the order
+given (1 = nearest; two elements in one window, e.g. the Cu and Ni neighbours of an
+alloy's first shell, share k: ``s1_Cu``, ``s1_Ni``) and ``<El>`` is the neighbour
+element (absent for a window of every element: ``s1``).  bcc Fe has two Fe shells,
+``s1_Fe`` (8 at a√3/2) and ``s2_Fe`` (6 at a).  Windows are fixed in Å, like
+``labels.coordination.cutoff``, so a thermal fluctuation moves a neighbour across a
+boundary only where the radial distribution is (nearly) empty.  Columns, all model
+targets, for a shell named ``s``:
 
 ``cn_s``
     number of neighbours in the window;
@@ -32,21 +44,27 @@ without ``norman_scale`` their sigma² labels come out up to 14 % low.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from ase import Atoms
 
-from mlxas.config import ConfigError
+from mlxas.errors import ConfigError
+from mlxas.sites.labelsets import LabelColumns, LabelSet, register_label_set
 from mlxas.sites.neighbours import neighbour_pairs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BOHR",
     "Shell",
     "ShellError",
+    "ShellLabels",
     "ShellSettings",
+    "ShellWindow",
     "correlated_debye_sigma2",
     "pooled_shell_labels",
     "shell_labels",
@@ -73,10 +91,19 @@ class Shell:
 
 
 @dataclass(frozen=True)
-class ShellSettings:
-    """The ``shells`` label set (see the module docstring)."""
+class ShellWindow:
+    """One ``labels.shells.windows`` entry: ``r`` = [r_min, r_max) in Å and the neighbour
+    ``element`` (None: every element)."""
 
-    shells: tuple[Shell, ...]
+    r: tuple[float, float]
+    element: str | None = None
+
+
+@dataclass(frozen=True)
+class ShellSettings:
+    """The ``labels.shells`` section (see the module docstring)."""
+
+    windows: tuple[ShellWindow, ...]
     sigma2: str = "auto"  #: auto (geometry + DEBYE card), geometry, or none
     temperature: float | None = None  #: K, DEBYE T for structures without provenance
     debye_temperature: float | None = None  #: K, DEBYE θ for those
@@ -84,40 +111,44 @@ class ShellSettings:
     norman_scale: float = 1.0  #: FEFF's Norman radius / the Wigner–Seitz radius
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> ShellSettings:
-        """From ``{shells: [{name?, element?, r: [r_min, r_max]}, ...], sigma2?, ...}``."""
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> ShellSettings:
+        """From ``{windows: [{element?, r: [r_min, r_max]}, ...], sigma2?, ...}``."""
         from ase.data import atomic_numbers
 
-        items = cfg.get("shells")
-        if not isinstance(items, list) or not items:
-            raise ShellError("labels.shells: give a non-empty list of {element, r: [r_min, r_max]}")
-        shells = []
+        cfg = dict(cfg or {})
+        unknown = sorted(set(cfg) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ShellError(f"labels.shells: unknown key(s) {unknown}")
+        items = cfg.get("windows")
+        if not isinstance(items, list | tuple) or not items:
+            raise ShellError(
+                "labels.shells.windows: give a non-empty list of {element, r: [r_min, r_max]}"
+            )
+        windows = []
         for k, item in enumerate(items):
-            where = f"labels.shells[{k}]"
-            if not isinstance(item, Mapping) or set(item) - {"name", "element", "r"}:
-                raise ShellError(f"{where}: give {{name?, element?, r: [r_min, r_max]}}")
+            where = f"labels.shells.windows[{k}]"
+            if not isinstance(item, Mapping) or set(item) - {"element", "r"}:
+                raise ShellError(f"{where}: give {{element?, r: [r_min, r_max]}}")
             el = item.get("element")
             if el is not None and el not in atomic_numbers:
                 raise ShellError(f"{where}: {el!r} is not an element symbol")
             r = item.get("r")
-            if not (isinstance(r, list) and len(r) == 2) or not 0 <= float(r[0]) < float(r[1]):
+            if not (isinstance(r, list | tuple) and len(r) == 2) or not 0 <= r[0] < r[1]:
                 raise ShellError(f"{where}: r must be [r_min, r_max] with 0 <= r_min < r_max (Å)")
-            name = str(item.get("name") or f"s{k + 1}" + (f"_{el}" if el else ""))
-            shells.append(Shell(name, float(r[0]), float(r[1]), el))
-        names = [s.name for s in shells]
-        if len(set(names)) != len(names):
-            raise ShellError(f"labels.shells: names must differ, got {names}")
+            windows.append(ShellWindow((float(r[0]), float(r[1])), el))
+        if len(set(windows)) != len(windows):
+            raise ShellError("labels.shells.windows: the same window and element given twice")
         mode = cfg.get("sigma2", "auto")
         if mode not in SIGMA2_MODES:
-            raise ShellError(f"labels.sigma2: {mode!r}; choose {', '.join(SIGMA2_MODES)}")
+            raise ShellError(f"labels.shells.sigma2: {mode!r}; choose {', '.join(SIGMA2_MODES)}")
         t, theta = cfg.get("temperature"), cfg.get("debye_temperature")
         if (t is None) != (theta is None):
-            raise ShellError("labels: give temperature and debye_temperature together (K)")
+            raise ShellError("labels.shells: give temperature and debye_temperature together (K)")
         rn, scale = cfg.get("norman_radius"), float(cfg.get("norman_scale", 1.0))
         if (rn is not None and float(rn) <= 0) or scale <= 0:
-            raise ShellError("labels: norman_radius and norman_scale must be > 0")
+            raise ShellError("labels.shells: norman_radius and norman_scale must be > 0")
         return cls(
-            tuple(shells),
+            tuple(windows),
             mode,
             None if t is None else float(t),
             None if theta is None else float(theta),
@@ -125,8 +156,20 @@ class ShellSettings:
             scale,
         )
 
+    @property
+    def shells(self) -> tuple[Shell, ...]:
+        """The named shells: ``s<k>_<El>``, k counting the distinct distance windows in
+        the order given (two elements in one window share k), ``_<El>`` absent for a
+        window of every element."""
+        numbers: dict[tuple[float, float], int] = {}
+        out = []
+        for w in self.windows:
+            k = numbers.setdefault(w.r, len(numbers) + 1)
+            out.append(Shell(f"s{k}" + (f"_{w.element}" if w.element else ""), *w.r, w.element))
+        return tuple(out)
+
     def columns(self) -> list[str]:
-        """Column names, three per shell."""
+        """Column names, three per shell (two with ``sigma2: none``)."""
         keys = ("cn", "r") if self.sigma2 == "none" else ("cn", "r", "sigma2")
         return [f"{key}_{s.name}" for s in self.shells for key in keys]
 
@@ -254,3 +297,42 @@ def pooled_shell_labels(
         if settings.sigma2 != "none":
             out[f"sigma2_{shell.name}"] = float(dd.var()) if len(dd) else float("nan")
     return out
+
+
+@register_label_set
+class ShellLabels(LabelSet):
+    """CN, R and sigma² per configured shell and neighbour element of absorbing sites."""
+
+    name = "shells"
+    units: ClassVar[tuple[str, ...]] = ("site",)
+    settings_class: ClassVar[type] = ShellSettings
+
+    @classmethod
+    def settings_from_config(cls, section: Mapping[str, Any] | None) -> ShellSettings:
+        return ShellSettings.from_config(section)
+
+    def provides(self, target: str) -> bool:
+        return target in self.settings.columns()
+
+    def compute(
+        self, images: Sequence[Atoms], items: pd.DataFrame, absorber: str | None
+    ) -> LabelColumns:
+        settings: ShellSettings = self.settings
+        by_id = {str(a.info["structure_id"]): a for a in images}
+        columns = settings.columns()
+        values = {c: np.full(len(items), np.nan) for c in columns}
+        sid = items["structure_id"].astype(str).to_numpy()
+        index = items["site_index"].to_numpy(dtype=np.int64)
+        for structure in dict.fromkeys(sid):
+            rows = np.flatnonzero(sid == structure)
+            table = shell_table(by_id[structure], index[rows], settings)
+            for c in columns:
+                values[c][rows] = table[c]
+        units = {c: "Angstrom" if c.startswith("r_") else "Angstrom^2" for c in columns
+                 if not c.startswith("cn_")}  # fmt: skip
+        windows = [
+            {"shell": s.name, "element": s.element, "r": [s.r_min, s.r_max]}
+            for s in settings.shells
+        ]
+        return LabelColumns(values=values, units=units, targets=tuple(columns),
+                            info={"windows": windows, "sigma2": settings.sigma2})  # fmt: skip

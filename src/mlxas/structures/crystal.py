@@ -29,18 +29,27 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from mlxas.structures.crystal_defects import DefectVariant, apply_defects
-from mlxas.structures.crystal_parent import CrystalInputError, ParentCrystal, load_parent
+from mlxas.structures.crystal_parent import (
+    CrystalInputError,
+    ParentCrystal,
+    load_parent,
+    parent_kind,
+)
 from mlxas.structures.crystal_settings import CrystalSettings, ThermalSettings
 from mlxas.structures.crystal_shapes import make_shape
+from mlxas.structures.sources import register_source
 from mlxas.structures.thermal import debye_temperatures_for, displace, md_snapshots
 
 __all__ = [
+    "CrystalSource",
     "apply_defects",
     "apply_strain",
     "crystal_structure_id",
@@ -204,3 +213,71 @@ def crystal_structure_id(atoms: Atoms) -> str:
         return base
     extra = f"{base}|DEBYE {atoms.info['temperature']:.3f} {atoms.info['debye_temperature']:.3f}"
     return hashlib.blake2b(extra.encode(), digest_size=8).hexdigest()
+
+
+@register_source
+@dataclass(frozen=True)
+class CrystalSource:
+    """A ``kind: crystal`` source: the entry's keys as given in the config (see
+    ``docs/structures.md``); the parent is one of ``file`` (a CIF/POSCAR path relative to
+    the working directory), ``prototype`` (+ ``species``, ``a``, ``c``, ``u`` in Å) and
+    ``amcsd`` (+ ``amcsd_id``).  The entry is checked when the config is read
+    (:class:`~mlxas.structures.crystal_settings.CrystalSettings`), so a bad key stops the
+    workflow before any job."""
+
+    kind = "crystal"
+    name: str
+    file: str | None = None
+    prototype: str | None = None
+    species: tuple[str, ...] | None = None
+    a: float | None = None
+    c: float | None = None
+    u: float | None = None
+    amcsd: str | int | None = None
+    amcsd_id: int | None = None
+    seed: int = 0
+    strain: dict[str, Any] | None = None
+    temperature: dict[str, Any] | None = None
+    defects: tuple[dict[str, Any], ...] | None = None
+    perfect: bool = True
+    defect_draws: int = 1
+    shapes: tuple[dict[str, Any], ...] | None = None
+    supercell: float = 10.0
+
+    def __post_init__(self) -> None:
+        where = f"structures: source {self.name!r}"
+        settings = self.settings()
+        try:
+            parent_kind(settings.parent)
+        except CrystalInputError as err:
+            raise CrystalInputError(f"{where}: {err}") from None
+        if self.file is not None and not Path(self.file).is_file():
+            raise CrystalInputError(
+                f"{where}: file: {self.file} does not exist "
+                "(paths are relative to the working directory)"
+            )
+
+    def entry(self) -> dict[str, Any]:
+        """The config entry (lists, no unset keys)."""
+        from mlxas.settings import to_dict
+
+        return {k: v for k, v in to_dict(self).items() if v is not None}
+
+    def settings(self) -> CrystalSettings:
+        return CrystalSettings.from_spec(self.entry())
+
+    def elements(self) -> tuple[str, ...]:
+        subs = {by for d in self.defects or () for to in (d.get("substitutions") or {}).values()
+                for by in to}  # fmt: skip
+        return tuple(sorted(set(self.species or ()) | subs))
+
+    def input_files(self) -> list[str]:
+        return [self.file] if self.file else []
+
+    def structure_id(self, atoms: Atoms) -> str:
+        return crystal_structure_id(atoms)
+
+    def generate(self, work_dir: Path | None = None) -> Iterator:
+        settings = self.settings()
+        for name, atoms in crystal_structures(settings):
+            yield name, None, f"crystal:{name}", atoms

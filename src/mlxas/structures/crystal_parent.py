@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from mlxas.config import ConfigError
+from mlxas.errors import ConfigError
 
 __all__ = [
     "PROTOTYPES",
@@ -39,8 +39,10 @@ __all__ = [
     "ParentCrystal",
     "Prototype",
     "amcsd_entry",
+    "check_prototype",
     "choose_amcsd_entry",
     "load_parent",
+    "parent_kind",
     "prototype_crystal",
 ]
 
@@ -145,14 +147,12 @@ def prototype_crystal(
     return ParentCrystal(parent.atoms.copy(), parent.parent, parent.spacegroup)
 
 
-@cache
-def _prototype(
-    name: str, species: tuple[str, ...], a: float | None, c: float | None, u: float | None
-) -> ParentCrystal:
-    species = list(species)
-    from pymatgen.core import Lattice, Structure
-    from pymatgen.io.ase import AseAtomsAdaptor
-
+def check_prototype(
+    name: str, species: list[str], a: float | None, c: float | None, u: float | None
+) -> tuple[float | None, float | None]:
+    """Refuse a prototype entry that cannot be built (unknown type, wrong species count,
+    missing or extra lattice parameters) without building it; returns ``(a, c)`` with
+    ASE's reference values filled in for one-element types."""
     if name not in PROTOTYPES:
         close = difflib.get_close_matches(name, PROTOTYPES, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -176,6 +176,19 @@ def _prototype(
         raise CrystalInputError(f"prototype {name}: a cubic type takes `a` only, not `c`")
     if u is not None and proto.u is None:
         raise CrystalInputError(f"prototype {name}: has no internal parameter `u`")
+    return a, c
+
+
+@cache
+def _prototype(
+    name: str, species: tuple[str, ...], a: float | None, c: float | None, u: float | None
+) -> ParentCrystal:
+    species = list(species)
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    a, c = check_prototype(name, species, a, c, u)
+    proto = PROTOTYPES[name]
     uu = proto.u if u is None else float(u)
     lattice = {
         "cubic": lambda: Lattice.cubic(a),
@@ -328,9 +341,9 @@ def _amcsd_crystal(mineral: str | int | None, amcsd_id: int | None) -> ParentCry
     return _parent(atoms, f"{where} {entry.mineral.name} {formula}")
 
 
-def load_parent(spec: dict[str, Any]) -> ParentCrystal:
-    """The parent crystal of a source entry: exactly one of ``file``, ``prototype``,
-    ``amcsd`` (with ``amcsd_id``) must be given."""
+def parent_kind(spec: dict[str, Any]) -> str:
+    """``file``, ``prototype`` or ``amcsd``: the one parent key of an entry (checked, with
+    a prototype's own keys, when the config is read)."""
     given = [k for k in ("file", "prototype", "amcsd") if spec.get(k) is not None]
     if spec.get("amcsd_id") is not None and "amcsd" not in given:
         given.append("amcsd")
@@ -345,13 +358,23 @@ def load_parent(spec: dict[str, Any]) -> ParentCrystal:
             f"{', '.join(lattice_keys)}: apply to a prototype only; strain a file or AMCSD "
             "crystal with `strain`"
         )
-    if given[0] == "file":
+    if given[0] == "prototype":
+        if not spec.get("species"):
+            raise CrystalInputError("prototype: give `species`, e.g. [Ni, O] for rocksalt NiO")
+        check_prototype(
+            spec["prototype"], list(spec["species"]), spec.get("a"), spec.get("c"), spec.get("u")
+        )
+    return given[0]
+
+
+def load_parent(spec: dict[str, Any]) -> ParentCrystal:
+    """The parent crystal of a source entry: exactly one of ``file``, ``prototype``,
+    ``amcsd`` (with ``amcsd_id``) must be given."""
+    kind = parent_kind(spec)
+    if kind == "file":
         return _file_crystal(spec["file"])
-    if given[0] == "amcsd":
+    if kind == "amcsd":
         return _amcsd_crystal(spec.get("amcsd"), spec.get("amcsd_id"))
-    species = spec.get("species")
-    if not species:
-        raise CrystalInputError("prototype: give `species`, e.g. [Ni, O] for rocksalt NiO")
     return prototype_crystal(
-        spec["prototype"], list(species), spec.get("a"), spec.get("c"), spec.get("u")
+        spec["prototype"], list(spec["species"]), spec.get("a"), spec.get("c"), spec.get("u")
     )

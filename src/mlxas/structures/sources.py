@@ -11,10 +11,18 @@ entry once into that kind's class.  A kind is a frozen dataclass decorated with
   file or generator it came from, and ``work_dir`` a folder for restartable state;
 - ``elements()``: the elements the source is known to hold before it runs (checked
   against xraydb with the config); ``input_files()`` optionally lists the files it reads,
-  so that editing one reruns the source.
+  so that editing one reruns the source;
+- optionally ``structure_id(atoms)``: the structure id when the geometry alone does not
+  tell two structures apart (the crystal source's static structures that differ only in
+  the temperature of their DEBYE card); the default is the geometry hash.
+
+A structure's scalar ``atoms.info`` entries (its provenance: parent crystal, strain,
+temperature, ...) and its extra per-atom arrays (``surface``, ``parent_index``) are kept
+in ``structures.extxyz`` beside the keys the structures stage sets.
 
 Built in: ``nanoparticles`` (:mod:`mlxas.structures.nanoparticles`), ``md``
-(:mod:`mlxas.structures.md`) and ``files`` (here).  Adding a kind: write the class in a
+(:mod:`mlxas.structures.md`), ``crystal`` (:mod:`mlxas.structures.crystal`) and ``files``
+(here).  Adding a kind: write the class in a
 module, add the module to :data:`BUILTIN_MODULES` and describe the entry in the config
 schema (``structures`` items).
 """
@@ -39,7 +47,11 @@ __all__ = [
     "source_kinds",
 ]
 
-BUILTIN_MODULES = ["mlxas.structures.nanoparticles", "mlxas.structures.md"]
+BUILTIN_MODULES = [
+    "mlxas.structures.nanoparticles",
+    "mlxas.structures.md",
+    "mlxas.structures.crystal",
+]
 
 _KINDS: dict[str, type] = {}
 

@@ -1,0 +1,104 @@
+"""Training batches: in-memory arrays through ``tf.data``, and chi(k) re-augmented every
+epoch (:mod:`mlxas.spectra.augment`) with the model input recomputed from it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlxas.models.data import TrainingData, compute_input
+from mlxas.models.spec import ModelSpec
+
+__all__ = ["array_batches", "augmented_batches"]
+
+
+def augmented_batches(
+    data: TrainingData,
+    spec: ModelSpec,
+    seed: int,
+    y: dict[str, np.ndarray],
+    scale_y=None,
+):
+    """A ``keras.utils.PyDataset`` that re-augments the training chi(k) every epoch.
+
+    Each epoch draws new augmentation parameters (seeded by ``seed`` and the epoch),
+    recomputes the model input from the augmented chi(k) and shuffles; ``y`` holds the
+    training targets as the model is fitted on them (one array per head).  A Debye–Waller
+    change Δσ² of a spectrum is added to its ``sigma2_*`` targets, which ``scale_y`` (the
+    model's target scaling, physical -> fitted) then scales: labels and spectrum change
+    together.
+    """
+    import keras
+
+    from mlxas.spectra.augment import augment_chi, shift_sigma2_labels
+
+    train = data.splits["train"]
+    if train.chi is None:
+        raise ValueError("augmentation needs the training split's chi(k)")
+    shifts = (spec.augment or {}).get("sigma2") is not None and any(
+        t.startswith("sigma2_") for t in y
+    )
+    if shifts and scale_y is None:
+        raise ValueError("sigma2 targets under sigma2 augmentation need the target scaling")
+
+    class _Augmented(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.batch_size = int(spec.batch_size)
+            self.epoch = 0
+            self._x: np.ndarray | None = None
+            self._y: dict[str, np.ndarray] = y
+            self._order: np.ndarray | None = None
+
+        def __len__(self) -> int:
+            return -(-len(train) // self.batch_size)
+
+        def _make(self) -> None:
+            rng = np.random.default_rng([seed, self.epoch])
+            chi, par = augment_chi(
+                train.chi,
+                data.k,
+                spec.augment,
+                rng,
+                kweight=data.features_cfg["kweight"],
+                sigma2_base=train.sigma2_base,
+                return_parameters=True,
+            )
+            self._x = compute_input(chi, data.features_cfg, spec.input)
+            if shifts:
+                shifted = shift_sigma2_labels(train.y, {"sigma2": par["sigma2"][:, None]})
+                self._y = scale_y(shifted)
+            self._order = rng.permutation(len(train))
+
+        def on_epoch_begin(self) -> None:
+            self.epoch += 1
+            self._make()
+
+        def __getitem__(self, i: int):
+            if self._x is None:
+                self._make()
+            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+            return self._x[idx], {t: v[idx] for t, v in self._y.items()}
+
+    return _Augmented()
+
+
+def array_batches(
+    x: np.ndarray,
+    y: dict[str, np.ndarray],
+    batch_size: int,
+    seed: int | None = None,
+):
+    """A ``tf.data`` pipeline of (x, y) batches, reshuffled each epoch when ``seed`` is set.
+
+    Keras' own adapter for in-memory arrays slices and converts every batch in Python;
+    for small networks that costs more than the training step itself.  Caching the
+    tensors once and shuffling, batching and prefetching inside ``tf.data`` makes a
+    ``paper_mlp`` epoch on 6000 spectra about 1.6 times faster on a 2-core CPU.
+    ``seed=None`` keeps the order (validation).
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, dict(y))).cache()
+    if seed is not None:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
