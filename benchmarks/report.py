@@ -39,6 +39,12 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         0.03,
         "worst absolute R error over the measured foils (CN within ±1 of 12 too)",
     ),
+    "reliability": (
+        "<=",
+        0,
+        "failures over kills (FEFF left running, results lost) and bad spectra "
+        "(refused with a reason; oversized within 1 s and 200 MB)",
+    ),
     "status_100k": ("", None, "mlxas status over 100k sites"),
     "scf_au150": ("", None, "FEFF8L time with / without SCF, Au150 sites (median)"),
     "foil_inputs": (

@@ -127,11 +127,12 @@ def test_augment_chi_composes_effects_and_is_seeded():
     chi = np.vstack([shell(kgrid)] * 5)
     assert not is_enabled({"probability": 1.0, "s02": None})
     assert is_enabled({"s02": [0.8, 0.8]})
-    # Only deterministic effects with fixed ranges: the composition is exact.
+    # Only deterministic effects with fixed ranges: the composition is exact, written out:
+    # S0² · exp(−2k²σ²) · chi up to kmax, zero beyond.
     cfg = {"sigma2": [0.002, 0.002], "s02": [0.8, 0.8], "kmax": [12, 12]}
     out = augment_chi(chi, kgrid, cfg, np.random.default_rng(0))
-    expected = truncate_k(s02_scale(debye_waller(chi, kgrid, 0.002), 0.8), kgrid, 12.0)
-    np.testing.assert_allclose(out, expected)
+    expected = np.where(kgrid <= 12.0, 0.8 * np.exp(-2 * kgrid**2 * 0.002) * chi, 0.0)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-15)
     full = {"sigma2": [0, 0.003], "s02": [0.7, 1.0], "e0_shift": [-5, 5], "noise": [0, 0.1],
             "kmax": [10, 20]}  # fmt: skip
     a = augment_chi(chi, kgrid, full, np.random.default_rng(3))

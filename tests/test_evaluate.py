@@ -13,7 +13,7 @@ from mlxas.evaluate import (
     per_class_errors,
     regression_metrics,
 )
-from mlxas.models import load_model, predict_array, split_targets
+from mlxas.models import load_model
 from mlxas.models.registry import ModelConfigError
 from mlxas.workflow.layout import Layout
 
@@ -71,29 +71,60 @@ def evaluated(synthetic_models, tmp_path_factory):
     return ds, pointers, layout.evaluation_dir, res
 
 
+def _raw_outputs(pointer, x) -> tuple[np.ndarray, list[str]]:
+    """The saved network's own output on ``x`` (Keras' predict, no mlxas inference code)
+    and the card's column names."""
+    model, card = load_model(pointer)
+    return np.asarray(model.predict(np.asarray(x, np.float32), verbose=0)), card["outputs"][
+        "columns"
+    ]
+
+
 def test_metrics_json_holds_every_model_and_matches_the_predictions(evaluated):
+    """Every number recomputed here by hand from the network's raw output: the members'
+    mean and sample spread, MSE, MAE, R², the per-class counts and the 1σ coverage."""
     ds, pointers, out, _ = evaluated
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["primary"] == "ens" and metrics["n_test"] == len(ds.labels("cn", "test"))
     assert metrics["dataset_hash"] == ds.hash
     assert set(metrics["models"]) == {"mt", "ens"}
-    # Recompute the primary metrics from the saved model: the file holds the same numbers.
-    model, card = load_model(pointers[1])
-    mean, std = predict_array(model, card, ds.features("chi_k", "test"))
-    pred = split_targets(card, mean)
-    cn = ds.labels("cn", "test")
+    x, cn = ds.features("chi_k", "test"), ds.labels("cn", "test")
+    # The ensemble: raw output [N, members, columns].
+    raw, columns = _raw_outputs(pointers[1], x)
+    assert raw.shape == (len(cn), 2, 2) and columns == ["cn", "r"]
+    members = raw[:, :, columns.index("cn")]
+    p, spread = members.mean(axis=1), members.std(axis=1, ddof=1)
     m = metrics["models"]["ens"]["targets"]["cn"]
-    assert m["mse"] == pytest.approx(np.mean((pred["cn"] - cn) ** 2), rel=1e-5)
-    classes = {str(c) for c in np.unique(np.rint(cn).astype(int))}
-    assert set(m["per_cn_class"]) == classes
+    err = p - cn
+    assert m["n"] == len(cn)
+    assert m["mse"] == pytest.approx(np.mean(err**2), rel=1e-5)
+    assert m["mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-5)
+    assert m["r2"] == pytest.approx(1 - np.sum(err**2) / np.sum((cn - cn.mean()) ** 2), rel=1e-5)
+    assert m["mean_std"] == pytest.approx(spread.mean(), rel=1e-5)
+    covered = np.count_nonzero(np.abs(err) <= spread)
+    assert m["coverage_1sigma"] == pytest.approx(covered / len(cn), abs=1e-12)
+    assert 0 < covered < len(cn)  # two members of a 4-epoch network: some miss, some hit
+    # Per CN class: the rows of each rounded CN.
+    for c, row in m["per_cn_class"].items():
+        sel = np.rint(cn) == int(c)
+        assert row["n"] == sel.sum() > 0
+        assert row["mae"] == pytest.approx(np.mean(np.abs(err[sel])), rel=1e-5)
     assert sum(v["n"] for v in m["per_cn_class"].values()) == len(cn)
-    # Ensemble: spread and its coverage; RDF: metrics over bins, no relative error.
-    assert m["mean_std"] == pytest.approx(std[:, 0].mean(), rel=1e-5)
-    assert 0 <= m["coverage_1sigma"] <= 1
-    rdf = metrics["models"]["mt"]["targets"]["rdf"]
-    assert rdf["n"] == 12 * len(cn) and rdf["mean_relative_error"] is None
-    for key in ("mse", "rmse", "mae", "r2", "mean_relative_error"):
-        assert key in metrics["models"]["mt"]["targets"]["r"]
+    # The multi-task MLP: the RDF's 12 bins, metrics over all of them, no relative error.
+    raw, columns = _raw_outputs(pointers[0], x)
+    first = columns.index("rdf[0]")
+    rdf_pred = raw[:, first : first + 12]
+    rdf = ds.labels("rdf", "test")
+    m = metrics["models"]["mt"]["targets"]["rdf"]
+    assert m["n"] == 12 * len(cn) and m["mean_relative_error"] is None
+    assert m["mse"] == pytest.approx(np.mean((rdf_pred - rdf) ** 2), rel=1e-5)
+    r = metrics["models"]["mt"]["targets"]["r"]
+    r_pred = raw[:, columns.index("r")]
+    r_true = ds.labels("r", "test")
+    assert r["rmse"] == pytest.approx(np.sqrt(np.mean((r_pred - r_true) ** 2)), rel=1e-5)
+    assert r["mean_relative_error"] == pytest.approx(
+        np.mean(np.abs(r_pred - r_true) / r_true), rel=1e-5
+    )
 
 
 def test_plots_and_tables_are_written(evaluated):

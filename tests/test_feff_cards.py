@@ -6,6 +6,7 @@ mlxas accepts is fed to the real FEFF8L and FEFF6L input readers and to FEFF10's
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections import Counter
@@ -158,8 +159,10 @@ def test_paper_au_l3_settings_accepted_by_feff8l(tmp_path):
         [str(_larch_bindir() / "feff8l_rdinp")], cwd=tmp_path, capture_output=True, text=True
     )
     assert first_fatal(out.stdout + out.stderr) is None
-    pot = (tmp_path / "pot.json").read_text()
-    assert '"rfms1": 0.45' in pot and '"ixc": 0' in pot
+    # The values the reader parsed, as numbers (the file writes 4.5 as 0.45...E+001).
+    pot = json.loads((tmp_path / "pot.json").read_text())
+    assert pot["rfms1"] == pytest.approx(PAPER_AU_L3["SCF"], abs=1e-9)  # SCF radius, Å
+    assert pot["ixc"] == PAPER_AU_L3["EXCHANGE"][0]  # Hedin-Lundqvist exchange
     # The full run without SCF (SCF takes minutes): a clean log and a complete chi.dat.
     from mlxas.engines import ItemInput
     from mlxas.engines import get_engine as signal_engine

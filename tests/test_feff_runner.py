@@ -3,6 +3,7 @@ folders, timeouts, quarantine, chunks and resume."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 from ase.cluster import Octahedron
 
-from mlxas.engines import ItemInput, get_engine
+from mlxas.engines import ItemInput, engine_class, get_engine
 from mlxas.engines.feff import Feff8LEngine, FeffSettings
 from mlxas.feff.cards import merged_cards
 from mlxas.feff.engines import Feff8L, _larch_bindir
@@ -206,11 +207,76 @@ def _processes_under(folder: Path) -> list[int]:
     return pids
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def test_feff10_timeout_kills_its_workers(tmp_path):
     res = run_site(site_item("feff10", "t"), tmp_path, "feff10", timeout=1.0)
     assert res.reason == "timeout"
     time.sleep(0.2)
     assert _processes_under(tmp_path) == []
+
+
+def kill_chunk_job(engine: str, sig: int, root: Path) -> tuple[int, list[int]]:
+    """Start ``mlxas run-feff`` on two SCF runs (minutes each) under ``root``, send it
+    ``sig`` once both are well into their FEFF programs, and return the number of FEFF
+    programs seen running then and the processes still running under ``root`` a second
+    later (SIGKILLed here, so that nothing is left even when a check fails).
+
+    Also used by ``benchmarks/bench_reliability.py``.
+    """
+    folder = _source(root, 4, 4, engine)
+    table = pd.read_parquet(folder.inputs_table)
+    slow = site_item(engine, cards={"RPATH": 4.5, "NLEGS": 4, "SCF": 4.5})
+    table["text"] = slow.text
+    table.to_parquet(folder.inputs_table)
+    cmd = [
+        *(str(Path(sys.executable).parent / "mlxas"), "simulate", "--spec", '{"timeout": 900}'),
+        *("--folder", str(folder.path), "--chunk", "0", "--threads", "2", "--quiet"),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # FEFF8L's modules, or FEFF10's workers (started by the driver: grandchildren).
+    program = {"feff8l": "feff8l_", "feff10": "feff10._worker"}[engine]
+    deadline = time.monotonic() + 300
+    seen: list[int] = []
+    try:
+        while len(seen) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            seen = [p for p in _processes_under(root) if program in _cmdline(p)]
+            time.sleep(0.01)
+        # Well into the computation: a FEFF10 worker that has not got its task yet, or
+        # that ends a stage, exits by itself once the driver is gone.
+        time.sleep(2.0)
+    finally:
+        proc.send_signal(sig)
+        proc.wait()
+    left = _processes_under(root)
+    # The kernel's signal is immediate; reaping takes a moment.  Not longer: a program
+    # left running could end by itself and pass for one that was killed.
+    end = time.monotonic() + 1.0
+    while left and time.monotonic() < end:
+        time.sleep(0.05)
+        left = _processes_under(root)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(seen), left
+
+
+@pytest.mark.parametrize("engine", ["feff8l", "feff10"])
+def test_killed_chunk_job_leaves_no_feff_process(engine, tmp_path):
+    """SIGKILL a FEFF job while its programs run: they die with it (FEFF10: its workers
+    too), although each runs in a session of its own, out of reach of a group kill.
+
+    The runs compute self-consistent potentials (minutes each), so a program left running
+    is still there when the test looks, however slow the machine.
+    """
+    seen, left = kill_chunk_job(engine, signal.SIGKILL, tmp_path)
+    assert seen == 2, "the FEFF runs were not seen running"
+    assert left == [], f"FEFF processes left running: {left}"
 
 
 def test_timeout_is_retried_but_deterministic_failures_are_not(tmp_path):
@@ -240,8 +306,11 @@ def test_refused_site_is_not_run(tmp_path):
 # --- chunks -----------------------------------------------------------------------------
 
 
-def _source(tmp_path: Path, n_sites: int, chunk_size: int) -> SimulationFolder:
-    """An input table of ``n_sites`` sites of one Cu octahedron, as the workflow writes it."""
+def _source(
+    tmp_path: Path, n_sites: int, chunk_size: int, engine: str = "feff8l"
+) -> SimulationFolder:
+    """An input table of ``n_sites`` sites of one Cu octahedron, as the workflow writes it
+    (``engine``: the FEFF code of the chunk plan)."""
     atoms = cu_particle()
     sid = structure_hash(atoms.get_chemical_symbols(), atoms.positions)
     sites = pd.DataFrame(
@@ -252,10 +321,11 @@ def _source(tmp_path: Path, n_sites: int, chunk_size: int) -> SimulationFolder:
         }
     )
     folder = SimulationFolder(tmp_path / "simulation" / "octa")
-    eng = Feff8LEngine.settings_from_config(
+    cls = engine_class(engine)
+    eng = cls.settings_from_config(
         {"cards": {"RPATH": 4.0, "NLEGS": 4}, "cluster_radius": 5.0}, absorber="Cu", edge="K"
     )
-    build_inputs(sites, {sid: atoms}, Feff8LEngine(eng), chunk_size, folder)
+    build_inputs(sites, {sid: atoms}, cls(eng), chunk_size, folder)
     return folder
 
 

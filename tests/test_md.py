@@ -105,9 +105,34 @@ def test_tiny_run_frames_and_thermostat(reference):
     # The Nosé–Hoover chain conserves its extended energy: integrator and forces agree.
     drift = np.ptp(thermo["conserved_eV"])
     assert drift < 1e-4, drift
-    assert 150.0 < thermo["temperature_K"].mean() < 450.0  # 13 atoms: large fluctuations
     start = json.loads((work / "start.json").read_text())
     assert start["motif"].startswith("icosahedron")  # Au13 under Sutton–Chen
+
+
+def test_thermostat_holds_the_canonical_temperature(tmp_path):
+    """Production rows only: the mean internal temperature is 300 K within three standard
+    errors, and the spread is the canonical one.
+
+    Au13 has N_f = 3·13 − 6 = 33 kinetic degrees of freedom; in the canonical ensemble
+    the instantaneous temperature fluctuates by T·sqrt(2/N_f) = 74 K.  2.5 ps sampled
+    every 5 fs give 500 rows; the mean's standard error comes from 10 blocks of 250 fs
+    (longer than the kinetic energy's correlation time, ~100 fs here), ~10 K, so the
+    band is ~±30 K.  A thermostat aimed at 3N instead of 3N − 6 degrees of freedom
+    (355 K), or one that damps the fluctuations (Berendsen-like), fails.
+    """
+    spec = {**TINY, "production": 2.5, "snapshot_every": 10, "checkpoint_every": 2000}
+    for _ in md_frames(spec, tmp_path, progress=False):
+        pass
+    thermo = read_thermo(tmp_path)
+    temp = thermo.loc[thermo["phase"] == "production", "temperature_K"].to_numpy()
+    assert len(temp) == 500
+    blocks = temp.reshape(10, 50).mean(axis=1)
+    stderr = blocks.std(ddof=1) / np.sqrt(len(blocks))
+    assert stderr < 15.0, stderr  # the band below is tight, not a formality
+    assert abs(temp.mean() - 300.0) < 3 * stderr, (temp.mean(), stderr)
+    canonical = 300.0 * np.sqrt(2 / (3 * 13 - 6))
+    # ~100 effectively independent rows: the spread is known to ~7 %; 3σ band.
+    assert temp.std(ddof=1) / canonical == pytest.approx(1.0, abs=0.25)
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(reference, tmp_path, monkeypatch):
@@ -235,6 +260,14 @@ def test_emt_potential_runs():
     frames = list(md_frames(spec, None, progress=False))
     assert [k for k, _ in frames] == [0, 1]
     assert frames[0][1].get_chemical_formula() == "Cu6"
+    # A Cu6 cluster moving under EMT at 300 K: the atoms move between frames and stay
+    # bonded at Cu-Cu distances (2.56 Å in the bulk; shorter in a small cluster).
+    first, second = (at.positions for _, at in frames)
+    assert 0.01 < np.abs(second - first).max() < 1.0
+    for _, atoms in frames:
+        d = atoms.get_all_distances()
+        nearest = np.sort(d, axis=1)[:, 1]
+        assert np.all((nearest > 2.2) & (nearest < 2.7)), nearest
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _bad_spectra import MALFORMED, OVERSIZED, read_in_child
 from mlxas.spectra.measured import (
+    MAX_POINTS,
     MIN_POINTS,
     SeriesReader,
     SpectrumError,
@@ -249,8 +251,7 @@ def test_unreadable_files(tmp_path):
     refused(tmp_path / "missing.xdi", "no such file")
     junk = tmp_path / "junk.dat"
     junk.write_bytes(np.random.default_rng(1).bytes(3000))
-    with pytest.raises(SpectrumError, match=str(junk)):
-        read_spectra(junk)
+    refused(junk, "binary data, not a text spectrum file")
     text_only = tmp_path / "notes.txt"
     text_only.write_text("beamtime notes\nsample changed at 14:00\n")
     refused(text_only, "no numeric data")
@@ -274,3 +275,42 @@ def test_kev_energies_without_unit_refused(tmp_path):
     header, data = split(CU)
     rows = [set_field(ln, 0, f"{float(ln.split()[0]) / 1000:.7f}") for ln in data]
     refused(write(tmp_path, "kev.xdi", header, rows), r"energies end at 10\.15: not eV \(keV")
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_corpus_is_refused_with_reasons(case, tmp_path):
+    """The corpus that benchmarks/bench_reliability.py counts: each file refused, named."""
+    name, make, pattern = MALFORMED[case]
+    refused(make(tmp_path / name), pattern)
+
+
+# --- bounded cost: files far larger than any spectrum --------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(OVERSIZED))
+def test_oversized_files_are_refused_within_1_s_and_200_mb(case, tmp_path):
+    """Refused before larch parses them: within 1 s of the read call, 200 MB peak memory
+    of the whole reading process (interpreter and numpy, ~40 MB, included).  The old
+    reader took 17 s and 1 GB for 50 MB of random bytes."""
+    name, make, pattern = OVERSIZED[case]
+    path = make(tmp_path / name)
+    out = read_in_child(path)
+    assert out["refused"], out
+    assert out["reason"].startswith(f"{path}: ") and re.search(pattern, out["reason"]), out
+    assert out["seconds"] < 1.0, out
+    assert out["peak_rss_mb"] < 200.0, out
+
+
+def test_size_limits_leave_room_for_real_spectra(tmp_path):
+    """The size and shape checks pass a quick-EXAFS-sized file: MAX_POINTS rows of the Cu
+    foil's layout with a long header (parsing it in full is timed by the benchmark)."""
+    from mlxas.spectra.measured.files import check_file
+
+    header, data = split(CU)
+    rows = [ln.split() for ln in data]
+    step = 1500.0 / MAX_POINTS  # eV: the foil's range, finely sampled
+    e0 = float(rows[0][0])
+    big = ["  ".join([f"{e0 + i * step:.5f}", *rows[i % len(rows)][1:]]) for i in range(MAX_POINTS)]
+    path = write(tmp_path, "qexafs.xdi", header + ["# comment"] * 5000, big)
+    assert path.stat().st_size > 4 * 2**20
+    assert check_file(path) == "xdi"

@@ -122,7 +122,9 @@ def test_multitask_mlp_learns_and_its_card_describes_it(ds, trained_mlp, synthet
     assert card["outputs"]["columns"][:3] == ["cn", "r", "rdf[0]"]
     assert card["outputs"]["slices"] == {"cn": [0, 1], "r": [1, 2], "rdf": [2, 14]}
     assert card["outputs"]["units"]["r"] == "Å" and card["outputs"]["members"] is None
-    assert card["training"]["seconds"] > 0 and 1 <= card["training"]["best_epoch"] <= 60
+    # Early stopping (patience 20 of at most 60 epochs) keeps the best epoch's weights.
+    tr = card["training"]
+    assert tr["epochs_run"] == min(60, tr["best_epoch"] + 20), tr
     # It learned: CN and R on the test split far better than predicting the mean.
     test = card["metrics"]["test"]
     assert test["cn"]["r2"] > 0.9 and test["r"]["r2"] > 0.8 and test["rdf"]["r2"] > 0.5
@@ -136,13 +138,23 @@ def test_saved_model_maps_raw_features_to_physical_units(ds, trained_mlp):
     )
     names = {layer.name for layer in _all_layers(model)}
     assert {"input_range", "standardize", "unstandardize_cn", "unstandardize_r"} <= names
-    mean, std = predict_array(model, card2, ds.features("chi_k", "test"))
+    x = ds.features("chi_k", "test")
+    mean, std = predict_array(model, card2, x)
     assert std is None and mean.shape == (len(ds.labels("cn", "test")), 14)
     pred = split_targets(card2, mean)
-    y = ds.labels("cn", "test")
-    # The card's metrics are those of the saved model, in CN units.
-    assert np.mean((pred["cn"] - y) ** 2) == pytest.approx(card["metrics"]["test"]["cn"]["mse"])
-    assert 2.3 < pred["r"].mean() < 2.7  # Å, not standardised units
+    # The network's raw Keras output, column by column, is in physical units: the card's
+    # metrics (computed at training time) are those of the saved model, recomputed here.
+    raw = np.asarray(model.predict(x, verbose=0))
+    columns = card2["outputs"]["columns"]
+    for t in ("cn", "r"):
+        y = ds.labels(t, "test")
+        p = raw[:, columns.index(t)]
+        np.testing.assert_allclose(pred[t], p, rtol=1e-6)
+        assert np.mean((p - y) ** 2) == pytest.approx(card["metrics"]["test"][t]["mse"], rel=1e-4)
+    # Å, not standardised units: the mean R matches the labels' to a fraction of their
+    # spread (R² > 0.8 above), where standardised outputs would sit near 0.
+    r_true = ds.labels("r", "test")
+    assert abs(raw[:, columns.index("r")].mean() - r_true.mean()) < 0.3 * r_true.std()
     with pytest.raises(ValueError, match="expects inputs of shape"):
         predict_array(model, card2, ds.features("chi_k", "test")[:, :50])
 
@@ -175,9 +187,13 @@ def test_ensemble_spread_is_the_uncertainty(synthetic_models):
     mean, std = predict_array(model, card, x)
     np.testing.assert_allclose(mean, members.mean(axis=1), rtol=1e-6)
     np.testing.assert_allclose(std, members.std(axis=1, ddof=1), rtol=1e-5)
-    # Members differ only by their seed; their spread is the uncertainty.
+    # Members differ only by their seed; their spread is the uncertainty, and the card's
+    # mean spread on the test split is that of the saved members.
     assert np.all(std > 0)
-    assert card["metrics"]["test"]["cn"]["mean_std"] > 0
+    cn = card["outputs"]["columns"].index("cn")
+    assert card["metrics"]["test"]["cn"]["mean_std"] == pytest.approx(
+        members[:, :, cn].std(axis=1, ddof=1).mean(), rel=1e-4
+    )
 
 
 def test_feature_override_recomputes_the_input_from_chi(ds):
@@ -189,8 +205,24 @@ def test_feature_override_recomputes_the_input_from_chi(ds):
     assert data.features_cfg["kweight"] == 3 and data.features_cfg["ft"]["enabled"] is False
 
 
-def test_cnn2d_on_a_wavelet_map_computed_from_chi(ds, tmp_path):
-    spec = resolve_spec({"name": "w", "kind": "cnn2d", "input": "wavelet_morlet", "epochs": 1,
+def _r2_by_hand(model, card, x, ds) -> dict[str, float]:
+    """R² on the test split from the saved network's raw output (Keras' predict)."""
+    raw = np.asarray(model.predict(np.asarray(x, np.float32), verbose=0))
+    columns = card["outputs"]["columns"]
+    out = {}
+    for t in ("cn", "r"):
+        y, p = ds.labels(t, "test"), raw[:, columns.index(t)]
+        out[t] = 1 - np.sum((p - y) ** 2) / np.sum((y - y.mean()) ** 2)
+    return out
+
+
+@pytest.mark.slow
+def test_cnn2d_learns_from_a_wavelet_map_computed_from_chi(ds, tmp_path):
+    """Trained on Morlet maps computed from chi(k), it reads CN and R of held-out spectra
+    (R² > 0.8 and > 0.7; a network that ignores its input has R² ≈ 0).  Measured: 0.91,
+    0.86 (30 epochs, ~40 s on 2 busy cores)."""
+    spec = resolve_spec({"name": "w", "kind": "cnn2d", "input": "wavelet_morlet", "epochs": 30,
+            "patience": 30, "learning_rate": 0.003,
             "features": {"wavelet": {"n_k": 16, "n_r": 12}},
             "params": {"filters": [4], "dense": [8]}, **FAST})  # fmt: skip
     mid, card, _ = train(ds, spec, tmp_path, verbose=0)
@@ -199,20 +231,27 @@ def test_cnn2d_on_a_wavelet_map_computed_from_chi(ds, tmp_path):
     assert pre["input_shape"] == [16, 12] == [w["n_k"], w["n_r"]] and w["morlet"] is True
     assert pre["input_scaling"] == "global" and np.ndim(pre["input_mean"]) == 0
     model, card = load_model(tmp_path / mid)
-    maps = compute_features(ds.chi("test")[:5], pre["features"])["wavelet_morlet"]
-    mean, _ = predict_array(model, card, maps)
-    assert mean.shape == (5, 2) and np.all(np.isfinite(mean))
+    maps = compute_features(ds.chi("test"), pre["features"])["wavelet_morlet"]
+    r2 = _r2_by_hand(model, card, maps, ds)
+    assert r2["cn"] > 0.8 and r2["r"] > 0.7, r2
 
 
-def test_cnn1d_trains_on_augmented_chi(ds, tmp_path):
+@pytest.mark.slow
+def test_cnn1d_learns_from_augmented_chi(ds, tmp_path):
+    """Trained on chi(k) with E0 shifts, k-range cuts and extra damping, it reads clean
+    held-out spectra: R² > 0.9 for CN and R (a network that ignores its input: ≈ 0).
+    Measured: 0.996, 0.975 (30 epochs, ~40 s on 2 busy cores)."""
     aug = {"e0_shift": [-3.0, 3.0], "kmax": [10.0, 14.0], "sigma2": [0.0, 0.002]}
-    spec = resolve_spec({"name": "c", "kind": "cnn1d", "epochs": 2, "augment": aug,
+    spec = resolve_spec({"name": "c", "kind": "cnn1d", "epochs": 30, "patience": 30,
+            "augment": aug, "learning_rate": 0.003,
             "params": {"filters": [4, 8], "dense": [8]}, **FAST})  # fmt: skip
     mid, card, _ = train(ds, spec, tmp_path, verbose=0)
-    assert card["training"]["augment"] == aug and card["training"]["epochs_run"] == 2
+    assert card["training"]["augment"] == aug and card["training"]["epochs_run"] == 30
     model, card = load_model(tmp_path / mid)
     assert model.output_shape == (None, 2)
     assert card["preprocessing"]["input_scaling"] == "global"
+    r2 = _r2_by_hand(model, card, ds.features("chi_k", "test"), ds)
+    assert r2["cn"] > 0.9 and r2["r"] > 0.9, r2
 
 
 def test_augmented_batches_change_every_epoch_and_stay_seeded(ds):

@@ -66,17 +66,19 @@ def measured_chi_k(name: str, features: dict) -> np.ndarray:
     return (interp_on_grid(k, chi, kq) * kq ** features["kweight"])[None, :]
 
 
+#: Sim-to-real augmentation as a model's ``augment`` section sets it: extra Debye-Waller
+#: damping, amplitude S0², an E0 shift and noise (k²-weighted rms 0.05).
+AUGMENT = {"sigma2": [0.0, 0.006], "s02": [0.75, 1.0], "e0_shift": [-3.0, 3.0],
+           "noise": [0.05, 0.05]}  # fmt: skip
+
+
 def augmented(chi: np.ndarray, k: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """n measured-like variants (k²-weighted) of each FEFF chi(k): extra Debye-Waller
-    damping exp(-2k²σ²), amplitude S0², an E0 shift (k² → k² + 0.2625·ΔE) and noise."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in chi:
-        for _ in range(n):
-            s2, s02, de = rng.uniform(0, 0.006), rng.uniform(0.75, 1.0), rng.uniform(-3, 3)
-            shifted = np.interp(np.sqrt(np.maximum(k**2 + 0.2625 * de, 0)), k, c)
-            out.append(shifted * s02 * np.exp(-2 * k**2 * s2) * k**2 + rng.normal(0, 0.05, len(k)))
-    return np.array(out)
+    """n measured-like variants (k²-weighted) of each FEFF chi(k), made by the training
+    code's own augmentation (:func:`mlxas.spectra.augment.augment_chi`)."""
+    from mlxas.spectra.augment import augment_chi
+
+    rows = np.repeat(chi, n, axis=0)
+    return augment_chi(rows, k, AUGMENT, np.random.default_rng(seed), kweight=2) * k**2
 
 
 def test_feff_spectra(tiny_experiment):

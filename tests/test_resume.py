@@ -1,4 +1,5 @@
-"""Kill the workflow with SIGKILL in the middle of the FEFF stage, resume, lose nothing.
+"""Kill the workflow with SIGKILL in the middle of the FEFF stage: nothing is left
+running, and the resumed run loses nothing.
 
 The workflow runs the real FEFF8L. It is killed (the whole process group, like a node
 failure or a job hitting its wall time) once some chunk files exist and another chunk is
@@ -81,18 +82,34 @@ def _half_done_chunks(feff: Path, table: pd.DataFrame) -> set[tuple[str, int]]:
     return out
 
 
-def _kill_leftovers(workdir: Path) -> None:
-    """SIGKILL the FEFF programs of the killed run: they run in sessions of their own."""
+def _processes_under(workdir: Path) -> dict[int, str]:
+    """pid -> command line of the processes whose working directory is under ``workdir``
+    (FEFF programs run in their site folders, jobs in the workflow's directory)."""
+    found = {}
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            cwd = os.readlink(proc / "cwd")
+            if Path(os.readlink(proc / "cwd")).is_relative_to(workdir):
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if cwd.startswith(str(workdir)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(proc.name), signal.SIGKILL)
+    return {pid: cmd.decode(errors="replace") for pid, cmd in found.items()}
+
+
+def _kill_leftovers(workdir: Path) -> dict[int, str]:
+    """The processes of the killed run still alive a second after the kill (the kernel
+    kills FEFF programs with their job at once; reaping takes a moment).  They are
+    SIGKILLed here, so that a failing check leaves nothing running either."""
+    deadline = time.monotonic() + 1.0
+    left = _processes_under(workdir)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = _processes_under(workdir)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
 
 
 def test_kill_in_feff_stage_then_resume(tmp_path):
@@ -130,10 +147,12 @@ def test_kill_in_feff_stage_then_resume(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         log.close()
-        _kill_leftovers(tmp_path)
+        left = _kill_leftovers(tmp_path)
     assert killed_at is not None, (
         "the FEFF stage was never caught half done:\n" + (tmp_path / "first_run.log").read_text()
     )
+    # Nothing of the killed run goes on running: no job, no FEFF program.
+    assert left == {}, f"left running after the kill: {left}"
 
     n_chunks = table.groupby("source")["chunk"].max().add(1).sum()
     done_chunks = _chunk_files(feff)
@@ -188,3 +207,48 @@ def test_kill_in_feff_stage_then_resume(tmp_path):
         sel = table.loc[(table["source"] == source) & (table["chunk"] == chunk), "site_id"]
         assert [r.item_id for r in read_chunk(path)] == list(sel)
     assert len(_chunk_files(feff)) == n_chunks
+
+
+#: FEFF runs that take minutes (self-consistent potentials): a FEFF program that outlived
+#: the kill would still be running when the test looks.
+SLOW_FEFF_CONFIG = copy.deepcopy(RESUME_CONFIG)
+SLOW_FEFF_CONFIG["experiment"] = "slow_feff"
+SLOW_FEFF_CONFIG["feff"]["cards"]["SCF"] = 4.5
+
+
+def kill_workflow_during_feff(workdir: Path) -> tuple[int, dict[int, str]]:
+    """Run SLOW_FEFF_CONFIG in ``workdir``, SIGKILL the workflow's process group once two
+    FEFF programs are in their SCF loops; returns how many were seen and what was left
+    running a second later (then killed).  Also used by benchmarks/bench_reliability.py."""
+    cfg = write_config(workdir, SLOW_FEFF_CONFIG)
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(
+        _snakemake_cmd(workdir, cfg, str(Layout.for_experiment("slow_feff").dataset)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    seen: dict[int, str] = {}
+    try:
+        # Two chunk jobs (2 cores), each in a FEFF program well into its SCF loop.
+        while len(seen) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            seen = {p: c for p, c in _processes_under(workdir).items() if "feff8l_" in c}
+            time.sleep(0.05)
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return len(seen), _kill_leftovers(workdir)
+
+
+def test_kill_leaves_no_feff_program_running(tmp_path):
+    """SIGKILL the workflow's process group while FEFF programs run: none is left.
+
+    Each FEFF program runs in a session of its own (for its timeout), out of reach of the
+    group kill; the kernel kills it when the job that started it dies.
+    """
+    seen, left = kill_workflow_during_feff(tmp_path)
+    assert seen == 2, "no FEFF program seen running"
+    assert left == {}, f"left running after the kill: {left}"

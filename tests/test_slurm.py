@@ -1,12 +1,15 @@
 """The tiny workflow on a real SLURM cluster, submitted through ``profiles/slurm``.
 
 Needs the one-node cluster that ``.ci/slurm-up`` starts (it runs as root in ``.ci/run``).
+Without a cluster the tests skip, except under ``MLXAS_REQUIRE_SLURM=1`` (``.ci/run``
+exports it): then they fail, so CI cannot pass without having run them.
 That cluster has no accounting: job states come from ``squeue`` and no account is given.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import subprocess
@@ -59,6 +62,8 @@ SLURM_CONFIG["simulation"].update(chunk_size=8, threads=1)
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory):
     reason = _slurm_unavailable()
+    if reason and os.environ.get("MLXAS_REQUIRE_SLURM") == "1":
+        pytest.fail(f"MLXAS_REQUIRE_SLURM=1 (set by .ci/run) but no SLURM cluster: {reason}")
     if reason:
         pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("slurm_run")

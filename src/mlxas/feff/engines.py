@@ -14,6 +14,7 @@ never trusted (FEFF exits 0 after fatal errors): :mod:`mlxas.feff.checks` decide
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import os
@@ -22,6 +23,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -114,7 +116,7 @@ class Engine:
                     env=_unbuffered_env(),
                 )
                 failed = False
-                with _ExitWaiter(proc) as waiter:
+                with _GUARD.watching(proc), _ExitWaiter(proc) as waiter:
                     while not waiter.wait(min(self.poll_interval, deadline - time.monotonic())):
                         if time.monotonic() >= deadline:
                             _kill_group(proc)
@@ -124,7 +126,7 @@ class Engine:
                             _kill_group(proc)
                             failed = True
                             break
-                rc = proc.wait()
+                    rc = proc.wait()
                 fh.write(f"\n{LOG_MARK} {prog} exit code {rc}\n")
                 fh.flush()
                 if failed or first_fatal(_read_from(log, offset)) is not None:
@@ -173,6 +175,90 @@ class _ExitWaiter:
             return True
         ready, _, _ = select.select([self.fd], [], [], timeout)
         return bool(ready) or self.proc.poll() is not None
+
+
+#: The guard process: reads "+PGID" / "-PGID" lines on stdin; at end of file (the process
+#: that runs FEFF is gone, whatever ended it) it SIGKILLs the groups still listed.
+_GUARD_CODE = """
+import os, signal, sys
+live = set()
+for line in sys.stdin:
+    pgid = int(line[1:])
+    (live.add if line[0] == "+" else live.discard)(pgid)
+for pgid in live:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class _GroupGuard:
+    """Kills the FEFF programs of this process when it dies, whatever signal ends it.
+
+    Each program runs in a session of its own, so that a timeout can kill its whole
+    group (FEFF10's workers included); that also takes it out of the job's process group,
+    so a job killed with SIGKILL (``kill -9``, the OOM killer, a batch system at the wall
+    time) would leave it running.  A small guard process, in a session of its own too,
+    holds the read end of a pipe and the list of running groups; the kernel closes the
+    write end when this process dies, and the guard then kills those groups.  One guard
+    per process, started with the first program (one interpreter start, ~20 ms); unlike
+    a ``PR_SET_PDEATHSIG`` ``preexec_fn``, it adds nothing to each program's start.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._live: set[int] = set()
+
+    @contextlib.contextmanager
+    def watching(self, proc: subprocess.Popen):
+        """Guard ``proc``'s group while the block runs; released once it has exited."""
+        self._send(f"+{proc.pid}", add=proc.pid)
+        try:
+            yield
+        finally:
+            if proc.poll() is not None:  # still running (an exception): stays guarded
+                self._send(f"-{proc.pid}", remove=proc.pid)
+
+    def _send(self, line: str, add: int | None = None, remove: int | None = None) -> None:
+        with self._lock:
+            if add is not None:
+                self._live.add(add)
+            if remove is not None:
+                self._live.discard(remove)
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()  # first use, or the guard was killed: a new one, told all
+                line = "\n".join(f"+{pgid}" for pgid in self._live)
+            if line:
+                try:
+                    self._proc.stdin.write(line + "\n")
+                    self._proc.stdin.flush()
+                except OSError:  # the guard died just now; the next call starts another
+                    pass
+
+    def _start(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _GUARD_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+        )
+        atexit.register(self._release, self._proc)
+
+    @staticmethod
+    def _release(proc: subprocess.Popen) -> None:
+        """At a normal exit: end of file for the guard (which then kills whatever is still
+        listed, normally nothing), and reap it."""
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            proc.stdin.close()
+            proc.wait(timeout=5)
+
+
+#: This process's guard.
+_GUARD = _GroupGuard()
 
 
 def _program_name(cmd: list[str]) -> str:

@@ -30,8 +30,31 @@ usage error.  See docs/predict.md.
 """
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Options anywhere among the positionals: ``MODEL [options] FILE...``.
+
+    Plain argparse gives ``MODEL`` the first positional run and ``FILE...`` nothing when an
+    option follows ``MODEL`` (``predict MODEL --allow-short-k a.xdi`` fails with
+    'unrecognized arguments: a.xdi').  ``parse_known_intermixed_args`` collects the
+    positionals of every run; it calls ``parse_known_args`` itself, hence the flag.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``mlxas predict`` (the subparser is created by :mod:`mlxas.cli`)."""
+    """Arguments of ``mlxas predict`` (the subparser is created by :mod:`mlxas.cli`);
+    options are accepted before, between and after the files."""
+    p.__class__ = _IntermixedParser  # the subparser's class is chosen by mlxas.cli
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
     p.add_argument(

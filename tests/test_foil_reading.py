@@ -1,0 +1,72 @@
+"""A simulation-trained model reads the measured foils within a stated bound of their
+crystal structure (truth: tests/data/experimental/README.md).
+
+The models are the foil experiments' (config/experiments/foil_*.yaml), trained only on
+FEFF spectra.  Training one takes far longer than a test may, so the test uses the
+model bundled with mlxas: ``models/foil_<element>/`` holds the experiment's models
+folder as the workflow wrote it (``results/foil_<element>/models/``), at least the
+pointer of the primary model (``<primary>.json``, ``evaluation.primary``) and the bound
+model folder it names (``<primary>/<model id>/``, verified against its card when
+loaded).  The test is skipped, naming the missing model, while the repository has none.
+
+Bounds: |CN − 12| ≤ 1.0 and |R − R_true| ≤ 0.03 Å, the targets of
+benchmarks/bench_predict_foils.py (which measures them on freshly trained models).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTAL = Path(__file__).resolve().parent / "data" / "experimental"
+#: Where bundled models live: one folder per foil experiment.
+BUNDLED = ROOT / "models"
+FOILS = {"cu": "Cu K", "ni": "Ni K", "pt": "Pt L3"}
+CN_BOUND = 1.0
+R_BOUND = 0.03  # Å
+
+
+def _truth(low: str) -> tuple[float, float]:
+    """(CN, R in Å) of the foil's first shell, read from the test data's truth table."""
+    row = next(
+        line
+        for line in (EXPERIMENTAL / "README.md").read_text().splitlines()
+        if f"`{low}_metal_rt.xdi`" in line
+    )
+    m = re.search(r"first shell N = (\d+) at ([0-9.]+) Å", row)
+    return float(m.group(1)), float(m.group(2))
+
+
+def test_truth_table_is_parsed():
+    assert _truth("cu") == (12.0, 2.556) and _truth("pt") == (12.0, 2.775)
+
+
+def _bundled_pointer(low: str) -> Path:
+    """``models/foil_<low>/<primary>.json``: the pointer of the foil experiment's primary
+    model in its bundled models folder."""
+    config = ROOT / "config" / "experiments" / f"foil_{low}.yaml"
+    primary = yaml.safe_load(config.read_text())["evaluation"]["primary"]
+    return BUNDLED / f"foil_{low}" / f"{primary}.json"
+
+
+@pytest.mark.parametrize("low", sorted(FOILS))
+def test_bundled_model_reads_the_measured_foil(low):
+    model = _bundled_pointer(low)
+    if not model.is_file():
+        pytest.skip(
+            f"no bundled {FOILS[low]} model: {model.relative_to(ROOT)} and the model folder "
+            f"it names (trained by config/experiments/foil_{low}.yaml, copied from "
+            f"results/foil_{low}/models/) are not in the repository yet"
+        )
+    from mlxas.predict.predictor import Predictor
+
+    cn_true, r_true = _truth(low)
+    with Predictor(model, jobs=1) as predictor:
+        (res,) = predictor.predict([EXPERIMENTAL / f"{low}_metal_rt.xdi"])
+    assert res.status == "ok", res.reason
+    assert abs(res.values["cn"] - cn_true) <= CN_BOUND, res.values
+    assert abs(res.values["r"] - r_true) <= R_BOUND, res.values
