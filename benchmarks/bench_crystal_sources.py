@@ -6,7 +6,7 @@ this script generates the structures through :mod:`mlxas.structures.crystal` (ti
 chooses the sites as the config says (``mlxas.sites.table.choose_sites``), labels them
 with the config's shells (:mod:`mlxas.sites.shells`, timed), and runs a few real FEFF
 inputs per experiment (the config's cards plus each structure's own DEBYE card, through
-``mlxas.feff.runner.run_site``) to estimate the full FEFF time:
+the experiment's FEFF engine, as the simulate stage runs them) to estimate the full FEFF time:
 n_sites × median seconds per run / ``feff.threads``.
 
     nice -n 10 .venv/bin/python benchmarks/bench_crystal_sources.py [--runs 4] [--only nio]
@@ -28,14 +28,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, write_result
+from _crystal import experiment, feff_site, source_images
 
-from mlxas.feff.cards import merged_cards
-from mlxas.feff.inputs import cluster_around, feff_input_text
-from mlxas.feff.runner import run_site
-from mlxas.feff.temperature import structure_cards
-from mlxas.sites.shells import ShellSettings, shell_table
+from mlxas.feff.inputs import cluster_around
+from mlxas.sites.shells import shell_table
 from mlxas.sites.table import choose_sites
-from mlxas.structures.crystal import crystal_structures
 
 
 def crystal_configs() -> list[Path]:
@@ -48,16 +45,15 @@ def crystal_configs() -> list[Path]:
 
 
 def measure(path: Path, runs: int, workdir: Path) -> dict:
-    cfg = yaml.safe_load(path.read_text())
-    absorber = cfg["absorber"]
+    exp = experiment(path)
     t0 = time.perf_counter()
-    images = [atoms for spec in cfg["structures"] for _, atoms in crystal_structures(spec)]
+    images = source_images(exp)
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
-    chosen = choose_sites(images, absorber, cfg.get("sites", {"mode": "unique"}))
+    chosen = choose_sites(images, exp.absorber, exp.sites)
     t_sites = time.perf_counter() - t0
     n_sites = int(sum(len(idx) for idx, _ in chosen))
-    shells = ShellSettings.from_config(cfg["labels"]) if "shells" in cfg.get("labels", {}) else None
+    shells = exp.labels.settings.get("shells")
     labels: dict[str, list] = {}
     t0 = time.perf_counter()
     if shells is not None:
@@ -73,36 +69,17 @@ def measure(path: Path, runs: int, workdir: Path) -> dict:
     temps = [a.info["temperature"] for a in images if "temperature" in a.info]
 
     # A few real FEFF runs: the structure holding the most sites first, then a seeded draw.
-    feff = cfg["feff"]
     flat = [(k, int(i)) for k, (idx, _) in enumerate(chosen) for i in idx]
     rng = np.random.default_rng(0)
     pick = [flat[j] for j in rng.choice(len(flat), size=min(runs, len(flat)), replace=False)]
     seconds, sizes = [], []
     for n, (k, i) in enumerate(pick):
         atoms = images[k]
-        cards = merged_cards(
-            feff["engine"],
-            cfg["edge"],
-            {**feff["cards"], **structure_cards(atoms)},
-            feff["spectroscopy"],
-        )
-        syms, xyz = cluster_around(atoms, i, feff["cluster_radius"])
-        text = feff_input_text(syms, xyz, cards, f"{path.stem} {n}")
-        row = {
-            "site_id": f"{path.stem}-{n}",
-            "input_hash": "bench",
-            "card_hash": "bench",
-            "feff_inp": text,
-            "reason": "",
-            "detail": "",
-        }
-        res = run_site(row, workdir / path.stem / str(n), feff["engine"], timeout=600)
-        if not res.ok:
-            raise RuntimeError(f"{path.stem}: FEFF failed on site {n}: {res.reason} {res.detail}")
+        res = feff_site(exp, atoms, i, workdir / path.stem / str(n), f"{path.stem}-{n}")
         seconds.append(res.seconds)
-        sizes.append(len(syms))
+        sizes.append(len(cluster_around(atoms, i, exp.engine.settings.cluster_radius)[0]))
     median = float(np.median(seconds))
-    threads = int(feff.get("threads", 1))
+    threads = int(exp.simulation.threads)
     return {
         "config": str(path.relative_to(ROOT)),
         "n_structures": len(images),

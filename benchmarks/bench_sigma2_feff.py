@@ -10,7 +10,7 @@ site between 10 K and 600 K.
 2. A Cu bulk site with the foil_cu cards (RPATH 5.6 Å, NLEGS 4) at 10 K and 600 K: the
    first shell is Fourier-filtered (k 3-14 Å⁻¹, R 1.7-2.8 Å, larch xftf/xftr) and the
    log ratio of the two back-transformed amplitudes is fitted against q²; its slope is
-   −2Δσ², compared with the change of the sigma2_Cu1 label.
+   −2Δσ², compared with the change of the sigma2_s1_Cu label.
 
     nice -n 10 .venv/bin/python benchmarks/bench_sigma2_feff.py
 
@@ -26,16 +26,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, write_result
+from _crystal import experiment, feff_site
 
-from mlxas.feff.cards import merged_cards
-from mlxas.feff.inputs import cluster_around, feff_input_text
-from mlxas.feff.runner import run_site
-from mlxas.feff.temperature import read_norman_radii, read_path_sigma2, structure_cards
-from mlxas.sites.shells import ShellSettings, shell_table
+from mlxas.feff.temperature import read_norman_radii, read_path_sigma2
+from mlxas.sites.shells import shell_table
 from mlxas.structures.crystal import crystal_structures
 
 #: experiment -> (crystal entry without variations, θ of the DEBYE card in K)
@@ -50,23 +47,9 @@ MATERIALS = {
 TEMPERATURES = (10.0, 300.0, 600.0)
 
 
-def run(atoms, index, cfg, cards_extra, workdir: Path, name: str):
-    feff = cfg["feff"]
-    cards = merged_cards(
-        feff["engine"], cfg["edge"], {**feff["cards"], **cards_extra, **structure_cards(atoms)}
-    )
-    syms, xyz = cluster_around(atoms, index, feff["cluster_radius"])
-    row = {
-        "site_id": name,
-        "input_hash": name,
-        "card_hash": "b",
-        "reason": "",
-        "detail": "",
-        "feff_inp": feff_input_text(syms, xyz, cards, name),
-    }
-    res = run_site(row, workdir / name, feff["engine"], timeout=600)
-    if not res.ok:
-        raise RuntimeError(f"{name}: {res.reason} {res.detail}")
+def run(exp, atoms, index, workdir: Path, name: str):
+    """FEFF through the experiment's engine; the result and the paths' sigma² it printed."""
+    res = feff_site(exp, atoms, index, workdir / name, name)
     return res, read_path_sigma2(workdir / name / "chi.dat")
 
 
@@ -86,23 +69,24 @@ def feff_mean_norman_radius(rundir: Path) -> float:
 def compare_labels(workdir: Path) -> dict:
     out = {}
     for exp, (parent, theta) in MATERIALS.items():
-        cfg = yaml.safe_load((ROOT / "config" / "experiments" / f"{exp}.yaml").read_text())
-        shells = ShellSettings.from_config(cfg["labels"])
+        path = ROOT / "config" / "experiments" / f"{exp}.yaml"
+        shells = experiment(path).labels.settings["shells"]
         spec = {
             "name": exp,
             "kind": "crystal",
             **parent,
             "temperature": {"values": list(TEMPERATURES), "debye_temperature": theta},
         }
-        z = {"Cu": 29, "Ni": 28, "Pt": 78, "Fe": 26, "Ge": 32}[cfg["absorber"]]
         rpath = max(s.r_max for s in shells.shells) + 0.05
+        # Single scattering just past the configured shells: FEFF prints each path's sigma².
+        single = experiment(path, {"feff": {"cards": {"RPATH": round(rpath, 2), "NLEGS": 2}}})
+        z = {"Cu": 29, "Ni": 28, "Pt": 78, "Fe": 26, "Ge": 32}[single.absorber]
         rows = []
         for _, atoms in crystal_structures(spec):
             index = int(np.nonzero(atoms.numbers == z)[0][0])
             labels = shell_table(atoms, [index], shells)
             name = f"{exp}_T{atoms.info['temperature']:g}"
-            cards = {"RPATH": round(rpath, 2), "NLEGS": 2}
-            _, paths = run(atoms, index, cfg, cards, workdir, name)
+            _, paths = run(single, atoms, index, workdir, name)
             # The same label with FEFF's own mean Norman radius: what remains is the code.
             rn = feff_mean_norman_radius(workdir / name)
             exact = shell_table(atoms, [index], replace(shells, norman_radius=rn))
@@ -142,8 +126,8 @@ def cu_damping(workdir: Path) -> dict:
     from larch import Group
     from larch.xafs import xftf, xftr
 
-    cfg = yaml.safe_load((ROOT / "config" / "experiments" / "foil_cu.yaml").read_text())
-    shells = ShellSettings.from_config(cfg["labels"])
+    exp = experiment(ROOT / "config" / "experiments" / "foil_cu.yaml")
+    shells = exp.labels.settings["shells"]
     spec = {
         "name": "cu",
         "kind": "crystal",
@@ -154,18 +138,18 @@ def cu_damping(workdir: Path) -> dict:
     }
     amps, labels = [], []
     for _, atoms in crystal_structures(spec):
-        res, _ = run(atoms, 0, cfg, {}, workdir, f"cu_full_T{atoms.info['temperature']:g}")
-        g = Group(k=res.k, chi=res.chi)
+        res, _ = run(exp, atoms, 0, workdir, f"cu_full_T{atoms.info['temperature']:g}")
+        g = Group(k=res.arrays["k"], chi=res.arrays["chi"])
         xftf(g, kmin=3.0, kmax=14.0, dk=1.0, kweight=2, window="hanning")
         xftr(g, rmin=1.7, rmax=2.8, dr=0.1, window="hanning")
         amps.append((g.q, np.abs(g.chiq)))
-        labels.append(float(shell_table(atoms, [0], shells)["sigma2_Cu1"][0]))
+        labels.append(float(shell_table(atoms, [0], shells)["sigma2_s1_Cu"][0]))
     (q, a_cold), (_, a_hot) = amps
     ok = (q > 4.0) & (q < 12.0)
     slope = np.polyfit(q[ok] ** 2, np.log(a_hot[ok] / a_cold[ok]), 1)[0]
     return {
-        "sigma2_Cu1_label_10K": labels[0],
-        "sigma2_Cu1_label_600K": labels[1],
+        "sigma2_s1_Cu_label_10K": labels[0],
+        "sigma2_s1_Cu_label_600K": labels[1],
         "delta_sigma2_label": labels[1] - labels[0],
         "delta_sigma2_from_spectra": float(-slope / 2),
         "amplitude_ratio_at_q10": float(np.interp(10.0, q, a_hot / a_cold)),
