@@ -53,16 +53,33 @@ def exafs(k: np.ndarray, cn: np.ndarray, r: np.ndarray, sigma2: np.ndarray) -> n
 class SyntheticDataset:
     """In-memory stand-in with the reader interface of ``mlxas.dataset.Dataset``."""
 
-    def __init__(self, n: int = 300, seed: int = 0, cfg: dict | None = None, rdf_bins: int = 0):
+    def __init__(
+        self,
+        n: int = 300,
+        seed: int = 0,
+        cfg: dict | None = None,
+        rdf_bins: int = 0,
+        shells: tuple[int, ...] = (),
+    ):
+        """``shells``: draw CN from these values only and add the categorical label
+        ``shell`` (class names ``cn<N>``, codes in the order of ``shells``)."""
         rng = np.random.default_rng(seed)
         self.path = f"synthetic-{seed}"
         self.cfg = cfg or features_cfg()
         self.k = k_grid(self.cfg["k_grid"])
-        cn = rng.integers(4, 13, n).astype(float)
+        if shells:
+            code = rng.integers(0, len(shells), n)
+            cn = np.asarray(shells, dtype=float)[code]
+        else:
+            cn = rng.integers(4, 13, n).astype(float)
         r = rng.uniform(2.45, 2.60, n)
         s2 = rng.uniform(0.004, 0.009, n)
         self._chi = exafs(self.k, cn, r, s2)
         self._labels = {"cn": cn, "r": r}
+        self._classes = {}
+        if shells:
+            self._labels["shell"] = code.astype(np.int32)
+            self._classes["shell"] = tuple(f"cn{s}" for s in shells)
         if rdf_bins:
             grid = np.linspace(2.0, 3.0, rdf_bins)
             self._labels["rdf"] = (
@@ -78,7 +95,10 @@ class SyntheticDataset:
             "features": self.cfg,
             "split": {"fractions": [0.6, 0.2, 0.2], "group_by": "site", "seed": seed},
         }
-        self.hash = hash_json({"synthetic": n, "seed": seed, "cfg": self.cfg, "rdf": rdf_bins})
+        self.hash = hash_json(
+            {"synthetic": n, "seed": seed, "cfg": self.cfg, "rdf": rdf_bins}
+            | ({"shells": list(shells)} if shells else {})
+        )
 
     def _rows(self, split):
         return slice(None) if split is None else self._split == SPLITS.index(split)
@@ -102,6 +122,9 @@ class SyntheticDataset:
 
     def label_names(self):
         return sorted(self._labels)
+
+    def classes(self, name):
+        return self._classes.get(name)
 
 
 #: Model entries trained once per test session on :class:`SyntheticDataset` (no XLA: the

@@ -152,6 +152,22 @@ def test_tampering_is_refused_before_loading(case, synthetic_models, tmp_path, n
     assert str(target) in str(err.value) or target.name in str(err.value)
 
 
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_numpy_loader_refuses_what_keras_refuses(case, synthetic_models, tmp_path, monkeypatch):
+    """`mlxas predict` runs the numpy loader: the same binding, checked before parsing."""
+    from mlxas.models import numpy_net
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the archive was parsed: {args}")
+
+    monkeypatch.setattr(numpy_net, "read_archive", refuse)
+    folder = _copy(synthetic_models, "mt", tmp_path)
+    target, message = TAMPERING[case](folder, synthetic_models["folders"]["ens"])
+    with pytest.raises(ModelLoadError) as err:
+        numpy_net.load_model(target)
+    assert message in str(err.value), str(err.value)
+
+
 def _pointer_to(layout: Layout, name: str, model_id: str) -> Path:
     path = layout.model_pointer(name)
     path.write_text(json.dumps({"name": name, "model_id": model_id}))

@@ -258,3 +258,30 @@ def test_reader_selections_and_batches(real_dataset):
             ds.features("xanes")
         with pytest.raises(ValueError, match="split must be one of"):
             ds.features("chi_k", "validation")
+
+
+def test_class_labels_keep_their_names_through_gather(feff, tmp_path):
+    """A categorical label (codes + class names in the label file's metadata) lands in
+    dataset.h5 with its names; the reader returns them, value labels have none."""
+    from mlxas.sites import read_labels, write_labels
+
+    labels, meta = read_labels(feff.labels[0])
+    codes = np.arange(len(labels)) % 2
+    labels["geometry"] = codes
+    names = ["tetrahedral", "octahedral"]
+    meta["columns"]["geometry"] = {"set": "coordination", "unit": "", "target": True,
+                                   "grid": None, "classes": names}  # fmt: skip
+    label_file = tmp_path / "labels.parquet"
+    write_labels(labels, meta, label_file)
+    out = tmp_path / "dataset.h5"
+    gather(feff.chunks, [feff.sites[0]], [label_file], out, settings(),
+           inputs_files=[feff.inputs[0]], absorber="Cu", edge="K")  # fmt: skip
+    with open_dataset(out) as ds:
+        assert ds.classes("geometry") == ("tetrahedral", "octahedral")
+        assert ds.classes("cn") is None
+        by_site = dict(zip(labels["site_id"], codes, strict=True))
+        frame = ds.frame()
+        assert len(frame) == 4
+        np.testing.assert_array_equal(
+            frame["geometry"].to_numpy(), [by_site[s] for s in frame["site_ids"]]
+        )

@@ -8,6 +8,13 @@ of the experiment's :class:`~mlxas.workflow.layout.Layout`):
 - a parity plot per target of the primary model, and of every model;
 - histograms of the relative error per CN class for every model and target;
 - a comparison table (Markdown and CSV), one row per model and target.
+
+A class target (softmax head, :func:`mlxas.metrics.classification_metrics`) gets
+accuracy, balanced accuracy, macro F1, per-class precision/recall/F1 and the confusion
+matrix; its "parity" plot is the confusion matrix (true × predicted, the counterpart of
+a parity plot) and its "errors" plot the per-class precision, recall and F1.  Per-CN
+results need a ``cn`` label; a dataset without one (XANES classes, XRD, phases) gets
+them over all examples.
 """
 
 from __future__ import annotations
@@ -18,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.metrics import regression_metrics
+from mlxas.metrics import classification_metrics, regression_metrics
 from mlxas.models.registry import ModelConfigError
 from mlxas.workflow.layout import Layout
 
 __all__ = [
     "comparison_table",
+    "confusion_figure",
     "evaluate",
     "per_class_errors",
     "regression_metrics",
@@ -69,6 +77,47 @@ def _parity(ax, y_true, y_pred, y_std, target: str, title: str) -> None:
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_aspect("equal")
+
+
+def confusion_figure(plt, confusion: list[list[int]], classes: list[str], title: str):
+    """The confusion matrix (rows: true class, columns: predicted) as counts, each row
+    shaded by its share of the row (the recall on the diagonal)."""
+    cm = np.asarray(confusion, dtype=float)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(classes)
+    size = min(12.0, 2.5 + 0.45 * n)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    color = "white" if share[i, j] > 0.6 else "black"
+                    ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                            color=color)  # fmt: skip
+        ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(n), classes, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _per_class_bars(plt, m: dict[str, Any], title: str):
+    """Precision, recall and F1 of every class (bars), with its support in the label."""
+    names = list(m["per_class"])
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(min(14.0, 3 + 0.4 * len(names)), 3.2))
+    for i, key in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (i - 1) * 0.27, [m["per_class"][c][key] for c in names], 0.27, label=key)
+    labels = [f"{c} ({m['per_class'][c]['support']})" for c in names]
+    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def _error_histograms(plt, classes: np.ndarray, err: np.ndarray, xlabel: str, title: str):
@@ -119,8 +168,9 @@ def _model_inputs(ds, card: dict[str, Any]) -> np.ndarray:
     return compute_input(ds.chi("test"), fc, spec.input)
 
 
-def evaluate_model(ds, model, card: dict[str, Any], cn_test: np.ndarray) -> dict[str, Any]:
-    """Metrics of one loaded model on the test split, and its predictions per target."""
+def evaluate_model(ds, model, card: dict[str, Any], cn_test: np.ndarray | None) -> dict[str, Any]:
+    """Metrics of one loaded model on the test split, and its predictions per target
+    (``cn_test``: the true CN for the per-CN-class results, None without a cn label)."""
     from mlxas.models.inference import predict_array, split_targets
 
     x = _model_inputs(ds, card)
@@ -136,8 +186,16 @@ def evaluate_model(ds, model, card: dict[str, Any], cn_test: np.ndarray) -> dict
         "targets": {},
     }
     preds = {}
+    if cn_test is None:
+        cn_test = np.zeros(len(x))  # one group: every example
     classes = cn_classes(cn_test)
+    class_names = card["outputs"].get("classes", {})
     for t in card["preprocessing"]["targets"]:
+        if t in class_names:
+            codes = np.asarray(ds.labels(t, "test"))
+            entry["targets"][t] = classification_metrics(codes, pred[t], class_names[t])
+            preds[t] = None
+            continue
         y = np.asarray(ds.labels(t, "test"), dtype=float)
         p = np.asarray(pred[t], dtype=float)
         s = None if spread is None else np.asarray(spread[t], dtype=float)
@@ -170,6 +228,8 @@ def comparison_table(results: dict[str, Any]) -> tuple[str, str]:
     rows = []
     for name, entry in results["models"].items():
         for t, m in entry["targets"].items():
+            if "accuracy" in m:
+                continue  # class targets: their own table below
             rows.append(
                 [name, entry["kind"], t, m["n"], m["mse"], m["rmse"], m["mae"], m["r2"],
                  m["mean_relative_error"]]
@@ -181,6 +241,19 @@ def comparison_table(results: dict[str, Any]) -> tuple[str, str]:
     md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     md += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     csv = [",".join(head)] + [",".join(fmt(v) for v in r) for r in rows]
+    class_head = ["model", "kind", "target", "n", "accuracy", "balanced_accuracy", "macro_f1",
+                  "top5_accuracy", "log_loss"]  # fmt: skip
+    class_rows = [
+        [name, entry["kind"], t, *(m.get(k) for k in class_head[3:])]
+        for name, entry in results["models"].items()
+        for t, m in entry["targets"].items()
+        if "accuracy" in m
+    ]
+    if class_rows:
+        # A second table under the first (CSV: after one empty line): classification.
+        md += ["", "| " + " | ".join(class_head) + " |", "|" + "---|" * len(class_head)]
+        md += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in class_rows]
+        csv += ["", ",".join(class_head)] + [",".join(fmt(v) for v in r) for r in class_rows]
     return "\n".join(md) + "\n", "\n".join(csv) + "\n"
 
 
@@ -203,6 +276,20 @@ def evaluate(
         return _evaluate(ds, pointer_files, layout, primary)
 
 
+def _class_plots(plt, m: dict[str, Any], name: str, t: str, out: Layout, primary: str) -> None:
+    """Confusion matrix (the class target's parity plot) and per-class scores (its errors
+    plot) of one model."""
+    title = f"{name}: {t}, accuracy {m['accuracy']:.3f}, balanced {m['balanced_accuracy']:.3f}"
+    fig = confusion_figure(plt, m["confusion"], m["classes"], title)
+    fig.savefig(out.model_plot("parity", name, t), dpi=100)
+    plt.close(fig)
+    if name == primary:
+        shutil.copyfile(out.model_plot("parity", name, t), out.parity(t))
+    fig = _per_class_bars(plt, m, f"{name}: {t}, precision / recall / F1 per class")
+    fig.savefig(out.model_plot("errors", name, t), dpi=100)
+    plt.close(fig)
+
+
 def _evaluate(ds, pointer_files: list[str], out: Layout, primary: str | None) -> dict[str, Any]:
     import matplotlib
 
@@ -212,15 +299,18 @@ def _evaluate(ds, pointer_files: list[str], out: Layout, primary: str | None) ->
     from mlxas.models.card import json_safe, load_model
 
     out.evaluation_dir.mkdir(parents=True, exist_ok=True)
-    cn_test = np.asarray(ds.labels("cn", "test"), dtype=float)
-    if len(cn_test) == 0:
+    cn_test = None
+    if "cn" in ds.label_names():
+        cn_test = np.asarray(ds.labels("cn", "test"), dtype=float)
+    n_test = len(ds.labels(ds.label_names()[0], "test"))
+    if n_test == 0:
         raise ModelConfigError(
             f"{getattr(ds, 'path', 'dataset')}: the test split is empty; nothing to evaluate"
         )
     results: dict[str, Any] = {
         "dataset_hash": ds.hash,
         "split": "test",
-        "n_test": len(cn_test),
+        "n_test": n_test,
         "models": {},
     }
     preds = {}
@@ -235,10 +325,14 @@ def _evaluate(ds, pointer_files: list[str], out: Layout, primary: str | None) ->
         raise ModelConfigError(f"evaluation.primary: no model named {primary!r} (have {names})")
     results["primary"] = primary
 
-    classes = cn_classes(cn_test)
+    classes = cn_classes(cn_test if cn_test is not None else np.zeros(n_test))
     for name, per_target in preds.items():
-        for t, (y, p, s, rel) in per_target.items():
+        for t, pred in per_target.items():
             m = results["models"][name]["targets"][t]
+            if pred is None:
+                _class_plots(plt, m, name, t, out, primary)
+                continue
+            y, p, s, rel = pred
             fig, ax = plt.subplots(figsize=(4.5, 4.5))
             if y.ndim == 1:
                 _parity(ax, y, p, s, t, f"{name}: MSE {m['mse']:.4g}, MAE {m['mae']:.4g}")

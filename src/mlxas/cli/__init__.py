@@ -1,6 +1,7 @@
 """The ``mlxas`` command.
 
-User commands: ``status``, ``dataset inspect``, ``predict``, ``baseline``, ``config check``
+User commands: ``status``, ``dataset inspect``, ``predict``, ``models``, ``serve``,
+``baseline``, ``config check``
 (:mod:`mlxas.cli.user`).  Stage commands, called by the workflow rules and usable by
 hand: ``structures``, ``sites``, ``labels``, ``inputs``, ``simulate``, ``gather``,
 ``train``, ``latest``, ``evaluate``, ``tune`` (:mod:`mlxas.cli.stages`).

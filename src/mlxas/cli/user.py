@@ -1,5 +1,5 @@
 """User commands of ``mlxas``: ``status``, ``dataset inspect``, ``config check``,
-``predict`` and ``baseline``."""
+``predict``, ``models list|show``, ``serve`` and ``baseline``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def cmd_predict(a: argparse.Namespace) -> int:
     from mlxas.predict import main as predict_main
 
     return predict_main(a)
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from mlxas.serve import main as serve_main
+
+    return serve_main(a)
 
 
 def cmd_baseline(a: argparse.Namespace) -> int:
@@ -108,6 +114,13 @@ def add_user_commands(
 
     predict_arguments(
         add("predict", cmd_predict, "predict CN and R from measured spectra (XDI, .prj, columns)")
+    )
+    from mlxas.predict.models_command import add_arguments as models_arguments
+    from mlxas.serve import add_arguments as serve_arguments
+
+    models_arguments(sub.add_parser("models", help="the bundled models and their cards"))
+    serve_arguments(
+        add("serve", cmd_serve, "a prediction service on localhost (HTTP, models kept loaded)")
     )
     _baseline_args(
         add(

@@ -132,6 +132,8 @@ def _read_tables(
         for name, col in lmeta.get("columns", {}).items():
             if col.get("target"):
                 targets[name] = {"unit": col.get("unit", ""), "grid": col.get("grid")}
+                if col.get("classes") is not None:
+                    targets[name]["classes"] = list(col["classes"])
         rejected += sinfo["rejected"]
         provenance.append({"sites": sinfo["settings"], "labels": lmeta.get("settings", {})})
     table = _plain_strings(pd.concat(frames, ignore_index=True))
@@ -304,9 +306,10 @@ def _engine_of(summaries: list[ChunkSummary]):
                                                    strict=True)
     }  # fmt: skip
     names = sorted({e for e, _ in engines if e})
-    if len(names) > 1:
+    engine = chunk_engine(summaries[0].chunk)[0]
+    if len(names) > 1 and not set(names) <= set(engine.item_engines()):
         raise DatasetError(f"gather: chunk files of several engines ({', '.join(names)})")
-    return chunk_engine(summaries[0].chunk)[0]
+    return engine
 
 
 def _fsync(path: Path) -> None:

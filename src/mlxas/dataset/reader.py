@@ -267,6 +267,12 @@ class Dataset:
         key = f"grids/{name}" if name in self.h5["grids"] else self._key(name)
         return str(self.h5[key].attrs.get("unit", ""))
 
+    def classes(self, name: str) -> tuple[str, ...] | None:
+        """Class names of a categorical label (its values are codes into them), or None
+        for a value label."""
+        found = self.h5[self._name("labels", name)].attrs.get("classes")
+        return None if found is None else tuple(json.loads(found))
+
     # -- tables -------------------------------------------------------------------------
 
     def sites(self, columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -51,7 +51,7 @@ class GatherPlan:
     weights: np.ndarray  # [n_examples, k]
     failures: list[dict]
     labels: dict[str, np.ndarray]  # target label -> [n_items] or [n_items, m]
-    label_meta: dict[str, dict]  # target label -> {unit, grid: {values, unit} | None}
+    label_meta: dict[str, dict]  # target label -> {unit, grid: {values, unit} | None[, classes]}
 
     @property
     def n_sites(self) -> int:
@@ -299,6 +299,9 @@ def _write_labels(group: h5py.Group, labels: Mapping[str, np.ndarray], plan: Gat
         ds = _create(group, name, arr.shape, arr.dtype, arr, unit=meta.get("unit", ""))
         if meta.get("grid") is not None:
             ds.attrs["axes"] = json.dumps([name])
+        if meta.get("classes") is not None:
+            # a categorical label: its values are codes into these class names
+            ds.attrs["classes"] = json.dumps(list(meta["classes"]))
 
 
 def _bounded_imap(pool, func: Callable, tasks: Iterable, window: int) -> Iterator:

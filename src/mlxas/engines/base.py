@@ -200,6 +200,12 @@ class SignalEngine(ABC):
 
     # Optional hooks, with defaults that suit an engine without them.
 
+    def item_engines(self) -> tuple[str, ...]:
+        """Engine names the items of this engine's chunk files may carry: its own; an
+        engine that hands some items to another code (the surrogate: FEFF) names it too,
+        so that ``gather`` accepts the mix (every item keeps its own engine and version)."""
+        return (self.name,)
+
     def check_item(self, result: ItemResult, features: Any) -> tuple[str, str] | None:
         """``(reason, detail)`` when a successful run's arrays cannot be featurized (empty,
         not finite, a XANES edge that cannot be normalised); gather lists the item as a
@@ -267,7 +273,7 @@ def engine_from_plan(plan: Mapping[str, Any]) -> SignalEngine:
 
 #: Modules that register the built-in engines, imported on first look-up so that reading
 #: a config does not import every simulation library.
-BUILTIN_MODULES: list[str] = ["mlxas.engines.feff"]
+BUILTIN_MODULES: list[str] = ["mlxas.engines.feff", "mlxas.engines.surrogate"]
 
 
 def _load_builtin() -> None:

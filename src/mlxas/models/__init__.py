@@ -1,14 +1,16 @@
-"""Keras 3 models: builders in a registry, training with early stopping, model cards.
+"""Models: Keras 3 networks and random forests, one class per kind in a registry;
+regression and class targets; training with early stopping; model cards.
 
 A saved model maps raw dataset features to labels in physical units: cropping to the
 model's input range, input standardisation and the inverse target standardisation are
 built-in Keras layers inside it (no ``Lambda`` layers, so it loads with ``safe_mode``
 on).  The same statistics are written to ``card.json`` as plain JSON.
 
-Modules: :mod:`~mlxas.models.registry` (kinds, defaults, builders),
-:mod:`~mlxas.models.network` (whole models around a builder), :mod:`~mlxas.models.data`
-(inputs and targets per split), :mod:`~mlxas.models.batches` (batches, augmentation
-every epoch), :mod:`~mlxas.models.train`,
+Modules: :mod:`~mlxas.models.registry` (``ModelKind``, ``Head``, ``register_kind``),
+:mod:`~mlxas.models.kinds` (the Keras kinds), :mod:`~mlxas.models.forest` (random
+forests in numpy), :mod:`~mlxas.models.network` (whole models around a kind's network),
+:mod:`~mlxas.models.data` (inputs and targets per split), :mod:`~mlxas.models.batches`
+(training batches, augmentation), :mod:`~mlxas.models.train`,
 :mod:`~mlxas.models.card` (card.json, safe loading), :mod:`~mlxas.models.inference`
 (:func:`predict_array`), :mod:`~mlxas.models.tune` (Optuna search).
 

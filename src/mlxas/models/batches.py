@@ -1,5 +1,6 @@
-"""Training batches: in-memory arrays through ``tf.data``, and chi(k) re-augmented every
-epoch (:mod:`mlxas.spectra.augment`) with the model input recomputed from it."""
+"""Training batches: in-memory arrays through ``tf.data``, and augmented chi(k) anew
+every epoch (a ``keras.utils.PyDataset``).  TensorFlow and Keras are imported only when
+a batch source is made."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ def augmented_batches(
     spec: ModelSpec,
     seed: int,
     y: dict[str, np.ndarray],
+    weights: dict[str, np.ndarray] | None = None,
     scale_y=None,
 ):
     """A ``keras.utils.PyDataset`` that re-augments the training chi(k) every epoch.
 
     Each epoch draws new augmentation parameters (seeded by ``seed`` and the epoch),
     recomputes the model input from the augmented chi(k) and shuffles; ``y`` holds the
-    training targets as the model is fitted on them (one array per head).  A Debye–Waller
-    change Δσ² of a spectrum is added to its ``sigma2_*`` targets, which ``scale_y`` (the
-    model's target scaling, physical -> fitted) then scales: labels and spectrum change
-    together.
+    training targets as the model is fitted on them (one array per head).  A
+    Debye–Waller change Δσ² of a spectrum is added to its ``sigma2_*`` targets, which
+    ``scale_y`` (the model's target scaling, physical -> fitted) then scales: labels and
+    spectrum change together.
     """
     import keras
 
@@ -77,7 +79,10 @@ def augmented_batches(
             if self._x is None:
                 self._make()
             idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
-            return self._x[idx], {t: v[idx] for t, v in self._y.items()}
+            ys = {t: v[idx] for t, v in self._y.items()}
+            if weights is None:
+                return self._x[idx], ys
+            return self._x[idx], ys, {t: w[idx] for t, w in weights.items()}
 
     return _Augmented()
 
@@ -87,6 +92,8 @@ def array_batches(
     y: dict[str, np.ndarray],
     batch_size: int,
     seed: int | None = None,
+    weights: dict[str, np.ndarray] | None = None,
+    batch_map=None,
 ):
     """A ``tf.data`` pipeline of (x, y) batches, reshuffled each epoch when ``seed`` is set.
 
@@ -94,11 +101,17 @@ def array_batches(
     for small networks that costs more than the training step itself.  Caching the
     tensors once and shuffling, batching and prefetching inside ``tf.data`` makes a
     ``paper_mlp`` epoch on 6000 spectra about 1.6 times faster on a 2-core CPU.
-    ``seed=None`` keeps the order (validation).
+    ``seed=None`` keeps the order (validation).  ``weights`` (per head) makes the
+    elements (x, y, w), which Keras reads as sample weights; ``batch_map`` (a kind's
+    :meth:`~mlxas.models.registry.ModelKind.batch_map`) is mapped over the batches.
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, dict(y))).cache()
+    parts = (x, dict(y)) if weights is None else (x, dict(y), dict(weights))
+    ds = tf.data.Dataset.from_tensor_slices(parts).cache()
     if seed is not None:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if batch_map is not None:
+        ds = ds.map(batch_map, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -33,6 +33,7 @@ from typing import Any
 from mlxas.workflow.layout import (
     CARD_FILE,
     MODEL_FILE,
+    MODEL_NPZ_FILE,
     OOD_FILE,
     TRAINING_BAND_FILE,
     ModelFiles,
@@ -46,6 +47,7 @@ __all__ = [
     "file_sha256",
     "json_safe",
     "load_model",
+    "loaded_card",
     "point_latest",
     "read_card",
     "resolve_model_dir",
@@ -57,8 +59,17 @@ __all__ = [
 #: Version of the card.json layout; readers refuse other ones.  2: the card binds the
 #: files of its folder by SHA-256 and the model id is the hash of the card.
 CARD_VERSION = 2
-#: Files a card must list: what ``mlxas predict`` needs besides the card.
+#: Files a card must list: what ``mlxas predict`` needs besides the card (the model
+#: file is the card's ``model_file``: model.keras, or model.npz for a numpy-backend kind).
 REQUIRED_FILES = (MODEL_FILE, OOD_FILE, TRAINING_BAND_FILE)
+#: Model files a card may name in ``model_file`` (absent: model.keras).
+MODEL_FILES = (MODEL_FILE, MODEL_NPZ_FILE)
+
+
+def model_file_name(card: dict[str, Any]) -> str:
+    """The file holding the model of ``card``: its ``model_file`` (default model.keras)."""
+    return card.get("model_file") or MODEL_FILE
+
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MODEL_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -156,9 +167,9 @@ def resolve_model_dir(path: str | Path) -> Path:
         p = _from_pointer(p)
     elif p.is_symlink():
         p = _inside(p, p.parent, "the link", path)
-    if p.name == MODEL_FILE:
+    if p.name in MODEL_FILES:
         p = p.parent
-    if not ModelFiles(p).model.is_file():
+    if not ModelFiles(p).model.is_file() and not ModelFiles(p).model_npz.is_file():
         if (p / "model.h5").is_file():
             raise ModelLoadError(f"{p}: holds a legacy model.h5; mlxas only loads .keras models")
         raise ModelLoadError(f"{p}: no {MODEL_FILE} in this folder")
@@ -174,7 +185,10 @@ def verify_model_dir(model_dir: str | Path) -> dict[str, Any]:
     files = card.get("files")
     if not isinstance(files, dict):
         raise ModelLoadError(f"{where}: the card lists no files with their SHA-256")
-    for name in REQUIRED_FILES:
+    model_file = model_file_name(card)
+    if model_file not in MODEL_FILES:
+        raise ModelLoadError(f"{where}: model_file {model_file!r} is not one of {MODEL_FILES}")
+    for name in (model_file, *REQUIRED_FILES[1:]):
         if name not in files:
             raise ModelLoadError(f"{where}: the card does not list {name}")
     for name, expected in sorted(files.items()):
@@ -247,21 +261,39 @@ def load_model(path: str | Path):
     model_dir = resolve_model_dir(path)
     card = verify_model_dir(model_dir)
     files = ModelFiles(model_dir)
-    check_no_lambda(files.model)
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    if model_file_name(card) == MODEL_NPZ_FILE:
+        from mlxas.models.forest import ForestModel
 
-    try:
-        model = keras.saving.load_model(files.model, safe_mode=True, compile=False)
-    except Exception as err:  # Keras raises ValueError/TypeError/OSError for bad archives
-        raise ModelLoadError(f"{files.model}: cannot load ({err})") from None
-    card = {
+        try:
+            model = ForestModel.load(files.model_npz)
+        except ValueError as err:
+            raise ModelLoadError(str(err)) from None
+    else:
+        model = _load_keras(files.model)
+    return model, loaded_card(model_dir, card)
+
+
+def loaded_card(model_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """The verified ``card`` of ``model_dir`` with ``ood`` and ``training_band`` read from
+    their files and ``model_dir``: what every loader (Keras, numpy or forest) returns."""
+    files = ModelFiles(model_dir)
+    return {
         **card,
         "ood": json.loads(files.ood.read_text()),
         "training_band": json.loads(files.training_band.read_text()),
         "model_dir": str(model_dir),
     }
-    return model, card
+
+
+def _load_keras(path: Path):
+    check_no_lambda(path)
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # Keras raises ValueError/TypeError/OSError for bad archives
+        raise ModelLoadError(f"{path}: cannot load ({err})") from None
 
 
 def point_latest(link: Path, target: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.models.registry import ModelConfigError
+from mlxas.models.registry import Head, ModelConfigError
 from mlxas.models.spec import ModelSpec
 from mlxas.settings import deep_merge
 
@@ -26,6 +26,7 @@ __all__ = [
     "TargetLayout",
     "TrainingData",
     "k_range_used",
+    "label_classes",
     "load_training_data",
     "model_features_cfg",
     "model_inputs",
@@ -92,17 +93,34 @@ def _stored(ds, spec: ModelSpec) -> bool:
     return not spec.features and spec.input in ds.feature_names()
 
 
-def model_inputs(ds, spec: ModelSpec, split: str | None) -> np.ndarray:
-    """Raw model input for ``split``: stored feature, or computed from the dataset's chi(k)."""
+def _main_input(ds, spec: ModelSpec, split: str | None) -> np.ndarray:
     if _stored(ds, spec):
         return np.asarray(ds.features(spec.input, split), dtype=np.float32)
-    if spec.input in _NOT_FROM_CHI:
+    if spec.input in _NOT_FROM_CHI or spec.extra_inputs:
         raise ModelConfigError(
             f"models.{spec.name}: input {spec.input!r} is not stored in "
             f"{getattr(ds, 'path', 'the dataset')} and cannot be computed from chi(k)"
+            + (" (a model with extra_inputs reads stored features)" if spec.extra_inputs else "")
         )
     cfg = model_features_cfg(ds.settings["features"], spec)
     return compute_input(ds.chi(split), cfg, spec.input)
+
+
+def model_inputs(ds, spec: ModelSpec, split: str | None) -> np.ndarray:
+    """Raw model input for ``split``: stored feature, or computed from the dataset's chi(k);
+    with ``extra_inputs`` the stored features joined by the kind (``join_inputs``)."""
+    x = _main_input(ds, spec, split)
+    if not spec.extra_inputs:
+        return x
+    extra = [np.asarray(ds.features(n, split), dtype=np.float32) for n in spec.extra_inputs]
+    return spec.model_kind().join_inputs([x, *extra], spec)
+
+
+def label_classes(ds, name: str) -> tuple[str, ...] | None:
+    """Class names of a categorical label of ``ds`` (None for a value label)."""
+    classes = getattr(ds, "classes", None)
+    found = classes(name) if callable(classes) else None
+    return None if found is None else tuple(found)
 
 
 def _input_grid(ds, spec: ModelSpec, cfg: dict[str, Any]):
@@ -122,12 +140,14 @@ def _input_grid(ds, spec: ModelSpec, cfg: dict[str, Any]):
     return np.asarray(grid[0])
 
 
-def k_range_used(features_cfg: dict[str, Any], spec: ModelSpec, grid) -> list[float]:
+def k_range_used(features_cfg: dict[str, Any], spec: ModelSpec, grid) -> list[float] | None:
     """The k-range (Å⁻¹) of chi(k) that the model's input depends on.
 
     chi_k: the grid, narrowed by ``input_range``; FT features: the FT window's k-range;
-    other features: the whole k grid.
+    other features: the whole k grid; None for a dataset without a k grid.
     """
+    if "k_grid" not in features_cfg:
+        return None
     k = features_cfg["k_grid"]
     name = spec.input
     if name == "chi_k":
@@ -151,22 +171,54 @@ def _as_columns(y: np.ndarray) -> np.ndarray:
     return y if y.ndim == 2 else y.reshape(len(y), int(np.prod(y.shape[1:])))
 
 
+def _class_codes(y: np.ndarray, classes: tuple[str, ...], target: str) -> np.ndarray:
+    """Class codes as int32 ``[n, 1]``; codes outside 0..n_classes-1 are refused."""
+    y = np.asarray(y)
+    codes = y.astype(np.int64).reshape(len(y), -1)
+    if codes.shape[1] != 1 or np.any(codes != y.reshape(codes.shape)):
+        raise ModelConfigError(f"class target {target!r}: labels are not integer class codes")
+    if len(codes) and (codes.min() < 0 or codes.max() >= len(classes)):
+        raise ModelConfigError(
+            f"class target {target!r}: codes {int(codes.min())}..{int(codes.max())} outside "
+            f"0..{len(classes) - 1} ({len(classes)} classes)"
+        )
+    return codes.astype(np.int32)
+
+
 @dataclass
 class TargetLayout:
-    """Targets of a model and the columns they occupy in its output."""
+    """Targets of a model and the columns they occupy in its output: a value target one
+    column per element, a class target one probability column per class."""
 
     widths: dict[str, int]
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return list(self.widths)
 
     @property
+    def heads(self) -> dict[str, Head]:
+        return {t: Head(n, self.classes.get(t)) for t, n in self.widths.items()}
+
+    def kinds(self) -> dict[str, str]:
+        return {t: h.target_kind for t, h in self.heads.items()}
+
+    @property
     def columns(self) -> list[str]:
         cols: list[str] = []
         for t, n in self.widths.items():
-            cols.extend([t] if n == 1 else [f"{t}[{i}]" for i in range(n)])
+            if t in self.classes:
+                cols.extend(f"{t}[{c}]" for c in self.classes[t])
+            else:
+                cols.extend([t] if n == 1 else [f"{t}[{i}]" for i in range(n)])
         return cols
+
+    def select(self, targets: list[str]) -> TargetLayout:
+        return TargetLayout(
+            {t: self.widths[t] for t in targets},
+            {t: c for t, c in self.classes.items() if t in targets},
+        )
 
     def slices(self) -> dict[str, list[int]]:
         out, start = {}, 0
@@ -178,13 +230,15 @@ class TargetLayout:
 
 @dataclass
 class SplitData:
-    """Raw inputs, targets (one 2D array per target) and unweighted chi(k) of one split;
+    """Raw inputs, targets (one 2D array per target: float32 values, or int32 class
+    codes ``[n, 1]``), unweighted chi(k) and the kind's extra arrays of one split;
     ``sigma2_base`` (Å², one per example): the smallest sigma² label, which bounds an
     augmentation that removes damping (:func:`mlxas.spectra.augment.draw_parameters`)."""
 
     x: np.ndarray
     y: dict[str, np.ndarray]
     chi: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
     sigma2_base: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -201,17 +255,17 @@ class TrainingData:
     splits: dict[str, SplitData]
     layout: TargetLayout
     features_cfg: dict[str, Any]
-    k: np.ndarray
+    k: np.ndarray | None
     grid: np.ndarray | None = None
     dataset: dict[str, Any] = field(default_factory=dict)
 
     def select_targets(self, targets: list[str]) -> TrainingData:
         """The same inputs with only ``targets`` (for one network per target)."""
         splits = {
-            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi, d.sigma2_base)
+            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi, d.extra, d.sigma2_base)
             for s, d in self.splits.items()
         }
-        layout = TargetLayout({t: self.layout.widths[t] for t in targets})
+        layout = self.layout.select(targets)
         return TrainingData(splits, layout, self.features_cfg, self.k, self.grid, self.dataset)
 
     @classmethod
@@ -222,24 +276,34 @@ class TrainingData:
         chi: dict[str, np.ndarray] | None = None,
         grid: np.ndarray | None = None,
         dataset: dict[str, Any] | None = None,
+        classes: dict[str, tuple[str, ...]] | None = None,
+        extra: dict[str, dict[str, np.ndarray]] | None = None,
         sigma2_base: dict[str, np.ndarray] | None = None,
     ) -> TrainingData:
         """Build from ``{split: (x, {target: y})}``; ``chi`` is needed for augmentation,
-        ``sigma2_base`` for an augmentation that removes damping."""
+        ``sigma2_base`` for an augmentation that removes damping; ``classes`` names the
+        classes of categorical targets (their ``y`` are codes 0..n-1); ``extra`` holds
+        the kind's extra arrays per split."""
         from mlxas.spectra.grids import k_grid
 
+        classes = {t: tuple(c) for t, c in (classes or {}).items()}
         out = {}
         for s, (x, ys) in splits.items():
-            y2 = {t: _as_columns(v) for t, v in ys.items()}
+            y2 = {t: _class_codes(v, classes[t], t) if t in classes else _as_columns(v)
+                  for t, v in ys.items()}  # fmt: skip
             out[s] = SplitData(
                 np.asarray(x, dtype=np.float32),
                 y2,
                 None if chi is None else chi.get(s),
+                dict((extra or {}).get(s, {})),
                 None if sigma2_base is None else sigma2_base.get(s),
             )
         first = next(iter(out.values()))
-        layout = TargetLayout({t: v.shape[1] for t, v in first.y.items()})
-        return cls(out, layout, features_cfg, k_grid(features_cfg["k_grid"]), grid, dataset or {})
+        widths = {t: len(classes[t]) if t in classes else v.shape[1] for t, v in first.y.items()}
+        layout = TargetLayout(widths, {t: c for t, c in classes.items() if t in widths})
+        # an engine without a k grid (diffraction, reflections) has no chi(k) to augment
+        k = k_grid(features_cfg["k_grid"]) if "k_grid" in features_cfg else None
+        return cls(out, layout, features_cfg, k, grid, dataset or {})
 
 
 def load_training_data(
@@ -261,7 +325,15 @@ def load_training_data(
             f"models.{spec.name}: target(s) {missing} not among the labels of "
             f"{getattr(ds, 'path', 'the dataset')} ({', '.join(ds.label_names())})"
         )
-    arrays, chis, bases = {}, {}, {}
+    classes = {t: c for t in spec.targets if (c := label_classes(ds, t)) is not None}
+    kind = spec.model_kind()
+    refused = sorted(classes) if "class" not in kind.target_kinds else []
+    if refused:
+        raise ModelConfigError(
+            f"models.{spec.name}: kind {spec.member_kind} predicts values only; "
+            f"{refused} are class targets"
+        )
+    arrays, chis, extra, bases = {}, {}, {}, {}
     for s in splits:
         x = model_inputs(ds, spec, s)
         ys = {t: np.asarray(ds.labels(t, s)) for t in spec.targets}
@@ -273,6 +345,7 @@ def load_training_data(
                 "prune such sites (shapes' min_neighbours) or choose other targets"
             )
         arrays[s] = (x, ys)
+        extra[s] = {n: _array(ds, n, s) for n in kind.arrays(spec)}
         if need_chi and s == "train":
             chis[s] = np.asarray(ds.chi(s), dtype=np.float64)
             if _undamps(spec.augment):
@@ -287,13 +360,9 @@ def load_training_data(
         "edge": str(attrs.get("edge", "")),
     }
     return TrainingData.from_arrays(
-        arrays,
-        cfg,
-        chi=chis or None,
-        grid=_input_grid(ds, spec, cfg),
-        dataset=info,
-        sigma2_base=bases or None,
-    )
+        arrays, cfg, chi=chis or None, grid=_input_grid(ds, spec, cfg), dataset=info,
+        classes=classes, extra=extra, sigma2_base=bases or None,
+    )  # fmt: skip
 
 
 def _undamps(augment: dict[str, Any]) -> bool:
@@ -316,3 +385,15 @@ def _sigma2_base(ds, spec: ModelSpec, split: str) -> np.ndarray:
     with np.errstate(all="ignore"):
         base = np.nanmin(np.where(np.isfinite(table), table, np.nan), axis=1)
     return np.where(np.isfinite(base), np.maximum(base, 0.0), 0.0)
+
+
+def _array(ds, name: str, split: str) -> np.ndarray:
+    """A feature or label of ``split`` by name (the kind's extra arrays)."""
+    if name in ds.feature_names():
+        return np.asarray(ds.features(name, split))
+    if name in ds.label_names():
+        return np.asarray(ds.labels(name, split))
+    raise ModelConfigError(
+        f"{getattr(ds, 'path', 'the dataset')}: no feature or label {name!r} "
+        f"(features {ds.feature_names()}, labels {ds.label_names()})"
+    )

@@ -26,6 +26,7 @@ from mlxas.models.card import (
     check_no_lambda,
     file_sha256,
     json_safe,
+    model_file_name,
     read_card,
     write_card,
     write_json,
@@ -33,7 +34,13 @@ from mlxas.models.card import (
 from mlxas.models.data import TrainingData, k_range_used
 from mlxas.models.network import Scaling
 from mlxas.models.spec import ModelSpec
-from mlxas.workflow.layout import MODEL_FILE, OOD_FILE, TRAINING_BAND_FILE, ModelFiles
+from mlxas.workflow.layout import (
+    MODEL_FILE,
+    MODEL_NPZ_FILE,
+    OOD_FILE,
+    TRAINING_BAND_FILE,
+    ModelFiles,
+)
 
 __all__ = ["UNITS", "build_card", "save_model_folder", "training_band"]
 
@@ -59,6 +66,7 @@ def build_card(
         "card_version": CARD_VERSION,
         "name": spec.name,
         "kind": spec.kind,
+        "model_file": MODEL_NPZ_FILE if spec.model_kind().backend == "numpy" else MODEL_FILE,
         "mlxas_version": __version__,
         "keras_version": keras.__version__,
         "tensorflow_version": tf.__version__,
@@ -78,11 +86,12 @@ def build_card(
             "input_range": None if spec.input_range is None else list(spec.input_range),
             "crop": [crop.start, crop.stop],
             "k_range": k_range_used(fc, spec, grid),
-            "k_grid": fc["k_grid"],
-            "kweight": fc["kweight"],
+            "k_grid": fc.get("k_grid"),
+            "kweight": fc.get("kweight"),
             "features": fc,
             "absorber": data.dataset.get("absorber", ""),
             "edge": data.dataset.get("edge", ""),
+            "edge_energy": _edge_energy(data.dataset.get("absorber"), data.dataset.get("edge")),
             "targets": data.layout.names,
             **scaling.to_json(),
         },
@@ -91,6 +100,8 @@ def build_card(
             "slices": data.layout.slices(),
             "units": {t: UNITS.get(t.split("_")[0], "") for t in data.layout.names},
             "members": spec.n_members if spec.kind == "ensemble" else None,
+            # class targets: their class names, one output column (probability) each
+            "classes": {t: list(c) for t, c in data.layout.classes.items()},
         },
         "training": {
             "seconds": float(sum(r["seconds"] for r in record["networks"])),
@@ -103,19 +114,44 @@ def build_card(
     }
 
 
-def training_band(x_train: np.ndarray, card: dict[str, Any]) -> dict[str, Any]:
+def _edge_energy(absorber: str | None, edge: str | None) -> float | None:
+    """Tabulated edge energy (eV, xraydb), stored so that predict need not import xraydb."""
+    if not absorber or not edge:
+        return None
+    import xraydb
+
+    try:
+        return float(xraydb.xray_edge(absorber, edge).energy)
+    except (ValueError, KeyError):  # an edge xraydb does not tabulate: predict says so later
+        return None
+
+
+def training_band(
+    x_train: np.ndarray, card: dict[str, Any], chi_train: np.ndarray | None = None
+) -> dict[str, Any]:
     """Percentiles of the training inputs at every point of the input's grid: what a
-    plot beside a prediction shows as the range of the training spectra."""
+    plot beside a prediction shows as the range of the training spectra.
+
+    With the training spectra's unweighted chi(k) (``chi_train``, at least 2 rows), the
+    band also holds ``views``: quantiles of k^w·chi(k) and |chi(R)| with the model's
+    feature settings, drawn by ``mlxas predict --plot`` whatever the model's input
+    (:mod:`mlxas.predict.band`).
+    """
     x = np.asarray(x_train, dtype=np.float64)
     pct = np.percentile(x, BAND_PERCENTILES, axis=0) if len(x) else np.zeros((3, *x.shape[1:]))
     pre = card["preprocessing"]
-    return {
+    band = {
         "input": pre["input"],
         "grid": pre["grid"],
         "percentiles": list(BAND_PERCENTILES),
         "values": pct.tolist(),
         "n_train": len(x),
     }
+    if chi_train is not None and len(chi_train) >= 2:
+        from mlxas.predict.band import band_to_json, view_band
+
+        band["views"] = band_to_json(view_band(chi_train, pre["features"]))
+    return band
 
 
 def save_model_folder(
@@ -131,15 +167,19 @@ def save_model_folder(
     tmp.mkdir()
     try:
         files = ModelFiles(tmp)
-        keras_tmp = tmp / f".model.tmp-{os.getpid()}.keras"
-        model.save(keras_tmp)
-        check_no_lambda(keras_tmp)
-        keras_tmp.replace(files.model)
+        model_file = model_file_name(card)
+        if model_file == MODEL_FILE:
+            keras_tmp = tmp / f".model.tmp-{os.getpid()}.keras"
+            model.save(keras_tmp)
+            check_no_lambda(keras_tmp)
+            keras_tmp.replace(files.model)
+        else:
+            model.save(files.model_npz)
         write_json(files.ood, ood)
         write_json(files.training_band, band)
         card = {
             **card,
-            "files": {n: file_sha256(tmp / n) for n in (MODEL_FILE, OOD_FILE, TRAINING_BAND_FILE)},
+            "files": {n: file_sha256(tmp / n) for n in (model_file, OOD_FILE, TRAINING_BAND_FILE)},
         }
         card.pop("model_id", None)
         mid = card_model_id(card)

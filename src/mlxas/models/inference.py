@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["output_columns", "predict_array", "split_targets"]
+__all__ = ["class_predictions", "output_columns", "predict_array", "split_targets"]
 
 #: Rows per forward pass.  Large batches amortise the per-call overhead of Keras;
 #: 8192 rows of a 400-point input are 13 MB.
@@ -23,6 +23,18 @@ def split_targets(card: dict[str, Any], arr: np.ndarray) -> dict[str, np.ndarray
     out = {}
     for t, (a, b) in card["outputs"]["slices"].items():
         out[t] = arr[:, a] if b - a == 1 else arr[:, a:b]
+    return out
+
+
+def class_predictions(
+    card: dict[str, Any], per_target: dict[str, np.ndarray]
+) -> dict[str, tuple[list[str], np.ndarray]]:
+    """For every class target of ``card``: (the most probable class name of each row,
+    the probabilities ``[N, classes]``) from :func:`split_targets` output."""
+    out = {}
+    for t, names in card["outputs"].get("classes", {}).items():
+        probs = np.asarray(per_target[t], dtype=float).reshape(len(per_target[t]), -1)
+        out[t] = ([str(names[i]) for i in probs.argmax(axis=1)], probs)
     return out
 
 

@@ -14,12 +14,13 @@ shape ``(batch, members, columns)``.  Only built-in Keras layers are used (no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mlxas.models.registry import ModelConfigError
+from mlxas.models.registry import Head, ModelConfigError
 
 __all__ = [
     "Scaling",
@@ -40,6 +41,8 @@ class Scaling:
     y_mean: dict[str, np.ndarray]
     y_std: dict[str, np.ndarray]
     input_scaling: str  # "per_feature", "global" or "none"
+    #: targets left unscaled (class codes, sigmoid outputs): statistics 0 and 1 per column
+    class_targets: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,10 +61,17 @@ class Scaling:
             {t: self.y_mean[t] for t in targets},
             {t: self.y_std[t] for t in targets},
             self.input_scaling,
+            self.class_targets & set(targets),
         )
 
     def scale_y(self, y: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {t: ((v - self.y_mean[t]) / self.y_std[t]).astype(np.float32) for t, v in y.items()}
+        """Standardised value targets; class codes unchanged."""
+        return {
+            t: v
+            if t in self.class_targets
+            else ((v - self.y_mean[t]) / self.y_std[t]).astype(np.float32)
+            for t, v in y.items()
+        }
 
 
 def _safe_std(std: np.ndarray) -> np.ndarray:
@@ -87,28 +97,41 @@ def crop_slice(grid: np.ndarray | None, input_range: list[float] | None, n: int)
 
 
 def fit_scaling(
-    x: np.ndarray, y: dict[str, np.ndarray], standardize: bool, input_scaling: str, crop: slice
+    x: np.ndarray,
+    y: dict[str, np.ndarray],
+    standardize: bool,
+    input_scaling: str,
+    crop: slice,
+    heads: Mapping[str, Head] | None = None,
+    unscaled: set[str] | frozenset[str] = frozenset(),
 ) -> Scaling:
-    """Statistics of the (cropped) training inputs and of the training targets."""
+    """Statistics of the (cropped) training inputs and of the training value targets
+    (class targets of ``heads`` and the targets in ``unscaled`` get mean 0 and std 1
+    per output column)."""
     xc = x[:, crop] if x.ndim == 2 else x
+    classes = {t: h.width for t, h in (heads or {}).items() if h.is_class or t in unscaled}
+    y_mean = {t: np.zeros(n) for t, n in classes.items()}
+    y_std = {t: np.ones(n) for t, n in classes.items()}
+    values = {t: v for t, v in y.items() if t not in classes}
     if not standardize:
-        return Scaling(
-            np.zeros(()),
-            np.ones(()),
-            {t: np.zeros(v.shape[1]) for t, v in y.items()},
-            {t: np.ones(v.shape[1]) for t, v in y.items()},
-            "none",
-        )
-    if input_scaling == "global":
-        x_mean, x_std = np.asarray(xc.mean()), _safe_std(np.asarray(xc.std()))
+        y_mean.update({t: np.zeros(v.shape[1]) for t, v in values.items()})
+        y_std.update({t: np.ones(v.shape[1]) for t, v in values.items()})
+        x_mean, x_std, input_scaling = np.zeros(()), np.ones(()), "none"
     else:
-        x_mean, x_std = xc.mean(axis=0), _safe_std(xc.std(axis=0))
+        if input_scaling == "global":
+            x_mean, x_std = np.asarray(xc.mean()), _safe_std(np.asarray(xc.std()))
+        else:
+            x_mean, x_std = xc.mean(axis=0), _safe_std(xc.std(axis=0))
+        y_mean.update({t: v.mean(axis=0).astype(np.float64) for t, v in values.items()})
+        y_std.update({t: _safe_std(v.std(axis=0)).astype(np.float64) for t, v in values.items()})
+    order = list(y)
     return Scaling(
-        x_mean.astype(np.float64),
-        x_std.astype(np.float64),
-        {t: v.mean(axis=0).astype(np.float64) for t, v in y.items()},
-        {t: _safe_std(v.std(axis=0)).astype(np.float64) for t, v in y.items()},
+        np.asarray(x_mean, np.float64),
+        np.asarray(x_std, np.float64),
+        {t: y_mean[t] for t in order},
+        {t: y_std[t] for t in order},
         input_scaling,
+        frozenset(classes),
     )
 
 
@@ -144,23 +167,27 @@ def assemble(
     kind: str,
     params: dict[str, Any],
     input_shape: tuple[int, ...],
-    widths: dict[str, int],
+    heads: Mapping[str, Head | int],
     crop: slice,
     scaling: Scaling,
     name: str = "model",
 ):
-    """(training model, inference model) sharing one set of layers."""
+    """(training model, inference model) sharing one set of layers.
+
+    ``heads``: target -> :class:`~mlxas.models.registry.Head` (or a value target's
+    width).  A class head's softmax probabilities are never unstandardised."""
     import keras
 
-    from mlxas.models.registry import build
+    from mlxas.models.registry import as_heads, build
 
+    head_specs = as_heads(heads)
     inp = keras.Input(shape=input_shape, name="features")
     z, shape = _front(inp, input_shape, crop, scaling)
-    core = build(kind, shape, widths, params)
+    core = build(kind, shape, head_specs, params)
     outs = core(z)
     if not isinstance(outs, list | tuple):
         outs = [outs]
-    heads = dict(zip(widths, outs, strict=True))
+    heads = dict(zip(head_specs, outs, strict=True))
     train_model = keras.Model(
         inp,
         {t: keras.layers.Identity(name=t)(o) for t, o in heads.items()},
@@ -168,7 +195,7 @@ def assemble(
     )
     phys = []
     for t, o in heads.items():
-        if scaling.input_scaling != "none":
+        if scaling.input_scaling != "none" and t not in scaling.class_targets:
             o = keras.layers.Normalization(
                 mean=scaling.y_mean[t],
                 variance=scaling.y_std[t] ** 2,

@@ -1,8 +1,8 @@
 """One model entry of the config, resolved once into a typed object.
 
 :meth:`ModelSpec.from_config` fills in the defaults of the entry's kind
-(:data:`mlxas.models.registry.KIND_DEFAULTS`) and checks what can be checked without
-data; training, tuning, the card and the model id all use the same object.
+(:attr:`mlxas.models.registry.ModelKind.defaults`) and checks what can be checked
+without data; training, tuning, the card and the model id all use the same object.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlxas.models.registry import BUILDERS, KIND_DEFAULTS, TRAINING_KEYS, ModelConfigError
+from mlxas.models.registry import DEFAULT_KEYS, ModelConfigError, ModelKind, kind_class
 
 __all__ = ["ModelSpec"]
 
@@ -24,6 +24,9 @@ class ModelSpec:
     Units: ``learning_rate`` per step; ``input_range`` on the input's grid (Å⁻¹ for
     ``chi_k``, Å for ``ft_*``); ``params`` are the builder's settings with the kind's
     defaults filled in (for an ensemble: ``member``, ``members`` and the member's).
+    ``extra_inputs``: stored features joined to ``input`` by the kind
+    (:meth:`~mlxas.models.registry.ModelKind.join_inputs`); ``sample_weight``: null,
+    ``balanced`` (class heads) or the name of a dataset array holding the weights.
     """
 
     name: str
@@ -45,41 +48,40 @@ class ModelSpec:
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     augment: dict[str, Any] = field(default_factory=dict)
+    extra_inputs: tuple[str, ...] = ()
+    sample_weight: str | None = None
 
     @classmethod
     def from_config(cls, entry: Mapping[str, Any]) -> ModelSpec:
         """Resolve one config entry: the kind's defaults for every setting left null."""
         entry = copy.deepcopy(dict(entry))
         kind, name = entry.get("kind"), entry.get("name", "?")
-        if kind not in KIND_DEFAULTS:
-            raise ModelConfigError(
-                f"models.{name}: unknown model kind {kind!r} (have: {sorted(KIND_DEFAULTS)})"
-            )
+        kind_cls = kind_class(kind, f"models.{name}")
         params = dict(entry.get("params") or {})
         if kind == "ensemble":
             member = params.get("member", "mlp")
-            if member not in BUILDERS:
+            member_cls = kind_class(member, f"models.{name}.params.member")
+            if member_cls.backend != "keras" or member == "ensemble":
                 raise ModelConfigError(
-                    f"models.{name}: ensemble member kind {member!r} is not one of "
-                    f"{sorted(BUILDERS)}"
+                    f"models.{name}: ensemble member kind {member!r} is not a Keras network kind"
                 )
-            defaults = KIND_DEFAULTS[member]
+            defaults = member_cls.defaults
             params = {**copy.deepcopy(defaults["params"]), "member": member, "members": 5,
                       **params}  # fmt: skip
             if int(params["members"]) < 2:
                 raise ModelConfigError(f"models.{name}: an ensemble needs members >= 2")
         else:
-            defaults = KIND_DEFAULTS[kind]
+            defaults = kind_cls.defaults
             params = {**copy.deepcopy(defaults["params"]), **params}
         entry["params"] = params
-        for key in (*TRAINING_KEYS, "optimizer", "standardize", "lr_schedule"):
+        for key in DEFAULT_KEYS:
             if entry.get(key) is None:
                 entry[key] = defaults[key]
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(entry) - known)
         if unknown:
             raise ModelConfigError(f"models.{name}: unknown key(s) {unknown}")
-        for key in ("targets", "input_range"):
+        for key in ("targets", "input_range", "extra_inputs"):
             if entry.get(key) is not None:
                 entry[key] = tuple(entry[key])
         for key in ("features", "loss_weights", "augment"):
@@ -100,6 +102,11 @@ class ModelSpec:
     def member_kind(self) -> str:
         """The kind of each network: the ensemble's member kind, else the kind."""
         return self.params["member"] if self.kind == "ensemble" else self.kind
+
+    def model_kind(self) -> ModelKind:
+        """The :class:`~mlxas.models.registry.ModelKind` (an instance) that trains each
+        network: the member kind of an ensemble."""
+        return kind_class(self.member_kind, f"models.{self.name}")()
 
     @property
     def n_members(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.metrics import regression_metrics
+from mlxas.metrics import classification_metrics, regression_metrics
 from mlxas.models.batches import array_batches, augmented_batches
 from mlxas.models.data import TrainingData, load_training_data, opened
 from mlxas.models.network import (
@@ -70,6 +70,30 @@ def _use_xla(setting: bool | str, total_steps: int) -> bool:
     return bool(setting)
 
 
+def _callbacks(spec: ModelSpec, extra: list) -> list:
+    """Early stopping on the validation loss (best weights kept), the caller's callbacks
+    and, with ``lr_schedule: plateau``, halving the learning rate on plateaus."""
+    import keras
+
+    patience = int(spec.patience)
+    cbs = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True
+        ),
+        *extra,
+    ]
+    if spec.lr_schedule == "plateau":
+        cbs.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=0.5,
+                patience=max(3, patience // 4),
+                min_lr=float(spec.learning_rate) / 100,
+            )
+        )
+    return cbs
+
+
 def _fit_network(
     data: TrainingData,
     spec: ModelSpec,
@@ -88,60 +112,42 @@ def _fit_network(
     keras.utils.set_random_seed(seed)
     train, val = data.splits["train"], data.splits["val"]
     input_shape = train.x.shape[1:]
+    kind = spec.model_kind()
+    heads = data.layout.heads
     train_model, model = assemble(
-        spec.member_kind,
-        spec.params,
-        input_shape,
-        data.layout.widths,
-        crop,
-        scaling,
-        name=name,
+        spec.member_kind, spec.params, input_shape, heads, crop, scaling, name=name
     )
     batch = int(spec.batch_size)
     steps = -(-len(train) // batch)
     weights = {t: float(spec.loss_weights.get(t, 1.0)) for t in data.layout.names}
     train_model.compile(
         optimizer=_optimizer(spec),
-        loss={t: "mse" for t in data.layout.names},
+        loss={t: kind.loss(t, h, spec, data) for t, h in heads.items()},
         loss_weights=weights,
+        metrics={t: ["accuracy"] for t, h in heads.items() if h.is_class} or None,
         jit_compile=_use_xla(spec.jit_compile, int(spec.epochs) * steps),
         steps_per_execution=max(1, min(int(spec.steps_per_execution), steps)),
     )
-    patience = int(spec.patience)
-    cbs = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True
-        ),
-        *callbacks,
-    ]
-    if spec.lr_schedule == "plateau":
-        cbs.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
-                factor=0.5,
-                patience=max(3, patience // 4),
-                min_lr=float(spec.learning_rate) / 100,
-            )
-        )
+    cbs = _callbacks(spec, callbacks)
     y_train = scaling.scale_y(train.y)
-    validation = array_batches(val.x, scaling.scale_y(val.y), batch)
+    w_train = kind.sample_weight(train, spec, heads)
+    w_val = kind.sample_weight(val, spec, heads)
+    validation = array_batches(val.x, scaling.scale_y(val.y), batch, weights=w_val)
     t0 = time.perf_counter()
     if is_enabled(spec.augment):
-        hist = train_model.fit(
-            augmented_batches(data, spec, seed, y_train, scaling.scale_y),
-            validation_data=validation,
-            epochs=int(spec.epochs),
-            callbacks=cbs,
-            verbose=verbose,
-        )
+        batches = augmented_batches(data, spec, seed, y_train, w_train, scaling.scale_y)
     else:
-        hist = train_model.fit(
-            array_batches(train.x, y_train, batch, seed=seed),
-            validation_data=validation,
-            epochs=int(spec.epochs),
-            callbacks=cbs,
-            verbose=verbose,
-        )
+        batches = array_batches(
+            train.x, y_train, batch, seed=seed, weights=w_train,
+            batch_map=kind.batch_map(spec, data),
+        )  # fmt: skip
+    hist = train_model.fit(
+        batches,
+        validation_data=validation,
+        epochs=int(spec.epochs),
+        callbacks=cbs,
+        verbose=verbose,
+    )
     seconds = time.perf_counter() - t0
     val_loss = np.asarray(hist.history["val_loss"], dtype=float)
     record = {
@@ -155,11 +161,18 @@ def _fit_network(
     return model, record
 
 
-def fit(data: TrainingData, spec: ModelSpec, verbose: int = 0, callbacks: list | None = None):
+def fit(
+    data: TrainingData,
+    spec: ModelSpec,
+    verbose: int = 0,
+    callbacks: list | None = None,
+    threads: int = 1,
+):
     """Train the model of ``spec`` on ``data``; returns (inference model, record).
 
     The record holds the scaling statistics, the crop and one entry per trained network.
     An ensemble trains ``members`` networks with seeds ``seed``, ``seed + 1``, ...
+    A numpy-backend kind (``random_forest``) is fitted by its ``fit_numpy``.
     """
     train, val = data.splits.get("train"), data.splits.get("val")
     if train is None or val is None or len(train) == 0 or len(val) == 0:
@@ -172,14 +185,23 @@ def fit(data: TrainingData, spec: ModelSpec, verbose: int = 0, callbacks: list |
     if spec.input_range and len(input_shape) != 1:
         raise ModelConfigError(f"models.{spec.name}: input_range needs a 1D input feature")
     kind = spec.member_kind
+    if spec.model_kind().backend == "numpy":
+        heads = data.layout.heads
+        scaling = fit_scaling(train.x, train.y, False, "none", crop, heads)
+        model, records = spec.model_kind().fit_numpy(data, spec, heads, crop, threads)
+        return model, {"scaling": scaling, "crop": crop, "networks": records}
     input_scaling = spec.params.get("input_scaling", "per_feature")
-    scaling = fit_scaling(train.x, train.y, bool(spec.standardize), input_scaling, crop)
+    heads = data.layout.heads
+    unscaled = {t for t, h in heads.items() if not spec.model_kind().scales_target(t, h)}
+    scaling = fit_scaling(
+        train.x, train.y, bool(spec.standardize), input_scaling, crop, heads, unscaled
+    )
     n = spec.n_members
     nets, records = [], []
     for i in range(n):
         name = f"member_{i}" if n > 1 else spec.name
         seed = int(spec.seed) + i
-        if kind == "paper_mlp" and len(data.layout.names) > 1:
+        if spec.model_kind().one_network_per_target and len(data.layout.names) > 1:
             # As published: one network per target, each trained and early-stopped on
             # its own validation loss, then joined side by side.
             per_target = []
@@ -207,14 +229,21 @@ def validation_mse(model, data: TrainingData) -> float:
     """Mean over targets of the validation MSE on standardised targets (no regularisation).
 
     Comparable across models that differ in inputs, scaling or regularisation, because
-    every target is measured in units of its own training-set standard deviation.
+    every target is measured in units of its own training-set standard deviation.  A
+    class target contributes its mean cross-entropy (nats) instead.
     """
     val = data.splits["val"]
     pred = np.asarray(model.predict_on_batch(val.x), dtype=float)
     if pred.ndim == 3:  # ensemble: mean over members
         pred = pred.mean(axis=1)
     per_target = []
+    heads = data.layout.heads
     for t, (a, b) in data.layout.slices().items():
+        if heads[t].is_class:
+            codes = val.y[t].ravel().astype(np.int64)
+            p = np.clip(pred[np.arange(len(codes)), a + codes], 1e-12, None)
+            per_target.append(float(-np.mean(np.log(p))))
+            continue
         std = np.std(data.splits["train"].y[t], axis=0)
         std = np.where(std > 1e-12, std, 1.0)
         per_target.append(np.mean(((pred[:, a:b] - val.y[t]) / std) ** 2))
@@ -236,7 +265,11 @@ def _metrics(model, card: dict[str, Any], data: TrainingData) -> dict[str, Any]:
         pred = split_targets(card, mean[rows])
         spread = None if std is None else split_targets(card, std[rows])
         out[s] = {}
-        for t in data.layout.names:
+        for t, h in data.layout.heads.items():
+            if h.is_class:
+                m = classification_metrics(d.y[t], pred[t], h.classes)
+                out[s][t] = {k: v for k, v in m.items() if k not in ("per_class", "confusion")}
+                continue
             y = d.y[t].reshape(len(d), -1)
             p = pred[t].reshape(len(d), -1)
             m = regression_metrics(y.ravel(), p.ravel())
@@ -265,16 +298,28 @@ def train(
     set_threads(threads)
     with opened(dataset) as ds:
         data = load_training_data(ds, spec)
-    model, record = fit(data, spec, verbose=verbose)
+        chi_train = _chi_or_none(ds)
+    model, record = fit(data, spec, verbose=verbose, threads=threads)
     card = build_card(spec, data, record, threads)
     card["metrics"] = _metrics(model, card, data)
     x_train = data.splits["train"].x
     crop = record["crop"]
     # Out-of-distribution statistics of what the model reads: the cropped input.
     ood = fit_ood(x_train[:, crop] if x_train.ndim == 2 else x_train)
-    band = training_band(x_train, card)
+    band = training_band(x_train, card, chi_train)
     mid, folder, card = save_model_folder(model, card, ood, band, Path(store))
     return mid, card, folder
+
+
+def _chi_or_none(ds) -> np.ndarray | None:
+    """The training split's unweighted chi(k), for the plot band; None for a dataset
+    without chi(k) (XANES only, a structure engine)."""
+    from mlxas.dataset.reader import DatasetError
+
+    try:
+        return np.asarray(ds.chi("train"))
+    except (KeyError, DatasetError):
+        return None
 
 
 def write_pointer(path: str | Path, mid: str, card: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mlxas.models.registry import ModelConfigError
 from mlxas.models.spec import ModelSpec
 from mlxas.workflow.layout import Layout
 
@@ -61,7 +62,10 @@ DEFAULT_SPACE: dict[str, Any] = {
 
 
 def _layers_key(kind: str) -> str:
-    return "dense" if kind in ("cnn1d", "cnn2d") else "hidden"
+    # CNN kinds size their Dense layers with ``dense``, MLP kinds with ``hidden``
+    from mlxas.models.registry import kind_class
+
+    return "dense" if "dense" in kind_class(kind).defaults["params"] else "hidden"
 
 
 def suggest_spec(trial, base: ModelSpec, space: dict[str, Any]) -> ModelSpec:
@@ -132,6 +136,11 @@ def tune(
 
 def _trial_base(base: ModelSpec, settings: TuneSettings) -> ModelSpec:
     """The entry trials start from; an ensemble is tuned through one member."""
+    if base.model_kind().backend != "keras":
+        raise ModelConfigError(
+            f"tune.model: {base.name} is a {base.member_kind} model; the search space "
+            "(layers, units, learning rate) is for Keras network kinds"
+        )
     entry = base.to_dict()
     if base.kind == "ensemble":
         entry["kind"] = base.params["member"]

@@ -8,8 +8,10 @@ put chi(k) on the model's k grid, compute the model's input with
 distance from the training set (:mod:`mlxas.ood`).
 
 Modules: ``pipeline`` (files → model inputs, runs in worker processes), ``predictor``
-(model, pool, OOD), ``output`` (table, CSV, JSON), ``watch`` (live directory),
-``command`` (the CLI).  Importing this package imports neither larch nor TensorFlow.
+(model, pool, OOD), ``output`` (table, CSV, JSON), ``watch`` (live directory), ``plots``,
+``live`` and ``band`` (``--plot``), ``bundled`` and ``auto`` (the bundled models, picked
+per file), ``models_command`` (``mlxas models``), ``command`` (the CLI).  Importing this
+package imports neither larch nor TensorFlow.
 """
 
 from mlxas.predict.command import add_arguments, main

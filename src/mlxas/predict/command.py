@@ -16,9 +16,14 @@ __all__ = ["add_arguments", "main"]
 
 EPILOG = """\
 examples:
+  mlxas predict scans/*.xdi                        (bundled models, picked per file)
   mlxas predict results/cu/models/mlp.json scan_*.xdi
   mlxas predict results/cu/models/latest run42/ --out run42.csv
   mlxas predict results/cu/models/mlp.json --watch /data/beamtime/ --pattern '*.xdi' --out live.csv
+
+Without MODEL, each file gets the bundled model for its absorber and edge (`mlxas models
+list`), read from the header or else from E0; the output names the model, and a file that
+no bundled model covers is refused with the reason.
 
 Each spectrum gets CN and R (with the ensemble's spread when the model is an ensemble)
 and an out-of-distribution flag: OOD = YES means the model's input lies far from every
@@ -54,13 +59,17 @@ class _IntermixedParser(argparse.ArgumentParser):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``mlxas predict`` (the subparser is created by :mod:`mlxas.cli`);
     options are accepted before, between and after the files."""
+    from mlxas.predict.bundled import add_models_option
+
     p.__class__ = _IntermixedParser  # the subparser's class is chosen by mlxas.cli
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
     p.add_argument(
         "model",
         metavar="MODEL",
-        help=f"model folder, its {MODEL_FILE}, a models/<name>.json pointer or models/latest",
+        nargs="?",
+        help=f"model folder, its {MODEL_FILE}, a models/<name>.json pointer or models/latest; "
+        "leave it out to pick a bundled model per file",
     )
     p.add_argument(
         "files",
@@ -74,6 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--format", choices=["csv", "json", "jsonl"], help="format of --out")
     g.add_argument("--quiet", "-q", action="store_true", help="no table on the terminal")
+    add_models_option(g, " to pick from when no MODEL is given")
+    from mlxas.predict.live import add_arguments as add_plot_arguments
+
+    add_plot_arguments(g)
 
     g = p.add_argument_group("reading")
     g.add_argument(
@@ -170,11 +183,45 @@ def _e0_option(text: str) -> str | float:
         ) from None
 
 
+def is_model_path(text: str) -> bool:
+    """Whether a first positional names a model (a pointer, a model folder, its
+    model.keras or ``latest``) rather than a spectrum file or a folder of them."""
+    p = Path(text)
+    if p.suffix == ".json" or p.name == MODEL_FILE or p.suffix in (".h5", ".hdf5"):
+        return True
+    return p.is_dir() and (p / MODEL_FILE).exists()
+
+
+def _open_predictor(a: argparse.Namespace, warn, **options):
+    """(predictor, metadata for the output, whether models are picked per file)."""
+    from mlxas.predict.auto import AutoPredictor, model_meta
+    from mlxas.predict.predictor import Predictor
+
+    if a.model is not None:
+        pred = Predictor(a.model, jobs=a.jobs or None, warn=warn, **options)
+        return pred, model_meta(pred), False
+
+    def loaded(name: str, pred) -> None:
+        print(f"mlxas: using bundled model {name} ({pred.spec.absorber} {pred.spec.edge}, "
+              f"id {pred.card.get('model_id')})", file=sys.stderr)  # fmt: skip
+
+    auto = AutoPredictor(a.models, jobs=a.jobs or None, warn=warn, on_model=loaded, **options)
+    if not auto.models:
+        from mlxas.predict.bundled import bundled_dir
+
+        auto.close()
+        raise SpectrumError(
+            "mlxas predict", f"no MODEL given and no bundled models in {bundled_dir(a.models)}"
+        )
+    return auto, auto.meta, True
+
+
 def main(a: argparse.Namespace) -> int:
     from mlxas.predict.output import OutputFile, format_table
-    from mlxas.predict.predictor import Predictor
     from mlxas.spectra.background import BackgroundSettings
 
+    if a.model is not None and not is_model_path(a.model):
+        a.files, a.model = [a.model, *a.files], None
     if not a.files and not a.watch:
         raise SpectrumError("mlxas predict", "give FILE arguments or --watch DIR")
     e0 = _e0_option(a.e0)
@@ -188,33 +235,28 @@ def main(a: argparse.Namespace) -> int:
     def warn(msg: str) -> None:
         print(f"mlxas: warning: {msg}", file=sys.stderr)
 
-    with Predictor(
-        a.model,
-        jobs=a.jobs or None,
-        warn=warn,
+    pred, meta, auto = _open_predictor(
+        a,
+        warn,
         allow_short_k=a.allow_short_k,
         repair=a.repair,
         mu_label=a.mu,
         energy_label=a.energy,
         e0=e0,
         background=BackgroundSettings(rbkg=a.rbkg, kweight=a.bkg_kweight),
-    ) as pred:
-        card = pred.card
-        meta = {
-            "model_id": card.get("model_id"),
-            "name": card.get("name"),
-            "absorber": pred.spec.absorber,
-            "edge": pred.spec.edge,
-            "input": pred.spec.input,
-            "k_required": pred.spec.k_required,
-            "ood_available": pred.ood is not None,
-        }
+    )
+    with pred:
         out = None
         if a.out:
             try:
-                out = OutputFile(a.out, a.format, pred.targets, meta)
+                out = OutputFile(a.out, a.format, pred.targets, meta, with_model=auto)
             except ValueError as err:
                 raise SpectrumError(a.out, str(err).split(": ", 1)[-1]) from None
+        plots = None
+        if a.plot:
+            from mlxas.predict.live import plot_writer
+
+            plots = plot_writer(a, pred, auto, warn)
         counts = {"ok": 0, "refused": 0}
         first = [True]
 
@@ -225,6 +267,8 @@ def main(a: argparse.Namespace) -> int:
                     print(f"mlxas: refused {r.source}: {r.reason}", file=sys.stderr)
             if out is not None:
                 out.write(results)
+            if plots is not None and results:
+                plots.update(results)
             if not a.quiet and results:
                 print(format_table(results, header=first[0], width=width), flush=True)
                 first[0] = False

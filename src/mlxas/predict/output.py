@@ -18,9 +18,10 @@ FORMATS = ("csv", "json", "jsonl")
 _TAIL = ("ood", "ood_score", "e0", "edge_step", "k_max", "mu_from", "background", "notes")
 
 
-def columns(targets: Sequence[str]) -> list[str]:
-    """CSV columns: source, status, reason, each target and its spread, then diagnostics."""
-    cols = ["source", "status", "reason"]
+def columns(targets: Sequence[str], with_model: bool = False) -> list[str]:
+    """CSV columns: source, status, reason (``model`` when models are picked per file),
+    each target and its spread, then diagnostics."""
+    cols = ["source", "status", "reason", *(["model"] if with_model else [])]
     for t in targets:
         cols += [t, f"{t}_std"]
     return cols + list(_TAIL)
@@ -57,10 +58,17 @@ class OutputFile:
     """Results written to ``path`` as they come: CSV and JSON Lines append, JSON is
     rewritten whole (atomically) after every batch."""
 
-    def __init__(self, path: str | Path, fmt: str | None, targets: Sequence[str], meta: dict):
+    def __init__(
+        self,
+        path: str | Path,
+        fmt: str | None,
+        targets: Sequence[str],
+        meta: dict,
+        with_model: bool = False,
+    ):
         self.path = Path(path)
         self.fmt = fmt or guess_format(self.path)
-        self.cols = columns(targets)
+        self.cols = columns(targets, with_model)
         self.meta = meta
         self._all: list[dict[str, Any]] = []
         self._fh: IO[str] | None = None
@@ -112,7 +120,8 @@ def _pm(v: Any, s: Any, digits: int) -> str:
 
 
 def format_table(results: Sequence[Result], header: bool = True, width: int | None = None) -> str:
-    """Aligned text table: file, CN, R, OOD flag and notes (or the reason for a refusal)."""
+    """Aligned text table: file, CN, R, OOD flag and notes (or the reason for a refusal);
+    the model of each file leads the notes when models are picked per file."""
     rows = []
     for r in results:
         v = r.values
@@ -121,13 +130,14 @@ def format_table(results: Sequence[Result], header: bool = True, width: int | No
             continue
         ood = v.get("ood")
         flag = "-" if ood is None else (f"YES ({v['ood_score']:.1f})" if ood else "no")
+        notes = ([f"model {v['model']}"] if v.get("model") else []) + list(r.notes)
         rows.append(
             (
                 r.source,
                 _pm(v.get("cn"), v.get("cn_std"), 2),
                 _pm(v.get("r"), v.get("r_std"), 3),
                 flag,
-                "; ".join(r.notes),
+                "; ".join(notes),
             )
         )
     head = ("file", "CN", "R (Å)", "OOD", "notes")

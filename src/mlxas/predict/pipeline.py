@@ -36,6 +36,7 @@ __all__ = [
     "Result",
     "process_paths",
     "process_spec_from_card",
+    "process_spectra",
     "required_k_range",
 ]
 
@@ -83,7 +84,7 @@ def _check_edge_energy(s: Spectrum, e0: float, spec: ProcessSpec) -> str | None:
 
 
 def _check_ranges(s: Spectrum, e0: float, spec: ProcessSpec, res: Result) -> str | None:
-    from larch.xafs.xafsutils import ETOK
+    from mlxas.spectra.xafsmath import ETOK
 
     n_pre = int(np.sum(s.energy < e0 - 20.0))
     if n_pre < MIN_PRE_EDGE_POINTS:
@@ -111,7 +112,7 @@ def _check_ranges(s: Spectrum, e0: float, spec: ProcessSpec, res: Result) -> str
 
 def _e0_of(s: Spectrum) -> float:
     """larch's find_e0; NaN when it fails on a pathological spectrum (refused later)."""
-    from larch.xafs import find_e0
+    from mlxas.spectra.xafsmath import find_e0  # larch's, without importing larch
 
     try:
         return float(find_e0(s.energy, s.mu))
@@ -171,7 +172,16 @@ def _steepest_rise(energy: np.ndarray, mu: np.ndarray, e0: float, half_width: fl
 def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np.ndarray]:
     """Results for every spectrum in ``paths`` and the model inputs of the accepted ones
     (rows in the order of the results whose status is 'ok')."""
-    results, spectra = _read(paths, spec)
+    return process_spectra(_read(paths, spec), spec)
+
+
+def process_spectra(
+    items: list[Spectrum | Result], spec: ProcessSpec
+) -> tuple[list[Result], np.ndarray]:
+    """As :func:`process_paths` for spectra already read and checked
+    (:func:`mlxas.spectra.measured.check_arrays`), such as arrays sent to ``mlxas serve``.
+    A :class:`Result` among ``items`` is a file that could not be read; it keeps its place."""
+    results, spectra = _check_headers(items, spec)
     e0s = _edge_energies([s for _, s in spectra], spec)
     accepted = _accepted(spectra, e0s, spec)
     chi_rows = _backgrounds(spectra, accepted, e0s, spec)
@@ -185,32 +195,41 @@ def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np
     return results, x[rows]
 
 
-def _read(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], list[tuple]]:
-    """One result per spectrum of every file; the spectra whose header fits the model."""
+def _read(paths: list[str], spec: ProcessSpec) -> list[Spectrum | Result]:
+    """The spectra of every file; a refused :class:`Result` for a file that cannot be read."""
     import warnings
 
     reader = _reader(spec)
-    results: list[Result] = []
-    spectra: list[tuple[Result, Spectrum]] = []
+    items: list[Spectrum | Result] = []
     for p in paths:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                read = reader.read(p)
+                items.extend(reader.read(p))
         except SpectrumError as err:
-            results.append(Result(err.source).refuse(err.reason))
-            continue
+            items.append(Result(err.source).refuse(err.reason))
         except Exception as err:  # one unreadable file must not stop a batch
-            results.append(Result(str(p)).refuse(f"cannot read ({type(err).__name__}: {err})"))
+            items.append(Result(str(p)).refuse(f"cannot read ({type(err).__name__}: {err})"))
+    return items
+
+
+def _check_headers(
+    items: list[Spectrum | Result], spec: ProcessSpec
+) -> tuple[list[Result], list[tuple]]:
+    """One result per item; the spectra whose header fits the model."""
+    results: list[Result] = []
+    spectra: list[tuple[Result, Spectrum]] = []
+    for s in items:
+        if isinstance(s, Result):
+            results.append(s)
             continue
-        for s in read:
-            res = Result(s.source, mu_from=s.mu_from, notes=list(s.notes))
-            results.append(res)
-            bad = _check_header(s, spec)
-            if bad:
-                res.refuse(bad)
-            else:
-                spectra.append((res, s))
+        res = Result(s.source, mu_from=s.mu_from, notes=list(s.notes))
+        results.append(res)
+        bad = _check_header(s, spec)
+        if bad:
+            res.refuse(bad)
+        else:
+            spectra.append((res, s))
     return results, spectra
 
 

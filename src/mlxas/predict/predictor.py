@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.predict.pipeline import ProcessSpec, Result, process_paths, process_spec_from_card
+from mlxas.predict.pipeline import (
+    ProcessSpec,
+    Result,
+    process_paths,
+    process_spec_from_card,
+    process_spectra,
+)
+from mlxas.spectra.measured import Spectrum
 
 __all__ = ["Predictor", "available_cores"]
 
@@ -43,10 +50,10 @@ def _worker_init() -> None:
 
 
 def _warm_up() -> int:
-    """Import the processing libraries in a worker (runs while the model loads)."""
-    import larch.xafs  # noqa: F401
+    """Import the processing libraries in a worker (larch is not needed for clean files)."""
     import scipy.interpolate  # noqa: F401
 
+    import mlxas.predict.pipeline
     import mlxas.spectra.background
     import mlxas.spectra.features  # noqa: F401
 
@@ -71,15 +78,13 @@ class Predictor:
         warn: Callable[[str], None] | None = None,
         **options: Any,
     ):
-        from mlxas.models.card import load_model
+        # numpy inference: a prediction never imports TensorFlow (mlxas.models.numpy_net).
+        from mlxas.models.numpy_net import load_model
 
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self.jobs = max(1, jobs or available_cores())
         self.warn = warn or (lambda msg: print(f"mlxas: warning: {msg}", file=sys.stderr))
         self._pool: ProcessPoolExecutor | None = None
         self._warm: list[Future] = []
-        if self.jobs > 1:
-            self._start_pool()  # workers import larch while the model loads
         try:
             self.model, self.card = load_model(model)
             self.spec: ProcessSpec = process_spec_from_card(self.card, **options)
@@ -155,8 +160,10 @@ class Predictor:
     def process(self, paths: Sequence[str | Path]) -> tuple[list[Result], np.ndarray]:
         """Read, check and turn files into model inputs (no model call)."""
         paths = [str(p) for p in paths]
-        if self._pool is None or len(paths) <= IN_PROCESS_MAX:
+        if self.jobs == 1 or len(paths) <= IN_PROCESS_MAX:
             return process_paths(paths, self.spec)
+        if self._pool is None:
+            self._start_pool()  # on the first batch: a few files never pay for workers
         n = len(paths)
         size = max(CHUNK_MIN, min(CHUNK_MAX, math.ceil(n / (self.jobs * 4))))
         futures = [
@@ -165,17 +172,28 @@ class Predictor:
         ]
         results: list[Result] = []
         xs: list[np.ndarray] = []
-        for fut in futures:
-            res, x = fut.result()
-            results.extend(res)
-            if len(x):
-                xs.append(x)
+        with _progress(n) as bar:
+            for i, fut in enumerate(futures):
+                res, x = fut.result()
+                results.extend(res)
+                if len(x):
+                    xs.append(x)
+                bar.update(min(size, n - i * size))
         x = np.concatenate(xs) if xs else np.zeros((0,), dtype=np.float32)
         return results, x
 
     def predict(self, paths: Sequence[str | Path]) -> list[Result]:
         """One :class:`Result` per spectrum (Athena projects give one per group)."""
-        results, x = self.process(paths)
+        return self.complete(*self.process(paths))
+
+    def predict_spectra(self, spectra: Sequence[Spectrum]) -> list[Result]:
+        """One :class:`Result` per spectrum given as arrays (checked with
+        :func:`mlxas.spectra.measured.check_arrays`), in this process."""
+        return self.complete(*process_spectra(list(spectra), self.spec))
+
+    def complete(self, results: list[Result], x: np.ndarray) -> list[Result]:
+        """Run the model on the inputs ``x`` of the accepted ``results`` and attach the
+        predictions, the ensemble spread and the OOD score to them."""
         ok = [r for r in results if r.status == "ok"]
         if not ok:
             return results
@@ -183,15 +201,43 @@ class Predictor:
             warnings.simplefilter("ignore")
             mean, std = self._run_model(x)
         ood = self._ood(x)
+        from mlxas.models.inference import class_predictions
+
+        classes = class_predictions(self.card, mean)
         for n, r in enumerate(ok):
             for t, v in mean.items():
                 r.values[t] = _value(v[n])
                 if t in std:
                     r.values[f"{t}_std"] = _value(std[t][n])
+                if t in classes:
+                    # a class target: the most probable class, and every class's probability
+                    names = self.card["outputs"]["classes"][t]
+                    r.values[t] = classes[t][0][n]
+                    r.values[f"{t}_probabilities"] = dict(zip(names, _value(v[n]), strict=True))
             if ood is not None:
                 r.values["ood_score"] = float(ood[0][n])
                 r.values["ood"] = bool(ood[1][n])
         return results
+
+
+#: A batch shows a progress bar once it has run this long (s), on a terminal only.
+PROGRESS_AFTER_S = 3.0
+
+
+def _progress(total: int):
+    """tqdm bar over ``total`` files on stderr; silent unless stderr is a terminal and
+    the batch takes longer than :data:`PROGRESS_AFTER_S`."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit="file",
+        desc="mlxas predict",
+        delay=PROGRESS_AFTER_S,
+        disable=not sys.stderr.isatty(),
+        leave=False,
+        file=sys.stderr,
+    )
 
 
 def _value(v: Any) -> float | list[float]:

@@ -50,8 +50,9 @@ class ProcessSpec:
     e0: str | float = "auto"  # "auto", "file" or a fixed value in eV (see series_e0)
     background: BackgroundSettings = field(default_factory=BackgroundSettings)
     #: Spectra on one (grid, E0), in one call or seen so far by the process, from which on
-    #: the batched background is used (one larch autobk costs about one factorisation).
-    min_batch: int = 3
+    #: the batched background is used.  1 (all): it gives larch's answer, costs about one
+    #: larch autobk for a single spectrum, and spares a single prediction larch's import.
+    min_batch: int = 1
     fast_read: bool = True
 
 
@@ -113,8 +114,6 @@ def required_k_range(card: dict[str, Any]) -> tuple[float, float] | None:
 
 def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
     """A :class:`ProcessSpec` for the model of ``card`` with the user's options."""
-    import xraydb
-
     pre = card["preprocessing"]
     absorber, edge = pre.get("absorber") or "", pre.get("edge") or ""
     if not absorber or not edge:
@@ -124,8 +123,13 @@ def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
             f"model {card.get('model_id', '?')}: card names no absorber/edge; "
             "cannot check measured spectra against it"
         )
+    # A card may carry the tabulated edge energy, sparing xraydb's import at start-up.
+    edge_energy = pre.get("edge_energy")
     try:
-        edge_energy = float(xraydb.xray_edge(absorber, edge).energy)
+        if edge_energy is None:
+            import xraydb
+
+            edge_energy = xraydb.xray_edge(absorber, edge).energy
     except Exception as err:  # xraydb raises ValueError/KeyError for unknown edges
         from mlxas.models.card import ModelLoadError
 
@@ -136,7 +140,7 @@ def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
     return ProcessSpec(
         absorber=absorber,
         edge=edge,
-        edge_energy=edge_energy,
+        edge_energy=float(edge_energy),
         features=features,
         input=pre["input"],
         k_required=required_k_range(card),

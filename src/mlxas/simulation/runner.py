@@ -71,7 +71,8 @@ def _load_result(item: ItemInput, rundir: Path, done: dict[str, Any]) -> ItemRes
         return None  # damaged after it finished: run it again
     return ItemResult(
         item.item_id, "ok", item.input_hash, done.get("engine", ""),
-        done.get("engine_version", ""), seconds=float(done.get("seconds", 0.0)),
+        done.get("engine_version", ""), detail=str(done.get("detail", "")),
+        seconds=float(done.get("seconds", 0.0)),
         scalars=scalars, arrays=arrays,
     )  # fmt: skip
 
@@ -122,8 +123,11 @@ def run_item(
             {
                 "item_id": item.item_id,
                 "input_hash": item.input_hash,
-                "engine": engine.name,
-                "engine_version": engine.version,
+                # The result's own: an engine may hand an item to another code (the
+                # surrogate routes unsure sites to FEFF); a resumed item keeps its mark.
+                "engine": result.engine,
+                "engine_version": result.engine_version,
+                "detail": result.detail,
                 "seconds": result.seconds,
                 "finished": stamp,
             },

@@ -59,13 +59,15 @@ class LabelColumns:
     """Labels of N items: ``values`` maps a column to ``[N]`` or ``[N, m]`` (a vector label
     on the grid ``grids[column]`` = (values, unit)); ``units`` per column; ``targets``:
     the columns a model may predict; ``info``: JSON facts about how they were computed
-    (e.g. the first-shell radius)."""
+    (e.g. the first-shell radius); ``classes``: for a categorical column, its class names
+    (its values are the integer codes 0..n-1 into them; models give it a softmax head)."""
 
     values: dict[str, np.ndarray]
     units: dict[str, str] = field(default_factory=dict)
     grids: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)
     targets: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class LabelSet(ABC):
@@ -182,6 +184,8 @@ def compute_labels(
                 "grid": None if grid is None else {"values": np.asarray(grid[0]).tolist(),
                                                    "unit": grid[1]},
             }  # fmt: skip
+            if name in cols.classes:
+                meta["columns"][name]["classes"] = [str(c) for c in cols.classes[name]]
         meta["info"][label_set.name] = cols.info
     return table, meta
 

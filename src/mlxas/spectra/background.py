@@ -11,8 +11,9 @@ coefficients except for the weight of the end-point clamp, so one factorisation 
 Everything follows larch's own definitions (``index_of``/``index_nearest``, knot placement,
 ``ftwindow``, ``xftf_fast``, ``realimag`` ordering, ``preedge`` defaults), so the result is
 larch's ``pre_edge(e0=E0)`` + ``autobk`` answer to numerical precision; the tests compare
-the two on measured and FEFF spectra.  Single spectra use larch itself
-(:func:`larch_background`).
+the two on measured and FEFF spectra.  Those definitions come from
+:mod:`mlxas.spectra.xafsmath`, so that this module does not import larch (seconds of
+start-up for a single prediction).  :func:`larch_background` runs larch itself.
 
 Units: energy in eV, k in Å⁻¹, rbkg in Å.
 """
@@ -98,14 +99,23 @@ class PreEdgeFit:
         return (mu - self.pre_edge) / step[:, None]
 
 
-def _polyfit_rows(x: np.ndarray, y: np.ndarray, deg: int) -> tuple[tuple[float, float], np.ndarray]:
-    """Least-squares polynomials of degree ``deg`` through (x, y[i]) for every row of y,
-    fitted on x mapped to [-1, 1] as numpy's ``Polynomial.fit`` (larch's ``polyfit``) does.
-    Returns the mapping (offset, scale) and the coefficients, one column per row of y."""
+def _fit_matrix(x: np.ndarray, deg: int) -> tuple[tuple[float, float], np.ndarray]:
+    """The mapping of x to [-1, 1] (offset, scale) and the pseudo-inverse of the
+    Vandermonde matrix of degree ``deg`` on it (numpy's ``Polynomial.fit``)."""
     lo, hi = float(x.min()), float(x.max())
     off, scl = (lo + hi) / 2, ((hi - lo) / 2 if hi > lo else 1.0)
-    v = np.vander((x - off) / scl, deg + 1, increasing=True)
-    return (off, scl), np.linalg.pinv(v) @ y.T
+    return (off, scl), np.linalg.pinv(np.vander((x - off) / scl, deg + 1, increasing=True))
+
+
+def _polyfit_rows(
+    x: np.ndarray, y: np.ndarray, deg: int, fit: tuple | None = None
+) -> tuple[tuple[float, float], np.ndarray]:
+    """Least-squares polynomials of degree ``deg`` through (x, y[i]) for every row of y,
+    fitted on x mapped to [-1, 1] as numpy's ``Polynomial.fit`` (larch's ``polyfit``) does.
+    Returns the mapping (offset, scale) and the coefficients, one column per row of y.
+    ``fit``: :func:`_fit_matrix` of (x, deg), when the caller has kept it."""
+    (off, scl), pinv = fit or _fit_matrix(x, deg)
+    return (off, scl), pinv @ y.T
 
 
 def _polyval_rows(fit: tuple[tuple[float, float], np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -121,16 +131,21 @@ def pre_edge_batch(energy: np.ndarray, mu: np.ndarray, e0: float, **preedge_kws)
     larch's ``preedge`` is run once to get them; the line and polynomial fits are then
     solved for all rows together with the same index ranges.
     """
-    from larch.math import index_nearest, index_of
-    from larch.xafs.pre_edge import preedge
+    from mlxas.spectra.xafsmath import index_nearest, index_of, preedge_ranges
 
     energy = np.asarray(energy, dtype=float)
     mu = np.atleast_2d(np.asarray(mu, dtype=float))
     key = (grid_key(energy), float(e0), tuple(sorted(preedge_kws.items())))
     ref = _PRE_SETTINGS.get(key)
     if ref is None:
-        # larch's ranges depend on the grid and E0 only: ask larch once per (grid, E0).
-        out = preedge(energy, mu[0], e0=e0, **preedge_kws)
+        # larch's ranges depend on the grid and E0 only: found once per (grid, E0), by
+        # larch's own rules (mlxas.spectra.xafsmath) or, with explicit settings, by larch.
+        if preedge_kws:
+            from larch.xafs.pre_edge import preedge
+
+            out = preedge(energy, mu[0], e0=e0, **preedge_kws)
+        else:
+            out = preedge_ranges(energy, mu[0], e0)
         ref = {k: out[k] for k in ("e0", "pre1", "pre2", "nvict", "norm1", "norm2", "nnorm")}
         _PRE_SETTINGS[key] = ref
         while len(_PRE_SETTINGS) > _CACHE_SIZE:
@@ -158,7 +173,10 @@ def pre_edge_batch(energy: np.ndarray, mu: np.ndarray, e0: float, **preedge_kws)
         if p2 - p1 < 2:
             p2 = min(n, p1 + 2)
         ex = energy[p1:p2]
-        line = _polyfit_rows(ex, mu[:, p1:p2] * ex**nvict, 1)
+        # The fit matrices depend on the grid and E0 only: kept with the ranges.
+        if "line_fit" not in ref:
+            ref["line_fit"] = _fit_matrix(ex, 1)
+        line = _polyfit_rows(ex, mu[:, p1:p2] * ex**nvict, 1, ref["line_fit"])
 
         def pre_at(x: np.ndarray) -> np.ndarray:
             return _polyval_rows(line, x) * np.asarray(x, dtype=float) ** (-nvict)
@@ -172,7 +190,9 @@ def pre_edge_batch(energy: np.ndarray, mu: np.ndarray, e0: float, **preedge_kws)
     elif p2 - p1 < 5:
         nnorm = min(1, nnorm)
     en = energy[p1:p2]
-    poly = _polyfit_rows(en, mu[:, p1:p2] - pre_at(en), nnorm)
+    if ("post_fit", nnorm) not in ref:
+        ref[("post_fit", nnorm)] = _fit_matrix(en, nnorm)
+    poly = _polyfit_rows(en, mu[:, p1:p2] - pre_at(en), nnorm, ref[("post_fit", nnorm)])
 
     def post_at(x: np.ndarray) -> np.ndarray:
         return pre_at(x) + _polyval_rows(poly, x)
@@ -197,10 +217,17 @@ class AutobkOperator:
     """
 
     def __init__(self, energy: np.ndarray, e0: float, settings: BackgroundSettings):
-        from larch.math import index_nearest, index_of, remove_dups
-        from larch.xafs import ftwindow, xftf_fast
-        from larch.xafs.xafsutils import ETOK, TINY_ENERGY
         from scipy.interpolate import make_interp_spline, splev, splrep
+
+        from mlxas.spectra.xafsmath import (
+            ETOK,
+            TINY_ENERGY,
+            ftwindow,
+            index_nearest,
+            index_of,
+            remove_dups,
+            xftf_fast,
+        )
 
         s = settings
         energy = remove_dups(np.asarray(energy, dtype=float), tiny=TINY_ENERGY)

@@ -121,7 +121,7 @@ def fourier_transform(chi: np.ndarray, k: np.ndarray, kweight: int, k_cfg: dict,
     data), weights it by k^w and builds the window on a grid reaching ``kmax + dk``;
     the same is done here once for the whole batch.
     """
-    from larch.xafs import ftwindow, xftf_fast
+    from mlxas.spectra.xafsmath import ftwindow, xftf_fast  # larch's, without importing larch
 
     dk = k_cfg["dk"]
     n0 = round(k[0] / dk)

@@ -128,6 +128,11 @@ class Experiment:
             modules += sorted({type(s).__module__ for s in self.labels.label_sets()})
         if stage == "structures":
             modules += sorted({type(s).__module__ for s in self.sources.values()})
+        if stage in ("train", "tune", "evaluate"):
+            # model kinds are imported by name on their first look-up
+            from mlxas.models.registry import BUILTIN_MODULES as KIND_MODULES
+
+            modules += KIND_MODULES
         return code_version(*modules)
 
     # --- targets ------------------------------------------------------------------------

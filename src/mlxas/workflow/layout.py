@@ -23,6 +23,7 @@ __all__ = [
     "DONE_MARKER",
     "FAILURE_FILE",
     "MODEL_FILE",
+    "MODEL_NPZ_FILE",
     "OOD_FILE",
     "RESULTS",
     "RESULT_FILE",
@@ -48,6 +49,8 @@ FAILURE_FILE = "mlxas-failure.json"
 
 # In a model folder ``models/<name>/<model id>/``:
 MODEL_FILE = "model.keras"
+#: the arrays of a numpy-backend model (random forest trees), read without pickle
+MODEL_NPZ_FILE = "model.npz"
 CARD_FILE = "card.json"
 #: out-of-distribution statistics of the training inputs (``mlxas.ood.fit_ood``)
 OOD_FILE = "ood.json"
@@ -123,6 +126,10 @@ class ModelFiles:
     @property
     def model(self) -> Path:
         return self.path / MODEL_FILE
+
+    @property
+    def model_npz(self) -> Path:
+        return self.path / MODEL_NPZ_FILE
 
     @property
     def card(self) -> Path:

@@ -87,7 +87,8 @@ def check_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
                     f"file is {_mb(size)}, larger than {what} can be ({_mb(limit)}; "
                     f"{MAX_POINTS} points at most): not a spectrum",
                 )
-            if any(c in _CONTROL for c in head):
+            # In C (bytes.translate): a Python loop over 64 kB cost 2 ms per file.
+            if len(head.translate(None, _CONTROL)) != len(head):
                 raise SpectrumError(src, "binary data, not a text spectrum file (XDI, columns)")
             if kind != "athena":
                 _check_lines(src, fh, head)
@@ -157,12 +158,18 @@ def read_columns(
 ) -> tuple[list[str], np.ndarray, str | None, str | None, list[str], float]:
     """Labels, data[ncol, npts] as written in the file, element, edge, notes and the
     factor that turns the energy column into eV, for an XDI or column file."""
-    from larch.io import read_ascii, read_xdi
+    from mlxas.spectra.xdi import read_xdi_columns
 
     notes: list[str] = []
     scale = 1.0
     if kind == "xdi":
-        g = read_xdi(str(path))
+        # A clean XDI file is read without larch (same labels, units, metadata and
+        # numbers: mlxas.spectra.xdi); any other goes to larch.
+        g = read_xdi_columns(path)
+        if g is None:
+            from larch.io import read_xdi
+
+            g = read_xdi(str(path))
         labels = list(g.array_labels)
         data = np.array(g.data, dtype=float, ndmin=2)
         el, edge = _xdi_meta(g)
@@ -176,6 +183,8 @@ def read_columns(
             data = np.vstack([data, np.asarray(g.energy, float)])
             notes.append("energy computed by larch from the mono angle and d-spacing")
     else:
+        from larch.io import read_ascii
+
         g = read_ascii(str(path))
         data = np.array(getattr(g, "data", []), dtype=float, ndmin=2)
         labels = list(g.array_labels)

@@ -135,7 +135,7 @@ def check_arrays(spec: Spectrum, repair: bool = False) -> Spectrum:
     With ``repair`` the energies are sorted and duplicates nudged the way larch does it
     (``argsort``, then ``larch.math.remove_dups``), and each repair is added to the notes.
     """
-    from larch.math import remove_dups
+    from mlxas.spectra.xafsmath import remove_dups  # larch's, without importing larch
 
     src, e, mu = spec.source, np.asarray(spec.energy, float), np.asarray(spec.mu, float)
     if len(e) != len(mu):

@@ -1,0 +1,210 @@
+"""serve_load: 100 concurrent clients against ``mlxas serve`` on 127.0.0.1 for 60 s.
+
+The server (``python -m mlxas.serve MODEL --workers W``) and the clients run in separate
+processes on the same machine.  The clients (one asyncio process, httpx, one connection
+each) post single spectra to ``/predict``: noisy copies of the measured Cu foil, on its
+own energy grid.  Closed loop: each client sends its next request as soon as its
+previous answer has come.  Every answer is checked: HTTP 200, the spectrum's own name
+as ``source``, status ok, and CN and R equal (to 1e-9) to what ``Predictor`` gives for
+that spectrum in this process; requests still running at the end are waited for, so
+``lost`` = sent − answered.  Reported: p50/p90/p99/max latency, requests per second,
+the CPU time of server and clients.  ``--paced R`` adds a second phase in which every
+client starts a request every 1/R s (an open loop of clients × R requests/s).
+
+    .venv/bin/python benchmarks/bench_serve_load.py [--clients 100] [--seconds 60]
+        [--workers 2] [--paced 1] [--model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ROOT, write_result
+from _predict_model import CU_FOIL, add_model_arguments, model_from_args
+
+TARGET_P99_MS = 50.0
+
+
+def _bodies(model: Path, n: int, seed: int = 0) -> tuple[list[bytes], list[tuple[float, float]]]:
+    """n JSON requests (noisy Cu foil) and the (CN, R) Predictor gives for each."""
+    from mlxas.predict.predictor import Predictor
+    from mlxas.spectra.measured import Spectrum, check_arrays, read_spectra
+
+    s = read_spectra(CU_FOIL)[0]
+    rng = np.random.default_rng(seed)
+    bodies, want = [], []
+    with Predictor(model, jobs=1) as p:
+        for i in range(n):
+            # JSON keeps floats exactly (shortest round-trip repr): the server sees these.
+            mu = s.mu + rng.normal(0.0, 0.002, len(s.mu))
+            name = f"load_{i:04d}"
+            bodies.append(
+                json.dumps({"name": name, "energy": s.energy.tolist(), "mu": mu.tolist()}).encode()
+            )
+            (r,) = p.predict_spectra([check_arrays(Spectrum(name, s.energy.copy(), mu, "json"))])
+            want.append((r.values["cn"], r.values["r"]))
+    return bodies, want
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_server(model: Path, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "mlxas.serve", str(model), "--port", str(port),
+           "--workers", str(workers)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import httpx
+
+    for _ in range(600):
+        try:
+            h = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0)
+            if h.status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not answer /health within 60 s")
+
+
+async def _phase(url: str, bodies, want, clients: int, seconds: float, rate: float) -> dict:
+    """One load phase; rate 0: closed loop, else requests/s per client (open loop)."""
+    import httpx
+
+    lat: list[float] = []
+    errors: dict[str, int] = {}
+    counts = {"sent": 0, "answered": 0, "ok": 0}
+    deadline = time.perf_counter() + seconds
+
+    def fail(kind: str) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
+
+    async def client(c: int, http: httpx.AsyncClient) -> None:
+        i = c
+        next_start = time.perf_counter() + (c / clients) / rate if rate else 0.0
+        while True:
+            if rate:
+                await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
+                next_start += 1.0 / rate
+            if time.perf_counter() >= deadline:
+                return
+            k = i % len(bodies)
+            i += clients
+            counts["sent"] += 1
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(url, content=bodies[k],
+                                    headers={"content-type": "application/json"})  # fmt: skip
+            except httpx.HTTPError as err:
+                fail(type(err).__name__)
+                continue
+            lat.append(time.perf_counter() - t0)
+            counts["answered"] += 1
+            if r.status_code != 200:
+                fail(f"HTTP {r.status_code}")
+                continue
+            res = r.json()["result"]
+            cn, rr = want[k]
+            if res["source"] != f"load_{k:04d}" or res["status"] != "ok":
+                fail("wrong spectrum or refused")
+            elif not (math.isclose(res["cn"], cn, rel_tol=1e-9)
+                      and math.isclose(res["r"], rr, rel_tol=1e-9)):  # fmt: skip
+                fail("wrong numbers")
+            else:
+                counts["ok"] += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=120.0) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c, http) for c in range(clients)))
+        wall = time.perf_counter() - t0
+    ms = np.asarray(lat) * 1e3
+    q = (lambda p: round(float(np.percentile(ms, p)), 2)) if len(ms) else (lambda p: None)
+    return {
+        "clients": clients,
+        "mode": f"open loop, {rate:g} requests/s per client" if rate else "closed loop",
+        "seconds": round(wall, 2),
+        "requests_per_s": round(counts["answered"] / wall, 1),
+        "p50_ms": q(50), "p90_ms": q(90), "p99_ms": q(99),
+        "max_ms": round(float(ms.max()), 2) if len(ms) else None,
+        **counts,
+        "lost": counts["sent"] - counts["answered"],
+        "errors": errors,
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--paced", type=float, default=0.0, help="requests/s per client, 0: skip")
+    ap.add_argument("--spectra", type=int, default=200)
+    add_model_arguments(ap)
+    a = ap.parse_args()
+    model = model_from_args(a)
+    bodies, want = _bodies(model, a.spectra)
+    load_before = os.getloadavg()[0]
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/predict"
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = _start_server(model, port, a.workers)
+    try:
+        asyncio.run(_phase(url, bodies, want, a.clients, a.warmup, 0.0))  # not recorded
+        self0 = resource.getrusage(resource.RUSAGE_SELF)
+        closed = asyncio.run(_phase(url, bodies, want, a.clients, a.seconds, 0.0))
+        self1 = resource.getrusage(resource.RUSAGE_SELF)
+        paced = None
+        if a.paced:
+            paced = asyncio.run(_phase(url, bodies, want, a.clients, a.seconds, a.paced))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    client_cpu = (self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime)
+    n_all = closed["answered"] + (paced["answered"] if paced else 0)
+    met = closed["p99_ms"] is not None and closed["p99_ms"] <= TARGET_P99_MS
+    write_result(
+        "serve_load",
+        closed["p99_ms"],
+        "ms",
+        target=f"p99 <= {TARGET_P99_MS:g} ms for one spectrum, {a.clients} concurrent clients, "
+        "0 lost, on 2 cores",
+        met=bool(met and closed["lost"] == 0 and not closed["errors"]),
+        targets_met={"no_lost_or_wrong": closed["lost"] == 0 and not closed["errors"]},
+        closed_loop=closed,
+        paced=paced,
+        server_workers=a.workers,
+        server_cpu_s_total=round(server_cpu, 1),
+        server_cpu_ms_per_request=round(1e3 * server_cpu / max(n_all, 1), 2),
+        client_cpu_s_closed_loop=round(client_cpu, 1),
+        client_cpu_ms_per_request=round(1e3 * client_cpu / max(closed["answered"], 1), 2),
+        model=str(model),
+        load_average_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""The models that ship with mlxas, and picking one for a measured file.
+
+The bundled models folder (``models/`` at the repository root; ``--models DIR`` or
+``$MLXAS_MODELS`` name another) holds one folder per experiment, each as the workflow
+wrote the experiment's ``results/<experiment>/models/``: pointers ``<entry>.json`` and
+the bound model folders they name, ``<entry>/<model id>/``.  A model is called
+``<experiment>/<entry>`` (``foil_cu/mlp``); the experiment's name alone means its default
+model (the only one, else the experiment's ``evaluation.primary`` when
+``config/experiments/<experiment>.yaml`` is at hand, else the first by name).
+
+Listing reads the cards; loading for prediction verifies every file against its card
+(:func:`mlxas.models.card.verify_model_dir`), so a damaged bundled model is refused
+with the reason, never used.
+
+Picking (:func:`pick_model`): the absorber and edge come from the file's header
+(XDI ``Element.symbol``/``Element.edge``, Athena groups); without them, from E0 (larch's
+``find_e0``, restated in :mod:`mlxas.spectra.xafsmath`) against each model's tabulated
+edge energy.  Among the models for that edge, one whose k-range the data reach is
+preferred, then the experiment's default, then the name.  A file that no model covers is
+refused with the file and the reason.  Units: eV, Å⁻¹.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BundledModel",
+    "Pick",
+    "add_models_option",
+    "bundled_dir",
+    "find_model",
+    "list_models",
+    "pick_model",
+]
+
+#: Environment variable naming the bundled models folder.
+MODELS_ENV = "MLXAS_MODELS"
+#: The repository that holds this package (src layout: <root>/src/mlxas/predict/).
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def add_models_option(parser, use: str = "") -> None:
+    """``--models DIR`` (the bundled models folder) of ``mlxas predict|serve|models``;
+    ``use`` says what the folder is for in that command."""
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        help=f"bundled models folder{use} (default: ${MODELS_ENV}, else models/ of the "
+        "mlxas repository)",
+    )
+
+
+def bundled_dir(override: str | Path | None = None) -> Path:
+    """``override``, else ``$MLXAS_MODELS``, else ``models/`` at the repository root."""
+    return Path(override or os.environ.get(MODELS_ENV) or REPO_ROOT / "models")
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """One model of the bundled folder: ``name`` (``<experiment>/<entry>``), its pointer
+    and folder, the card as read (not yet verified) and ``error`` when it cannot be used."""
+
+    name: str
+    experiment: str
+    entry: str
+    pointer: Path
+    folder: Path | None
+    card: dict[str, Any] = field(default_factory=dict, repr=False)
+    default: bool = False
+    error: str = ""
+
+    @property
+    def absorber(self) -> str:
+        return str(self.card.get("preprocessing", {}).get("absorber") or "")
+
+    @property
+    def edge(self) -> str:
+        return str(self.card.get("preprocessing", {}).get("edge") or "")
+
+    @property
+    def edge_energy(self) -> float | None:
+        """Tabulated edge energy (eV): the card's, else xraydb's (older cards)."""
+        e = self.card.get("preprocessing", {}).get("edge_energy")
+        if e is None and self.absorber and self.edge:
+            return _tabulated_edge(self.absorber, self.edge)
+        return None if e is None else float(e)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.card.get("model_id") or (self.folder.name if self.folder else ""))
+
+    @property
+    def k_required(self) -> tuple[float, float] | None:
+        from mlxas.predict.spec import required_k_range
+
+        try:
+            return required_k_range(self.card)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def size_bytes(self) -> int:
+        if self.folder is None or not self.folder.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+
+
+@functools.cache
+def _tabulated_edge(absorber: str, edge: str) -> float | None:
+    import xraydb
+
+    try:
+        return float(xraydb.xray_edge(absorber, edge).energy)
+    except Exception:  # xraydb raises ValueError/KeyError for unknown edges
+        return None
+
+
+def _entry(exp_dir: Path, pointer: Path, default: bool) -> BundledModel:
+    from mlxas.models.card import ModelLoadError, read_card, resolve_model_dir
+
+    exp, entry = exp_dir.name, pointer.stem
+    name = f"{exp}/{entry}"
+    try:
+        folder = resolve_model_dir(pointer)
+        card = read_card(folder)
+    except ModelLoadError as err:
+        return BundledModel(name, exp, entry, pointer, None, {}, default, str(err))
+    return BundledModel(name, exp, entry, pointer, folder, card, default)
+
+
+def _primary_from_config(experiment: str) -> str | None:
+    """``evaluation.primary`` of ``config/experiments/<experiment>.yaml``, if present."""
+    path = REPO_ROOT / "config" / "experiments" / f"{experiment}.yaml"
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        return ((yaml.safe_load(path.read_text()) or {}).get("evaluation") or {}).get("primary")
+    except yaml.YAMLError:
+        return None
+
+
+def _pointers(exp_dir: Path) -> list[Path]:
+    out = []
+    for p in sorted(exp_dir.glob("*.json")):
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "model_id" in data and "name" in data:
+            out.append(p)
+    return out
+
+
+def list_models(root: str | Path | None = None) -> list[BundledModel]:
+    """Every model of the bundled folder ``root`` (see :func:`bundled_dir`), by name."""
+    root = bundled_dir(root)
+    if not root.is_dir():
+        return []
+    models: list[BundledModel] = []
+    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        pointers = _pointers(exp_dir)
+        if not pointers:
+            continue
+        default = pointers[0].stem
+        if len(pointers) > 1:
+            primary = _primary_from_config(exp_dir.name)
+            if primary and any(p.stem == primary for p in pointers):
+                default = primary
+        models += [_entry(exp_dir, p, p.stem == default) for p in pointers]
+    return models
+
+
+def find_model(name: str, root: str | Path | None = None) -> BundledModel:
+    """The bundled model called ``name``: ``<experiment>/<entry>``, an experiment (its
+    default model) or a model id (at least 6 leading hex digits)."""
+    from mlxas.models.card import ModelLoadError
+
+    models = list_models(root)
+    for m in models:
+        if name in (m.name, m.pointer.name) or (name == m.experiment and m.default):
+            return m
+    by_id = [m for m in models if len(name) >= 6 and m.model_id.startswith(name)]
+    if len(by_id) == 1:
+        return by_id[0]
+    known = ", ".join(m.name for m in models) or "none"
+    raise ModelLoadError(f"{name}: no such bundled model in {bundled_dir(root)} (models: {known})")
+
+
+# --- picking a model for a file ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The model chosen for ``source`` (None: refused, ``reason`` says why) and how the
+    edge was found (``how``: 'header' or 'E0')."""
+
+    source: str
+    model: BundledModel | None
+    how: str = ""
+    reason: str = ""
+
+
+def _edge_key(edge: str | None) -> str:
+    e = (edge or "").strip().upper().replace("_", "").replace("-", "")
+    return {"L": "L3", "M": "M5"}.get(e, e)
+
+
+def _usable(models: list[BundledModel]) -> list[BundledModel]:
+    return [m for m in models if not m.error and m.absorber and m.edge]
+
+
+def _covered(models: list[BundledModel]) -> str:
+    return ", ".join(sorted({f"{m.absorber} {m.edge}" for m in models})) or "none"
+
+
+def _rank(candidates: list[BundledModel], k_max: float) -> BundledModel:
+    def key(m: BundledModel) -> tuple:
+        k = m.k_required
+        reaches = k is None or k_max >= k[1] - 1e-6
+        return (not reaches, not m.default, m.name)
+
+    return min(candidates, key=key)
+
+
+def pick_model(spectrum, models: list[BundledModel]) -> Pick:
+    """The bundled model for one measured ``spectrum`` (:class:`Spectrum`), or a refusal."""
+    import numpy as np
+
+    from mlxas.spectra.edges import EDGE_TOLERANCE_EV
+    from mlxas.spectra.xafsmath import ETOK, find_e0
+
+    src = spectrum.source
+    usable = _usable(models)
+    if not usable:
+        return Pick(src, None, reason="no usable bundled model (mlxas models list)")
+    try:
+        e0 = float(find_e0(spectrum.energy, spectrum.mu))
+    except Exception:  # a pathological spectrum: the header may still name the edge
+        e0 = float("nan")
+    k_max = float(np.sqrt(max(ETOK * (spectrum.energy[-1] - e0), 0.0))) if e0 == e0 else 0.0
+    if spectrum.element:
+        el, edge = spectrum.element.strip().capitalize(), _edge_key(spectrum.edge)
+        cands = [
+            m
+            for m in usable
+            if m.absorber.lower() == el.lower() and (not edge or _edge_key(m.edge) == edge)
+        ]
+        if not cands:
+            said = f"{el} {edge}".strip()
+            return Pick(
+                src, None, reason=f"no bundled model for {said} (models for: {_covered(usable)})"
+            )
+        return Pick(src, _rank(cands, k_max), "header")
+    if e0 != e0:
+        return Pick(src, None, reason="no element in the header and no edge found (find_e0)")
+    cands = [
+        m
+        for m in usable
+        if m.edge_energy is not None and abs(m.edge_energy - e0) <= EDGE_TOLERANCE_EV
+    ]
+    if not cands:
+        return Pick(src, None, reason=_no_model_at(e0, src, usable))
+    return Pick(src, _rank(cands, k_max), "E0")
+
+
+def _no_model_at(e0: float, src: str, usable: list[BundledModel]) -> str:
+    from mlxas.spectra.edges import edge_from_energy
+    from mlxas.spectra.measured import SpectrumError
+
+    try:
+        el, edge, _ = edge_from_energy(e0, src)
+        seen = f"it looks like {el} {edge}"
+    except SpectrumError as err:
+        seen = err.reason
+    return (
+        f"no element in the header and no bundled model's edge within 50 eV of E0 = "
+        f"{e0:.1f} eV ({seen}; models for: {_covered(usable)})"
+    )

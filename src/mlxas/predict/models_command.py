@@ -1,0 +1,153 @@
+"""``mlxas models list`` and ``mlxas models show NAME``: the bundled models and their cards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["add_arguments", "card_summary", "cmd_list", "cmd_show"]
+
+
+def add_arguments(models: argparse.ArgumentParser) -> None:
+    """``list`` and ``show`` under the ``models`` parser created by :mod:`mlxas.cli`."""
+    from mlxas.predict.bundled import add_models_option
+
+    sub = models.add_subparsers(dest="models_command", metavar="SUBCOMMAND", required=True)
+    ls = sub.add_parser("list", help="the bundled models: absorber, edge, k-range, size")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
+    ls.add_argument(
+        "--verify", action="store_true", help="check every file against its card's SHA-256"
+    )
+    ls.set_defaults(func=cmd_list)
+    sh = sub.add_parser("show", help="one bundled model's card")
+    sh.add_argument(
+        "name", metavar="NAME", help="<experiment>/<entry>, an experiment or a model id"
+    )
+    sh.add_argument("--json", action="store_true", help="print the whole card as JSON")
+    sh.set_defaults(func=cmd_show)
+    for p in (ls, sh):
+        add_models_option(p)
+
+
+def _krange(k: tuple[float, float] | None) -> str:
+    return "-" if k is None else f"{k[0]:g}-{k[1]:g}"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.0f} kB" if n < 2**20 else f"{n / 2**20:.1f} MB"
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from mlxas.models.card import ModelLoadError, verify_model_dir
+    from mlxas.predict.bundled import bundled_dir, list_models
+
+    models = list_models(a.models)
+    root = bundled_dir(a.models)
+    rows = []
+    for m in models:
+        status = "refused: " + m.error if m.error else "ok"
+        if a.verify and not m.error:
+            try:
+                verify_model_dir(m.folder)
+                status = "verified"
+            except ModelLoadError as err:
+                status = f"refused: {err}"
+        pre = m.card.get("preprocessing", {})
+        rows.append(
+            {
+                "name": m.name,
+                "default": m.default,
+                "edge": f"{m.absorber} {m.edge}".strip(),
+                "input": pre.get("input", ""),
+                "k_range": m.k_required,
+                "targets": pre.get("targets", []),
+                "model_id": m.model_id,
+                "size_bytes": m.size_bytes(),
+                "status": status,
+            }
+        )
+    if a.json:
+        print(json.dumps({"folder": str(root), "models": rows}, indent=1))
+        return 0
+    if not rows:
+        print(f"no bundled models in {root}", file=sys.stderr)
+        return 1
+    head = ("name", "edge", "input", "k (1/Å)", "targets", "model id", "size", "status")
+    table = [
+        (
+            r["name"] + (" *" if r["default"] else ""),
+            r["edge"],
+            r["input"],
+            _krange(r["k_range"]),
+            ",".join(r["targets"]),
+            r["model_id"],
+            _size(r["size_bytes"]),
+            r["status"],
+        )
+        for r in rows
+    ]
+    w = [max(len(head[i]), *(len(t[i]) for t in table)) for i in range(len(head) - 1)]
+    fmt = "  ".join(f"{{:<{n}}}" for n in w) + "  {}"
+    print(fmt.format(*head))
+    for t in table:
+        print(fmt.format(*t))
+    total = sum(r["size_bytes"] for r in rows)
+    print(f"\n{len(rows)} models in {root}, {_size(total)}; * = the experiment's default")
+    return 0
+
+
+def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) lines of the facts a user checks before trusting a model."""
+    pre = card.get("preprocessing", {})
+    ds = card.get("dataset", {})
+    train = card.get("training", {})
+    from mlxas.predict.spec import required_k_range
+
+    lines = [
+        ("model id", str(card.get("model_id"))),
+        ("entry", f"{card.get('name')} ({card.get('kind')})"),
+        ("absorber, edge", f"{pre.get('absorber')} {pre.get('edge')}"),
+        ("edge energy", f"{pre.get('edge_energy')} eV (xraydb)"),
+        ("input", f"{pre.get('input')} {pre.get('input_shape')}, k-weight {pre.get('kweight')}"),
+        ("k-range read", _krange(required_k_range(card)) + " 1/Å"),
+        ("targets", ", ".join(pre.get("targets", []))),
+        ("dataset", f"hash {ds.get('hash')}, split sizes {ds.get('split', {}).get('sizes')}"),
+        (
+            "training",
+            f"{train.get('epochs_run')} epochs, {train.get('seconds', 0):.0f} s, "
+            f"augment {train.get('augment') or 'none'}",
+        ),
+        ("versions", f"mlxas {card.get('mlxas_version')}, keras {card.get('keras_version')}"),
+        ("created", str(card.get("created"))),
+    ]
+    for split, per_target in (card.get("metrics") or {}).items():
+        for target, m in per_target.items():
+            if isinstance(m, dict) and "mae" in m:
+                lines.append((f"{split} {target}", f"MAE {m['mae']:.4g}, R² {m.get('r2', 0):.3f}"))
+    known = {"model_id", "name", "kind", "preprocessing", "dataset", "training", "metrics",
+             "mlxas_version", "keras_version", "tensorflow_version", "created", "config",
+             "outputs", "files", "card_version"}  # fmt: skip
+    for key in sorted(set(card) - known):  # coverage, scores on measured files, ...
+        lines.append((key, json.dumps(card[key], default=str)[:400]))
+    return lines
+
+
+def cmd_show(a: argparse.Namespace) -> int:
+    from mlxas.predict.bundled import find_model
+
+    m = find_model(a.name, a.models)
+    if m.error:
+        print(f"mlxas: {m.name}: {m.error}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(m.card, indent=1))
+        return 0
+    lines = [("name", m.name + (" (the experiment's default)" if m.default else "")),
+             ("folder", str(m.folder)), ("size", _size(m.size_bytes()))]  # fmt: skip
+    lines += card_summary(m.card)
+    w = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{w}}  {v}")
+    return 0

@@ -1,0 +1,110 @@
+"""``mlxas serve``: a prediction service that keeps models loaded and answers HTTP.
+
+FastAPI application (:mod:`mlxas.serve.app`) run by uvicorn on localhost.  The command's
+arguments and entry point are :func:`add_arguments` and :func:`main`, as for
+``mlxas predict``.  Importing this package imports neither FastAPI nor the models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+__all__ = ["add_arguments", "main"]
+
+EPILOG = """\
+examples:
+  mlxas serve                                  (every bundled model: mlxas models list)
+  mlxas serve --models /data/mlxas-models --port 8765
+  mlxas serve results/cu/models/mlp.json
+  mlxas serve results/cu/models/mlp.json results/ni/models/mlp.json --port 8765 --workers 2
+
+  curl -s localhost:8000/health
+  curl -s -X POST localhost:8000/predict -H 'content-type: application/json' \\
+       -d '{"name": "scan_001", "energy": [...], "mu": [...]}'
+  curl -s -F file=@scan_001.xdi localhost:8000/predict/file
+
+With several models loaded, a request names one in `model` (a bundled name such as
+foil_cu/mlp, a card's name or a model id), or the model is picked by the spectrum's
+absorber and edge (`element`/`edge`, a file's header) or else its E0, as `mlxas predict`
+does without MODEL.
+
+Answers carry the fields of `mlxas predict --out x.json`; a refused spectrum is answered
+with status 422 and the reason.  API documentation: http://HOST:PORT/docs.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``mlxas serve`` (the subparser is created by :mod:`mlxas.cli`)."""
+    from mlxas.predict.bundled import add_models_option
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
+    p.add_argument(
+        "model_paths",
+        metavar="MODEL",
+        nargs="*",
+        help="model folders, their model files, models/<name>.json pointers or latest "
+        "(default: every bundled model of --models)",
+    )
+    add_models_option(p, " served when no MODEL is given")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: localhost)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, each with the models loaded (default: %(default)s)",
+    )
+    p.add_argument(
+        "--allow-short-k",
+        action="store_true",
+        help="predict spectra that end before the model's k-range (chi = 0 beyond), noted",
+    )
+    p.add_argument(
+        "--repair", action="store_true", help="sort/de-duplicate energies instead of refusing"
+    )
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (default: %(default)s; info logs every request)",
+    )
+
+
+def main(a: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mlxas.serve.app import SETTINGS_ENV, app_from_env
+
+    if a.model_paths:
+        paths, names = list(a.model_paths), []
+    else:
+        from mlxas.predict.bundled import bundled_dir, list_models
+
+        usable = [m for m in list_models(a.models) if not m.error]
+        if not usable:
+            raise FileNotFoundError(
+                f"no MODEL given and no bundled models in {bundled_dir(a.models)}"
+            )
+        paths, names = [str(m.pointer) for m in usable], [m.name for m in usable]
+    os.environ[SETTINGS_ENV] = json.dumps(
+        {"models": paths, "names": names, "allow_short_k": a.allow_short_k, "repair": a.repair}
+    )
+    # Load once here: a model that cannot be loaded stops the command with its reason
+    # before the server starts listening.
+    app = app_from_env()
+    if a.workers > 1:
+        del app
+        uvicorn.run(
+            "mlxas.serve.app:app_from_env",
+            factory=True,
+            host=a.host,
+            port=a.port,
+            workers=a.workers,
+            log_level=a.log_level,
+        )
+    else:
+        uvicorn.run(app, host=a.host, port=a.port, log_level=a.log_level)
+    return 0

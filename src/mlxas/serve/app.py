@@ -1,0 +1,268 @@
+"""The HTTP application of ``mlxas serve`` (FastAPI; run by uvicorn).
+
+Models stay loaded (numpy inference, :mod:`mlxas.models.numpy_net`), so an answer costs
+the processing of the spectrum only.  Endpoints (JSON in and out):
+
+``GET /health``
+    ``{"status": "ok", "models": [...], "requests": n, "uptime_s": t}``.
+``POST /predict``
+    One spectrum: ``{"energy": [eV...], "mu": [...], "name": "scan_001", "element": "Cu",
+    "edge": "K", "model": NAME}`` (``name``, ``element``, ``edge`` and ``model`` optional;
+    ``element``/``edge`` are checked against the model like a file's header).  Answer:
+    ``{"model": {...}, "result": {...}}``, the result holding the fields of
+    ``mlxas predict --out x.json`` (``cn``, ``cn_std``, ``r``, ``r_std``, ``ood``,
+    ``ood_score``, ``e0``, ``edge_step``, ``k_max``, ``notes``, ...).
+``POST /predict/batch``
+    ``{"spectra": [spectrum, ...], "model": NAME}`` → ``{"model": {...}, "results": [...]}``;
+    a refused spectrum is a result with ``status: refused`` and its ``reason``.
+``POST /predict/file``
+    A file upload (multipart field ``file``: XDI, Athena project, column file), optional
+    form field ``model`` → ``{"model": {...}, "results": [...]}``.
+
+Bad requests get a 4xx answer whose ``detail`` says why: 422 for a body that is not a
+spectrum or a spectrum that ``mlxas predict`` refuses (with the same reason), 404 for an
+unknown model, 413 for more than :data:`MAX_POINTS` points or :data:`MAX_BATCH` spectra.
+Processing in one server process is serialised (one lock per model); ``--workers`` runs
+several processes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from mlxas import __version__
+
+__all__ = ["MAX_BATCH", "MAX_POINTS", "ServeSettings", "app_from_env", "create_app"]
+
+MAX_POINTS = 100_000
+MAX_BATCH = 10_000
+MAX_FILE_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Models to load and the processing options of ``mlxas predict`` they run with."""
+
+    models: tuple[str, ...]
+    #: Bundled names of the models (``foil_cu/mlp``), in the order of ``models``; empty
+    #: for models given by path (their card's name is used).
+    names: tuple[str, ...] = ()
+    allow_short_k: bool = False
+    repair: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class SpectrumIn(BaseModel):
+    energy: list[float] = Field(description="energies in eV, increasing")
+    mu: list[float] = Field(description="mu(E), one value per energy")
+    name: str = Field("spectrum", max_length=500, description="returned as 'source'")
+    element: str | None = Field(None, max_length=3, description="absorber, as a file header")
+    edge: str | None = Field(None, max_length=4, description="edge (K, L3, ...)")
+    model: str | None = Field(None, description="model name or id (default: the only one)")
+
+
+class BatchIn(BaseModel):
+    spectra: list[SpectrumIn]
+    model: str | None = None
+
+
+class _Loaded:
+    """One loaded model: its predictor, metadata and a lock (the processing caches are
+    per process and not thread-safe)."""
+
+    def __init__(self, path: str, settings: ServeSettings, name: str | None = None):
+        from mlxas.predict.predictor import Predictor
+
+        self.predictor = Predictor(
+            path,
+            jobs=1,
+            warn=lambda msg: None,
+            allow_short_k=settings.allow_short_k,
+            repair=settings.repair,
+            **settings.options,
+        )
+        card = self.predictor.card
+        spec = self.predictor.spec
+        self.meta = {
+            "name": name or card.get("name"),
+            "model_id": card.get("model_id"),
+            "absorber": spec.absorber,
+            "edge": spec.edge,
+            "targets": self.predictor.targets,
+            "k_required": spec.k_required,
+            "ood_available": self.predictor.ood is not None,
+        }
+        self.lock = threading.Lock()
+
+
+def _spectrum(item: SpectrumIn, repair: bool):
+    import numpy as np
+
+    from mlxas.spectra.measured import Spectrum, check_arrays
+
+    if len(item.energy) > MAX_POINTS or len(item.mu) > MAX_POINTS:
+        raise HTTPException(413, f"{item.name}: more than {MAX_POINTS} points")
+    s = Spectrum(
+        item.name,
+        np.asarray(item.energy, dtype=float),
+        np.asarray(item.mu, dtype=float),
+        "mu (JSON)",
+        item.element,
+        item.edge,
+    )
+    return check_arrays(s, repair)
+
+
+def _by_edge(loaded: list[_Loaded], spectrum) -> _Loaded:
+    """The loaded model for the spectrum's absorber and edge (header, else E0), as
+    ``mlxas predict`` picks a bundled model; 422 with the reason when none covers it."""
+    from mlxas.predict.bundled import BundledModel, pick_model
+
+    models = [
+        BundledModel(str(m.meta["name"]), "", "", Path(), None, m.predictor.card) for m in loaded
+    ]
+    chosen = pick_model(spectrum, models)
+    if chosen.model is None:
+        raise HTTPException(422, f"{chosen.source}: {chosen.reason}")
+    return next(m for m in loaded if m.meta["name"] == chosen.model.name)
+
+
+def _first_spectrum(path: Path, name: str):
+    """The first spectrum of an uploaded file (to pick its model), None when unreadable
+    (the prediction then refuses it with the reason)."""
+    from mlxas.spectra.measured import SpectrumError, read_spectra
+
+    try:
+        spectra = read_spectra(path)
+    except SpectrumError as err:
+        raise HTTPException(422, f"{name}: {err.reason}") from None
+    spectra[0].source = name  # refusals name the upload, not the temporary file
+    return spectra[0]
+
+
+def _records(results) -> list[dict]:
+    from mlxas.predict.output import record
+
+    return [record(r) for r in results]
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """The application with the models of ``settings`` loaded."""
+    from mlxas.spectra.measured import SpectrumError
+
+    names = settings.names or (None,) * len(settings.models)
+    loaded = [_Loaded(m, settings, n) for m, n in zip(settings.models, names, strict=True)]
+    by_name: dict[str, _Loaded] = {}
+    for m in loaded:
+        by_name.setdefault(str(m.meta["name"]), m)
+        by_name[str(m.meta["model_id"])] = m
+    state = {"started": time.time(), "requests": 0}
+    app = FastAPI(title="mlxas serve", version=__version__, summary="CN and R from spectra")
+
+    def pick(name: str | None, spectrum=None) -> _Loaded:
+        if name is None:
+            if len(loaded) == 1:
+                return loaded[0]
+            if spectrum is not None:
+                return _by_edge(loaded, spectrum)
+            names = ", ".join(str(m.meta["name"]) for m in loaded)
+            raise HTTPException(422, f"several models are loaded ({names}): name one in 'model'")
+        if name not in by_name:
+            raise HTTPException(404, f"no model '{name}' (loaded: {', '.join(sorted(by_name))})")
+        return by_name[name]
+
+    def run(model: _Loaded, spectra: list) -> list:
+        state["requests"] += 1
+        with model.lock:
+            return model.predictor.predict_spectra(spectra)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "models": [m.meta for m in loaded],
+            "requests": state["requests"],
+            "uptime_s": round(time.time() - state["started"], 1),
+        }
+
+    @app.post("/predict")
+    def predict(item: SpectrumIn):
+        try:
+            spectrum = _spectrum(item, settings.repair)
+        except SpectrumError as err:
+            raise HTTPException(422, str(err)) from None
+        model = pick(item.model, spectrum)
+        (result,) = run(model, [spectrum])
+        rec = _records([result])[0]
+        if result.status != "ok":
+            detail = f"{result.source}: {result.reason}"
+            return JSONResponse({"detail": detail, "result": rec}, status_code=422)
+        return {"model": model.meta, "result": rec}
+
+    @app.post("/predict/batch")
+    def predict_batch(batch: BatchIn):
+        from mlxas.predict.pipeline import Result
+
+        if not batch.spectra:
+            raise HTTPException(422, "the batch holds no spectra")
+        if len(batch.spectra) > MAX_BATCH:
+            raise HTTPException(413, f"{len(batch.spectra)} spectra: at most {MAX_BATCH}")
+        items: list = []
+        for item in batch.spectra:
+            try:
+                items.append(_spectrum(item, settings.repair))
+            except SpectrumError as err:  # refused like a damaged file in a batch
+                items.append(Result(err.source).refuse(err.reason))
+        # A batch is one series: its first readable spectrum picks the model.
+        model = pick(batch.model, next((s for s in items if not isinstance(s, Result)), None))
+        return {"model": model.meta, "results": _records(run(model, items))}
+
+    @app.post("/predict/file")
+    def predict_file(
+        file: Annotated[UploadFile, File(description="XDI, Athena project or column file")],
+        model: Annotated[str | None, Form()] = None,
+    ):
+        name = Path(file.filename or "upload").name or "upload"
+        data = file.file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise HTTPException(413, f"{name}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+        with tempfile.TemporaryDirectory(prefix="mlxas-serve-") as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            chosen = pick(model, _first_spectrum(path, name) if model is None else None)
+            state["requests"] += 1
+            with chosen.lock:
+                results = chosen.predictor.predict([path])
+        for r in results:  # report the upload's name, not the temporary path
+            r.source = name + r.source[len(str(path)) :] if r.source.startswith(str(path)) else name
+        recs = _records(results)
+        if all(r.status != "ok" for r in results):
+            reasons = "; ".join(f"{r.source}: {r.reason}" for r in results)
+            return JSONResponse({"detail": reasons, "results": recs}, status_code=422)
+        return {"model": chosen.meta, "results": recs}
+
+    return app
+
+
+#: Environment variable through which ``mlxas serve --workers N`` hands the settings to
+#: each uvicorn worker process.
+SETTINGS_ENV = "MLXAS_SERVE_SETTINGS"
+
+
+def app_from_env() -> FastAPI:
+    """Application factory for uvicorn workers: settings from :data:`SETTINGS_ENV`."""
+    import json
+    import os
+
+    raw = json.loads(os.environ[SETTINGS_ENV])
+    return create_app(ServeSettings(**{**raw, "models": tuple(raw["models"])}))

@@ -1,0 +1,165 @@
+"""Bundled models: ``mlxas models list|show``, and ``mlxas predict FILE...`` without a model
+picking one per file by absorber and edge (header, else E0), naming it, and refusing the
+files no model covers.  The models are real ones trained by the test fixtures (a Cu K and
+a Ni K model on EXAFS-equation spectra) placed in a temporary bundled folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import EXPERIMENTAL
+from mlxas.cli import main as cli_main
+from mlxas.models.card import read_card
+
+CU, NI, PT = (EXPERIMENTAL / f"{e}_metal_rt.xdi" for e in ("cu", "ni", "pt"))
+
+
+def _place(pointer: Path, folder: Path, root: Path, experiment: str) -> Path:
+    """Copy a pointer and its model folder into ``root/<experiment>/`` as the workflow
+    wrote them (``<entry>.json``, ``<entry>/<model id>/``)."""
+    exp = root / experiment
+    exp.mkdir(parents=True, exist_ok=True)
+    entry = json.loads(pointer.read_text())["name"]
+    shutil.copy(pointer, exp / f"{entry}.json")
+    shutil.copytree(folder, exp / entry / folder.name)
+    return exp / entry / folder.name
+
+
+@pytest.fixture(scope="module")
+def bundled(synthetic_models, tmp_path_factory) -> Path:
+    """A bundled folder with ``synth_cu/mt`` (the session's Cu K model) and ``synth_ni/mlp``
+    (trained here on the same spectra declared as Ni K)."""
+    from mlxas.models.spec import ModelSpec
+    from mlxas.models.train import train, write_pointer
+    from mlxas.workflow.layout import Layout
+    from synthetic_exafs import SyntheticDataset
+
+    root = tmp_path_factory.mktemp("bundled")
+    cu_pointer = Path(synthetic_models["pointers"]["mt"])
+    _place(cu_pointer, synthetic_models["folders"]["mt"], root, "synth_cu")
+    ds = SyntheticDataset(n=120, seed=3)
+    ds.attrs = {"absorber": "Ni", "edge": "K"}
+    spec = ModelSpec.from_config(
+        {"name": "mlp", "kind": "mlp", "epochs": 2, "params": {"hidden": [8]}, "jit_compile": False}
+    )
+    layout = Layout(tmp_path_factory.mktemp("ni_results"))
+    mid, card, folder = train(ds, spec, layout.model_store("mlp"), threads=1, verbose=0)
+    write_pointer(layout.model_pointer("mlp"), mid, card)
+    _place(layout.model_pointer("mlp"), folder, root, "synth_ni")
+    return root
+
+
+def _headerless(path: Path, out: Path) -> Path:
+    """The file without the element and edge in its header: the edge must come from E0."""
+    drop = ("element.", "scan.edge", "scan.element")
+    lines = [ln for ln in path.read_text().splitlines() if not any(d in ln.lower() for d in drop)]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_predict_without_model_picks_per_file(bundled, tmp_path, capsys):
+    cu_bare = _headerless(CU, tmp_path / "mystery.xdi")
+    out = tmp_path / "out.json"
+    argv = ["predict", str(CU), str(NI), str(PT), str(cu_bare), "--models", str(bundled)]
+    code = cli_main([*argv, "--out", str(out), "-j", "1", "--allow-short-k"])
+    assert code == 1  # one refused file
+    cap = capsys.readouterr()
+    recs = {Path(r["source"]).name: r for r in json.loads(out.read_text())["results"]}
+    assert recs["cu_metal_rt.xdi"]["model"] == "synth_cu/mt"
+    assert recs["ni_metal_rt.xdi"]["model"] == "synth_ni/mlp"
+    assert recs["cu_metal_rt.xdi"]["status"] == recs["ni_metal_rt.xdi"]["status"] == "ok"
+    # No element in the header: the edge found at E0 (Cu K, 8979 eV) chooses the model.
+    assert recs["mystery.xdi"]["model"] == "synth_cu/mt"
+    assert any("chosen from E0" in n for n in recs["mystery.xdi"]["notes"])
+    assert recs["pt_metal_rt.xdi"]["status"] == "refused"
+    want = "no bundled model for Pt L3 (models for: Cu K, Ni K)"
+    assert recs["pt_metal_rt.xdi"]["reason"] == want
+    assert f"refused {PT}: no bundled model for Pt L3" in cap.err
+    cu_id = read_card(next((bundled / "synth_cu" / "mt").iterdir()))["model_id"]
+    assert f"using bundled model synth_cu/mt (Cu K, id {cu_id})" in cap.err
+    assert "model synth_ni/mlp" in cap.out  # the table names each file's model
+
+
+def test_a_file_at_an_edge_no_model_has_is_refused_with_the_edge(bundled, tmp_path, capsys):
+    fe = _headerless(EXPERIMENTAL / "fe_metal_rt.xdi", tmp_path / "fe.xdi")
+    code = cli_main(["predict", str(fe), "--models", str(bundled), "-q"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{fe}: no element in the header and no bundled model's edge within 50 eV" in err
+    assert "it looks like Fe K" in err
+
+
+def test_a_tampered_bundled_model_refuses_its_files(bundled, tmp_path, capsys):
+    root = tmp_path / "models"
+    shutil.copytree(bundled, root)
+    folder = next((root / "synth_ni" / "mlp").iterdir())
+    ood = folder / "ood.json"
+    ood.write_text(ood.read_text() + " ")  # one byte more: no longer the bound file
+    code = cli_main(["predict", str(NI), "--models", str(root), "-q"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bundled model synth_ni/mlp refused" in err and "ood.json: SHA-256" in err
+
+
+def test_models_list_and_show(bundled, capsys):
+    assert cli_main(["models", "list", "--models", str(bundled), "--verify", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+    assert sorted(rows) == ["synth_cu/mt", "synth_ni/mlp"]
+    ni = next((bundled / "synth_ni" / "mlp").iterdir())
+    assert rows["synth_ni/mlp"]["model_id"] == ni.name and rows["synth_ni/mlp"]["edge"] == "Ni K"
+    assert rows["synth_ni/mlp"]["size_bytes"] == sum(p.stat().st_size for p in ni.iterdir())
+    assert rows["synth_cu/mt"]["k_range"] == [2.0, 12.0]  # the model's input_range
+    assert {r["status"] for r in rows.values()} == {"verified"}
+
+    assert cli_main(["models", "show", "synth_ni", "--models", str(bundled)]) == 0
+    text = capsys.readouterr().out
+    card = read_card(ni)
+    assert f"model id        {card['model_id']}" in text
+    assert "absorber, edge  Ni K" in text and "edge energy     8333.0 eV" in text
+    assert f"hash {card['dataset']['hash']}" in text
+    assert cli_main(["models", "show", card["model_id"][:8], "--models", str(bundled)]) == 0
+    assert card["model_id"] in capsys.readouterr().out
+    assert cli_main(["models", "show", "nothing", "--models", str(bundled)]) == 2
+    assert "nothing: no such bundled model" in capsys.readouterr().err
+
+
+def test_serve_picks_the_bundled_model_of_each_spectrum(bundled):
+    from fastapi.testclient import TestClient
+
+    from mlxas.predict.bundled import list_models
+    from mlxas.serve.app import ServeSettings, create_app
+    from mlxas.spectra.measured import read_spectra
+
+    models = list_models(bundled)
+    settings = ServeSettings(
+        tuple(str(m.pointer) for m in models), tuple(m.name for m in models), allow_short_k=True
+    )
+    with TestClient(create_app(settings)) as client:
+        assert [m["name"] for m in client.get("/health").json()["models"]] == [
+            "synth_cu/mt",
+            "synth_ni/mlp",
+        ]
+        ni = read_spectra(NI)[0]
+        body = {"energy": ni.energy.tolist(), "mu": ni.mu.tolist(), "name": "scan"}
+        r = client.post("/predict", json=body)  # no element: Ni K from E0
+        assert r.status_code == 200 and r.json()["model"]["name"] == "synth_ni/mlp"
+        with open(CU, "rb") as fh:  # the header says Cu K
+            r = client.post("/predict/file", files={"file": ("cu.xdi", fh)})
+        assert r.status_code == 200 and r.json()["model"]["name"] == "synth_cu/mt"
+        with open(PT, "rb") as fh:
+            r = client.post("/predict/file", files={"file": ("pt.xdi", fh)})
+        assert r.status_code == 422
+        assert r.json()["detail"] == "pt.xdi: no bundled model for Pt L3 (models for: Cu K, Ni K)"
+
+
+def test_no_bundled_models_is_said_plainly(tmp_path, capsys):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    assert cli_main(["predict", str(CU), "--models", str(empty)]) == 2
+    assert f"no MODEL given and no bundled models in {empty}" in capsys.readouterr().err
+    assert cli_main(["models", "list", "--models", str(empty)]) == 1
+    assert f"no bundled models in {empty}" in capsys.readouterr().err

@@ -1,0 +1,170 @@
+"""``mlxas serve``: the same answers as ``mlxas predict``, and a 4xx with the reason for
+every kind of bad request; once through a real uvicorn server on localhost."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from mlxas.predict.output import record
+from mlxas.predict.predictor import Predictor
+from mlxas.serve import app as serve_app
+from mlxas.serve.app import ServeSettings, create_app
+from mlxas.spectra.measured import read_spectra
+from test_predict import CU, NI, model_path
+
+
+@pytest.fixture(scope="module")
+def client(tiny_experiment):
+    app = create_app(ServeSettings((str(model_path(tiny_experiment)),), allow_short_k=True))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_experiment):
+    with Predictor(model_path(tiny_experiment), jobs=1, allow_short_k=True) as p:
+        yield {"cu": record(p.predict([CU])[0]), "predictor": p}
+
+
+def arrays(path: Path, **extra) -> dict:
+    s = read_spectra(path)[0]
+    return {"energy": s.energy.tolist(), "mu": s.mu.tolist(), **extra}
+
+
+def _same(got: dict, want: dict, skip=("source", "mu_from")) -> None:
+    assert set(got) == set(want)
+    for key, value in want.items():
+        if key not in skip:
+            assert got[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+
+
+def test_health(client, tiny_experiment):
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and len(h["models"]) == 1
+    m = h["models"][0]
+    assert (m["absorber"], m["edge"], m["targets"]) == ("Cu", "K", ["cn", "r"])
+
+
+def test_json_spectrum_gets_the_answer_of_predict(client, reference):
+    r = client.post("/predict", json=arrays(CU, name="scan_001"))
+    assert r.status_code == 200
+    got = r.json()["result"]
+    assert got["source"] == "scan_001" and got["status"] == "ok"
+    _same(got, reference["cu"])
+
+
+def test_file_upload_gets_the_answer_of_predict(client, reference):
+    with open(CU, "rb") as fh:
+        r = client.post("/predict/file", files={"file": ("cu_metal_rt.xdi", fh)})
+    assert r.status_code == 200
+    (got,) = r.json()["results"]
+    assert got["source"] == "cu_metal_rt.xdi" and got["mu_from"] == reference["cu"]["mu_from"]
+    _same(got, reference["cu"])
+
+
+def test_batch_keeps_order_and_refuses_single_spectra(client, reference):
+    noisy = arrays(CU, name="noisy")
+    noisy["mu"] = (np.asarray(noisy["mu"]) + 0.002).tolist()  # the same curve, shifted
+    batch = [
+        arrays(CU, name="a"), noisy, arrays(NI, name="ni", element="Ni"),
+        {"name": "short", "energy": [1.0, 2.0], "mu": [1.0, 2.0]},
+    ]  # fmt: skip
+    r = client.post("/predict/batch", json={"spectra": batch})
+    assert r.status_code == 200
+    res = r.json()["results"]
+    assert [x["source"] for x in res] == ["a", "noisy", "ni", "short"]
+    assert [x["status"] for x in res] == ["ok", "ok", "refused", "refused"]
+    assert res[2]["reason"] == "element Ni in the file, the model is for Cu K"
+    assert res[3]["reason"] == "too few points: 2 (need at least 30)"
+    # As `mlxas predict` on files of one grid: one series, one E0.
+    assert res[0]["e0"] == res[1]["e0"] == reference["cu"]["e0"]
+
+
+@pytest.mark.parametrize(
+    "body,status,pattern",
+    [
+        ("{not json", 422, r"JSON decode error"),
+        ({"energy": [1.0, 2.0]}, 422, r"mu.*[Ff]ield required"),
+        ({"energy": "abc", "mu": [1.0]}, 422, r"energy.*list"),
+        ({**{"energy": list(range(100))}, "mu": list(range(99))}, 422,
+         r"energy has 100 points but mu has 99"),
+        ({"energy": [8000.0 + i for i in range(40)], "mu": [None] * 40}, 422, r"mu"),
+        ({"energy": [8000.0 - i for i in range(40)], "mu": [1.0] * 40}, 422,
+         r"energies are not increasing"),
+    ],
+)  # fmt: skip
+def test_bad_json_requests_get_422_with_the_reason(client, body, status, pattern):
+    if isinstance(body, str):
+        r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    else:
+        r = client.post("/predict", json=body)
+    assert r.status_code == status
+    assert re.search(pattern, json.dumps(r.json()["detail"])), r.json()
+
+
+def test_refused_spectra_and_unknown_models(client, monkeypatch):
+    r = client.post("/predict", json=arrays(NI, element="Ni"))
+    assert r.status_code == 422
+    assert r.json()["detail"] == "spectrum: element Ni in the file, the model is for Cu K"
+    assert r.json()["result"]["status"] == "refused"
+    r = client.post("/predict", json=arrays(NI))  # no header: the edge energy decides
+    assert r.status_code == 422 and "looks like Ni K" in r.json()["detail"]
+    r = client.post("/predict", json=arrays(CU, model="nope"))
+    assert r.status_code == 404 and "no model 'nope'" in r.json()["detail"]
+    assert client.post("/predict/batch", json={"spectra": []}).status_code == 422
+    monkeypatch.setattr(serve_app, "MAX_BATCH", 1)
+    r = client.post("/predict/batch", json={"spectra": [arrays(CU), arrays(CU)]})
+    assert r.status_code == 413 and "at most 1" in r.json()["detail"]
+    monkeypatch.setattr(serve_app, "MAX_POINTS", 100)
+    r = client.post("/predict", json=arrays(CU))
+    assert r.status_code == 413 and "more than 100 points" in r.json()["detail"]
+    r = client.post("/predict/file", files={"file": ("junk.bin", b"\x00\x01\x02" * 300)})
+    assert r.status_code == 422 and r.json()["detail"].startswith("junk.bin: ")
+    r = client.post("/predict/file", data={"model": "x"})
+    assert r.status_code == 422 and "file" in json.dumps(r.json()["detail"])
+    assert client.get("/predict").status_code == 405
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_server_on_localhost(tiny_experiment, reference):
+    port = _free_port()
+    cmd = [sys.executable, "-m", "mlxas.serve", str(model_path(tiny_experiment)),
+           "--port", str(port), "--allow-short-k"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"server did not start: {proc.stderr.read() if proc.poll() else ''}")
+        r = httpx.post(f"{url}/predict", json=arrays(CU, name="cu"), timeout=30)
+        assert r.status_code == 200
+        _same(r.json()["result"], reference["cu"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    bad = subprocess.run(
+        [sys.executable, "-m", "mlxas.serve", str(tiny_experiment / "nowhere.json")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "nowhere.json" in bad.stderr
