@@ -202,7 +202,7 @@ def main() -> None:
         "feffit_worst_cn_abs_error": max(abs(f["cn_error"]) for f in fe) if fe else None,
         "foils": foils,
         "load_average": load,
-        "models": "bundled (models/foil_<el>/)" if a.bundled else str(a.results),
+        "models": "bundled (models/foil_<el>/)" if a.bundled else os.path.relpath(a.results, ROOT),
     }
     if a.md:
         extra["md"] = md_comparison(
