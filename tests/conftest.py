@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# mlxas before the rest: it loads cctbx's C++ runtime before pandas, scipy, gemmi, ... would load
+# the system's, which crashes cctbx (see src/mlxas/_native.py).
+import mlxas  # noqa: F401
 from _cu_config import cu_nanoparticles_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -402,3 +402,24 @@ def test_bad_cards_and_archives_are_refused(tmp_path):
         load_model(d)
     with pytest.raises(ModelLoadError, match=r"no model\.keras"):
         load_model(tmp_path)
+
+
+def test_retraining_from_the_same_config_and_data_gives_the_same_model_id(ds, tmp_path):
+    """Issue 18: a bundled model retrained from its config is the same model. Two
+    trainings into two stores, seconds apart, give the same id and byte-identical files;
+    only the card's timing keys differ. A changed config gives another id."""
+    entry = {"name": "same", "kind": "ensemble", "epochs": 3,
+             "params": {"members": 2, "hidden": [8]}, **FAST}  # fmt: skip
+    spec = resolve_spec(entry)
+    mid_a, card_a, folder_a = train(ds, spec, tmp_path / "a", verbose=0)
+    mid_b, card_b, folder_b = train(ds, spec, tmp_path / "b", verbose=0)
+    assert mid_a == mid_b == folder_a.name == folder_b.name
+    for name in card_a["files"]:
+        assert (folder_a / name).read_bytes() == (folder_b / name).read_bytes(), name
+    assert card_model_id(card_a) == card_model_id(card_b) == mid_a
+    # retraining into the same store keeps the folder there
+    mid_c, card_c, folder_c = train(ds, spec, tmp_path / "a", verbose=0)
+    assert mid_c == mid_a and folder_c == folder_a and card_c["created"] == card_a["created"]
+    load_model(folder_a)
+    other = resolve_spec({**entry, "epochs": 4})
+    assert train(ds, other, tmp_path / "a", verbose=0)[0] != mid_a

@@ -43,7 +43,11 @@ def summary_lines(ds) -> list[str]:
     for name in ds.label_names():
         values = ds.labels(name)
         if values.ndim > 1:
-            lines.append(f"    {name:<15s} {values.shape[1]} points on {ds.unit('rdf')} grid")
+            axis = next(iter(ds.axes(name)), "its")
+            lines.append(
+                f"    {name:<15s} {values.shape[1]} points on the {axis} grid; "
+                f"unit {ds.unit(name) or '-'}"
+            )
             continue
         finite = values[np.isfinite(values)]
         lines.append(
@@ -110,6 +114,8 @@ def write_plots(ds, out_dir: Path) -> list[Path]:
     rows = _example_rows(frame)
     panels = [n for n in ("chi_k", "ft_mag", "xanes", "mu") if n in ds.feature_names()]
     maps = [n for n in ds.feature_names() if n.startswith("wavelet_")]
+    if not panels and not maps:  # no spectra (e.g. the reflections' amplitudes)
+        return written
     fig, axes = plt.subplots(1, len(panels) + len(maps[:1]), figsize=(4.5 * (len(panels) + 1), 3.6))
     axes = np.atleast_1d(axes)
     for ax, name in zip(axes, panels, strict=False):

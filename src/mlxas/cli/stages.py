@@ -171,7 +171,12 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     res = evaluate(a.dataset, a.models, Layout(Path(a.results)), primary=spec["primary"])
     for name, entry in res["models"].items():
         for t, m in entry["targets"].items():
-            print(f"{name:>12s} {t:>4s}: MSE {m['mse']:.4g}  MAE {m['mae']:.4g}  R2 {m['r2']:.3f}")
+            if "accuracy" in m:  # a class target
+                print(f"{name:>12s} {t}: accuracy {m['accuracy']:.3f}  "
+                      f"macro F1 {m.get('macro_f1', float('nan')):.3f}")  # fmt: skip
+            else:
+                print(f"{name:>12s} {t:>4s}: MSE {m['mse']:.4g}  MAE {m['mae']:.4g}  "
+                      f"R2 {m['r2']:.3f}")  # fmt: skip
     return 0
 
 

@@ -1,5 +1,5 @@
 """User commands of ``mlxas``: ``status``, ``dataset inspect``, ``config check``,
-``predict``, ``models list|show``, ``serve`` and ``baseline``."""
+``predict``, ``models list|show``, ``serve``, ``phases predict`` and ``baseline``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def cmd_serve(a: argparse.Namespace) -> int:
     from mlxas.serve import main as serve_main
 
     return serve_main(a)
+
+
+def cmd_phases_predict(a: argparse.Namespace) -> int:
+    from mlxas.phases.command import run_predict
+
+    return run_predict(a)
 
 
 def cmd_baseline(a: argparse.Namespace) -> int:
@@ -100,6 +106,14 @@ def add_user_commands(
     di.add_argument("path", help="the dataset file")
     di.add_argument("--plots", default=None, help="folder for PNG plots (default: beside the file)")
     di.set_defaults(func=cmd_dataset_inspect)
+
+    from mlxas.phases.command import PREDICT_DESCRIPTION, PREDICT_HELP, add_predict_arguments
+
+    ph = sub.add_parser("phases", help="the crystallographic phase problem (docs/phases.md)")
+    phsub = ph.add_subparsers(dest="phases_command", metavar="SUBCOMMAND", required=True)
+    pp = phsub.add_parser("predict", help=PREDICT_HELP, description=PREDICT_DESCRIPTION)
+    add_predict_arguments(pp)
+    pp.set_defaults(func=cmd_phases_predict)
 
     c = sub.add_parser("config", help="validate a config")
     csub = c.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)

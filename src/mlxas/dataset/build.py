@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mlxas import __version__
-from mlxas.dataset.cache import ChunkSummary, process_chunk
+from mlxas.dataset.cache import ChunkSummary, engine_targets, process_chunk
 from mlxas.dataset.schema import SCHEMA_VERSION, SPLITS, DatasetError
 from mlxas.dataset.settings import DatasetSettings
 from mlxas.dataset.splitting import example_members, group_keys, split_groups
@@ -215,14 +215,15 @@ def gather(
             summaries.append(summary)
             if (i + 1) % 50 == 0 or i + 1 == len(tasks):
                 say(f"chunks processed: {i + 1}/{len(tasks)}")
-        plan = _plan(summaries, table, inputs, settings, targets)
+        engine = _engine_of(summaries) if summaries else None
+        extra = engine_targets(summaries, engine, features, targets)
+        plan = _plan(summaries, table, inputs, settings, targets, extra)
         plan.failures.extend(_rejected_rows(rejected))
         if plan.n_sites == 0:
             raise DatasetError(
                 f"{out}: no successful simulation to gather "
                 f"({len(plan.failures)} failures, {len(chunks)} chunk files)"
             )
-        engine = _engine_of(summaries)
         if k_avg > 1 and not engine.signal_names(features):
             raise DatasetError(f"averaging.k = {k_avg}: engine {engine.name} does not average")
         dataset_hash = _write_verified(
@@ -278,6 +279,8 @@ def _write_verified(
         "absorber": absorber or "",
         "edge": edge or "",
         "engine": engine.name,
+        # the engine's settings, for a model that must rebuild its inputs (reflections)
+        "engine_settings": json.dumps(engine.settings_dict(), sort_keys=True),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "settings": json.dumps(settings_dict, sort_keys=True),
         "labels": json.dumps(provenance[0]["labels"], sort_keys=True),
@@ -358,8 +361,11 @@ def _plan(
     inputs: pd.DataFrame,
     settings: DatasetSettings,
     targets: dict,
+    engine_targets: dict[str, np.ndarray] | None = None,
 ) -> GatherPlan:
-    """Join results with site rows and labels, find failures, split, order, average."""
+    """Join results with site rows and labels, find failures, split, order, average.
+    ``engine_targets``: labels computed by the engine, rows as the ok items in chunk
+    order."""
     parts = []
     for s in summaries:
         df = s.sites.copy()
@@ -410,8 +416,10 @@ def _plan(
         else np.ones(members.shape)
     )
     weights = w / w.sum(axis=1, keepdims=True) if len(w) else w
-    labels = {}
+    labels = {name: arr[order] for name, arr in (engine_targets or {}).items()}
     for name in targets:
+        if name in labels:
+            continue
         col = joined[name]
         if len(col) and isinstance(col.iloc[0], np.ndarray):
             labels[name] = np.stack(col.to_numpy()).astype(np.float32)

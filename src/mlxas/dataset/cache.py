@@ -37,13 +37,15 @@ __all__ = [
     "CACHE_VERSION",
     "SCALARS",
     "ChunkSummary",
+    "engine_targets",
     "file_hash",
     "process_chunk",
     "read_cached",
+    "read_targets",
 ]
 
-#: 2: engine-blind entries (featurize's arrays by name).
-CACHE_VERSION = 2
+#: 2: engine-blind entries (featurize's arrays by name); 3: the engine's targets.
+CACHE_VERSION = 3
 
 #: Text columns copied from the chunk file for every item, ok or failed.
 SCALARS = (
@@ -122,6 +124,48 @@ def read_cached(path: str | Path, names: list[str] | None = None) -> dict[str, n
     return out
 
 
+def read_targets(path: str | Path) -> dict[str, np.ndarray]:
+    """The engine's targets (:meth:`~mlxas.engines.base.SignalEngine.target_names`) of a
+    cache entry, rows as in :func:`read_cached`."""
+    with h5py.File(path, "r") as f:
+        group = f.get("targets")
+        return {} if group is None else {name: ds[()] for name, ds in group.items()}
+
+
+def engine_targets(
+    summaries: list[ChunkSummary], engine, features: dict, targets: dict
+) -> dict[str, np.ndarray]:
+    """The engine's own targets of the ok items in chunk order, added to ``targets``
+    (their unit and grid) in place; a name that a label set also writes is refused."""
+    from mlxas.engines.base import Axis
+
+    names = tuple(engine.target_names(features)) if engine is not None else ()
+    if not names:
+        return {}
+    clash = sorted(set(names) & set(targets))
+    if clash:
+        raise DatasetError(f"gather: labels {clash} come from both a label set and {engine.name}")
+    units, axes = engine.feature_units(features), engine.feature_axes(features)
+    for name in names:
+        axis = axes.get(name)
+        grid = None
+        if axis is not None:
+            first = axis[0] if isinstance(axis[0], Axis) else Axis(name, *axis)
+            grid = {
+                "values": np.asarray(first.values).tolist(),
+                "unit": first.unit,
+                "name": first.name,
+            }
+        targets[name] = {"unit": units.get(name, ""), "grid": grid}
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for s in summaries:
+        if s.n_ok:
+            arrays = read_targets(s.cache)
+            for n in names:
+                parts[n].append(arrays[n])
+    return {n: np.concatenate(p) if p else np.zeros((0,), np.float32) for n, p in parts.items()}
+
+
 def _write(path: Path, sites: pd.DataFrame, arrays: dict[str, np.ndarray], meta: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     # The item table is small: one JSON text is far quicker than a dataset per column.
@@ -130,6 +174,7 @@ def _write(path: Path, sites: pd.DataFrame, arrays: dict[str, np.ndarray], meta:
         f["sites"] = json.dumps({c: sites[c].tolist() for c in sites.columns})
         f.create_group("features")
         f.create_group("signals")
+        f.create_group("targets")
         for name, arr in arrays.items():
             f.create_dataset(name, data=arr)
     tmp.replace(path)
@@ -178,11 +223,14 @@ def process_chunk(task: tuple) -> ChunkSummary:
         rows.append(row)
     sites = pd.DataFrame(rows)
     signals = set(engine.signal_names(features))
+    targets = set(engine.target_names(features))
     arrays: dict[str, np.ndarray] = {}
     if good:
         for name, arr in engine.featurize(good, features).items():
             if name in signals:
                 arrays[f"signals/{name}"] = np.asarray(arr)
+            elif name in targets:
+                arrays[f"targets/{name}"] = np.asarray(arr, dtype=np.float32)
             elif with_features:
                 arrays[f"features/{name}"] = np.asarray(arr, dtype=np.float32)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,8 @@ class GatherPlan:
     weights: np.ndarray  # [n_examples, k]
     failures: list[dict]
     labels: dict[str, np.ndarray]  # target label -> [n_items] or [n_items, m]
-    label_meta: dict[str, dict]  # target label -> {unit, grid: {values, unit} | None[, classes]}
+    #: target label -> {unit, grid: {values, unit[, name]} | None[, classes]}
+    label_meta: dict[str, dict]
 
     @property
     def n_sites(self) -> int:
@@ -241,8 +242,11 @@ def _write_grids(g: h5py.Group, shapes: _Shapes, plan: GatherPlan) -> None:
                 ds.attrs.update(unit=axis.unit, description=axis.description)
     for name, meta in plan.label_meta.items():
         grid = meta.get("grid")
-        if grid is not None and name not in seen:
-            ds = g.create_dataset(name, data=np.asarray(grid["values"], dtype=np.float64))
+        # a grid named like the label, or (engine targets) an axis shared with features
+        gname = grid.get("name", name) if grid is not None else name
+        if grid is not None and gname not in seen:
+            seen.add(gname)
+            ds = g.create_dataset(gname, data=np.asarray(grid["values"], dtype=np.float64))
             ds.attrs.update(unit=grid["unit"], description=f"axis of the {name} label")
 
 
@@ -298,7 +302,7 @@ def _write_labels(group: h5py.Group, labels: Mapping[str, np.ndarray], plan: Gat
         meta = plan.label_meta.get(name, {})
         ds = _create(group, name, arr.shape, arr.dtype, arr, unit=meta.get("unit", ""))
         if meta.get("grid") is not None:
-            ds.attrs["axes"] = json.dumps([name])
+            ds.attrs["axes"] = json.dumps([meta["grid"].get("name", name)])
         if meta.get("classes") is not None:
             # a categorical label: its values are codes into these class names
             ds.attrs["classes"] = json.dumps(list(meta["classes"]))

@@ -200,6 +200,15 @@ class SignalEngine(ABC):
 
     # Optional hooks, with defaults that suit an engine without them.
 
+    def target_names(self, features: Any) -> tuple[str, ...]:
+        """Keys of :meth:`featurize` that are model *targets* computed with the signal
+        (the ``reflections`` engine: each reflection's phase sign and phase), not model
+        inputs.  ``gather`` stores them as labels of the items (units from
+        :meth:`feature_units`, grid from :meth:`feature_axes`), beside the label sets'
+        columns, and the config check accepts them as model targets.  Empty: every
+        target comes from the label sets."""
+        return ()
+
     def item_engines(self) -> tuple[str, ...]:
         """Engine names the items of this engine's chunk files may carry: its own; an
         engine that hands some items to another code (the surrogate: FEFF) names it too,
@@ -273,7 +282,12 @@ def engine_from_plan(plan: Mapping[str, Any]) -> SignalEngine:
 
 #: Modules that register the built-in engines, imported on first look-up so that reading
 #: a config does not import every simulation library.
-BUILTIN_MODULES: list[str] = ["mlxas.engines.feff", "mlxas.engines.surrogate"]
+BUILTIN_MODULES: list[str] = [
+    "mlxas.engines.feff",
+    "mlxas.engines.surrogate",
+    "mlxas.phases.reflections",
+    "mlxas.xrd.engine",
+]
 
 
 def _load_builtin() -> None:

@@ -106,11 +106,34 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+#: Card keys that say when and how fast a model was trained, not what it is: left out of
+#: the model id, so that retraining from the same config and data gives the same id.
+VOLATILE_KEYS = ("created",)
+VOLATILE_TRAINING_KEYS = ("seconds", "epochs_per_second")
+
+
+def card_identity(card: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``card`` its model id hashes: everything but ``model_id`` and the
+    volatile timing keys (:data:`VOLATILE_KEYS`, the training seconds)."""
+    ident = {k: v for k, v in card.items() if k != "model_id" and k not in VOLATILE_KEYS}
+    training = ident.get("training")
+    if isinstance(training, dict):
+        drop = VOLATILE_TRAINING_KEYS
+        ident["training"] = {k: v for k, v in training.items() if k not in drop}
+        networks = training.get("networks")
+        if isinstance(networks, list):
+            ident["training"]["networks"] = [
+                {k: v for k, v in n.items() if k not in drop} if isinstance(n, dict) else n
+                for n in networks
+            ]
+    return ident
+
+
 def card_model_id(card: dict[str, Any]) -> str:
-    """The id a card's content gives: hash of every key but ``model_id`` (strict JSON)."""
+    """The id a card's content gives: hash of :func:`card_identity` (strict JSON)."""
     from mlxas.provenance import hash_json
 
-    return hash_json(json_safe({k: v for k, v in card.items() if k != "model_id"}))
+    return hash_json(json_safe(card_identity(card)))
 
 
 def write_card(model_dir: Path, card: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ for the stored features and that `mlxas predict` uses for measured spectra.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,6 +359,8 @@ def load_training_data(
         "split": dict(settings.get("split", {})),
         "absorber": str(attrs.get("absorber", "")),
         "edge": str(attrs.get("edge", "")),
+        "engine": str(attrs.get("engine", "")),
+        "engine_settings": json.loads(attrs.get("engine_settings", "{}")),
     }
     return TrainingData.from_arrays(
         arrays, cfg, chi=chis or None, grid=_input_grid(ds, spec, cfg), dataset=info,

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from mlxas import __version__
 from mlxas.models.card import (
     CARD_VERSION,
     ModelLoadError,
+    card_identity,
     card_model_id,
     check_no_lambda,
     file_sha256,
@@ -92,6 +94,11 @@ def build_card(
             "absorber": data.dataset.get("absorber", ""),
             "edge": data.dataset.get("edge", ""),
             "edge_energy": _edge_energy(data.dataset.get("absorber"), data.dataset.get("edge")),
+            # the simulation that made the inputs (reflections: the list and resolution)
+            "engine": {
+                "name": data.dataset.get("engine", ""),
+                "settings": data.dataset.get("engine_settings", {}),
+            },
             "targets": data.layout.names,
             **scaling.to_json(),
         },
@@ -154,6 +161,27 @@ def training_band(
     return band
 
 
+def normalise_zip_archive(path: Path) -> None:
+    """Rewrite the zip archive ``path`` (a Keras ``.keras`` or a numpy ``.npz``) so that
+    the same model gives the same bytes.  Keras stamps the save time into
+    ``metadata.json`` and both stamp it on the zip entries; left in, every retraining
+    would get a new SHA-256 and so a new model id."""
+    with zipfile.ZipFile(path) as z:
+        members = [(info, z.read(info)) for info in z.infolist()]
+    tmp = path.with_name(path.name + ".norm")
+    with zipfile.ZipFile(tmp, "w") as out:
+        for info, data in members:
+            if info.filename == "metadata.json":
+                meta = json.loads(data)
+                meta.pop("date_saved", None)
+                data = json.dumps(meta, sort_keys=True).encode()
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            out.writestr(fixed, data)
+    tmp.replace(path)
+
+
 def save_model_folder(
     model, card: dict[str, Any], ood: dict[str, Any], band: dict[str, Any], store: Path
 ) -> tuple[str, Path, dict[str, Any]]:
@@ -171,10 +199,12 @@ def save_model_folder(
         if model_file == MODEL_FILE:
             keras_tmp = tmp / f".model.tmp-{os.getpid()}.keras"
             model.save(keras_tmp)
+            normalise_zip_archive(keras_tmp)
             check_no_lambda(keras_tmp)
             keras_tmp.replace(files.model)
         else:
             model.save(files.model_npz)
+            normalise_zip_archive(files.model_npz)
         write_json(files.ood, ood)
         write_json(files.training_band, band)
         card = {
@@ -187,10 +217,13 @@ def save_model_folder(
         write_card(tmp, card)
         final = store / mid
         if final.exists():
-            # Same id, same card hash: the same model (a rerun); never another one.
-            if read_card(final) != json.loads(json.dumps(json_safe(card))):
+            # Same id: the same model (a rerun, or a retraining from the same config and
+            # data); the folder already there is kept, never replaced by another one.
+            old = read_card(final)
+            if card_identity(old) != json.loads(json.dumps(json_safe(card_identity(card)))):
                 raise ModelLoadError(f"{final}: exists and holds another card; not overwritten")
             shutil.rmtree(tmp)
+            card = old
         else:
             os.replace(tmp, final)
     except BaseException:

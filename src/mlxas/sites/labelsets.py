@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: Modules that register the built-in label sets (imported on first look-up).
-BUILTIN_MODULES: list[str] = ["mlxas.sites.coordination", "mlxas.sites.shells"]
+BUILTIN_MODULES: list[str] = ["mlxas.sites.coordination", "mlxas.sites.shells", "mlxas.xrd.labels"]
 
 _REGISTRY: dict[str, type[LabelSet]] = {}
 

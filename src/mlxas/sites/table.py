@@ -17,6 +17,9 @@ Modes (``sites.mode``):
     ``seed`` and the structures, so a rerun picks the same sites;
 ``structure``
     one item per structure (its id is the structure id, ``site_index`` -1); no absorber.
+    With ``per_structure`` = n > 1, n items per structure: the structure id and
+    ``<structure id>-p1`` .. ``-p<n-1>`` (:func:`pattern_id`), e.g. n powder patterns each
+    with its own draw of the engine's experimental effects.
 
 Labels are computed by the ``labels`` stage (:mod:`mlxas.sites.labelsets`); site
 averaging is done later, at dataset time, from ``multiplicity``, ``structure_id`` and
@@ -48,6 +51,7 @@ __all__ = [
     "SitesSettings",
     "choose_sites",
     "enumerate_sites",
+    "pattern_id",
     "read_sites",
     "site_id",
     "site_table",
@@ -71,13 +75,22 @@ SITE_COLUMNS = [
 @dataclass(frozen=True)
 class SitesSettings:
     """The ``sites`` section: ``mode`` (see the module), ``per_frame`` or ``total`` sites
-    drawn in mode ``sample`` with ``seed``, ``symprec`` (Å) of the symmetry search."""
+    drawn in mode ``sample`` with ``seed``, ``symprec`` (Å) of the symmetry search,
+    ``per_structure`` items per structure in mode ``structure``."""
 
     mode: str = "unique"
     per_frame: int | None = None
     total: int | None = None
     symprec: float = 0.1
     seed: int = 0
+    per_structure: int = 1
+
+    def __post_init__(self) -> None:
+        if self.per_structure < 1 or (self.per_structure > 1 and self.mode != "structure"):
+            raise ConfigError(
+                f"sites.per_structure = {self.per_structure}: must be >= 1, and > 1 only "
+                f"with mode structure (mode is {self.mode!r})"
+            )
 
     @property
     def unit(self) -> str:
@@ -88,6 +101,12 @@ class SitesSettings:
 def site_id(structure_id: str, index: int) -> str:
     """``<structure id>-<atom index, 5 digits>``."""
     return f"{structure_id}-{index:05d}"
+
+
+def pattern_id(structure_id: str, n: int) -> str:
+    """Id of the ``n``-th item of a whole structure: the structure id for ``n = 0``, else
+    ``<structure id>-p<n>`` (never the form of a site id)."""
+    return structure_id if n == 0 else f"{structure_id}-p{n}"
 
 
 def _frame(atoms: Atoms) -> int | None:
@@ -163,7 +182,8 @@ def site_table(
 
     t0 = time.perf_counter()
     if settings.mode == "structure":
-        chosen = [(np.array([-1]), np.ones(1, np.int64)) for _ in images]
+        n = settings.per_structure
+        chosen = [(np.full(n, -1), np.ones(n, np.int64)) for _ in images]
     else:
         if not absorber:
             raise ConfigError(f"sites.mode {settings.mode!r} needs an absorber")
@@ -188,11 +208,11 @@ def site_table(
     }
     sid = joined["structure_id"].astype(str)
     index = joined["site_index"].astype(np.int64)
-    ids = (
-        sid
-        if settings.mode == "structure"
-        else np.char.add(np.char.add(sid, "-"), np.char.zfill(index.astype(str), 5))
-    )
+    if settings.mode == "structure":
+        copy = np.tile(np.arange(settings.per_structure), len(images))
+        ids = np.array([pattern_id(s, int(n)) for s, n in zip(sid, copy, strict=True)], object)
+    else:
+        ids = np.char.add(np.char.add(sid, "-"), np.char.zfill(index.astype(str), 5))
     frame = joined["frame"].astype(np.int64)
     df = pd.DataFrame(
         {

@@ -12,6 +12,7 @@ Reasons (the ``reason`` column of ``rejected.csv``):
 ``no_absorber``           no atom of the absorbing element (when the experiment has one)
 ``duplicate``             the same structure (same structure id) came earlier in the source
 ``relaxation_failed``     a generated nanoparticle's relaxation did not converge
+``generation_failed``     a random crystal could not be made (``random_molecular``)
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ temperature, ...) and its extra per-atom arrays (``surface``, ``parent_index``) 
 in ``structures.extxyz`` beside the keys the structures stage sets.
 
 Built in: ``nanoparticles`` (:mod:`mlxas.structures.nanoparticles`), ``md``
-(:mod:`mlxas.structures.md`), ``crystal`` (:mod:`mlxas.structures.crystal`) and ``files``
-(here).  Adding a kind: write the class in a
+(:mod:`mlxas.structures.md`), ``crystal`` (:mod:`mlxas.structures.crystal`),
+``random_molecular`` (:mod:`mlxas.phases.sources`) and ``files`` (here).  Adding a kind:
+write the class in a
 module, add the module to :data:`BUILTIN_MODULES` and describe the entry in the config
 schema (``structures`` items).
 """
@@ -51,6 +52,8 @@ BUILTIN_MODULES = [
     "mlxas.structures.nanoparticles",
     "mlxas.structures.md",
     "mlxas.structures.crystal",
+    "mlxas.phases.sources",
+    "mlxas.xrd.sources",
 ]
 
 _KINDS: dict[str, type] = {}

@@ -13,7 +13,8 @@ than one key or outside knowledge:
 - every label set is registered and can label the items of the sites mode;
 - the split fractions sum to 1 (nothing is rescaled);
 - averaging over k > 1 items is supported by the engine;
-- every model entry resolves, and every model target is a label the config produces;
+- every model entry resolves, and every model target is a label the config produces
+  (a label set's column or a target of the engine, e.g. the reflections' phase signs);
 - a sigma2 augmentation that removes damping has sigma² labels to bound it;
 - ``evaluation.primary`` and ``tune.model`` name existing models.
 
@@ -100,8 +101,11 @@ def _engine(cfg: dict[str, Any], sites, absorber: str | None):
     return sim, cls(cls.settings_from_config(section, absorber=absorber, edge=edge)), edge
 
 
-def _models(cfg: dict[str, Any], labels) -> tuple[dict, str, Any, str]:
-    """Model entries resolved, their targets checked; the primary and the tuned model."""
+def _models(
+    cfg: dict[str, Any], labels, engine_targets: tuple[str, ...] = ()
+) -> tuple[dict, str, Any, str]:
+    """Model entries resolved, their targets checked (a label set's column or one of the
+    engine's own targets); the primary and the tuned model."""
     from mlxas.models.spec import ModelSpec
     from mlxas.models.tune import TuneSettings
     from mlxas.settings import from_mapping
@@ -110,10 +114,11 @@ def _models(cfg: dict[str, Any], labels) -> tuple[dict, str, Any, str]:
     sets = labels.label_sets()
     for name, spec in models.items():
         for target in spec.targets:
-            if not any(s.provides(target) for s in sets):
+            if target not in engine_targets and not any(s.provides(target) for s in sets):
+                extra = f" or of the engine ({list(engine_targets)})" if engine_targets else ""
                 raise ConfigError(
                     f"models.{name}.targets: {target!r} is not a label of the label sets "
-                    f"{list(labels.sets)}"
+                    f"{list(labels.sets)}{extra}"
                 )
         _check_undamping(name, spec, labels)
     first = cfg["models"][0]["name"]
@@ -191,7 +196,9 @@ def _build(cfg: dict[str, Any], source: str):
         raise ConfigError(
             f"averaging.k: {sim.engine} items cannot be averaged (k = {dataset.averaging.k})"
         )
-    models, primary, tune, tune_model = _models(cfg, labels)
+    models, primary, tune, tune_model = _models(
+        cfg, labels, tuple(engine.target_names(dataset.features))
+    )
     return Experiment(
         name=cfg["experiment"],
         source=source,
