@@ -166,8 +166,8 @@ def main() -> None:
         "sigma2_feff",
         max(diffs),
         "Å²",
-        description="largest absolute difference sigma² label - FEFF8L's printed Debye-model sigma² over the "
-        "bulk shells of Cu, Ni, Pt, Fe, NiO and Ge at 10, 300, 600 K",
+        description="largest absolute difference sigma² label - FEFF8L's printed Debye-model "
+        "sigma² over the bulk shells of Cu, Ni, Pt, Fe, NiO and Ge at 10, 300, 600 K",
         bound="<= 0.001 Å²",
         met=max(diffs) <= 0.001,
         largest_relative=max(rel),
