@@ -3,7 +3,8 @@ beside the conventional first-shell feffit.
 
 For each foil in ``tests/data/experimental/`` (truth from the README there: fcc, CN 12,
 first-shell R), the element's model (``results/foil_<el>/models/ensemble.json``, made by
-``snakemake --configfile config/experiments/foil_<el>.yaml``) predicts CN and R through
+``snakemake --configfile config/experiments/foil_<el>.yaml``, or with ``--bundled`` the
+model that ships in ``models/foil_<el>/``) predicts CN and R through
 :class:`mlxas.predict.predictor.Predictor` — the code behind ``mlxas predict`` — and
 :func:`mlxas.baseline.fit_files` fits the same file.  ``value`` is the model's worst |R
 error| over the foils (Å); ``targets_met`` says whether every foil has |CN − 12| ≤ 1.0
@@ -13,7 +14,7 @@ and |R error| ≤ 0.03 Å.
 (e.g. ``results/au150_md/dataset.h5``), fitted by the baseline and, with ``--md-model``,
 predicted by that experiment's model — where each approach wins.
 
-    .venv/bin/python benchmarks/bench_predict_foils.py [--results results] [--md DATASET
+    .venv/bin/python benchmarks/bench_predict_foils.py [--results results | --bundled] [--md DATASET
         --md-model POINTER --md-max 300]
 """
 
@@ -73,6 +74,7 @@ def predict_foil(pointer: Path, xdi: Path, repeats: int) -> dict:
         "cn_std": v.get("cn_std"),
         "r": v["r"],
         "r_std": v.get("r_std"),
+        "sigma2": {name: x for name, x in v.items() if name.startswith("sigma2_")},
         "ood": v.get("ood"),
         "ood_score": v.get("ood_score"),
         "e0": res.e0,
@@ -134,6 +136,11 @@ def md_comparison(dataset: Path, pointer: Path | None, n_max: int, cache: Path) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", default=str(ROOT / "results"), help="folder of experiments")
+    ap.add_argument(
+        "--bundled",
+        action="store_true",
+        help="read the models that ship with mlxas (models/foil_<el>/) instead of --results",
+    )
     ap.add_argument("--model-name", default="ensemble", help="models/<name>.json per experiment")
     ap.add_argument("--repeats", type=int, default=5, help="timed predictions per foil")
     ap.add_argument("--md", help="an MD dataset.h5 for the disordered comparison")
@@ -152,7 +159,12 @@ def main() -> None:
         xdi = EXPERIMENTAL / f"{low}_metal_rt.xdi"
         t = truth[low]
         entry: dict = {"file": str(xdi.relative_to(ROOT)), "truth": t}
-        pointer = Path(a.results) / f"foil_{low}" / "models" / f"{a.model_name}.json"
+        folder = (
+            ROOT / "models" / f"foil_{low}"
+            if a.bundled
+            else Path(a.results) / f"foil_{low}" / "models"
+        )
+        pointer = folder / f"{a.model_name}.json"
         if pointer.is_file():
             m = predict_foil(pointer, xdi, a.repeats)
             m["pointer"] = str(pointer)
@@ -190,6 +202,7 @@ def main() -> None:
         "feffit_worst_cn_abs_error": max(abs(f["cn_error"]) for f in fe) if fe else None,
         "foils": foils,
         "load_average": load,
+        "models": "bundled (models/foil_<el>/)" if a.bundled else os.path.relpath(a.results, ROOT),
     }
     if a.md:
         extra["md"] = md_comparison(

@@ -14,6 +14,7 @@ from mlxas.spectra.augment import (
     is_enabled,
     noise,
     s02_scale,
+    shift_sigma2_labels,
     truncate_k,
 )
 
@@ -139,3 +140,51 @@ def test_augment_chi_composes_effects_and_is_seeded():
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, chi)
     np.testing.assert_array_equal(chi, np.vstack([shell(kgrid)] * 5))  # input untouched
+
+
+def damped_shell(k: np.ndarray, sigma2: float) -> np.ndarray:
+    """One shell with total Debye–Waller factor exp(−2k²σ²)."""
+    return np.exp(-2 * k**2 * sigma2) * np.sin(2 * k * R) / k
+
+
+def test_negative_dsigma2_undoes_damping_exactly():
+    # A shell simulated with σ² = 0.006 Å², undamped by Δσ² = −0.004 Å², is the same shell
+    # simulated with σ² = 0.002 Å²: the cold spectrum the model must also be able to read.
+    warm = damped_shell(kgrid, 0.006)[None, :]
+    np.testing.assert_allclose(
+        debye_waller(warm, kgrid, -0.004)[0], damped_shell(kgrid, 0.002), rtol=1e-12
+    )
+
+
+def test_negative_sigma2_range_needs_the_base_and_keeps_the_total_nonnegative():
+    cfg = {"sigma2": [-0.004, 0.003]}
+    with pytest.raises(ValueError, match="sigma2_base"):
+        draw_parameters(5, cfg, np.random.default_rng(0))
+    base = np.linspace(0.0, 0.008, 4000)  # Å²: from a 0 K-like to a very warm first shell
+    par = draw_parameters(4000, cfg, np.random.default_rng(1), sigma2_base=base)
+    d = par["sigma2"]
+    assert np.all(d <= 0.003) and np.all(d >= -0.004)
+    assert np.all(base + d >= -1e-15), "no spectrum may end with a negative total sigma²"
+    # Spectra with room below them are undamped as often as the range says.
+    roomy = base > 0.004
+    assert 0.5 < np.mean(d[roomy] < 0) < 0.64  # 4/7 of the range lies below 0
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        draw_parameters(2, cfg, np.random.default_rng(0), sigma2_base=np.array([0.001, -1.0]))
+
+
+def test_augment_returns_parameters_and_labels_follow_the_spectrum():
+    sig = np.array([0.002, 0.005, 0.009])
+    chi = np.vstack([damped_shell(kgrid, s) for s in sig])
+    out, par = augment_chi(
+        chi,
+        kgrid,
+        {"sigma2": [-0.003, 0.002]},
+        np.random.default_rng(2),
+        sigma2_base=sig,
+        return_parameters=True,
+    )
+    labels = shift_sigma2_labels({"sigma2_s1_Cu": sig, "cn_s1_Cu": np.full(3, 12.0)}, par)
+    np.testing.assert_array_equal(labels["cn_s1_Cu"], 12.0)
+    for row, s_new in zip(out, labels["sigma2_s1_Cu"], strict=True):
+        np.testing.assert_allclose(row, damped_shell(kgrid, s_new), rtol=1e-9, atol=1e-14)
+    assert np.all(labels["sigma2_s1_Cu"] >= 0)

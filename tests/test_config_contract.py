@@ -44,6 +44,19 @@ def _two_models(**extra) -> dict:
     return cfg
 
 
+def _crystal(**entry) -> dict:
+    """The tiny config with one `kind: crystal` source (fcc Cu unless ``entry`` says)."""
+    cfg = copy.deepcopy(TINY_CONFIG)
+    parent = {} if {"file", "amcsd", "prototype"} & set(entry) else FCC_CU
+    merged = {"name": "c", "kind": "crystal", **parent, **entry}
+    cfg["structures"] = [{k: v for k, v in merged.items() if v is not None}]
+    return cfg
+
+
+FCC_CU = {"prototype": "fcc", "species": ["Cu"], "a": 3.61}
+CRYSTAL = "structures: source 'c': "
+
+
 def _duplicate(section: str) -> dict:
     cfg = copy.deepcopy(TINY_CONFIG)
     if section == "structures":
@@ -90,6 +103,42 @@ BAD = [
     ("schema: unknown key", _with(bogus_key=1), "invalid value at '<top level>'"),
     ("schema: shape", _with(structures__0__shape="dodecahedron"),
      "invalid value at 'structures.0"),
+    # kind: crystal -- the schema first, then the typed checks with a message per key
+    ("crystal: two parents", _crystal(prototype="fcc", species=["Cu"], amcsd="copper"),
+     "invalid value at 'structures.0'"),
+    ("crystal: no parent", _crystal(seed=1, prototype=None, species=None),
+     "invalid value at 'structures.0"),
+    ("crystal: range without steps or draws",
+     _crystal(strain={"isotropic": {"range": [0.0, 0.01]}}), "invalid value at 'structures.0"),
+    ("crystal: vacancy fraction above 1", _crystal(defects=[{"vacancies": {"Cu": 1.5}}]),
+     "invalid value at 'structures.0"),
+    ("crystal: unknown cut", _crystal(shapes=[{"cut": "blob"}]),
+     "invalid value at 'structures.0"),
+    ("crystal: unknown thermal model", _crystal(temperature={"values": [300], "model": "x"}),
+     "invalid value at 'structures.0"),
+    ("crystal: structure file missing", _crystal(file="no/such.cif"),
+     CRYSTAL + "file: no/such.cif does not exist"),
+    ("crystal: species of a prototype",
+     _crystal(prototype="rocksalt", species=["Ni"], a=4.17),
+     CRYSTAL + "prototype rocksalt: needs 2 species in this order"),
+    ("crystal: lattice constant of a file", _crystal(file="x.cif", a=4.0),
+     CRYSTAL + "a: apply to a prototype only"),
+    ("crystal: θ range with a snapshot model",
+     _crystal(temperature={"values": [300], "model": "einstein",
+                           "debye_temperature": {"range": [300, 400]}}),
+     CRYSTAL + "temperature.debye_temperature: a range of θ applies to model debye_card only"),
+    ("crystal: strain collapsing the cell", _crystal(strain={"isotropic": [-0.6]}),
+     CRYSTAL + "strain: a strain of -50 % or less collapses the cell"),
+    ("crystal: substitution by no element",
+     _crystal(defects=[{"substitutions": {"Cu": {"Qq": 0.1}}}]),
+     CRYSTAL + "defects[0]: 'Qq' is not an element symbol"),
+    ("shells: no windows", _with(labels={"sets": ["shells"], "shells": {"sigma2": "auto"}}),
+     "invalid value at 'labels.shells'"),
+    ("shells: window reversed",
+     _with(labels={"sets": ["shells"], "shells": {"windows": [{"r": [3.0, 2.0]}]}}),
+     "labels.shells.windows[0]: r must be [r_min, r_max]"),
+    ("undamping without sigma² labels", _with(models__0__augment={"sigma2": [-0.002, 0.003]}),
+     "models.mlp.augment.sigma2: a low end below 0 removes damping"),
 ]  # fmt: skip
 
 

@@ -6,7 +6,8 @@ needs to read the measured foils, checked without training a model.
   removal (larch's pre_edge + autobk, as ``mlxas predict`` does it);
 - the training structures hold bulk-like sites (CN 12) and bond lengths on both sides of
   the foil's true R, with room to spare;
-- thermal damping is in the FEFF cards and the augmentation has every sim-to-real effect;
+- every structure has its own temperature (10-600 K, FEFF's DEBYE card per structure) and
+  the augmentation has every sim-to-real effect, removing damping as well as adding it;
 - the model's R window holds the shells FEFF computes and ends before the first shell
   beyond RPATH, which a measured foil has and the simulations lack.
 
@@ -49,6 +50,11 @@ def _experiment(low: str):
     return load_experiment([ROOT / "config" / "experiments" / f"foil_{low}.yaml"])
 
 
+def _images(low: str) -> list:
+    (source,) = _experiment(low).sources.values()
+    return [atoms for _, _, _, atoms in source.generate()]
+
+
 def _model(cfg: dict) -> dict:
     (entry,) = [m for m in cfg["models"] if m["name"] == "ensemble"]
     return entry
@@ -58,7 +64,7 @@ def test_config_is_valid(foil: tuple[str, dict]) -> None:
     low, cfg = foil
     el, edge = FOILS[low]
     assert (cfg["absorber"], cfg["edge"], cfg["experiment"]) == (el, edge, f"foil_{low}")
-    assert all(s["element"] == el for s in cfg["structures"])
+    assert all(s["kind"] == "crystal" and s["species"] == [el] for s in cfg["structures"])
 
 
 def test_model_needs_no_more_k_than_the_foil_has(foil: tuple[str, dict]) -> None:
@@ -84,32 +90,38 @@ def test_model_needs_no_more_k_than_the_foil_has(foil: tuple[str, dict]) -> None
 
 def test_training_structures_bracket_the_foil(foil: tuple[str, dict]) -> None:
     from mlxas.sites import enumerate_sites
-    from mlxas.structures.nanoparticles import nanoparticle
 
     low, cfg = foil
     truth = _truth(low)
-    a = sorted({s["lattice_constant"] for s in cfg["structures"]})
+    (spec,) = cfg["structures"]
+    images = _images(low)
+    a0 = spec["a"]
+    a = sorted({round(a0 * (1 + atoms.info["strain_a"]), 6) for atoms in images})
     r = np.array(a) / math.sqrt(2)
     assert r.min() < truth - 0.05 and r.max() > truth + 0.05  # R inside, not at the edge
     assert np.max(np.diff(r)) < 0.02  # lattice steps finer than the R target
     # The sites of one sphere: bulk-like first shells (CN 12) and surface sites.
-    src = next(s for s in cfg["structures"] if s["shape"] == "sphere")
-    atoms = nanoparticle(src["element"], "sphere", src["sizes"][0], src["lattice_constant"])
-    atoms.info.update(structure_id="s", source=src["name"], name="sphere", frame=-1)
+    atoms = next(x for x in images if x.info["shape"].startswith("sphere"))
+    atoms.info.update(structure_id="s", source=spec["name"], name="sphere", frame=-1)
     exp = _experiment(low)
     sites = enumerate_sites([atoms], exp.absorber, exp.sites, exp.labels)
     assert (sites["cn"] == 12).sum() >= 10 and sites["cn"].min() <= 8
-    np.testing.assert_allclose(sites["r"], src["lattice_constant"] / math.sqrt(2), atol=1e-6)
+    a_s = a0 * (1 + atoms.info["strain_a"])
+    np.testing.assert_allclose(sites["r"], a_s / math.sqrt(2), atol=1e-6)
 
 
 def test_disorder_and_augmentation(foil: tuple[str, dict]) -> None:
-    _, cfg = foil
+    low, cfg = foil
     cards = {k.upper(): v for k, v in cfg["feff"]["cards"].items()}
-    temperature, theta = cards["DEBYE"]
-    assert 0 < temperature <= 300 and theta > 100  # thermal damping in every FEFF spectrum
+    assert "DEBYE" not in cards  # every structure brings its own DEBYE card
+    info = [atoms.info for atoms in _images(low)]
+    temps = np.array([i["temperature"] for i in info])
+    assert temps.min() < 30 and temps.max() > 570  # cold and hot samples inside training
+    assert all(i["thermal"] == "debye_card" and i["debye_temperature"] > 100 for i in info)
     aug = _model(cfg)["augment"]
     for key in ("sigma2", "s02", "e0_shift", "noise", "kmax"):
         assert aug[key] is not None, key
+    assert aug["sigma2"][0] < 0 < aug["sigma2"][1]  # damping removed as well as added
     assert aug["e0_shift"][0] < 0 < aug["e0_shift"][1]
     assert aug["s02"][0] < 1.0 <= aug["s02"][1] + 0.05
 

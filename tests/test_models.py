@@ -282,6 +282,32 @@ def test_augmented_batches_change_every_epoch_and_stay_seeded(ds):
     np.testing.assert_array_equal(data.splits["val"].x, ds.features("chi_k", "val"))
 
 
+def test_sigma2_augmentation_moves_the_sigma2_targets_with_the_spectra(ds):
+    """A Debye–Waller change of Δσ² is added to the sigma2_* targets of that spectrum
+    (then scaled as fitted); other targets stay.  Fixed Δσ² = 0.002 Å² on every spectrum."""
+    spec = resolve_spec({"name": "a", "kind": "mlp", "batch_size": 50,
+                         "augment": {"sigma2": [0.002, 0.002], "probability": 1.0}})  # fmt: skip
+    base = load_training_data(ds, spec)
+    train = base.splits["train"]
+    sig = np.full((len(train), 1), 0.004, dtype=np.float32)  # a sigma² label per spectrum
+    data = TrainingData.from_arrays(
+        {s: (d.x, {**d.y, "sigma2_s1": sig[: len(d)]}) for s, d in base.splits.items()},
+        base.features_cfg,
+        chi={"train": train.chi},
+    )
+    y = dict(data.splits["train"].y)
+    with pytest.raises(ValueError, match="target scaling"):
+        augmented_batches(data, spec, 0, y)
+    batches = augmented_batches(
+        data, spec, 0, y, scale_y=lambda ys: {t: 10 * v for t, v in ys.items()}
+    )
+    batches.on_epoch_begin()
+    _, got = batches[0]
+    rows = batches._order[:50]
+    np.testing.assert_allclose(got["sigma2_s1"], 10 * (sig[rows] + 0.002), rtol=1e-6)
+    np.testing.assert_allclose(got["cn"], 10 * train.y["cn"][rows], rtol=1e-6)
+
+
 def test_empty_validation_split_is_a_clear_error(ds):
     spec = resolve_spec({"name": "m", "kind": "mlp"})
     full = load_training_data(ds, spec)

@@ -15,6 +15,11 @@ With ``feff.spectroscopy: xanes`` (FEFF10) an item has no chi(k): its signals ar
 ``edge/*`` arrays only and its model inputs the edge features of
 :func:`mlxas.spectra.features.edge_features` (``xanes``, ``xanes_deriv``, ...); the
 chi(k) features must then be switched off (the config check says so).
+
+A structure may bring cards of its own (:func:`mlxas.feff.temperature.structure_cards`:
+the crystal source's per-structure DEBYE card, or the removal of the config's DEBYE card
+for thermal snapshots); they are merged over the config's cards in that structure's
+inputs, so its input hash follows them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 from mlxas.engines.base import (
     Axis,
     EngineError,
+    InputError,
     ItemInput,
     ItemResult,
     SignalEngine,
@@ -106,15 +112,23 @@ class FeffEngine(SignalEngine):
         self.programs.prepare()
 
     def input_text(self, atoms: Any, site_index: int | None, item_id: str) -> str:
+        from mlxas.feff.cards import CardError, cards_with
         from mlxas.feff.inputs import cluster_around, feff_input_text
+        from mlxas.feff.temperature import structure_cards
 
         if site_index is None:
             raise EngineError(f"{self.name} computes absorbing sites, not whole structures")
         s: FeffSettings = self.settings
+        # A structure may bring its own cards (its DEBYE temperature, mlxas.feff.temperature).
+        try:
+            own = structure_cards(atoms)
+            cards = cards_with(self.name, s.cards, own) if own else s.cards
+        except (CardError, ValueError) as err:
+            raise InputError("structure_cards", f"structure {item_id}: {err}") from None
         symbols, xyz = cluster_around(atoms, int(site_index), s.cluster_radius)
         prog = self.programs
         return feff_input_text(
-            symbols, xyz, s.cards, f"mlxas site {item_id}", prog.max_atoms, prog.max_potentials
+            symbols, xyz, cards, f"mlxas site {item_id}", prog.max_atoms, prog.max_potentials
         )
 
     def run(self, item: ItemInput, rundir: Path, timeout: float) -> ItemResult:

@@ -19,6 +19,7 @@ import yaml
 
 __all__ = [
     "CardError",
+    "cards_with",
     "engine_names",
     "engine_template",
     "merged_cards",
@@ -170,21 +171,30 @@ def merged_cards(
         )
     merged = {**tpl["defaults"], **tpl["spectroscopy"][spectroscopy], **tpl["edges"][edge]}
     cards = {name: value for name, value in merged.items() if value is not None}
+    return cards_with(engine, cards, overrides)
+
+
+def cards_with(
+    engine: str, cards: dict[str, Any], overrides: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``cards`` with ``overrides`` on top, validated; ``None`` removes a card.  Used for
+    the config's cards over the template and for a structure's own cards over the
+    config's merged cards (merging over the template again would bring back a default
+    card that the config removed)."""
+    out = dict(cards)
     for name, value in _upper_keys(overrides or {}).items():
         if value is None:
             # Removing another engine's card is a no-op, so that a config switching engines
             # can drop what the default config sets (RPATH for FEFF6L); a misspelt card
             # gets the same message as setting it would.
-            if name not in tpl["cards"] and not any(
-                name in engine_template(e)["cards"] for e in engine_names()
-            ):
+            if not any(name in engine_template(e)["cards"] for e in engine_names()):
                 _check_one(engine, name, True)
-            cards.pop(name, None)
+            out.pop(name, None)
         else:
             _check_one(engine, name, value)
-            cards[name] = value
-    validate_cards(engine, cards)
-    return cards
+            out[name] = value
+    validate_cards(engine, out)
+    return out
 
 
 def render_card(name: str, value: Any) -> str:

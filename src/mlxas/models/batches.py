@@ -18,20 +18,29 @@ def augmented_batches(
     seed: int,
     y: dict[str, np.ndarray],
     weights: dict[str, np.ndarray] | None = None,
+    scale_y=None,
 ):
     """A ``keras.utils.PyDataset`` that re-augments the training chi(k) every epoch.
 
     Each epoch draws new augmentation parameters (seeded by ``seed`` and the epoch),
     recomputes the model input from the augmented chi(k) and shuffles; ``y`` holds the
-    training targets as the model is fitted on them (one array per head).
+    training targets as the model is fitted on them (one array per head).  A
+    Debye–Waller change Δσ² of a spectrum is added to its ``sigma2_*`` targets, which
+    ``scale_y`` (the model's target scaling, physical -> fitted) then scales: labels and
+    spectrum change together.
     """
     import keras
 
-    from mlxas.spectra.augment import augment_chi
+    from mlxas.spectra.augment import augment_chi, shift_sigma2_labels
 
     train = data.splits["train"]
     if train.chi is None:
         raise ValueError("augmentation needs the training split's chi(k)")
+    shifts = (spec.augment or {}).get("sigma2") is not None and any(
+        t.startswith("sigma2_") for t in y
+    )
+    if shifts and scale_y is None:
+        raise ValueError("sigma2 targets under sigma2 augmentation need the target scaling")
 
     class _Augmented(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -39,6 +48,7 @@ def augmented_batches(
             self.batch_size = int(spec.batch_size)
             self.epoch = 0
             self._x: np.ndarray | None = None
+            self._y: dict[str, np.ndarray] = y
             self._order: np.ndarray | None = None
 
         def __len__(self) -> int:
@@ -46,10 +56,19 @@ def augmented_batches(
 
         def _make(self) -> None:
             rng = np.random.default_rng([seed, self.epoch])
-            chi = augment_chi(
-                train.chi, data.k, spec.augment, rng, kweight=data.features_cfg["kweight"]
+            chi, par = augment_chi(
+                train.chi,
+                data.k,
+                spec.augment,
+                rng,
+                kweight=data.features_cfg["kweight"],
+                sigma2_base=train.sigma2_base,
+                return_parameters=True,
             )
             self._x = compute_input(chi, data.features_cfg, spec.input)
+            if shifts:
+                shifted = shift_sigma2_labels(train.y, {"sigma2": par["sigma2"][:, None]})
+                self._y = scale_y(shifted)
             self._order = rng.permutation(len(train))
 
         def on_epoch_begin(self) -> None:
@@ -60,7 +79,7 @@ def augmented_batches(
             if self._x is None:
                 self._make()
             idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
-            ys = {t: v[idx] for t, v in y.items()}
+            ys = {t: v[idx] for t, v in self._y.items()}
             if weights is None:
                 return self._x[idx], ys
             return self._x[idx], ys, {t: w[idx] for t, w in weights.items()}

@@ -232,12 +232,15 @@ class TargetLayout:
 @dataclass
 class SplitData:
     """Raw inputs, targets (one 2D array per target: float32 values, or int32 class
-    codes ``[n, 1]``), unweighted chi(k) and the kind's extra arrays of one split."""
+    codes ``[n, 1]``), unweighted chi(k) and the kind's extra arrays of one split;
+    ``sigma2_base`` (Å², one per example): the smallest sigma² label, which bounds an
+    augmentation that removes damping (:func:`mlxas.spectra.augment.draw_parameters`)."""
 
     x: np.ndarray
     y: dict[str, np.ndarray]
     chi: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    sigma2_base: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -260,7 +263,7 @@ class TrainingData:
     def select_targets(self, targets: list[str]) -> TrainingData:
         """The same inputs with only ``targets`` (for one network per target)."""
         splits = {
-            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi, d.extra)
+            s: SplitData(d.x, {t: d.y[t] for t in targets}, d.chi, d.extra, d.sigma2_base)
             for s, d in self.splits.items()
         }
         layout = self.layout.select(targets)
@@ -276,10 +279,12 @@ class TrainingData:
         dataset: dict[str, Any] | None = None,
         classes: dict[str, tuple[str, ...]] | None = None,
         extra: dict[str, dict[str, np.ndarray]] | None = None,
+        sigma2_base: dict[str, np.ndarray] | None = None,
     ) -> TrainingData:
-        """Build from ``{split: (x, {target: y})}``; ``chi`` is needed for augmentation;
-        ``classes`` names the classes of categorical targets (their ``y`` are codes
-        0..n-1); ``extra`` holds the kind's extra arrays per split."""
+        """Build from ``{split: (x, {target: y})}``; ``chi`` is needed for augmentation,
+        ``sigma2_base`` for an augmentation that removes damping; ``classes`` names the
+        classes of categorical targets (their ``y`` are codes 0..n-1); ``extra`` holds
+        the kind's extra arrays per split."""
         from mlxas.spectra.grids import k_grid
 
         classes = {t: tuple(c) for t, c in (classes or {}).items()}
@@ -292,6 +297,7 @@ class TrainingData:
                 y2,
                 None if chi is None else chi.get(s),
                 dict((extra or {}).get(s, {})),
+                None if sigma2_base is None else sigma2_base.get(s),
             )
         first = next(iter(out.values()))
         widths = {t: len(classes[t]) if t in classes else v.shape[1] for t, v in first.y.items()}
@@ -328,14 +334,23 @@ def load_training_data(
             f"models.{spec.name}: kind {spec.member_kind} predicts values only; "
             f"{refused} are class targets"
         )
-    arrays, chis, extra = {}, {}, {}
+    arrays, chis, extra, bases = {}, {}, {}, {}
     for s in splits:
         x = model_inputs(ds, spec, s)
         ys = {t: np.asarray(ds.labels(t, s)) for t in spec.targets}
+        bad = [t for t, v in ys.items() if not np.all(np.isfinite(v))]
+        if bad:
+            raise ModelConfigError(
+                f"models.{spec.name}: target(s) {bad} are not finite for some {s} examples "
+                "(e.g. R or sigma² of a shell with no neighbour); widen the shell window, "
+                "prune such sites (shapes' min_neighbours) or choose other targets"
+            )
         arrays[s] = (x, ys)
         extra[s] = {n: _array(ds, n, s) for n in kind.arrays(spec)}
         if need_chi and s == "train":
             chis[s] = np.asarray(ds.chi(s), dtype=np.float64)
+            if _undamps(spec.augment):
+                bases[s] = _sigma2_base(ds, spec, s)
     settings = ds.settings
     attrs = getattr(ds, "attrs", {})
     info = {
@@ -349,8 +364,30 @@ def load_training_data(
     }
     return TrainingData.from_arrays(
         arrays, cfg, chi=chis or None, grid=_input_grid(ds, spec, cfg), dataset=info,
-        classes=classes, extra=extra,
+        classes=classes, extra=extra, sigma2_base=bases or None,
     )  # fmt: skip
+
+
+def _undamps(augment: dict[str, Any]) -> bool:
+    """Whether the augmentation may remove damping (a sigma2 range reaching below 0)."""
+    rng = (augment or {}).get("sigma2")
+    return rng is not None and float(rng[0]) < 0
+
+
+def _sigma2_base(ds, spec: ModelSpec, split: str) -> np.ndarray:
+    """Per example the smallest sigma² label of the dataset (Å²; shells without a
+    neighbour are skipped, an example without any sigma² gets 0: nothing to remove)."""
+    names = [n for n in ds.label_names() if n.startswith("sigma2_")]
+    if not names:
+        raise ModelConfigError(
+            f"models.{spec.name}.augment.sigma2: a range below 0 removes damping and needs "
+            f"sigma² labels (labels.sets: [shells]); {getattr(ds, 'path', 'the dataset')} "
+            "has none"
+        )
+    table = np.stack([np.asarray(ds.labels(n, split), dtype=np.float64) for n in names], axis=1)
+    with np.errstate(all="ignore"):
+        base = np.nanmin(np.where(np.isfinite(table), table, np.nan), axis=1)
+    return np.where(np.isfinite(base), np.maximum(base, 0.0), 0.0)
 
 
 def _array(ds, name: str, split: str) -> np.ndarray:

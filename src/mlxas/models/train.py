@@ -135,7 +135,7 @@ def _fit_network(
     validation = array_batches(val.x, scaling.scale_y(val.y), batch, weights=w_val)
     t0 = time.perf_counter()
     if is_enabled(spec.augment):
-        batches = augmented_batches(data, spec, seed, y_train, w_train)
+        batches = augmented_batches(data, spec, seed, y_train, w_train, scaling.scale_y)
     else:
         batches = array_batches(
             train.x, y_train, batch, seed=seed, weights=w_train,

@@ -51,6 +51,7 @@ __all__ = [
 #: Modules that register the built-in label sets (imported on first look-up).
 BUILTIN_MODULES: list[str] = [
     "mlxas.sites.coordination",
+    "mlxas.sites.shells",
     "mlxas.xrd.labels",
     "mlxas.xanes.labels",
 ]

@@ -6,7 +6,9 @@ explicit per-spectrum parameters, so its effect can be checked analytically;
 :func:`augment_chi` draws the parameters from a seeded generator and applies them in
 a physical order (structure first, then measurement):
 
-1. extra Debye–Waller damping  chi·exp(−2k²Δσ²)              (Δσ² in Å²)
+1. Debye–Waller change         chi·exp(−2k²Δσ²)              (Δσ² in Å²; Δσ² < 0
+                                                                undoes damping, down
+                                                                to a total σ² of 0)
 2. amplitude reduction          chi·S0²                        (S0² factor, unitless)
 3. E0 shift                      chi(k) ← chi(√(k² + c·ΔE))    (ΔE in eV, c = 2mₑ/ħ²,
                                                                 larch's ETOK ≈ 0.2625 Å⁻²/eV)
@@ -15,6 +17,14 @@ a physical order (structure first, then measurement):
 
 The config (``models[].augment``) gives each as a ``[low, high]`` range drawn uniformly
 per spectrum; a missing or null entry is off.
+
+A negative low end of ``sigma2`` makes spectra *less* damped than FEFF computed them, so
+a sample colder than the training set's coldest structure still lies inside the training
+distribution.  Undamping is bounded by what the spectrum has: each spectrum's Δσ² is drawn
+from [max(low, −σ²₀), high], where σ²₀ is its smallest path sigma² (pass the labels,
+e.g. the first-shell ``sigma2_*``, as ``sigma2_base``), so its total sigma² stays >= 0.
+The drawn Δσ² is returned with the parameters; :func:`shift_sigma2_labels` adds it to the
+sigma² targets, so labels and spectrum change together.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ __all__ = [
     "is_enabled",
     "noise",
     "s02_scale",
+    "shift_sigma2_labels",
     "truncate_k",
 ]
 
@@ -48,7 +59,8 @@ def _rows(values: float | np.ndarray, n: int) -> np.ndarray:
 
 
 def debye_waller(chi: np.ndarray, k: np.ndarray, dsigma2: float | np.ndarray) -> np.ndarray:
-    """Extra thermal/static disorder: chi·exp(−2k²Δσ²), Δσ² in Å² (one value or one per row)."""
+    """Changed thermal/static disorder: chi·exp(−2k²Δσ²), Δσ² in Å² (one value or one per
+    row); a negative Δσ² removes damping."""
     chi = np.atleast_2d(chi)
     return chi * np.exp(-2.0 * k[None, :] ** 2 * _rows(dsigma2, len(chi)))
 
@@ -107,11 +119,19 @@ def is_enabled(cfg: dict[str, Any] | None) -> bool:
     return bool(cfg) and any(cfg.get(key) is not None for key in RANGE_KEYS)
 
 
-def draw_parameters(n: int, cfg: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+def draw_parameters(
+    n: int,
+    cfg: dict[str, Any],
+    rng: np.random.Generator,
+    sigma2_base: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Per-spectrum parameters for ``n`` spectra, each uniform in its configured range.
 
     A spectrum is left clean with probability ``1 − probability``; its parameters are then
-    the neutral values (Δσ² = 0, S0² = 1, ΔE = 0, no noise, no truncation).
+    the neutral values (Δσ² = 0, S0² = 1, ΔE = 0, no noise, no truncation).  A ``sigma2``
+    range reaching below 0 needs ``sigma2_base`` (Å², one per spectrum, >= 0): each
+    spectrum's Δσ² is then drawn from [max(low, −base), high], so no total sigma² goes
+    below zero.
     """
     p = float(cfg.get("probability", 1.0))
     on = rng.random(n) < p
@@ -124,8 +144,38 @@ def draw_parameters(n: int, cfg: dict[str, Any], rng: np.random.Generator) -> di
         lo, hi = (float(v) for v in rng_)
         if hi < lo:
             raise ValueError(f"augment.{key}: range [{lo}, {hi}] has low > high")
-        out[key] = np.where(on, rng.uniform(lo, hi, n), neutral[key])
+        low = np.full(n, lo)
+        if key == "sigma2" and lo < 0:
+            low = _undamping_floor(lo, hi, n, sigma2_base)
+        out[key] = np.where(on, rng.uniform(low, hi, n), neutral[key])
     return out
+
+
+def _undamping_floor(lo: float, hi: float, n: int, base: np.ndarray | None) -> np.ndarray:
+    """Per-spectrum low end of Δσ²: ``lo``, but never below −base (total sigma² >= 0)."""
+    if base is None:
+        raise ValueError(
+            f"augment.sigma2: the low end {lo} < 0 removes damping; it needs each "
+            "spectrum's own sigma² (sigma2_base, e.g. the first-shell sigma2 label) to "
+            "keep the total >= 0"
+        )
+    base = np.broadcast_to(np.asarray(base, dtype=float), (n,))
+    if not np.all(np.isfinite(base)) or np.any(base < 0):
+        raise ValueError("augment.sigma2: sigma2_base must be finite and >= 0 for every spectrum")
+    return np.minimum(np.maximum(lo, -base), hi)
+
+
+def shift_sigma2_labels(
+    labels: dict[str, np.ndarray], parameters: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """The labels with the drawn Δσ² added to every ``sigma2*`` column (others unchanged)."""
+    if "sigma2" not in parameters:
+        return dict(labels)
+    d = np.asarray(parameters["sigma2"], dtype=float)
+    return {
+        name: (np.asarray(v, dtype=float) + d if name.startswith("sigma2") else v)
+        for name, v in labels.items()
+    }
 
 
 def augment_chi(
@@ -134,14 +184,18 @@ def augment_chi(
     cfg: dict[str, Any],
     rng: np.random.Generator,
     kweight: float = 2.0,
-) -> np.ndarray:
+    sigma2_base: np.ndarray | None = None,
+    return_parameters: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Apply the configured augmentations to a batch of unweighted chi(k) rows.
 
     ``cfg`` is a model's ``augment`` section; ``kweight`` sizes the noise when the
-    config does not give ``noise_kweight``.  The result is a new array.
+    config does not give ``noise_kweight``; ``sigma2_base`` (Å², one per row) bounds a
+    negative Δσ² (see :func:`draw_parameters`).  The result is a new array, with the
+    drawn parameters when ``return_parameters`` is true.
     """
     chi = np.array(np.atleast_2d(chi), dtype=float)
-    par = draw_parameters(len(chi), cfg, rng)
+    par = draw_parameters(len(chi), cfg, rng, sigma2_base)
     if "sigma2" in par:
         chi = debye_waller(chi, k, par["sigma2"])
     if "s02" in par:
@@ -153,4 +207,4 @@ def augment_chi(
         chi = noise(chi, k, par["noise"], kweight if w is None else w, rng)
     if "kmax" in par:
         chi = truncate_k(chi, k, par["kmax"])
-    return chi
+    return (chi, par) if return_parameters else chi

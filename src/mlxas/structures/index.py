@@ -68,38 +68,31 @@ def build_source(
     for path in (frames, index, rejected_csv):
         path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(work_dir) if work_dir is not None else frames.parent / "work"
+    identify = getattr(source, "structure_id", _geometry_id)
     rows, rejected, images = [], [], []
     seen: dict[str, str] = {}
     for name, frame, origin, item in source.generate(work):
         if isinstance(item, Rejection):
             rejected.append(item.row())
             continue
-        atoms = item
-        problem = check_structure(atoms, absorber)
+        problem = check_structure(item, absorber)
         sid = None
         if problem is None:
-            sid = structure_hash(
-                atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array, atoms.pbc
-            )
+            sid = identify(item)
             if sid in seen:
                 problem = ("duplicate", f"same structure as {seen[sid]} (structure id {sid})")
         if problem is not None:
             rejected.append(Rejection(origin, frame, *problem).row())
             continue
         seen[sid] = name
-        atoms = Atoms(
-            atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+        atoms = _stored(item)
+        atoms.info.update(
+            structure_id=sid,
+            source=source.name,
+            name=name,
+            frame=-1 if frame is None else int(frame),
+            origin=origin,
         )
-        for key in PER_ATOM_ARRAYS:
-            if key in item.arrays:
-                atoms.arrays[key] = np.asarray(item.arrays[key])
-        atoms.info = {
-            "structure_id": sid,
-            "source": source.name,
-            "name": name,
-            "frame": -1 if frame is None else int(frame),
-            "origin": origin,
-        }
         images.append(atoms)
         rows.append(
             {
@@ -121,6 +114,32 @@ def build_source(
     table.to_csv(index, index=False)
     rej.to_csv(rejected_csv, index=False)
     return table, rej
+
+
+def _geometry_id(atoms: Atoms) -> str:
+    return structure_hash(
+        atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array, atoms.pbc
+    )
+
+
+def _stored(atoms: Atoms) -> Atoms:
+    """A clean copy for ``structures.extxyz``: symbols, positions, cell, the scalar
+    ``info`` entries (a generator's provenance: numbers, text, booleans) and the numeric
+    per-atom arrays.  Other ``info`` values (a reader's space-group object, stress
+    tensors, ...) are not structure provenance and stay out, as before; the stage's own
+    keys are set by the caller, so a generator cannot set them."""
+    out = Atoms(
+        atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+    )
+    for key, value in atoms.info.items():
+        scalar = isinstance(value, str | bool | int | float | np.integer | np.floating)
+        if key not in _STAGE_KEYS and scalar:
+            out.info[key] = value.item() if isinstance(value, np.generic) else value
+    for key, value in atoms.arrays.items():
+        value = np.asarray(value)
+        if key not in _ASE_ARRAYS and value.dtype.kind in "biuf":
+            out.arrays[key] = value.copy()
+    return out
 
 
 def format_rejected(rejected: pd.DataFrame) -> str:
@@ -152,9 +171,25 @@ def read_rejected(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"origin": str, "frame": "Int64", "reason": str, "detail": str})
 
 
+#: ASE's own per-atom arrays: geometry and dynamics, not provenance.
+_ASE_ARRAYS = ("numbers", "positions", "momenta", "masses", "initial_magmoms",
+               "initial_charges", "tags", "forces")  # fmt: skip
+#: ``info`` keys the structures stage writes (a source's own entries of these are dropped).
+_STAGE_KEYS = ("structure_id", "source", "name", "frame", "origin")
 #: ``info`` keys holding text: ASE's extxyz reader would turn a hex structure id such as
-#: ``9437347514e45165`` into a float (here inf) and ``0123...`` into an integer.
-_TEXT_KEYS = ("structure_id", "source", "name", "origin")
+#: ``9437347514e45165`` into a float (here inf) and ``0123...`` into an integer, and a
+#: provenance text such as ``T`` into a boolean.
+_TEXT_KEYS = (
+    "structure_id",
+    "source",
+    "name",
+    "origin",
+    "parent",
+    "parent_spacegroup",
+    "shape",
+    "defect",
+    "thermal",
+)
 _TEXT_VALUE = {key: re.compile(rf'(?:^|\s){key}=(?:"([^"]*)"|(\S+))') for key in _TEXT_KEYS}
 
 

@@ -11,12 +11,19 @@ entry once into that kind's class.  A kind is a frozen dataclass decorated with
   file or generator it came from, and ``work_dir`` a folder for restartable state;
 - ``elements()``: the elements the source is known to hold before it runs (checked
   against xraydb with the config); ``input_files()`` optionally lists the files it reads,
-  so that editing one reruns the source.
+  so that editing one reruns the source;
+- optionally ``structure_id(atoms)``: the structure id when the geometry alone does not
+  tell two structures apart (the crystal source's static structures that differ only in
+  the temperature of their DEBYE card); the default is the geometry hash.
+
+A structure's scalar ``atoms.info`` entries (its provenance: parent crystal, strain,
+temperature, ...) and its extra per-atom arrays (``surface``, ``parent_index``) are kept
+in ``structures.extxyz`` beside the keys the structures stage sets.
 
 Built in: ``nanoparticles`` (:mod:`mlxas.structures.nanoparticles`), ``md``
-(:mod:`mlxas.structures.md`), ``random_molecular`` (:mod:`mlxas.phases.sources`),
-``prototypes`` (:mod:`mlxas.xanes.source`) and ``files`` (here).  Adding a kind: write
-the class in a
+(:mod:`mlxas.structures.md`), ``crystal`` (:mod:`mlxas.structures.crystal`),
+``random_molecular`` (:mod:`mlxas.phases.sources`), ``prototypes``
+(:mod:`mlxas.xanes.source`) and ``files`` (here).  Adding a kind: write the class in a
 module, add the module to :data:`BUILTIN_MODULES` and describe the entry in the config
 schema (``structures`` items).
 """
@@ -44,6 +51,7 @@ __all__ = [
 BUILTIN_MODULES = [
     "mlxas.structures.nanoparticles",
     "mlxas.structures.md",
+    "mlxas.structures.crystal",
     "mlxas.phases.sources",
     "mlxas.xrd.sources",
     "mlxas.xanes.source",

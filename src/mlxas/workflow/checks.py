@@ -17,6 +17,7 @@ than one key or outside knowledge:
 - averaging over k > 1 items is supported by the engine;
 - every model entry resolves, and every model target is a label the config produces
   (a label set's column or a target of the engine, e.g. the reflections' phase signs);
+- a sigma2 augmentation that removes damping has sigma² labels to bound it;
 - ``evaluation.primary`` and ``tune.model`` name existing models.
 
 Every refusal is a :class:`~mlxas.errors.ConfigError` whose message starts with the
@@ -122,6 +123,7 @@ def _models(
                     f"models.{name}.targets: {target!r} is not a label of the label sets "
                     f"{list(labels.sets)}{extra}"
                 )
+        _check_undamping(name, spec, labels)
     first = cfg["models"][0]["name"]
     primary = cfg["evaluation"]["primary"] or first
     if primary not in models:
@@ -133,6 +135,22 @@ def _models(
     if tune_model not in models:
         raise ConfigError(f"tune.model: no model named {tune_model!r} (models: {sorted(models)})")
     return models, primary, tune, tune_model
+
+
+def _check_undamping(name: str, spec, labels) -> None:
+    """A sigma2 augmentation reaching below 0 needs each spectrum's sigma² labels."""
+    rng = (spec.augment or {}).get("sigma2")
+    if rng is None:
+        return
+    if float(rng[0]) > float(rng[1]):
+        raise ConfigError(f"models.{name}.augment.sigma2: {list(rng)} has low > high")
+    shells = labels.settings.get("shells")
+    if float(rng[0]) < 0 and (shells is None or shells.sigma2 == "none"):
+        raise ConfigError(
+            f"models.{name}.augment.sigma2: a low end below 0 removes damping and needs "
+            "the sigma² labels of the shells label set (labels.sets with shells, "
+            "labels.shells.sigma2 auto or geometry)"
+        )
 
 
 def _build(cfg: dict[str, Any], source: str):
