@@ -59,6 +59,19 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         0.02,
         "Cu K EXAFS surrogate, held-out sites: median Σ(Δk²chi)²/Σ(k²chi)² (best kind)",
     ),
+    "xanes_models": (">=", 0.90, "XANES geometry class, test accuracy (compound-grouped split)"),
+    "xanes_measured": (">=", 1.0, "measured XANES whose geometry class is right (KMnO4, MnO, NiO)"),
+    "xrd_accuracy": (
+        ">=",
+        0.85,
+        "space group top-1, held-out random crystals (crystal system >= 0.95 too)",
+    ),
+    "xrd_infer": (">=", 1e4, "XRD classifier throughput on 2 cores"),
+    "phases_accuracy": (
+        ">=",
+        0.90,
+        "P-1 crystals solved at 1.0 Å, best method (>= 0.5 at 2.0 Å too)",
+    ),
     "surrogate_speed": (
         ">=",
         1e4,
