@@ -1,0 +1,172 @@
+"""Is the OOD flag trustworthy?  Readings against flags (issue 18, item 6).
+
+Two sets of readings, each with the model's OOD flag:
+
+1. measured: every file of ``../shared/data/experimental`` (the test copy in
+   ``tests/data/experimental``) read by every bundled model (``models/``); a file a
+   model cannot cover is refused, not counted.  Truth: the first-shell CN and R of the
+   truth table in tests/data/experimental/README.md (only files with a stated N and R).
+2. simulated: the test split of each bundled model's own experiment dataset
+   (``--results``: the folder holding ``<experiment>/dataset.h5``), perturbed with the
+   model's own training augmentation (``training.augment`` of its card: E0 shifts, S0²,
+   extra sigma², noise, k-range cuts), ``--draws`` draws per spectrum.
+
+A reading is *wrong* when |ΔCN| > 1.5 or |ΔR| > 0.05 Å.  Target: every wrong reading
+flagged, at most 10 % of the right ones flagged.  Measured data are only read here,
+never used to choose anything.
+
+    .venv/bin/python benchmarks/bench_ood_calibration.py --results results
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTAL = ROOT / "tests" / "data" / "experimental"
+CN_WRONG, R_WRONG = 1.5, 0.05  # Å for R
+FLAG_RIGHT_MAX = 0.10
+
+
+def _truth() -> dict[str, tuple[float, float]]:
+    """file name -> (CN, R Å) of the first shell, from the truth table."""
+    out = {}
+    for line in (EXPERIMENTAL / "README.md").read_text().splitlines():
+        m = re.search(r"`([^`]+\.xdi)`.*first shell N = (\d+) at ([0-9.]+) Å", line)
+        if m:
+            out[m.group(1)] = (float(m.group(2)), float(m.group(3)))
+    return out
+
+
+def _row(source: str, model: str, cn: float, r: float, truth: tuple[float, float], ood: bool):
+    d_cn, d_r = cn - truth[0], r - truth[1]
+    wrong = abs(d_cn) > CN_WRONG or abs(d_r) > R_WRONG
+    return {"source": source, "model": model, "cn": cn, "r": r, "cn_true": truth[0],
+            "r_true": truth[1], "wrong": bool(wrong), "ood": bool(ood)}  # fmt: skip
+
+
+def measured_rows(pointers: list[Path]) -> list[dict]:
+    from mlxas.predict.predictor import Predictor
+
+    truth = _truth()
+    files = sorted(EXPERIMENTAL / n for n in truth)
+    rows = []
+    for pointer in pointers:
+        with Predictor(pointer, jobs=1, warn=lambda m: None) as pred:
+            for res in pred.predict(files):
+                if res.status != "ok":
+                    continue
+                name = Path(res.source).name
+                v = res.values
+                rows.append(_row(name, pointer.parent.name, v["cn"], v["r"], truth[name], v["ood"]))
+    return rows
+
+
+def simulated_rows(pointer: Path, results: Path, draws: int, seed: int) -> list[dict]:
+    from mlxas.dataset.reader import open as open_dataset
+    from mlxas.models.data import _sigma2_base
+    from mlxas.models.inference import predict_array, split_targets
+    from mlxas.models.spec import ModelSpec
+    from mlxas.predict.predictor import Predictor
+    from mlxas.spectra.augment import augment_chi
+    from mlxas.spectra.features import compute_features
+
+    with Predictor(pointer, jobs=1, warn=lambda m: None) as pred:
+        card = pred.card
+        experiment = pointer.parent.name
+        dataset = results / experiment / "dataset.h5"
+        if not dataset.is_file():
+            print(f"{dataset}: missing; simulated part of {experiment} skipped", file=sys.stderr)
+            return []
+        pre = card["preprocessing"]
+        fc = pre["features"]
+        with open_dataset(dataset) as ds:
+            chi = ds.chi("test")
+            cn, r = ds.labels("cn", "test"), ds.labels("r", "test")
+            k = ds.grid("chi_k")
+            # the same per-spectrum sigma² floor the training augmentation uses
+            base = _sigma2_base(ds, ModelSpec.from_config(card["config"]), "test")
+        rng = np.random.default_rng(seed)
+        aug = card["training"].get("augment") or {}
+        rows = []
+        for _ in range(draws):
+            kw = float(pre.get("kweight") or 2.0)
+            chi_p = augment_chi(chi, k, aug, rng, kweight=kw, sigma2_base=base)
+            x = compute_features(chi_p, fc)[pre["input"]]
+            mean, _ = predict_array(pred.model, card, x)
+            cols = split_targets(card, mean)
+            flags = pred._ood(x)[1]
+            for i in range(len(x)):
+                rows.append(
+                    _row(
+                        "simulated test",
+                        experiment,
+                        float(cols["cn"][i]),
+                        float(cols["r"][i]),
+                        (float(cn[i]), float(r[i])),
+                        flags[i],
+                    )
+                )
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    wrong = [x for x in rows if x["wrong"]]
+    right = [x for x in rows if not x["wrong"]]
+    return {
+        "readings": len(rows),
+        "wrong": len(wrong),
+        "wrong_flagged": sum(x["ood"] for x in wrong),
+        "wrong_not_flagged": sum(not x["ood"] for x in wrong),
+        "right": len(right),
+        "right_flagged": sum(x["ood"] for x in right),
+        "right_flagged_fraction": (sum(x["ood"] for x in right) / len(right)) if right else None,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=Path, default=ROOT / "models", help="bundled models folder")
+    p.add_argument("--results", type=Path, default=ROOT / "results",
+                   help="folder of the experiments' results (their dataset.h5)")  # fmt: skip
+    p.add_argument("--draws", type=int, default=5, help="perturbations per test spectrum")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    from mlxas.predict.bundled import list_models
+
+    pointers = [m.pointer for m in list_models(a.models) if not m.error]
+    measured = measured_rows(pointers)
+    simulated = [row for pt in pointers for row in simulated_rows(pt, a.results, a.draws, a.seed)]
+    parts = {"measured": summary(measured), "simulated": summary(simulated)}
+    total = summary(measured + simulated)
+    met = total["wrong_not_flagged"] == 0 and (total["right_flagged_fraction"] or 0) <= 0.10
+    for name, s in parts.items():
+        print(name, s)
+    write_result(
+        "ood_calibration",
+        value=total["wrong_not_flagged"],
+        unit="wrong readings not flagged",
+        target=f"0 wrong readings (|dCN| > {CN_WRONG} or |dR| > {R_WRONG} A) unflagged, "
+        f"<= {FLAG_RIGHT_MAX:.0%} of right readings flagged",
+        met=bool(met),
+        right_flagged_fraction=total["right_flagged_fraction"],
+        totals=total,
+        parts=parts,
+        models=[
+            str(pt.relative_to(ROOT)) if pt.is_relative_to(ROOT) else str(pt) for pt in pointers
+        ],
+        measured_readings=measured,
+        draws=a.draws,
+    )
+
+
+if __name__ == "__main__":
+    main()
