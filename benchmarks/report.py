@@ -62,7 +62,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "ood_calibration": (
         "<=",
         0.0,
-        "wrong readings (|dCN| > 1.5 or |dR| > 0.05 A) not flagged OOD, bundled models on measured "
+        "wrong readings (CN off > 1.5 or R off > 0.05 A) not flagged OOD, bundled models on measured "
         "files and perturbed simulated test spectra (<= 10 % of right ones flagged too)",
     ),
     "xanes_models": (">=", 0.90, "XANES geometry class, test accuracy (compound-grouped split)"),
