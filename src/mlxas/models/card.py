@@ -285,12 +285,7 @@ def load_model(path: str | Path):
     card = verify_model_dir(model_dir)
     files = ModelFiles(model_dir)
     if model_file_name(card) == MODEL_NPZ_FILE:
-        from mlxas.models.forest import ForestModel
-
-        try:
-            model = ForestModel.load(files.model_npz)
-        except ValueError as err:
-            raise ModelLoadError(str(err)) from None
+        model = load_forest_file(files.model_npz)
     else:
         model = _load_keras(files.model)
     return model, loaded_card(model_dir, card)
@@ -306,6 +301,17 @@ def loaded_card(model_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
         "training_band": json.loads(files.training_band.read_text()),
         "model_dir": str(model_dir),
     }
+
+
+def load_forest_file(path: Path):
+    """The random forest of a verified ``model.npz`` (numpy only, no pickle), for the
+    Keras and the numpy loaders alike; ModelLoadError naming the file if malformed."""
+    from mlxas.models.forest import ForestModel
+
+    try:
+        return ForestModel.load(path)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from None
 
 
 def _load_keras(path: Path):

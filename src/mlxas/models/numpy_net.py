@@ -34,6 +34,7 @@ import numpy as np
 
 from mlxas.models.card import (
     ModelLoadError,
+    load_forest_file,
     loaded_card,
     model_file_name,
     resolve_model_dir,
@@ -409,12 +410,8 @@ def load_model(path: str | Path) -> tuple[NumpyModel, dict]:
     card = verify_model_dir(model_dir)
     if model_file_name(card) == MODEL_NPZ_FILE:
         # A random forest is numpy already: its array file, verified above, is the model.
-        from mlxas.models.forest import ForestModel
-
-        try:
-            return ForestModel.load(ModelFiles(model_dir).model_npz), loaded_card(model_dir, card)
-        except ValueError as err:
-            raise ModelLoadError(str(err)) from None
+        forest = load_forest_file(ModelFiles(model_dir).model_npz)
+        return forest, loaded_card(model_dir, card)
     model = NumpyModel.from_file(ModelFiles(model_dir).model, card["files"][MODEL_FILE])
     shape = tuple(card.get("preprocessing", {}).get("input_shape") or model.input_shape)
     if shape != model.input_shape:
