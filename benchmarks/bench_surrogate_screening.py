@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     write_result(
         "surrogate_screening_cu",
         abs(best["a_A"] - TRUTH["a_A"]),
-        "Å (|a_best − a_true|)",
+        "Å (a of the best candidate minus the true a, absolute)",
         truth=TRUTH,
         best=table[0],
         top5=table[:5],
