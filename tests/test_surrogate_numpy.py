@@ -90,3 +90,28 @@ def test_padding_and_batching_do_not_change_the_numpy_spectra(ensemble):
 def test_only_graph_exafs_runs_in_numpy():
     assert supported(GraphNetwork(GRID, ("Cu",), 5.0, PARAMS))
     assert not supported(GraphNetwork(xanes_grid(), ("Cu",), 5.0, PARAMS))
+
+
+def test_graph_pairs_are_every_short_enough_pair():
+    """build_graphs' pairs against a plain loop over every node pair of every site: (j, l)
+    is a pair when the triangle or the path through the absorber is ≤ the cutoff."""
+    from mlxas.surrogate.graphs import GraphSettings, build_graphs
+
+    env = _env()
+    cutoff = 4.0
+    x = build_graphs(env, GraphSettings(("Cu", "Ni"), 5.0, cutoff, 8))
+    for site in range(len(env)):
+        _, vec, _ = env.site(site)
+        r = np.linalg.norm(vec, axis=1)
+        sure, borderline = set(), set()  # borderline: within float32 reach of the cutoff
+        for j in range(len(vec)):
+            for l_ in range(j + 1, len(vec)):
+                rjl = np.linalg.norm(vec[l_] - vec[j])
+                shortest = min((r[j] + r[l_] + rjl) / 2, r[j] + r[l_])
+                if shortest <= cutoff - 1e-4:
+                    sure.add((j, l_))
+                elif shortest <= cutoff + 1e-4:
+                    borderline.add((j, l_))
+        got = {tuple(p) for p in x["pairs"][site].tolist() if p[0] != p[1]}
+        assert sure
+        assert sure <= got <= sure | borderline
