@@ -176,8 +176,12 @@ def fuse(model) -> FusedGraph:
 
 
 def _silu(x: np.ndarray) -> np.ndarray:
+    """x·sigmoid(x) = x / (1 + exp(−x)), in one temporary."""
+    t = np.negative(x)
     with np.errstate(over="ignore"):  # exp(-x) → inf for x ≪ 0 gives x/inf = -0, right
-        return x / (_F(1.0) + np.exp(-x))
+        np.exp(t, out=t)
+    t += _F(1.0)
+    return np.divide(x, t, out=t)
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
