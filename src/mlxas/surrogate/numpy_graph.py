@@ -28,6 +28,7 @@ import numpy as np
 __all__ = ["FusedGraph", "fuse", "member_networks", "predict", "supported"]
 
 _F = np.float32
+_BLAS = None  # threadpoolctl's controller of the BLAS libraries, made on first use
 _EPS = _F(1e-6)  # as SiteGeometry's
 
 
@@ -326,13 +327,16 @@ def predict(fg: FusedGraph, x: dict[str, np.ndarray], batch_size: int = 64) -> n
     """k^w·chi(k) of every site of the graph arrays ``x`` (:func:`mlxas.surrogate.graphs.
     build_graphs`), [n, members, n_k] as the Keras model gives it; ``batch_size`` sites
     at a time (~64 keep the pair arrays in cache: measured best on the Cu set)."""
-    from threadpoolctl import threadpool_limits
-
+    global _BLAS
     n = len(x["species"])
     parts = []
+    if _BLAS is None:  # finding the loaded BLAS libraries costs ~1 ms: once per process
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
     # One BLAS thread: the products are small, and threads waiting for work would burn
     # CPU time (measured: ~2x the CPU per site with OpenBLAS' default of all cores).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _BLAS.limit(limits=1, user_api="blas"):
         for i in range(0, n, max(1, batch_size)):
             xb = {k: v[i : i + batch_size] for k, v in x.items()}
             geo = _geometry(fg, xb)
