@@ -12,18 +12,29 @@ the engine as the gather stage does and read by
 
 Bounds per material and shell: CN spread across T ≤ 0.3; R bias (mean signed error over
 T) ≤ 0.01 Å; sigma² within 0.001 Å² of the label at every T.
+
+:func:`settings_check` reads the same bulk site at 300 K as FEFF8L computes it with
+self-consistent potentials (``SCF`` card, radius 4 Å) and with E0 misplaced by −18 …
++18 eV (:func:`mlxas.spectra.augment.e0_shift`): how far the settings move a reading.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 from _common import ROOT
 from _crystal import experiment, feff_site
 
+from mlxas.predict.spec import Result
+from mlxas.spectra.features import compute_features
+
 TEMPERATURES = (10.0, 50.0, 100.0, 200.0, 300.0, 450.0, 600.0)
+#: FEFF8L SCF card of the settings check: rfms1 4 Å (about 15 atoms), 30 iterations
+SCF_CARD = [4.0, 0, 30, 0.1, 1]
+E0_ERRORS = (-18.0, -14.0, -10.0, 0.0, 10.0, 14.0, 18.0)  # eV
 EXPERIMENTS = ("foil_cu", "foil_fe", "ge_crystal")
 CN_SPREAD, R_BIAS, SIGMA2_TOL = 0.3, 0.01, 0.001
 
@@ -38,48 +49,60 @@ def _shell_columns(values: dict, name: str) -> tuple[str, str, str] | None:
     return None
 
 
-def read_points(exp_name: str, pointer: Path, workdir: Path) -> list[dict]:
-    """FEFF run, labels and model reading of the bulk absorber at every temperature."""
+def bulk_series(exp_name: str, temperatures) -> list:
+    """(name, structure) of the material's reference crystal at each temperature, with
+    the DEBYE card's θ of :data:`bench_sigma2_feff.MATERIALS`."""
     from bench_sigma2_feff import MATERIALS
 
-    from mlxas.predict.predictor import Predictor
-    from mlxas.predict.spec import Result
-    from mlxas.sites.shells import shell_table
     from mlxas.structures.crystal import crystal_structures
 
-    exp = experiment(ROOT / "config" / "experiments" / f"{exp_name}.yaml")
-    shells = exp.labels.settings["shells"]
     parent, theta = MATERIALS[exp_name]
     spec = {
         "name": exp_name,
         "kind": "crystal",
         **parent,
-        "temperature": {"values": list(TEMPERATURES), "debye_temperature": theta},
+        "temperature": {"values": list(temperatures), "debye_temperature": theta},
     }
+    return list(crystal_structures(spec))
+
+
+def _read(pred, exp, res, source: str) -> dict:
+    """The model's values for one FEFF result, featurized as the gather stage does."""
+    pre = pred.card["preprocessing"]
+    x = exp.engine.featurize([res], pre["features"])[pre["input"]]
+    (out,) = pred.complete([Result(source=source)], x)
+    return out.values
+
+
+def read_points(exp_name: str, pointer: Path, workdir: Path) -> list[dict]:
+    """FEFF run, labels and model reading of the bulk absorber at every temperature."""
+    from mlxas.predict.predictor import Predictor
+    from mlxas.sites.shells import shell_table
+
+    exp = experiment(ROOT / "config" / "experiments" / f"{exp_name}.yaml")
+    shells = exp.labels.settings["shells"]
     points = []
     with Predictor(pointer, jobs=1, warn=lambda m: None) as pred:
-        features = pred.card["preprocessing"]["features"]
-        for _, atoms in crystal_structures(spec):
+        for _, atoms in bulk_series(exp_name, TEMPERATURES):
             index = int(np.nonzero(atoms.get_chemical_symbols() == np.array(exp.absorber))[0][0])
             temp = float(atoms.info["temperature"])
             name = f"{exp_name}_T{temp:g}"
             res = feff_site(exp, atoms, index, workdir / name, name)
-            x = exp.engine.featurize([res], features)[pred.card["preprocessing"]["input"]]
-            (out,) = pred.complete([Result(source=name)], x)
+            values = _read(pred, exp, res, name)
             labels = shell_table(atoms, [index], shells)
-            point: dict = {"T": temp, "ood": out.values.get("ood"), "shells": {}}
+            point: dict = {"T": temp, "ood": values.get("ood"), "shells": {}}
             for shell in shells.shells:
-                cols = _shell_columns(out.values, shell.name)
+                cols = _shell_columns(values, shell.name)
                 truth = {q: float(labels[f"{q}_{shell.name}"][0]) for q in ("cn", "r", "sigma2")}
                 read = dict.fromkeys(("cn", "r", "sigma2"))
                 if cols:
-                    read = {q: out.values.get(c) for q, c in zip(read, cols, strict=True)}
+                    read = {q: values.get(c) for q, c in zip(read, cols, strict=True)}
                 point["shells"][shell.name] = {"truth": truth, "model": read}
             points.append(point)
     return points
 
 
-def checks(points: list[dict]) -> tuple[dict, list[str]]:
+def checks(exp_name: str, points: list[dict]) -> tuple[dict, list[str]]:
     """The three bounds per shell over the series, and the ones not met."""
     out, not_met = {}, []
     for name in points[0]["shells"]:
@@ -104,12 +127,14 @@ def checks(points: list[dict]) -> tuple[dict, list[str]]:
         c["cn_spread_met"] = c["cn_spread"] <= CN_SPREAD
         c["r_bias_met"] = abs(c["r_bias"]) <= R_BIAS
         c["sigma2_met"] = ds2 != [] and c["sigma2_abs_error_max"] <= SIGMA2_TOL
-        not_met += [f"simulated {name} {k[:-4]}" for k in c if k.endswith("_met") and not c[k]]
+        not_met += [
+            f"simulated {exp_name} {name} {k[:-4]}" for k in c if k.endswith("_met") and not c[k]
+        ]
         out[name] = c
     return out, not_met
 
 
-def simulated_series(results: list[Path]) -> dict:
+def simulated_series(results: list[Path], settings: bool = False) -> dict:
     """The series for every material whose model exists (bundled or in ``results``)."""
     from bench_predict_measured import find_pointer
 
@@ -123,7 +148,48 @@ def simulated_series(results: list[Path]) -> dict:
                 continue
             print(f"simulated series: {exp_name}", flush=True)
             points = read_points(exp_name, pointer, Path(tmp))
-            shells, nm = checks(points)
+            shells, nm = checks(exp_name, points)
             out["materials"][exp_name] = {"model_from": where, "points": points, "checks": shells}
+            if settings:
+                out["materials"][exp_name]["settings_300K"] = settings_check(
+                    exp_name, pointer, Path(tmp)
+                )
             out["not_met"] += nm
     return out
+
+
+def settings_check(exp_name: str, pointer: Path, workdir: Path) -> dict:
+    """Readings of the bulk site at 300 K: FEFF8L without and with SCF, and the non-SCF
+    spectrum with E0 misplaced by each of :data:`E0_ERRORS` (negative: E0 too low)."""
+    from mlxas.predict.predictor import Predictor
+    from mlxas.spectra.augment import e0_shift
+    from mlxas.spectra.grids import interp_on_grid, k_grid
+
+    path = ROOT / "config" / "experiments" / f"{exp_name}.yaml"
+    ((_, atoms),) = bulk_series(exp_name, [300.0])
+    exp = experiment(path)
+    index = int(np.nonzero(atoms.get_chemical_symbols() == np.array(exp.absorber))[0][0])
+    out: dict = {"scf_card": SCF_CARD, "e0_error_eV": {}}
+    with Predictor(pointer, jobs=1, warn=lambda m: None) as pred:
+        for label, over in (("no_scf", None), ("scf", {"feff": {"cards": {"SCF": SCF_CARD}}})):
+            exp = experiment(path, over)
+            t = time.perf_counter()
+            res = feff_site(exp, atoms, index, workdir / f"{exp_name}_{label}", label)
+            out[f"{label}_seconds"] = time.perf_counter() - t
+            out[label] = _plain(_read(pred, exp, res, label))
+            if label == "no_scf":
+                plain = (exp, res)
+        exp, res = plain
+        pre = pred.card["preprocessing"]
+        k = k_grid(pre["features"]["k_grid"])
+        chi = interp_on_grid(res.arrays["k"], res.arrays["chi"], k)
+        for de in E0_ERRORS:
+            shifted = e0_shift(chi[None], k, de).astype(np.float32)
+            x = compute_features(shifted, pre["features"])[pre["input"]]
+            (r,) = pred.complete([Result(source=f"E0 {de:+g} eV")], x)
+            out["e0_error_eV"][f"{de:+g}"] = _plain(r.values)
+    return out
+
+
+def _plain(values: dict) -> dict:
+    return {k: v for k, v in values.items() if not k.endswith("_std")}

@@ -16,12 +16,14 @@ Bounds (the issue's, never widened): Cu, Ni, Pt foils CN ±0.5 of 12, R ±0.02 �
 shells CN ±1, R ±0.03 Å; NiO CN ±1 (Ni–O) and ±1.5 (Ni–Ni), R ±0.03 Å; Ge first shell
 CN ±0.5, R ±0.02 Å.  ``pt_nanoparticles_T.prj``: per sample, every CN within ±0.5 of
 the sample's mean over 20, 150 and 300 K, every CN below 12, sigma² rising with T.
-``--simulated`` adds the simulated temperature series (:mod:`_temperature_series`).
+``--simulated`` adds the simulated temperature series (:mod:`_temperature_series`);
+``--settings`` also reads each bulk site at 300 K with SCF potentials and with E0
+misplaced by up to ±18 eV (how far those move a reading; no bound).
 
 ``value``: the number of bounds not met (0 = every bound met).
 
     .venv/bin/python benchmarks/bench_predict_measured.py --results results [--results ...]
-        [--simulated]
+        [--simulated [--settings]]
 """
 
 from __future__ import annotations
@@ -317,6 +319,9 @@ def main() -> None:
         help="folder of experiments with unbundled models (repeatable)",
     )
     ap.add_argument("--simulated", action="store_true", help="add the simulated T series")
+    ap.add_argument(
+        "--settings", action="store_true", help="with --simulated: SCF and E0 error at 300 K"
+    )
     a = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     results = [Path(r).resolve() for r in a.results]
@@ -343,7 +348,7 @@ def main() -> None:
     if a.simulated:
         from _temperature_series import simulated_series
 
-        extra["simulated_temperature"] = simulated_series(results)
+        extra["simulated_temperature"] = simulated_series(results, a.settings)
         not_met_all += extra["simulated_temperature"]["not_met"]
     write_result(
         "predict_measured",
