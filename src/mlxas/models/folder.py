@@ -44,7 +44,7 @@ from mlxas.workflow.layout import (
     ModelFiles,
 )
 
-__all__ = ["UNITS", "build_card", "save_model_folder", "training_band"]
+__all__ = ["UNITS", "build_card", "rebind_ood", "save_model_folder", "training_band"]
 
 #: Units of the labels a model can predict, for cards and plots.
 UNITS = {"cn": "", "r": "Å", "rdf": "1/Å"}
@@ -229,4 +229,37 @@ def save_model_folder(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return mid, final, card
+
+
+def rebind_ood(model_dir: Path, ood: dict[str, Any]) -> tuple[str, Path, dict[str, Any]]:
+    """Give the verified model folder ``model_dir`` new OOD statistics: a new folder
+    ``<store>/<new id>`` beside it, with the same files but ``ood.json``, the card's
+    SHA-256 and model id made again; the old folder is removed.  Returns the new id, the
+    new folder and its card.  The id is what training with these statistics would give."""
+    from mlxas.models.card import verify_model_dir
+
+    model_dir = Path(model_dir)
+    card = verify_model_dir(model_dir)
+    store = model_dir.parent
+    tmp = store / f".tmp-rebind-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model_dir, tmp)
+    try:
+        write_json(ModelFiles(tmp).ood, ood)
+        card = {**card, "files": {n: file_sha256(tmp / n) for n in card["files"]}}
+        card.pop("model_id", None)
+        mid = card_model_id(card)
+        card["model_id"] = mid
+        write_card(tmp, card)
+        final = store / mid
+        if final.exists():
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.resolve() != model_dir.resolve():
+        shutil.rmtree(model_dir)
     return mid, final, card
