@@ -110,3 +110,20 @@ def test_the_forest_run_in_numpy_gives_scikit_learn_probabilities():
     forest = json.loads(json.dumps({k: v.tolist() for k, v in arrays.items()}))
     xt = rng.normal(size=(200, 5)).astype(np.float32)
     np.testing.assert_allclose(_forest_p(forest, xt), rf.predict_proba(xt)[:, 1], atol=1e-12)
+
+
+def test_the_flag_needs_neither_tensorflow_nor_scikit_learn_at_predict_time():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mlxas.predict.predictor import Predictor\n"
+        f"with Predictor({str(CU_MODEL)!r}, jobs=1) as p:\n"
+        f"    (r,) = p.predict([{str(DATA / 'experimental' / 'cu_metal_rt.xdi')!r}])\n"
+        "assert r.status == 'ok' and 'error_score' in r.values, r\n"
+        "heavy = {'tensorflow', 'keras', 'sklearn'}\n"
+        "print(sorted({k.split('.')[0] for k in sys.modules} & heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -34,6 +34,7 @@ __all__ = [
     "combined_flags",
     "error_scores",
     "fit_error_flag",
+    "prepare",
     "reading_features",
 ]
 
@@ -234,6 +235,15 @@ def fit_error_flag(
         "perturbations": _augments(card, True),
     }
     return stats
+
+
+def prepare(ood: dict[str, Any]) -> dict[str, Any]:
+    """``ood`` with its error flag's forest as numpy arrays (read once, not per call)."""
+    err = ood.get("error") or {}
+    if err.get("status") != "fitted":
+        return ood
+    forest = {k: np.asarray(v) for k, v in err["forest"].items()}
+    return {**ood, "error": {**err, "forest": forest}}
 
 
 def _forest_p(forest: dict[str, Any], features: np.ndarray) -> np.ndarray:

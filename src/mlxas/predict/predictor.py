@@ -95,7 +95,9 @@ class Predictor:
         self.targets = list(self.card["preprocessing"]["targets"])
         # From the model folder, checked against the card's SHA-256 when it was loaded:
         # predict needs nothing from the training data besides what the folder holds.
-        self.ood: dict[str, Any] = self.card["ood"]
+        from mlxas.error_flag import prepare
+
+        self.ood: dict[str, Any] = prepare(self.card["ood"])
         self.training_band: dict[str, Any] = self.card["training_band"]
 
     # --- pool ---------------------------------------------------------------------------
