@@ -53,20 +53,32 @@ def _row(source: str, model: str, cn: float, r: float, truth: tuple[float, float
             "r_true": truth[1], "wrong": bool(wrong), "ood": bool(ood)}  # fmt: skip
 
 
-def measured_rows(pointers: list[Path]) -> list[dict]:
+def _experiment(pointer: Path, results: Path) -> tuple[str, Path]:
+    """(name, dataset.h5) of a model pointer: a bundled ``models/<experiment>/<entry>.json``
+    (dataset under ``results``) or an experiment's ``results/<experiment>/models/<entry>.json``
+    (the demo model)."""
+    if pointer.parent.name == "models":
+        return f"{pointer.parent.parent.name} (demo)", pointer.parent.parent / "dataset.h5"
+    return pointer.parent.name, results / pointer.parent.name / "dataset.h5"
+
+
+def measured_rows(pointers: list[Path], refused: list[dict]) -> list[dict]:
+    """Readings of the measured files with a stated truth; refusals go to ``refused``."""
     from mlxas.predict.predictor import Predictor
 
     truth = _truth()
     files = sorted(EXPERIMENTAL / n for n in truth)
     rows = []
     for pointer in pointers:
+        model = _experiment(pointer, ROOT)[0]
         with Predictor(pointer, jobs=1, warn=lambda m: None) as pred:
             for res in pred.predict(files):
-                if res.status != "ok":
-                    continue
                 name = Path(res.source).name
+                if res.status != "ok":
+                    refused.append({"source": name, "model": model, "reason": res.reason})
+                    continue
                 v = res.values
-                rows.append(_row(name, pointer.parent.name, v["cn"], v["r"], truth[name], v["ood"]))
+                rows.append(_row(name, model, v["cn"], v["r"], truth[name], v["ood"]))
     return rows
 
 
@@ -83,8 +95,7 @@ def simulated_rows(
 
     with Predictor(pointer, jobs=1, warn=lambda m: None) as pred:
         card = pred.card
-        experiment = pointer.parent.name
-        dataset = results / experiment / "dataset.h5"
+        experiment, dataset = _experiment(pointer, results)
         if not dataset.is_file():
             print(f"{dataset}: missing; simulated part of {experiment} skipped", file=sys.stderr)
             return []
@@ -95,11 +106,16 @@ def simulated_rows(
             cn, r = ds.labels("cn", "test"), ds.labels("r", "test")
             k = ds.grid("chi_k")
             # the same per-spectrum sigma² floor the training augmentation uses
-            base = _sigma2_base(ds, ModelSpec.from_config(card["config"]), "test")
+            has_s2 = any(n.startswith("sigma2_") for n in ds.label_names())
+            spec = ModelSpec.from_config(card["config"])
+            base = _sigma2_base(ds, spec, "test") if has_s2 else None
         rng = np.random.default_rng(seed)
-        from mlxas.error_flag import HARSH
+        from mlxas.error_flag import HARSH, MEASURED_LIKE
 
-        aug = HARSH if harsh else (card["training"].get("augment") or {})
+        # a model trained without augmentation: the perturbations its error flag assumes
+        aug = HARSH if harsh else (card["training"].get("augment") or MEASURED_LIKE)
+        if base is None and aug.get("sigma2") is not None:  # damping added, never removed
+            aug = {**aug, "sigma2": [max(0.0, aug["sigma2"][0]), aug["sigma2"][1]]}
         source = "simulated test, harsh" if harsh else "simulated test"
         rows = []
         for _ in range(draws):
@@ -159,11 +175,15 @@ def main() -> None:
                    help="folder of the experiments' results (their dataset.h5)")  # fmt: skip
     p.add_argument("--draws", type=int, default=5, help="perturbations per test spectrum")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--demo", type=Path, action="append", default=[], metavar="POINTER",
+                   help="also a model of an experiment's results, e.g. the demo's "
+                   "results/cu_default/models/mlp.json (dataset.h5 beside models/)")  # fmt: skip
     a = p.parse_args()
     from mlxas.predict.bundled import list_models
 
-    pointers = [m.pointer for m in list_models(a.models) if not m.error]
-    measured = measured_rows(pointers)
+    pointers = [m.pointer for m in list_models(a.models) if not m.error] + a.demo
+    refused: list[dict] = []
+    measured = measured_rows(pointers, refused)
     simulated = [row for pt in pointers for row in simulated_rows(pt, a.results, a.draws, a.seed)]
     harsh = [
         row for pt in pointers for row in simulated_rows(pt, a.results, a.draws, a.seed, harsh=True)
@@ -194,6 +214,7 @@ def main() -> None:
             str(pt.relative_to(ROOT)) if pt.is_relative_to(ROOT) else str(pt) for pt in pointers
         ],
         measured_readings=measured,
+        measured_refused=refused,
         # the wrong readings the flag missed, with the perturbation each spectrum got
         missed=[x for x in simulated + harsh if x["wrong"] and not x["ood"]],
         draws=a.draws,
