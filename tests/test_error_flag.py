@@ -127,3 +127,32 @@ def test_the_flag_needs_neither_tensorflow_nor_scikit_learn_at_predict_time():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_flag_fitted_again_after_training_is_the_one_training_stored(
+    synthetic_models, tmp_path
+):
+    """Fitting the flag on a trained model folder (what `mlxas models calibrate` does for
+    a model trained before the flag) gives the stored one, byte for byte: same ood.json,
+    same model id, so a calibrated bundled model is the model its config retrains."""
+    import shutil
+
+    from mlxas.error_flag import fit_error_flag
+    from mlxas.models.card import load_model
+    from mlxas.models.folder import rebind_ood
+
+    src = synthetic_models["folders"]["mt"]
+    model, card = load_model(src)
+    stored = card["ood"]["error"]
+    assert stored["status"] == "fitted" and stored["calibration"]["val_wrong"] > 0
+    again = fit_error_flag(model, card, card["ood"], synthetic_models["ds"])
+    assert json.loads(json.dumps(again)) == stored
+    copy = tmp_path / "mt" / src.name
+    shutil.copytree(src, copy)
+    mid, folder, _ = rebind_ood(copy, {**card["ood"], "error": again})
+    assert mid == src.name and folder == copy
+    # a changed flag is another model: new id, the old folder gone
+    looser = {**again, "threshold": again["threshold"] * 2}
+    mid2, folder2, _ = rebind_ood(copy, {**card["ood"], "error": looser})
+    assert mid2 != mid and folder2.is_dir() and not copy.exists()
+    assert load_model(folder2)[1]["ood"]["error"]["threshold"] == looser["threshold"]
