@@ -39,7 +39,7 @@ def add_arguments(models: argparse.ArgumentParser) -> None:
         "training gives).  Never give measured spectra here.",
     )
     cal.add_argument("model", metavar="MODEL", help="model folder or models/<name>.json pointer")
-    cal.add_argument("dataset", metavar="DATASET", help="the model's dataset.h5 (simulated)")
+    cal.add_argument("dataset", metavar="DATASET", help="its simulated training dataset (HDF5)")
     cal.set_defaults(func=cmd_calibrate)
 
 
