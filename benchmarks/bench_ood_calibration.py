@@ -90,7 +90,7 @@ def simulated_rows(
     from mlxas.models.inference import predict_array, split_targets
     from mlxas.models.spec import ModelSpec
     from mlxas.predict.predictor import Predictor
-    from mlxas.spectra.augment import augment_chi
+    from mlxas.spectra.augment import augment_chi, is_enabled
     from mlxas.spectra.features import compute_features
 
     with Predictor(pointer, jobs=1, warn=lambda m: None) as pred:
@@ -113,7 +113,8 @@ def simulated_rows(
         from mlxas.error_flag import HARSH, MEASURED_LIKE
 
         # a model trained without augmentation: the perturbations its error flag assumes
-        aug = HARSH if harsh else (card["training"].get("augment") or MEASURED_LIKE)
+        own = card["training"].get("augment")
+        aug = HARSH if harsh else (own if is_enabled(own) else MEASURED_LIKE)
         if base is None and aug.get("sigma2") is not None:  # damping added, never removed
             aug = {**aug, "sigma2": [max(0.0, aug["sigma2"][0]), aug["sigma2"][1]]}
         source = "simulated test, harsh" if harsh else "simulated test"

@@ -146,7 +146,10 @@ def _readings(model, card, ood, chi, k, labels, base, augment, draws, rng):
 
 
 def _augments(card: dict[str, Any], has_sigma2: bool) -> list[dict[str, Any]]:
-    own = (card.get("training") or {}).get("augment") or MEASURED_LIKE
+    from mlxas.spectra.augment import is_enabled
+
+    own = (card.get("training") or {}).get("augment")
+    own = own if is_enabled(own) else MEASURED_LIKE
     sets = [dict(own), dict(HARSH)]
     if not has_sigma2:  # no sigma² labels: damping can be added, not removed
         for a in sets:

@@ -166,10 +166,11 @@ def cmd_show(a: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(a: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from mlxas.error_flag import fit_error_flag
-    from mlxas.models.card import load_model, write_json
+    from mlxas.models.card import load_model, point_latest, write_json
     from mlxas.models.data import opened
     from mlxas.models.folder import rebind_ood
 
@@ -184,7 +185,11 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
             return 2
         error = fit_error_flag(model, card, card["ood"], ds)
     ood = {**card["ood"], "error": error}
-    mid, folder, _ = rebind_ood(Path(card["model_dir"]), ood)
+    old = Path(card["model_dir"]).resolve()
+    mid, folder, _ = rebind_ood(old, ood)
+    latest = old.parent.parent / "latest"  # the experiment's link to its last model
+    if latest.is_symlink() and (latest.parent / os.readlink(latest)).resolve() == old:
+        point_latest(latest, folder)
     pointer = Path(a.model)
     if pointer.suffix == ".json" and pointer.is_file():
         write_json(pointer, {**json.loads(pointer.read_text()), "model_id": mid})
