@@ -157,15 +157,18 @@ def _finde0(energy: np.ndarray, mu_in: np.ndarray, estep: float | None, use_smoo
             high = np.where(dmu > dhigh)[0]
     if len(high) < 3:
         high = np.where(np.isfinite(dmu))[0]
-    # The steepest point with steep neighbours on both sides, away from the ends.
+    # The steepest point with steep neighbours on both sides, away from the ends: larch
+    # walks the steep points keeping the first strict maximum above 0, which is the first
+    # occurrence of the largest value among the candidates (np.argmax), if above 0.
     is_high = np.zeros(len(en) + 2, dtype=bool)
     is_high[high + 1] = True
-    imax, dmax = 0, 0.0
-    for i in high:
-        if i < nmin or i > len(en) - nmin:
-            continue
-        if dmu[i] > dmax and is_high[i + 2] and is_high[i]:
-            imax, dmax = int(i), dmu[i]
+    cand = high[(high >= nmin) & (high <= len(en) - nmin)]
+    cand = cand[is_high[cand + 2] & is_high[cand]]
+    imax = 0
+    if len(cand):
+        j = int(np.argmax(dmu[cand]))
+        if dmu[cand[j]] > 0.0:
+            imax = int(cand[j])
     return float(en[imax]), imax, estep
 
 

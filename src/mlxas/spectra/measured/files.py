@@ -16,7 +16,9 @@ bytes used to cost 17 s and 1 GB of memory before it was refused.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -73,9 +75,13 @@ def check_file_content(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[str
     """:func:`check_file`, and the file's bytes when the check read all of them (a file
     of up to 64 kB: one quick-EXAFS scan), so that the parser need not read it again."""
     src = str(path)
-    if not path.is_file():
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise SpectrumError(src, "no such file" if not path.exists() else "not a regular file")
-    size = path.stat().st_size
+    size = st.st_size
     if size == 0:
         raise SpectrumError(src, "empty file")
     project_bytes = 2 * max_bytes
@@ -107,7 +113,8 @@ def check_file_content(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[str
 def _check_lines(src: str, fh, head: bytes) -> None:
     lines = head.count(b"\n")
     limit = MAX_POINTS + MAX_HEADER_LINES
-    while lines <= limit and (block := fh.read(_BLOCK)):
+    more = len(head) == _BLOCK  # a shorter first block is the whole file
+    while more and lines <= limit and (block := fh.read(_BLOCK)):
         lines += block.count(b"\n")
     if lines > limit:
         raise SpectrumError(
