@@ -41,12 +41,28 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _worker_init() -> None:
+#: The worker process's own predictor (model loaded once per worker, see _worker_init).
+_WORKER: Predictor | None = None
+
+
+def _worker_init(model_dir: str) -> None:
     # Ctrl-C goes to the whole process group: the parent handles it and shuts the pool
     # down; workers finish their chunk instead of dying half-way.
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Each worker runs the model on its own chunks: the model and the OOD flags then run
+    # on every core instead of after all chunks in the parent.  The folder is verified
+    # against its card again here.
+    global _WORKER
+    _WORKER = Predictor(model_dir, jobs=1, warn=lambda msg: None)
+
+
+def _predict_chunk(paths: list[str], spec: ProcessSpec) -> list[Result]:
+    """Results of one chunk, model run included, in a worker (``spec``: the parent's
+    processing options, which may change between batches)."""
+    assert _WORKER is not None, "worker started without its model"
+    return _WORKER.complete(*process_paths(paths, spec))
 
 
 def _warm_up() -> int:
@@ -114,6 +130,7 @@ class Predictor:
                 max_workers=self.jobs,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
+                initargs=(str(self.model_dir),),
             )
             self._warm = [self._pool.submit(_warm_up) for _ in range(self.jobs)]
         finally:
@@ -171,33 +188,30 @@ class Predictor:
     # --- prediction ---------------------------------------------------------------------
 
     def process(self, paths: Sequence[str | Path]) -> tuple[list[Result], np.ndarray]:
-        """Read, check and turn files into model inputs (no model call)."""
+        """Read, check and turn files into model inputs (no model call), in this process."""
+        return process_paths([str(p) for p in paths], self.spec)
+
+    def predict(self, paths: Sequence[str | Path]) -> list[Result]:
+        """One :class:`Result` per spectrum (Athena projects give one per group).  Batches
+        of more than :data:`IN_PROCESS_MAX` files go to the worker processes in chunks,
+        each worker reading, processing and predicting its chunks."""
         paths = [str(p) for p in paths]
         if self.jobs == 1 or len(paths) <= IN_PROCESS_MAX:
-            return process_paths(paths, self.spec)
+            return self.complete(*process_paths(paths, self.spec))
         if self._pool is None:
             self._start_pool()  # on the first batch: a few files never pay for workers
         n = len(paths)
         size = max(CHUNK_MIN, min(CHUNK_MAX, math.ceil(n / (self.jobs * 4))))
         futures = [
-            self._pool.submit(process_paths, paths[i : i + size], self.spec)
+            self._pool.submit(_predict_chunk, paths[i : i + size], self.spec)
             for i in range(0, n, size)
         ]
         results: list[Result] = []
-        xs: list[np.ndarray] = []
         with _progress(n) as bar:
             for i, fut in enumerate(futures):
-                res, x = fut.result()
-                results.extend(res)
-                if len(x):
-                    xs.append(x)
+                results.extend(fut.result())
                 bar.update(min(size, n - i * size))
-        x = np.concatenate(xs) if xs else np.zeros((0,), dtype=np.float32)
-        return results, x
-
-    def predict(self, paths: Sequence[str | Path]) -> list[Result]:
-        """One :class:`Result` per spectrum (Athena projects give one per group)."""
-        return self.complete(*self.process(paths))
+        return results
 
     def predict_spectra(self, spectra: Sequence[Spectrum]) -> list[Result]:
         """One :class:`Result` per spectrum given as arrays (checked with
