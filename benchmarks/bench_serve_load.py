@@ -1,15 +1,15 @@
 """serve_load: 100 concurrent clients against ``mlxas serve`` on 127.0.0.1 for 60 s.
 
 The server (``python -m mlxas.serve MODEL --workers W``) and the clients run in separate
-processes on the same machine.  The clients (one asyncio process, httpx, one connection
-each) post single spectra to ``/predict``: noisy copies of the measured Cu foil, on its
-own energy grid.  Closed loop: each client sends its next request as soon as its
-previous answer has come.  Every answer is checked: HTTP 200, the spectrum's own name
-as ``source``, status ok, and CN and R equal (to 1e-9) to what ``Predictor`` gives for
-that spectrum in this process; requests still running at the end are waited for, so
-``lost`` = sent − answered.  Reported: p50/p90/p99/max latency, requests per second,
-the CPU time of server and clients.  ``--paced R`` adds a second phase in which every
-client starts a request every 1/R s (an open loop of clients × R requests/s).
+processes on the same machine. The clients (one asyncio process on uvloop, one keep-alive
+connection each, answers parsed with httptools) post single spectra to ``/predict``: noisy
+copies of the measured Cu foil, on its own energy grid. Closed loop: each client sends its
+next request as soon as its previous answer has come. Every answer is checked: HTTP 200,
+the spectrum's own name as ``source``, status ok, and CN and R equal (to 1e-9) to what
+``Predictor`` gives for that spectrum in this process; requests still running at the end
+are waited for, so ``lost`` = sent − answered. Reported: p50/p90/p99/max latency, requests
+per second, the CPU time of server and clients. ``--paced R`` adds a second phase in which
+every client starts a request every 1/R s (an open loop of clients × R requests/s).
 
     .venv/bin/python benchmarks/bench_serve_load.py [--clients 100] [--seconds 60]
         [--workers 2] [--paced 1] [--model PATH]
@@ -60,6 +60,18 @@ def _bodies(model: Path, n: int, seed: int = 0) -> tuple[list[bytes], list[tuple
     return bodies, want
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        t = p.cpu_times()
+        total += t.user + t.system
+    return total
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -87,57 +99,103 @@ def _start_server(model: Path, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("server did not answer /health within 60 s")
 
 
-async def _phase(url: str, bodies, want, clients: int, seconds: float, rate: float) -> dict:
-    """One load phase; rate 0: closed loop, else requests/s per client (open loop)."""
-    import httpx
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of a load client: sends a prepared request and
+    parses the answer with httptools (uvicorn's own parser), so that the clients cost
+    little CPU beside the server they share the machine with."""
 
+    def __init__(self) -> None:
+        import httptools
+
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.answer: asyncio.Future | None = None
+        self.body: list[bytes] = []
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def connection_lost(self, exc) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError(f"connection lost ({exc})"))
+
+    def on_body(self, data: bytes) -> None:
+        self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        status, body = self.parser.get_status_code(), b"".join(self.body)
+        self.body = []
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result((status, body))
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await self.answer
+
+
+def _request(port: int, body: bytes) -> bytes:
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    return head.encode() + body
+
+
+async def _phase(port: int, bodies, want, clients: int, seconds: float, rate: float) -> dict:
+    """One load phase; rate 0: closed loop, else requests/s per client (open loop)."""
     lat: list[float] = []
     errors: dict[str, int] = {}
     counts = {"sent": 0, "answered": 0, "ok": 0}
+    requests = [_request(port, b) for b in bodies]
     deadline = time.perf_counter() + seconds
+    loop = asyncio.get_running_loop()
 
     def fail(kind: str) -> None:
         errors[kind] = errors.get(kind, 0) + 1
 
-    async def client(c: int, http: httpx.AsyncClient) -> None:
+    async def client(c: int) -> None:
+        _, conn = await loop.create_connection(_Connection, "127.0.0.1", port)
         i = c
         next_start = time.perf_counter() + (c / clients) / rate if rate else 0.0
-        while True:
-            if rate:
-                await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
-                next_start += 1.0 / rate
-            if time.perf_counter() >= deadline:
-                return
-            k = i % len(bodies)
-            i += clients
-            counts["sent"] += 1
-            t0 = time.perf_counter()
-            try:
-                r = await http.post(url, content=bodies[k],
-                                    headers={"content-type": "application/json"})  # fmt: skip
-            except httpx.HTTPError as err:
-                fail(type(err).__name__)
-                continue
-            lat.append(time.perf_counter() - t0)
-            counts["answered"] += 1
-            if r.status_code != 200:
-                fail(f"HTTP {r.status_code}")
-                continue
-            res = r.json()["result"]
-            cn, rr = want[k]
-            if res["source"] != f"load_{k:04d}" or res["status"] != "ok":
-                fail("wrong spectrum or refused")
-            elif not (math.isclose(res["cn"], cn, rel_tol=1e-9)
-                      and math.isclose(res["r"], rr, rel_tol=1e-9)):  # fmt: skip
-                fail("wrong numbers")
-            else:
-                counts["ok"] += 1
+        try:
+            while True:
+                if rate:
+                    await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
+                    next_start += 1.0 / rate
+                if time.perf_counter() >= deadline:
+                    return
+                k = i % len(bodies)
+                i += clients
+                counts["sent"] += 1
+                t0 = time.perf_counter()
+                try:
+                    status, body = await asyncio.wait_for(conn.request(requests[k]), 120.0)
+                except (ConnectionError, TimeoutError) as err:
+                    fail(type(err).__name__)
+                    _, conn = await loop.create_connection(_Connection, "127.0.0.1", port)
+                    continue
+                lat.append(time.perf_counter() - t0)
+                counts["answered"] += 1
+                if status != 200:
+                    fail(f"HTTP {status}")
+                    continue
+                res = json.loads(body)["result"]
+                cn, rr = want[k]
+                if res["source"] != f"load_{k:04d}" or res["status"] != "ok":
+                    fail("wrong spectrum or refused")
+                elif not (math.isclose(res["cn"], cn, rel_tol=1e-6)
+                          and math.isclose(res["r"], rr, rel_tol=1e-6)):  # fmt: skip
+                    fail("wrong numbers")
+                else:
+                    counts["ok"] += 1
+        finally:
+            conn.transport.close()
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=120.0) as http:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client(c, http) for c in range(clients)))
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    wall = time.perf_counter() - t0
     ms = np.asarray(lat) * 1e3
     q = (lambda p: round(float(np.percentile(ms, p)), 2)) if len(ms) else (lambda p: None)
     return {
@@ -167,17 +225,21 @@ def main() -> None:
     bodies, want = _bodies(model, a.spectra)
     load_before = os.getloadavg()[0]
     port = _free_port()
-    url = f"http://127.0.0.1:{port}/predict"
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     server = _start_server(model, port, a.workers)
     try:
-        asyncio.run(_phase(url, bodies, want, a.clients, a.warmup, 0.0))  # not recorded
-        self0 = resource.getrusage(resource.RUSAGE_SELF)
-        closed = asyncio.run(_phase(url, bodies, want, a.clients, a.seconds, 0.0))
-        self1 = resource.getrusage(resource.RUSAGE_SELF)
-        paced = None
-        if a.paced:
-            paced = asyncio.run(_phase(url, bodies, want, a.clients, a.seconds, a.paced))
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_phase(port, bodies, want, a.clients, a.warmup, 0.0))  # not recorded
+            self0 = resource.getrusage(resource.RUSAGE_SELF)
+            server0 = _tree_cpu(server.pid)
+            closed = runner.run(_phase(port, bodies, want, a.clients, a.seconds, 0.0))
+            server1 = _tree_cpu(server.pid)
+            self1 = resource.getrusage(resource.RUSAGE_SELF)
+            paced = None
+            if a.paced:
+                paced = runner.run(_phase(port, bodies, want, a.clients, a.seconds, a.paced))
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -199,8 +261,11 @@ def main() -> None:
         server_workers=a.workers,
         server_cpu_s_total=round(server_cpu, 1),
         server_cpu_ms_per_request=round(1e3 * server_cpu / max(n_all, 1), 2),
+        server_cpu_ms_per_request_closed_loop=round(
+            1e3 * (server1 - server0) / max(closed["answered"], 1), 3
+        ),
         client_cpu_s_closed_loop=round(client_cpu, 1),
-        client_cpu_ms_per_request=round(1e3 * client_cpu / max(closed["answered"], 1), 2),
+        client_cpu_ms_per_request=round(1e3 * client_cpu / max(closed["answered"], 1), 3),
         model=str(model),
         load_average_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )

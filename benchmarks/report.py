@@ -41,6 +41,12 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         0.03,
         "worst absolute R error over the measured foils (CN within ±1 of 12 too)",
     ),
+    "predict_measured": (
+        "<=",
+        0,
+        "issue 17 bounds not met over the measured files (each read by its material's model "
+        "beside mlxas baseline; Pt nanoparticle T series; simulated T series)",
+    ),
     "reliability": (
         "<=",
         0,
@@ -62,8 +68,8 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "ood_calibration": (
         "<=",
         0.0,
-        "wrong readings (CN off > 1.5 or R off > 0.05 A) not flagged OOD, bundled models on measured "
-        "files and perturbed simulated test spectra (<= 10 % of right ones flagged too)",
+        "wrong readings (CN off > 1.5 or R off > 0.05 A) not flagged OOD, bundled models on "
+        "measured files and perturbed simulated test spectra (<= 10 % of right ones flagged too)",
     ),
     "xanes_models": (">=", 0.90, "XANES geometry class, test accuracy (compound-grouped split)"),
     "xanes_measured": (">=", 1.0, "measured XANES whose geometry class is right (KMnO4, MnO, NiO)"),

@@ -28,6 +28,7 @@ BULK_SHELLS = {
     "foil_cu": {"s1_Cu": 12, "s2_Cu": 6},
     "foil_ni": {"s1_Ni": 12, "s2_Ni": 6},
     "foil_pt": {"s1_Pt": 12, "s2_Pt": 6},
+    "foil_au": {"s1_Au": 12, "s2_Au": 6},
     "foil_fe": {"s1_Fe": 8, "s2_Fe": 6},
     "nio": {"s1_O": 6, "s2_Ni": 12},
     "ge_crystal": {"s1_Ge": 4, "s2_Ge": 12},
@@ -82,7 +83,7 @@ def test_bulk_sites_have_the_crystal_shells(experiment):
     columns = set(shells.columns()) | {"cn", "r"}
     for spec in exp.models.values():
         assert set(spec.targets) <= columns, f"{name}: targets {spec.targets} not among labels"
-    z = {"Cu": 29, "Ni": 28, "Pt": 78, "Fe": 26, "Ge": 32}[exp.absorber]
+    z = {"Cu": 29, "Ni": 28, "Pt": 78, "Au": 79, "Fe": 26, "Ge": 32}[exp.absorber]
     bulk = [
         a for a in images if a.info["shape"] in ("bulk",) or a.info["shape"].startswith("sphere")
     ]
@@ -122,7 +123,7 @@ def test_every_crystal_experiment_passes_the_config_check():
         for p in sorted(EXPERIMENTS.glob("*.yaml"))
         if any(s.get("kind") == "crystal" for s in load(p.stem)["structures"])
     ]
-    assert len(names) == 7
+    assert len(names) == 8
     for name in names:
         exp = load_experiment([EXPERIMENTS / f"{name}.yaml"])
         assert [s.kind for s in exp.sources.values()] == ["crystal"]

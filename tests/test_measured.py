@@ -79,17 +79,7 @@ def test_real_foils(path, mu_from, element, edge, n):
 
 
 def test_series_reader_equals_larch_and_skips_larch_for_later_files(tmp_path):
-    header, data = split(CU)
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(5):
-        h = [
-            re.sub(r"start_time: .*", f"start_time: 2001-06-26T22:{27 + i}:31", ln) for ln in header
-        ]
-        rows = [
-            set_field(ln, 3, f"{float(ln.split()[3]) + rng.normal(0, 1e-3):.7f}") for ln in data
-        ]
-        paths.append(write(tmp_path, f"scan_{i:03d}.xdi", h, rows))
+    paths = _noisy_series(tmp_path, 5)
     reader = SeriesReader()
     fast = [reader.read(p)[0] for p in paths]
     assert (reader.n_larch, reader.n_fast) == (1, 4)
@@ -111,6 +101,70 @@ def test_series_reader_sends_damaged_file_of_known_layout_to_larch(tmp_path):
     with pytest.raises(SpectrumError, match="would be lost"):
         reader.read(bad)
     assert reader.n_fast == 0
+
+
+def _noisy_series(tmp_path, n: int, seed: int = 0) -> list:
+    header, data = split(CU)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        h = [
+            re.sub(r"start_time: .*", f"start_time: 2001-06-26T22:{i:02d}:31", ln) for ln in header
+        ]
+        rows = [
+            set_field(ln, 3, f"{float(ln.split()[3]) + rng.normal(0, 1e-3):.7f}") for ln in data
+        ]
+        paths.append(write(tmp_path, f"scan_{i:03d}.xdi", h, rows))
+    return paths
+
+
+def test_series_reader_block_parse_equals_larch_file_by_file(tmp_path):
+    from mlxas.spectra.measured.series import BLOCK_PARSE_MIN
+
+    paths = _noisy_series(tmp_path, BLOCK_PARSE_MIN + 8)
+    reader = SeriesReader()
+    got = reader.read_many(paths)
+    assert (reader.n_larch, reader.n_fast) == (1, len(paths) - 1)
+    for p, spectra in zip(paths, got, strict=True):
+        (ref,) = read_spectra(p)
+        np.testing.assert_array_equal(spectra[0].energy, ref.energy)
+        np.testing.assert_array_equal(spectra[0].mu, ref.mu)
+        assert spectra[0].source == str(p)
+
+
+@pytest.mark.parametrize(
+    "damage,reason",
+    [
+        (lambda rows: rows.__setitem__(200, "8990.0  garbage  1.0  2.0"), "would be lost"),
+        (lambda rows: rows.__setitem__(200, "8990.0  1.0  2.0"), "NaN or infinite values"),
+        (lambda rows: rows.__setitem__(200, "8990.0  1.0  2.0  3.0  4.0"), "not increasing"),
+        (lambda rows: rows.insert(200, "   "), None),
+    ],
+)
+def test_series_reader_block_parse_reports_a_damaged_file_as_alone(tmp_path, damage, reason):
+    from mlxas.spectra.measured.series import BLOCK_PARSE_MIN
+
+    paths = _noisy_series(tmp_path, BLOCK_PARSE_MIN + 2, seed=1)
+    header, _ = split(paths[5])
+    _, rows = split(paths[5])
+    rows = list(rows)
+    damage(rows)
+    paths[5] = write(tmp_path, "damaged.xdi", header, rows)
+    alone = SeriesReader()
+    alone.read(paths[0])
+    try:
+        want = alone.read(paths[5])
+    except SpectrumError as err:
+        want = err
+    got = SeriesReader().read_many(paths)
+    if reason is None:  # a blank line: larch and the file-by-file parse read it whole
+        np.testing.assert_array_equal(got[5][0].mu, want[0].mu)
+    else:
+        assert isinstance(want, SpectrumError) and reason in str(want)
+        assert isinstance(got[5], SpectrumError) and str(got[5]) == str(want)
+    for i in (0, 4, 6, len(paths) - 1):  # the others are read as before
+        (ref,) = read_spectra(paths[i])
+        np.testing.assert_array_equal(got[i][0].mu, ref.mu)
 
 
 def test_plain_column_file(tmp_path):

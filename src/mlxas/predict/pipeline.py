@@ -200,16 +200,17 @@ def _read(paths: list[str], spec: ProcessSpec) -> list[Spectrum | Result]:
     import warnings
 
     reader = _reader(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        read = reader.read_many(paths)
     items: list[Spectrum | Result] = []
-    for p in paths:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                items.extend(reader.read(p))
-        except SpectrumError as err:
-            items.append(Result(err.source).refuse(err.reason))
-        except Exception as err:  # one unreadable file must not stop a batch
-            items.append(Result(str(p)).refuse(f"cannot read ({type(err).__name__}: {err})"))
+    for p, got in zip(paths, read, strict=True):
+        if isinstance(got, SpectrumError):
+            items.append(Result(got.source).refuse(got.reason))
+        elif isinstance(got, Exception):  # one unreadable file must not stop a batch
+            items.append(Result(str(p)).refuse(f"cannot read ({type(got).__name__}: {got})"))
+        else:
+            items.extend(got)
     return items
 
 

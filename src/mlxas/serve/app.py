@@ -22,8 +22,10 @@ the processing of the spectrum only.  Endpoints (JSON in and out):
 Bad requests get a 4xx answer whose ``detail`` says why: 422 for a body that is not a
 spectrum or a spectrum that ``mlxas predict`` refuses (with the same reason), 404 for an
 unknown model, 413 for more than :data:`MAX_POINTS` points or :data:`MAX_BATCH` spectra.
-Processing in one server process is serialised (one lock per model); ``--workers`` runs
-several processes.
+Processing in one server process is serialised (one lock per model); single spectra that
+arrive while the model is busy are processed together as the next batch
+(:mod:`mlxas.serve.batching`), each with its own E0, so every answer is the one the
+spectrum gets alone.  ``--workers`` runs several processes.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 
 from mlxas import __version__
 
@@ -102,6 +105,19 @@ class _Loaded:
             "ood_available": self.predictor.ood is not None,
         }
         self.lock = threading.Lock()
+        from dataclasses import replace
+
+        from mlxas.serve.batching import MicroBatcher
+
+        # Requests batched together are not a series: each keeps its own E0.
+        self.alone_spec = replace(spec, e0="file") if spec.e0 == "auto" else spec
+        self.batcher = MicroBatcher(self._run_alone)
+
+    def _run_alone(self, spectra: list) -> list:
+        from mlxas.predict.pipeline import process_spectra
+
+        with self.lock:
+            return self.predictor.complete(*process_spectra(spectra, self.alone_spec))
 
 
 def _spectrum(item: SpectrumIn, repair: bool):
@@ -149,6 +165,47 @@ def _first_spectrum(path: Path, name: str):
     return spectra[0]
 
 
+def _parse_spectrum(body: bytes) -> SpectrumIn:
+    """The request body as a :class:`SpectrumIn`, parsed and validated in one pass by
+    pydantic's JSON parser; errors are answered 422 as FastAPI answers them."""
+    try:
+        return SpectrumIn.model_validate_json(body)
+    except ValidationError as err:
+        errors = err.errors(include_url=False)
+        bad_json = [e for e in errors if e["type"] == "json_invalid"]
+        if bad_json:
+            error = bad_json[0].get("ctx", {}).get("error", bad_json[0]["msg"])
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error",
+                  "input": {}, "ctx": {"error": str(error)}}]
+            ) from None  # fmt: skip
+        raise RequestValidationError([_in_body(e) for e in errors]) from None
+
+
+def _in_body(error: dict) -> dict:
+    """A pydantic error as FastAPI reports a body error: located under ``body``, with its
+    context as text (it may hold exception objects)."""
+    out = {**error, "loc": ("body", *error["loc"])}
+    if "ctx" in error:
+        out["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
+    return out
+
+
+def _json(content: dict) -> Response:
+    import orjson
+
+    return Response(orjson.dumps(content), media_type="application/json")
+
+
+#: OpenAPI description of the /predict body, which is parsed from the raw bytes.
+_SPECTRUM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": SpectrumIn.model_json_schema()}},
+    }
+}
+
+
 def _records(results) -> list[dict]:
     from mlxas.predict.output import record
 
@@ -166,7 +223,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
         by_name.setdefault(str(m.meta["name"]), m)
         by_name[str(m.meta["model_id"])] = m
     state = {"started": time.time(), "requests": 0}
-    app = FastAPI(title="mlxas serve", version=__version__, summary="CN and R from spectra")
+    # No OpenTelemetry is set up by mlxas serve; FastAPI's native telemetry would still
+    # look for providers on every request.
+    app = FastAPI(
+        title="mlxas serve",
+        version=__version__,
+        summary="CN and R from spectra",
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
 
     def pick(name: str | None, spectrum=None) -> _Loaded:
         if name is None:
@@ -195,19 +259,21 @@ def create_app(settings: ServeSettings) -> FastAPI:
             "uptime_s": round(time.time() - state["started"], 1),
         }
 
-    @app.post("/predict")
-    def predict(item: SpectrumIn):
+    @app.post("/predict", openapi_extra=_SPECTRUM_BODY)
+    async def predict(request: Request):
+        item = _parse_spectrum(await request.body())
         try:
             spectrum = _spectrum(item, settings.repair)
         except SpectrumError as err:
             raise HTTPException(422, str(err)) from None
         model = pick(item.model, spectrum)
-        (result,) = run(model, [spectrum])
+        state["requests"] += 1
+        result = await model.batcher.submit(spectrum)
         rec = _records([result])[0]
         if result.status != "ok":
             detail = f"{result.source}: {result.reason}"
             return JSONResponse({"detail": detail, "result": rec}, status_code=422)
-        return {"model": model.meta, "result": rec}
+        return _json({"model": model.meta, "result": rec})
 
     @app.post("/predict/batch")
     def predict_batch(batch: BatchIn):
@@ -264,5 +330,10 @@ def app_from_env() -> FastAPI:
     import json
     import os
 
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread per server process: batches are small, and idle BLAS threads spin on
+    # the cores the other worker and the HTTP parsing need.
+    threadpool_limits(1)
     raw = json.loads(os.environ[SETTINGS_ENV])
     return create_app(ServeSettings(**{**raw, "models": tuple(raw["models"])}))

@@ -16,6 +16,7 @@ Units: energy in eV, k in Å⁻¹.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -82,21 +83,50 @@ def _lorentzian_smooth(x: np.ndarray, y: np.ndarray, sigma: float, xstep: float)
     interpolated back onto x."""
     if xstep < 1e-12:
         raise ValueError("cannot smooth: x must be strictly increasing")
+    x0, kernel = _smoothing_grid(x.tobytes(), sigma, xstep)
+    npts = len(x0)
+    y0 = np.interp(x0, x, y)
+    y1 = np.concatenate((y0[npts:0:-1], y0, y0[-1 : -npts - 1 : -1]))
+    y2 = np.convolve(kernel, y1, mode="valid")
+    if len(y2) > len(x0):
+        nex = int((len(y2) - len(x0)) / 2)
+        y2 = y2[nex:][: len(x0)]
+    return np.interp(x, x0, y2)
+
+
+# The grid-only parts of find_e0 (uniform grid, kernel; sorted energies and their step),
+# kept per energy grid: every scan of a series, and every request to ``mlxas serve``
+# from one beamline, shares them.  Same inputs, same arithmetic: same numbers.
+@lru_cache(maxsize=256)
+def _smoothing_grid(x_bytes: bytes, sigma: float, xstep: float) -> tuple[np.ndarray, np.ndarray]:
+    x = np.frombuffer(x_bytes)
     npad = 5
     xmin = xstep * int((x.min() - npad * xstep) / xstep)
     xmax = xstep * int((x.max() + npad * xstep) / xstep)
     npts = min(1 + int(abs(xmax - xmin + xstep * 0.1) / xstep), 50 * len(x))
     x0 = np.linspace(xmin, xmax, npts)
-    y0 = np.interp(x0, x, y)
     s = max(1e-15, sigma / xstep)
     wx = np.arange(2 * npts)
     win = (1.0 / (1 + ((1.0 * wx - npts) / s) ** 2)) / max(1e-15, math.pi * s)
-    y1 = np.concatenate((y0[npts:0:-1], y0, y0[-1 : -npts - 1 : -1]))
-    y2 = np.convolve(win / win.sum(), y1, mode="valid")
-    if len(y2) > len(x0):
-        nex = int((len(y2) - len(x0)) / 2)
-        y2 = y2[nex:][: len(x0)]
-    return np.interp(x, x0, y2)
+    kernel = win / win.sum()
+    x0.flags.writeable = kernel.flags.writeable = False
+    return x0, kernel
+
+
+@lru_cache(maxsize=256)
+def _energy_grid(
+    energy_bytes: bytes, estep: float | None
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(sorted energies without duplicates, their order, the energy step, dE per point)."""
+    en = remove_dups(np.frombuffer(energy_bytes), tiny=TINY_ENERGY)
+    ordered = np.where(np.diff(np.argsort(en)) == 1)[0]
+    en = en[ordered]
+    if estep is None:
+        estep = _energy_step(en)
+    den = np.gradient(en)
+    for shared in (en, ordered, den):  # cached: shared by every caller
+        shared.flags.writeable = False
+    return en, ordered, estep, den
 
 
 def _energy_step(energy: np.ndarray, frac_ignore: float = 0.01, nave: int = 10) -> float:
@@ -107,14 +137,11 @@ def _energy_step(energy: np.ndarray, frac_ignore: float = 0.01, nave: int = 10) 
 
 
 def _finde0(energy: np.ndarray, mu_in: np.ndarray, estep: float | None, use_smooth: bool):
-    en = remove_dups(energy, tiny=TINY_ENERGY)
-    ordered = np.where(np.diff(np.argsort(en)) == 1)[0]
-    en, mu = en[ordered], mu_in[ordered]
-    if estep is None:
-        estep = _energy_step(en)
+    en, ordered, estep, den = _energy_grid(np.ascontiguousarray(energy).tobytes(), estep)
+    mu = mu_in[ordered]
     nmin = max(3, int(len(en) * 0.02))
     with np.errstate(divide="ignore", invalid="ignore"):
-        dmu = np.gradient(mu) / np.gradient(en)
+        dmu = np.gradient(mu) / den
     if use_smooth:
         dmu = _lorentzian_smooth(en, dmu, sigma=estep, xstep=estep)
     dmu[~np.isfinite(dmu)] = -1.0
@@ -130,15 +157,18 @@ def _finde0(energy: np.ndarray, mu_in: np.ndarray, estep: float | None, use_smoo
             high = np.where(dmu > dhigh)[0]
     if len(high) < 3:
         high = np.where(np.isfinite(dmu))[0]
-    # The steepest point with steep neighbours on both sides, away from the ends.
+    # The steepest point with steep neighbours on both sides, away from the ends: larch
+    # walks the steep points keeping the first strict maximum above 0, which is the first
+    # occurrence of the largest value among the candidates (np.argmax), if above 0.
     is_high = np.zeros(len(en) + 2, dtype=bool)
     is_high[high + 1] = True
-    imax, dmax = 0, 0.0
-    for i in high:
-        if i < nmin or i > len(en) - nmin:
-            continue
-        if dmu[i] > dmax and is_high[i + 2] and is_high[i]:
-            imax, dmax = int(i), dmu[i]
+    cand = high[(high >= nmin) & (high <= len(en) - nmin)]
+    cand = cand[is_high[cand + 2] & is_high[cand]]
+    imax = 0
+    if len(cand):
+        j = int(np.argmax(dmu[cand]))
+        if dmu[cand[j]] > 0.0:
+            imax = int(cand[j])
     return float(en[imax]), imax, estep
 
 

@@ -16,7 +16,9 @@ bytes used to cost 17 s and 1 GB of memory before it was refused.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -37,6 +39,7 @@ __all__ = [
     "MAX_POINTS",
     "MAX_PROJECT_BYTES",
     "check_file",
+    "check_file_content",
     "read_athena_project",
     "read_columns",
 ]
@@ -65,10 +68,20 @@ def check_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     ``max_bytes``: the largest XDI or column file; projects may be twice as large
     (uncompressed).  Reads at most ``max_bytes`` + 64 kB, in 64 kB blocks.
     """
+    return check_file_content(path, max_bytes)[0]
+
+
+def check_file_content(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[str, bytes | None]:
+    """:func:`check_file`, and the file's bytes when the check read all of them (a file
+    of up to 64 kB: one quick-EXAFS scan), so that the parser need not read it again."""
     src = str(path)
-    if not path.is_file():
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise SpectrumError(src, "no such file" if not path.exists() else "not a regular file")
-    size = path.stat().st_size
+    size = st.st_size
     if size == 0:
         raise SpectrumError(src, "empty file")
     project_bytes = 2 * max_bytes
@@ -77,7 +90,7 @@ def check_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
             head = fh.read(_BLOCK)
             if head[:2] == b"\x1f\x8b":  # gzip: only Athena projects are compressed
                 _check_gzip(src, fh, head, project_bytes)
-                return _kind(path, head)
+                return _kind(path, head), None
             kind = _kind(path, head)
             limit = project_bytes if kind == "athena" else max_bytes
             if size > limit:
@@ -94,13 +107,14 @@ def check_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
                 _check_lines(src, fh, head)
     except OSError as err:
         raise SpectrumError(src, f"cannot read ({err.strerror or err})") from None
-    return kind
+    return kind, head if len(head) == size else None
 
 
 def _check_lines(src: str, fh, head: bytes) -> None:
     lines = head.count(b"\n")
     limit = MAX_POINTS + MAX_HEADER_LINES
-    while lines <= limit and (block := fh.read(_BLOCK)):
+    more = len(head) == _BLOCK  # a shorter first block is the whole file
+    while more and lines <= limit and (block := fh.read(_BLOCK)):
         lines += block.count(b"\n")
     if lines > limit:
         raise SpectrumError(

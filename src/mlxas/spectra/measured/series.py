@@ -19,7 +19,7 @@ import numpy as np
 
 from mlxas.spectra.measured.files import (
     MAX_FILE_BYTES,
-    check_file,
+    check_file_content,
     read_athena_project,
     read_columns,
 )
@@ -68,37 +68,82 @@ class SeriesReader:
     def read(self, path: str | Path) -> list[Spectrum]:
         """The checked spectra of one file (see :mod:`mlxas.spectra.measured`)."""
         path = Path(path)
-        src = str(path)
-        kind = check_file(path, self.max_bytes)  # size and shape, before any parsing
+        kind, text, tpl, body = self._open(path)
+        if tpl is not None:
+            cols = _parse_numbers(body, tpl.ncols)
+            if cols is not None:
+                return self._fast_build(str(path), tpl, cols)
+        return self._slow(path, kind, text)
+
+    def read_many(self, paths: list[str | Path]) -> list[list[Spectrum] | Exception]:
+        """:meth:`read` of every path, in order, with the exception a file raised in
+        its place.  The data blocks of the files that take the fast parse are parsed
+        together, in one call of pandas' C parser per header layout (numpy's parser
+        costs more per number than the rest of the pipeline per file)."""
+        out: list = [None] * len(paths)
+        waiting: dict[int, tuple[_Template, list[tuple]]] = {}
+        for i, p in enumerate(paths):
+            path = Path(p)
+            try:
+                kind, text, tpl, body = self._open(path)
+                if tpl is None:
+                    out[i] = self._slow(path, kind, text)
+                else:
+                    waiting.setdefault(id(tpl), (tpl, []))[1].append((i, path, kind, text, body))
+            except Exception as err:  # the caller turns it into a refusal of this file
+                out[i] = err
+        for tpl, items in waiting.values():
+            blocks = _parse_blocks([item[4] for item in items], tpl.ncols)
+            for (i, path, kind, text, body), cols in zip(items, blocks, strict=True):
+                try:
+                    if cols is None:
+                        cols = _parse_numbers(body, tpl.ncols)
+                    if cols is None:
+                        out[i] = self._slow(path, kind, text)
+                    else:
+                        out[i] = self._fast_build(str(path), tpl, cols)
+                except Exception as err:
+                    out[i] = err
+        return out
+
+    def _open(self, path: Path) -> tuple[str, str | None, _Template | None, str | None]:
+        """(kind, text, template, data block) of a file after its size and shape checks;
+        template and block are None unless a known header layout allows the fast parse."""
+        # size and shape, before any parsing
+        kind, content = check_file_content(path, self.max_bytes)
+        if kind == "athena" or not self.fast:
+            return kind, None, None, None
+        try:
+            text = (path.read_bytes() if content is None else content).decode("latin-1")
+        except OSError as err:
+            raise SpectrumError(str(path), f"cannot read ({err.strerror or err})") from None
+        split = _split_header(text)
+        if split is None:
+            return kind, text, None, None
+        tpl = self._templates.get(_header_key(split[0], kind))
+        if tpl is None or not tpl.fast:
+            return kind, text, None, None
+        return kind, text, tpl, split[1]
+
+    def _fast_build(self, src: str, tpl: _Template, cols: np.ndarray) -> list[Spectrum]:
+        self.n_fast += 1
+        return [
+            self._build(
+                src, tpl.labels, cols, tpl.element, tpl.edge, list(tpl.notes), tpl.energy_scale
+            )
+        ]
+
+    def _slow(self, path: Path, kind: str, text: str | None) -> list[Spectrum]:
+        """larch reads the file; its header layout is learnt for the fast parse."""
         if kind == "athena":
             return self._athena(path)
-        text = None
-        if self.fast:
-            try:
-                text = path.read_bytes().decode("latin-1")
-            except OSError as err:
-                raise SpectrumError(src, f"cannot read ({err.strerror or err})") from None
-            split = _split_header(text)
-            if split is not None:
-                key = _header_key(split[0], kind)
-                tpl = self._templates.get(key)
-                if tpl is not None and tpl.fast:
-                    cols = _parse_numbers(split[1], tpl.ncols)
-                    if cols is not None:
-                        self.n_fast += 1
-                        return [
-                            self._build(
-                                src, tpl.labels, cols, tpl.element, tpl.edge,
-                                list(tpl.notes), tpl.energy_scale,
-                            )
-                        ]  # fmt: skip
         labels, data, el, edge, notes, scale = self._larch_columns(path, kind)
         self.n_larch += 1
         if text is not None:
             self._learn(
                 text, kind, _Template(labels, data.shape[0], el, edge, notes, scale, False), data
             )
-        return [self._build(src, labels, data, el, edge, notes, scale)]
+        return [self._build(str(path), labels, data, el, edge, notes, scale)]
 
     def _larch_columns(self, path: Path, kind: str):
         try:
@@ -141,23 +186,40 @@ class SeriesReader:
         return check_arrays(spec, self.repair)
 
 
+#: Lines that cannot start the data block: blank or starting with '#' (skipped in C).
+_NOT_DATA = re.compile(r"^[^\S\n]*[^#\s]", re.MULTILINE)
+
+
 def _split_header(text: str) -> tuple[str, str] | None:
     """(header, body): the header ends at the first line that starts like a number."""
-    pos = 0
-    n = len(text)
-    while pos < n:
-        end = text.find("\n", pos)
-        end = n if end < 0 else end
-        line = text[pos:end].lstrip()
-        if line and (line[0].isdigit() or line[0] in "-+."):
-            return text[:pos], text[pos:]
-        pos = end + 1
+    for m in _NOT_DATA.finditer(text):
+        first = m.group()[-1]
+        if first.isdigit() or first in "-+.":
+            return text[: m.start()], text[m.start() :]
     return None
 
 
+#: The volatile lines, to drop before the memo of :func:`_header_key` looks a header up.
+_VOLATILE_LINE = re.compile(
+    r"^[^\S\n]*#\s*scan\.(start_time|end_time|time)\s*:.*$", re.IGNORECASE | re.MULTILINE
+)
+_KEYS: dict[str, str] = {}
+
+
 def _header_key(header: str, kind: str) -> str:
+    """The header without what changes from scan to scan, as the template key."""
     if kind != "xdi":
         return kind + "\n" + header
+    steady = _VOLATILE_LINE.sub("", header)
+    key = _KEYS.get(steady)
+    if key is None:
+        if len(_KEYS) > 1000:  # many different layouts: keep the memo small
+            _KEYS.clear()
+        key = _KEYS[steady] = _xdi_key(steady)
+    return key
+
+
+def _xdi_key(header: str) -> str:
     keep, in_comment = [], False
     for line in header.split("\n"):
         s = line.strip()
@@ -169,7 +231,42 @@ def _header_key(header: str, kind: str) -> str:
         if in_comment or _VOLATILE.match(s):
             continue
         keep.append(s)
-    return kind + "\n" + "\n".join(keep)
+    return "xdi\n" + "\n".join(keep)
+
+
+#: Fewer fast-parse files than this are parsed one by one (pandas is not even imported:
+#: a single file at the beamline must start fast).
+BLOCK_PARSE_MIN = 32
+
+
+def _parse_blocks(bodies: list[str], ncols: int) -> list[np.ndarray | None]:
+    """data[ncols, nrows] of each whitespace-separated block, parsed in one pandas call
+    over their concatenation; all None (each block then parsed alone) unless the joint
+    parse splits cleanly into the blocks: exactly ``ncols`` numbers on every line, no
+    blank line, no missing value, and the first block equal to its own numpy parse."""
+    none: list[np.ndarray | None] = [None] * len(bodies)
+    if len(bodies) < BLOCK_PARSE_MIN:
+        return none
+    rows = [b.count("\n") + (not b.endswith("\n")) for b in bodies]
+    text = "".join(b if b.endswith("\n") else b + "\n" for b in bodies)
+    if any(c in text for c in ",;#"):
+        return none
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=r"\s+", header=None, dtype=float)
+    except (ValueError, pd.errors.ParserError):  # a stray word or a long line
+        return none
+    vals = frame.to_numpy()
+    # A short line gives NaN, a blank line one row fewer: either sends all blocks to the
+    # one-by-one parse, which reports the file.
+    if vals.shape != (sum(rows), ncols) or np.isnan(vals).any():
+        return none
+    blocks = np.split(np.ascontiguousarray(vals.T), np.cumsum(rows)[:-1], axis=1)
+    first = _parse_numbers(bodies[0], ncols)
+    if first is None or not np.array_equal(first, blocks[0]):
+        return none
+    return blocks
 
 
 def _parse_numbers(body: str, ncols: int) -> np.ndarray | None:

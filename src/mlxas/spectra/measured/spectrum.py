@@ -129,6 +129,10 @@ def _show(e: float) -> str:
     return f"{e:.4g} eV" if abs(e) < 1e4 else f"{e:.1f} eV"
 
 
+#: The last energy grid that passed every energy check unrepaired.
+_CHECKED_GRID: np.ndarray | None = None
+
+
 def check_arrays(spec: Spectrum, repair: bool = False) -> Spectrum:
     """Refuse NaNs, too few points, unsorted or duplicated energies.
 
@@ -142,6 +146,14 @@ def check_arrays(spec: Spectrum, repair: bool = False) -> Spectrum:
         raise SpectrumError(src, f"energy has {len(e)} points but mu has {len(mu)}")
     if len(e) < MIN_POINTS:
         raise SpectrumError(src, f"too few points: {len(e)} (need at least {MIN_POINTS})")
+    global _CHECKED_GRID
+    known = _CHECKED_GRID
+    # The energies of the last spectrum that passed (a series shares its scan grid): only
+    # mu is left to check.
+    same_grid = known is not None and known.shape == e.shape and np.array_equal(known, e)
+    if same_grid and np.isfinite(mu).all():
+        spec.energy, spec.mu = e, mu
+        return spec
     bad_e, bad_mu = ~np.isfinite(e), ~np.isfinite(mu)
     if bad_e.any() or bad_mu.any():
         which = []
@@ -185,5 +197,7 @@ def check_arrays(spec: Spectrum, repair: bool = False) -> Spectrum:
             )
         e = remove_dups(e, tiny=DUPLICATE_EV)
         spec.notes.append(f"repaired: {len(dup)} duplicated energies shifted by larch remove_dups")
+    elif not len(back):
+        _CHECKED_GRID = e.copy()
     spec.energy, spec.mu = e, mu
     return spec
