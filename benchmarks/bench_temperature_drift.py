@@ -218,6 +218,33 @@ def particle_sites(pointer: Path, data: dict) -> dict:
     }
 
 
+#: measured files each material's model reads with ``--measured`` (tests/data/experimental)
+MEASURED = {
+    "ni": ["ni_metal_rt.xdi"],
+    "nio": ["nio_rt.xdi"],
+    "pt": ["pt_metal_rt.xdi", "pt_nanoparticles_T.prj"],
+}
+
+
+def measured(material: str, pointer: Path) -> list[dict]:
+    """The model's readings of the measured files (truth: tests/data/experimental/README.md).
+    Run only after every choice of the training distribution was made on the simulated
+    series above."""
+    from mlxas.predict.predictor import Predictor
+
+    files = [ROOT / "tests" / "data" / "experimental" / f for f in MEASURED[material]]
+    with Predictor(pointer, jobs=1) as predictor:
+        results = predictor.predict(files)
+    rows = []
+    for res in results:
+        row = {"source": Path(res.source).name, "status": res.status, "reason": res.reason}
+        for key, value in res.values.items():
+            if isinstance(value, float | int | bool | str):
+                row[key] = _r(value, 5) if isinstance(value, float) else value
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -227,6 +254,9 @@ def main() -> None:
         help="MATERIAL:LABEL=POINTER, MATERIAL one of " + ", ".join(MATERIALS),
     )
     ap.add_argument("--workdir", default="/tmp/mlxas-temperature-drift")
+    ap.add_argument(
+        "--measured", action="store_true", help="also read the measured files (test only)"
+    )
     a = ap.parse_args()
     workdir = Path(a.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -239,6 +269,8 @@ def main() -> None:
             raise SystemExit(f"--model {item!r}: expected MATERIAL:LABEL=POINTER")
         data = simulate(material, workdir, grid)
         results.setdefault(material, {})[label] = evaluate(material, data, Path(pointer))
+        if a.measured:
+            results[material][label]["measured"] = measured(material, Path(pointer))
     spreads = [
         row["spread"]
         for mat in results.values()
