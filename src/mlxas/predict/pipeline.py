@@ -54,17 +54,34 @@ def _reader(spec: ProcessSpec) -> SeriesReader:
     return _READERS[key]
 
 
+def _covers(spec: ProcessSpec) -> str:
+    """The model's absorbers and edge, for messages: 'Mn K' or 'Ti, V, Cr K'."""
+    return f"{', '.join(a for a, _ in spec.covered)} {spec.edge}"
+
+
 def _check_header(s: Spectrum, spec: ProcessSpec) -> str | None:
-    model = f"{spec.absorber} {spec.edge}"
-    if s.element and s.element.strip().lower() != spec.absorber.lower():
-        return f"element {s.element} in the file, the model is for {model}"
+    model = f"the model is for {_covers(spec)}"
+    names = {a.lower() for a, _ in spec.covered}
+    if s.element and s.element.strip().lower() not in names:
+        return f"element {s.element} in the file, {model}"
     if s.edge and edge_name(s.edge) != edge_name(spec.edge):
-        return f"edge {s.edge} in the file, the model is for {model}"
+        return f"edge {s.edge} in the file, {model}"
     return None
 
 
+def _absorber_of(s: Spectrum, e0: float, spec: ProcessSpec) -> tuple[str, float]:
+    """(element, tabulated edge energy in eV) of the covered absorber a spectrum is
+    taken for: the file's element when the header names one, else the edge nearest E0."""
+    if s.element:
+        for a, energy in spec.covered:
+            if a.lower() == s.element.strip().lower():
+                return a, energy
+    return min(spec.covered, key=lambda c: abs(c[1] - e0))
+
+
 def _check_edge_energy(s: Spectrum, e0: float, spec: ProcessSpec) -> str | None:
-    if abs(e0 - spec.edge_energy) <= EDGE_TOLERANCE_EV:
+    absorber, energy = _absorber_of(s, e0, spec)
+    if abs(e0 - energy) <= EDGE_TOLERANCE_EV:
         return None
     hint = ""
     try:
@@ -75,11 +92,17 @@ def _check_edge_energy(s: Spectrum, e0: float, spec: ProcessSpec) -> str | None:
             hint = f"; it looks like {el} {ed}"
     except Exception:  # guess_edge fails outside its tables: no hint then
         pass
-    if e0 < 100 and spec.edge_energy > 1000:
+    if e0 < 100 and energy > 1000:
         hint = "; energies in keV without a unit?"
+    if len(spec.covered) > 1 and not s.element:
+        edges = ", ".join(f"{a} {e:.0f}" for a, e in spec.covered)
+        return (
+            f"edge at {e0:.1f} eV matches none of the model's {spec.edge} edges "
+            f"({edges} eV; ± {EDGE_TOLERANCE_EV:.0f}){hint}"
+        )
     return (
-        f"edge at {e0:.1f} eV does not match the model's {spec.absorber} {spec.edge} edge "
-        f"({spec.edge_energy:.0f} eV ± {EDGE_TOLERANCE_EV:.0f}){hint}"
+        f"edge at {e0:.1f} eV does not match the model's {absorber} {spec.edge} edge "
+        f"({energy:.0f} eV ± {EDGE_TOLERANCE_EV:.0f}){hint}"
     )
 
 
@@ -94,6 +117,8 @@ def _check_ranges(s: Spectrum, e0: float, spec: ProcessSpec, res: Result) -> str
         )
     kmax = math.sqrt(ETOK * max(float(s.energy[-1]) - e0, 0.0))
     res.k_max = kmax
+    if spec.edge_input:  # mu(E) near the edge: its span is checked at the final E0
+        return None
     if kmax < MIN_K:
         return f"data end at k = {kmax:.2f} 1/Å: no EXAFS region to analyse"
     if spec.k_required is not None:
@@ -184,11 +209,17 @@ def process_spectra(
     results, spectra = _check_headers(items, spec)
     e0s = _edge_energies([s for _, s in spectra], spec)
     accepted = _accepted(spectra, e0s, spec)
-    chi_rows = _backgrounds(spectra, accepted, e0s, spec)
-    ok = [i for i in accepted if i in chi_rows and spectra[i][0].status == "ok"]
+    if spec.edge_input:  # mu(E) near the edge: no background removal, no chi(k)
+        rows = _edge_inputs(spectra, accepted, e0s, spec)
+    else:
+        rows = _backgrounds(spectra, accepted, e0s, spec)
+    ok = [i for i in accepted if i in rows and spectra[i][0].status == "ok"]
     if not ok:
         return results, np.zeros((0,), dtype=np.float32)
-    x = _model_inputs(spectra, ok, chi_rows, e0s, spec)
+    if spec.edge_input:
+        x = np.stack([rows[i] for i in ok])
+    else:
+        x = _model_inputs(spectra, ok, rows, e0s, spec)
     # Results of refused spectra keep their place; inputs follow the accepted ones in order.
     order = {id(spectra[i][0]): n for n, i in enumerate(ok)}
     rows = [order[id(r)] for r in results if r.status == "ok"]
@@ -246,9 +277,55 @@ def _accepted(spectra: list[tuple], e0s: dict[int, float], spec: ProcessSpec) ->
         bad = _check_edge_energy(s, e0, spec) or _check_ranges(s, e0, spec, res)
         if bad:
             res.refuse(bad)
-        else:
-            accepted.append(i)
+            continue
+        accepted.append(i)
+        if len(spec.covered) > 1:  # say which of the model's absorbers it was taken for
+            how = "the file's header" if s.element else "E0"
+            res.notes.append(f"absorber {_absorber_of(s, e0, spec)[0]} (from {how})")
     return accepted
+
+
+def _edge_inputs(
+    spectra: list[tuple], accepted: list[int], e0s: dict[int, float], spec: ProcessSpec
+) -> dict[int, np.ndarray]:
+    """The mu(E) input per accepted spectrum: normalised as the training spectra were
+    (:func:`mlxas.spectra.xanes.edge_on_grid`, E0 moved as ``features.xanes.e0`` says),
+    refused when the data do not span the model's E − E0 grid at that final E0 or when
+    mu does not rise at the edge."""
+    from mlxas.spectra.features import edge_features
+    from mlxas.spectra.xanes import EdgeSpectrum, edge_on_grid
+
+    out: dict[int, np.ndarray] = {}
+    lo, hi = spec.e_required
+    xcfg = spec.features["xanes"]
+    for i in accepted:
+        res, s = spectra[i]
+        try:
+            edge = edge_on_grid([EdgeSpectrum(s.energy, s.mu, e0=e0s[i])], xcfg)
+        except Exception as err:  # larch's pre_edge or the half-step search failing
+            res.refuse(f"edge normalisation failed ({type(err).__name__}: {err})")
+            continue
+        res.e0, res.edge_step = float(edge.e0[0]), float(edge.edge_step[0])
+        res.background = "none (mu(E) input)"
+        start, end = float(s.energy[0]) - res.e0, float(s.energy[-1]) - res.e0
+        step = 0.5 * float(xcfg["de"])
+        if start > lo + step or end < hi - step:
+            res.refuse(
+                f"energy range too short: data span E - E0 = {start:.1f} to {end:.1f} eV "
+                f"(E0 = {res.e0:.1f} eV), the model reads {lo:g} to {hi:g} eV"
+            )
+        elif not res.edge_step > 0:
+            res.refuse(
+                f"edge step is {res.edge_step:.3g}: mu does not rise at the edge "
+                f"({s.mu_from}; inverted or not an absorption edge?)"
+            )
+        else:
+            row = edge_features(edge, spec.features)[spec.input][0]
+            if np.all(np.isfinite(row)):
+                out[i] = row
+            else:
+                res.refuse("edge normalisation gave NaN or infinite mu(E)")
+    return out
 
 
 def _backgrounds(
