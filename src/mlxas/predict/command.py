@@ -249,7 +249,9 @@ def main(a: argparse.Namespace) -> int:
         out = None
         if a.out:
             try:
-                out = OutputFile(a.out, a.format, pred.targets, meta, with_model=auto)
+                out = OutputFile(
+                    a.out, a.format, pred.targets, meta, with_model=auto, classes=pred.classes
+                )
             except ValueError as err:
                 raise SpectrumError(a.out, str(err).split(": ", 1)[-1]) from None
         plots = None
