@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,42 +32,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ROOT, write_result
+from _measured import EXPERIMENTAL, baseline_file, predict_file, truth_table
 
-EXPERIMENTAL = ROOT / "tests" / "data" / "experimental"
 FOILS = {"cu": "Cu", "ni": "Ni", "pt": "Pt"}
 CN_TOL, R_TOL = 1.0, 0.03  # targets: CN within ±1.0 of 12, R within ±0.03 Å
 
 
-def truth_table() -> dict[str, dict[str, float]]:
-    """CN and R (Å) of each foil, read from the README's table (one source of truth)."""
-    text = (EXPERIMENTAL / "README.md").read_text()
-    out = {}
-    for low in FOILS:
-        row = next(line for line in text.splitlines() if f"{low}_metal_rt.xdi" in line)
-        m = re.search(r"N\s*=\s*(\d+)\s+at\s+([0-9.]+)\s*Å", row)
-        if not m:
-            raise SystemExit(f"no 'N = .. at .. Å' truth for {low} in {EXPERIMENTAL / 'README.md'}")
-        out[low] = {"cn": float(m.group(1)), "r": float(m.group(2))}
-    return out
-
-
 def predict_foil(pointer: Path, xdi: Path, repeats: int) -> dict:
-    from mlxas.predict.predictor import Predictor
-
-    with Predictor(pointer, jobs=1) as pred:
-        (res,) = pred.predict([xdi])
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            pred.predict([xdi])
-            times.append(time.perf_counter() - t)
-        card = pred.card
-    if res.status != "ok":
-        return {"status": res.status, "reason": res.reason}
-    v = res.values
+    """The model's reading of one foil (:func:`_measured.predict_file`) as this
+    benchmark's record: CN, R, sigma² of the first shell with their sd."""
+    (rec,) = predict_file(pointer, xdi, repeats)
+    if rec["status"] != "ok":
+        return rec
+    v = rec.pop("values")
     return {
-        "status": "ok",
-        "model_id": card["model_id"],
+        **rec,
         "cn": v["cn"],
         "cn_std": v.get("cn_std"),
         "r": v["r"],
@@ -77,10 +54,6 @@ def predict_foil(pointer: Path, xdi: Path, repeats: int) -> dict:
         "sigma2": {name: x for name, x in v.items() if name.startswith("sigma2_")},
         "ood": v.get("ood"),
         "ood_score": v.get("ood_score"),
-        "e0": res.e0,
-        "k_max": res.k_max,
-        "seconds": statistics.median(times) if times else None,
-        "notes": "; ".join(res.notes),
     }
 
 
@@ -148,11 +121,9 @@ def main() -> None:
     ap.add_argument("--md-max", type=int, default=300, help="test spectra to fit at most")
     a = ap.parse_args()
 
-    from mlxas.baseline import fit_files
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cache = Path(tempfile.mkdtemp(prefix="mlxas-bench-foils-"))
-    truth = truth_table()
+    truth = {low: truth_table()[f"{low}_metal_rt.xdi"]["shells"][0] for low in FOILS}
     foils: dict[str, dict] = {}
     load = os.getloadavg()[0]
     for low, el in FOILS.items():
@@ -174,18 +145,11 @@ def main() -> None:
             entry["model"] = m
         else:
             entry["model"] = {"status": "missing", "reason": f"no model {pointer}"}
-        (fit,) = fit_files([xdi], cache_dir=cache)
-        b = fit.as_dict()
-        if fit.status == "ok":
-            b["cn_error"] = fit.cn - t["cn"]
-            b["r_error"] = fit.r - t["r"]
-        entry["feffit"] = {
-            key: b.get(key)
-            for key in (
-                "status", "reason", "cn", "cn_err", "cn_error", "r", "r_err", "r_error",
-                "sigma2", "delta_e0", "r_factor", "s02", "seconds", "seconds_total",
-            )
-        }  # fmt: skip
+        (b,) = baseline_file(xdi, cache)
+        if b["status"] == "ok":
+            b["cn_error"] = b["cn"] - t["cn"]
+            b["r_error"] = b["r"] - t["r"]
+        entry["feffit"] = b
         foils[el] = entry
 
     models = [f["model"] for f in foils.values()]

@@ -41,6 +41,12 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         0.03,
         "worst absolute R error over the measured foils (CN within ±1 of 12 too)",
     ),
+    "predict_measured": (
+        "<=",
+        0,
+        "issue 17 bounds not met over the measured files (each read by its material's model "
+        "beside mlxas baseline; Pt nanoparticle T series; simulated T series)",
+    ),
     "reliability": (
         "<=",
         0,

@@ -11,6 +11,9 @@ loaded).  The test is skipped, naming the missing model, while the repository ha
 
 Bounds: |CN − 12| ≤ 1.0 and |R − R_true| ≤ 0.03 Å, the targets of
 benchmarks/bench_predict_foils.py (which measures them on freshly trained models).
+Models with a target per shell (bcc Fe, diamond Ge) are read shell by shell against the
+README's "8 Fe at 2.482 Å, then 6 Fe at 2.866 Å" with issue 17's bounds, those of
+benchmarks/bench_predict_measured.py.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ BUNDLED = ROOT / "models"
 FOILS = {"cu": "Cu K", "ni": "Ni K", "pt": "Pt L3"}
 CN_BOUND = 1.0
 R_BOUND = 0.03  # Å
+#: experiment -> (measured file, (CN, R Å) bound per shell, first shell first)
+SHELL_MODELS = {
+    "foil_fe": ("fe_metal_rt.xdi", [(1.0, 0.03), (1.0, 0.03)]),
+    "ge_crystal": ("ge_crystalline_rt.xdi", [(0.5, 0.02)]),
+}
 
 
 def _truth(low: str) -> tuple[float, float]:
@@ -41,16 +49,32 @@ def _truth(low: str) -> tuple[float, float]:
     return float(m.group(1)), float(m.group(2))
 
 
+def _shell_truth(name: str) -> list[tuple[float, str, float]]:
+    """(CN, neighbour element, R in Å) of each shell the truth table states for ``name``."""
+    row = next(
+        line
+        for line in (EXPERIMENTAL / "README.md").read_text().splitlines()
+        if f"`{name}`" in line
+    )
+    return [
+        (float(n), el, float(r))
+        for n, el, r in re.findall(r"(\d+) ([A-Z][a-z]?) at ([0-9.]+) Å", row)
+    ]
+
+
 def test_truth_table_is_parsed():
     assert _truth("cu") == (12.0, 2.556) and _truth("pt") == (12.0, 2.775)
+    assert _shell_truth("fe_metal_rt.xdi") == [(8.0, "Fe", 2.482), (6.0, "Fe", 2.866)]
+    assert _shell_truth("ge_crystalline_rt.xdi") == [(4.0, "Ge", 2.450), (12.0, "Ge", 4.001)]
 
 
-def _bundled_pointer(low: str) -> Path:
-    """``models/foil_<low>/<primary>.json``: the pointer of the foil experiment's primary
-    model in its bundled models folder."""
-    config = ROOT / "config" / "experiments" / f"foil_{low}.yaml"
+def _bundled_pointer(low: str, experiment: str | None = None) -> Path:
+    """``models/<experiment>/<primary>.json`` (default experiment ``foil_<low>``): the
+    pointer of the experiment's primary model in its bundled models folder."""
+    experiment = experiment or f"foil_{low}"
+    config = ROOT / "config" / "experiments" / f"{experiment}.yaml"
     primary = yaml.safe_load(config.read_text())["evaluation"]["primary"]
-    return BUNDLED / f"foil_{low}" / f"{primary}.json"
+    return BUNDLED / experiment / f"{primary}.json"
 
 
 @pytest.mark.parametrize("low", sorted(FOILS))
@@ -70,3 +94,25 @@ def test_bundled_model_reads_the_measured_foil(low):
     assert res.status == "ok", res.reason
     assert abs(res.values["cn"] - cn_true) <= CN_BOUND, res.values
     assert abs(res.values["r"] - r_true) <= R_BOUND, res.values
+
+
+@pytest.mark.parametrize("experiment", sorted(SHELL_MODELS))
+def test_bundled_model_reads_each_shell(experiment):
+    name, bounds = SHELL_MODELS[experiment]
+    model = _bundled_pointer("", experiment)
+    if not model.is_file():
+        pytest.skip(
+            f"no bundled {experiment} model: {model.relative_to(ROOT)} (trained by "
+            f"config/experiments/{experiment}.yaml) is not in the repository"
+        )
+    from mlxas.predict.predictor import Predictor
+
+    with Predictor(model, jobs=1) as predictor:
+        (res,) = predictor.predict([EXPERIMENTAL / name])
+    assert res.status == "ok", res.reason
+    v = res.values
+    for i, ((cn, el, r), (cn_bound, r_bound)) in enumerate(
+        zip(_shell_truth(name), bounds, strict=False), 1
+    ):
+        assert abs(v[f"cn_s{i}_{el}"] - cn) <= cn_bound, (i, v)
+        assert abs(v[f"r_s{i}_{el}"] - r) <= r_bound, (i, v)
