@@ -173,3 +173,22 @@ def test_table_csv_and_json_carry_the_class_and_its_probabilities(predictor, tmp
     got = json.loads((tmp_path / "p.json").read_text())["results"][0]
     assert got["geometry_probabilities"] == pytest.approx(v["geometry_probabilities"])
     assert {"cn", "r", "oxidation_state", "ood", "ood_score"} <= set(got)
+
+
+def test_broaden_smooths_the_edge_for_herfd_data_and_only_for_mu_e_models(predictor, model):
+    """``--broaden``: the normalised mu(E) convolved with a Lorentzian (area and step
+    kept, the steepest slope lowered); refused for a model on chi(k)."""
+    from mlxas.models.card import resolve_model_dir, verify_model_dir
+
+    _, x = predictor.process([EXP / "mno_rt.xdi"])
+    with Predictor(model, jobs=1, xanes_broaden=2.0) as wide:
+        [res], xb = wide.process([EXP / "mno_rt.xdi"])
+    assert any("2 eV Lorentzian" in n for n in res.notes)
+    grid = energy_grid(predictor.spec.features["xanes"])
+    inner = (grid > -5) & (grid < 40)  # away from the padded ends of the grid
+    assert np.sum(xb[0, inner, 0]) == pytest.approx(np.sum(x[0, inner, 0]), rel=0.02)
+    assert np.max(xb[0, :, 1]) < 0.9 * np.max(x[0, :, 1])
+    assert xb[0, :, 1] == pytest.approx(np.gradient(xb[0, :, 0], grid), abs=1e-4)
+    exafs = verify_model_dir(resolve_model_dir(ROOT / "models/foil_cu/ensemble.json"))
+    with pytest.raises(ModelLoadError, match="--broaden applies to models on mu"):
+        process_spec_from_card(exafs, xanes_broaden=1.0)

@@ -320,12 +320,27 @@ def _edge_inputs(
                 f"({s.mu_from}; inverted or not an absorption edge?)"
             )
         else:
+            if spec.xanes_broaden > 0:
+                edge = _broadened(edge, spec)
+                res.notes.append(
+                    f"normalised mu(E) convolved with a {spec.xanes_broaden:g} eV Lorentzian"
+                )
             row = edge_features(edge, spec.features)[spec.input][0]
             if np.all(np.isfinite(row)):
                 out[i] = row
             else:
                 res.refuse("edge normalisation gave NaN or infinite mu(E)")
     return out
+
+
+def _broadened(edge, spec: ProcessSpec):
+    """``edge`` with its normalised mu(E) convolved with a Lorentzian of FWHM
+    ``spec.xanes_broaden`` eV (:func:`mlxas.xanes.augment.broaden`, area kept)."""
+    from mlxas.spectra.xanes import EdgeGrid
+    from mlxas.xanes.augment import broaden
+
+    norm = broaden(edge.norm, float(spec.features["xanes"]["de"]), 0.0, spec.xanes_broaden)
+    return EdgeGrid(edge.mu, norm.astype(edge.norm.dtype), edge.e0, edge.edge_step)
 
 
 def _backgrounds(

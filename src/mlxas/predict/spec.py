@@ -64,6 +64,10 @@ class ProcessSpec:
     absorbers: tuple[tuple[str, float], ...] = ()
     #: E − E0 span (eV) a mu(E) input reads; None for chi(k) inputs.
     e_required: tuple[float, float] | None = None
+    #: Lorentzian FWHM (eV) convolved into the normalised mu(E) of a mu(E) input before
+    #: the model reads it: brings a HERFD spectrum to the lifetime broadening of the
+    #: training spectra.  0: none.
+    xanes_broaden: float = 0.0
 
     @property
     def covered(self) -> tuple[tuple[str, float], ...]:
@@ -180,6 +184,10 @@ def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
             + (" (a model trained on several absorbers before the card recorded them:"
                " retrain it)" if edge else ""),
         )  # fmt: skip
+    if options.get("xanes_broaden") and pre["input"] not in EDGE_INPUTS:
+        raise _load_error(
+            card, f"reads {pre['input']}: --broaden applies to models on mu(E) near the edge"
+        )
     energies = pre.get("edge_energies") or {}
     one = pre.get("edge_energy") if len(absorbers) == 1 else None
     covered = tuple((a, _edge_energy(card, a, edge, energies.get(a, one))) for a in absorbers)
