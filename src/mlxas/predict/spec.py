@@ -19,6 +19,7 @@ __all__ = [
     "MIN_PRE_EDGE_POINTS",
     "ProcessSpec",
     "Result",
+    "card_absorbers",
     "edge_name",
     "process_spec_from_card",
     "required_e_range",
