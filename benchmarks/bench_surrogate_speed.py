@@ -12,7 +12,10 @@ wall time; wall times are recorded too.
    SCF 4.5 Å + FMS 6 Å costs minutes per site) on the first ``--feff10-sites`` of them.
 3. The surrogate (``--model``, the graph ensemble of bench_surrogate_exafs.py) in batch,
    end to end from the structures: neighbour search, graphs, network, for all atoms of
-   the test structures, repeated to at least ``--batch-sites`` sites.
+   the test structures, repeated to at least ``--batch-sites`` sites.  The network runs
+   as the engine runs it (``Surrogate.backend``: numpy for graph EXAFS); on the test
+   structures' sites it is checked against the Keras model (XLA), whose CPU per site is
+   recorded too.
 4. The ``surrogate`` engine of the simulation stage one item at a time (input text, then
    ``run``, as the stage's runner calls it) on ``--engine-sites`` sites.
 
@@ -67,6 +70,42 @@ def surrogate_throughput(sur, atoms_list: list, min_sites: int, batch: int = 409
         "network_cpu_s": c3 - c2,
         "warmup_cpu_s": warm,
         "batch": batch,
+    }
+
+
+def keras_agreement(sur, atoms_list: list) -> dict:
+    """The network as ``sur.backend`` runs it against its Keras model on all sites of
+    ``atoms_list``: largest difference per site relative to the site's largest |k²chi|,
+    against Keras as loaded and XLA-compiled (Keras' own float32 rounding differs between
+    the two), and Keras' CPU per site with XLA (after a warm-up).  Leaves the model
+    XLA-compiled."""
+    from mlxas.surrogate.environments import Environments, environments
+
+    env = Environments.concat([environments(a, None, sur.kind.cutoff) for a in atoms_list])
+    x = sur.featurize(env)
+    fast = sur.network_outputs(x)
+    backend, sur.backend = sur.backend, "keras"
+    try:
+        plain = sur.network_outputs(x)
+        sur.use_xla()
+        sur.network_outputs(x)
+        c0 = _cpu()
+        xla = sur.network_outputs(x)
+        keras_cpu = (_cpu() - c0) / len(env)
+    finally:
+        sur.backend = backend
+    n = len(env)
+
+    def rel(a, b):
+        return np.abs(a - b).reshape(n, -1).max(1) / np.abs(b).reshape(n, -1).max(1)
+
+    return {
+        "sites": n,
+        "max_relative_difference_keras": float(rel(fast, plain).max()),
+        "median_relative_difference_keras": float(np.median(rel(fast, plain))),
+        "max_relative_difference_keras_xla": float(rel(fast, xla).max()),
+        "keras_xla_vs_keras_max_relative_difference": float(rel(xla, plain).max()),
+        "keras_xla_network_cpu_per_site_s": keras_cpu,
     }
 
 
@@ -159,8 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         feff10 = _feff(items[: a.feff10_sites], f10, Path(tmp) / "feff10")
         eng = engine_throughput(a.model, items[: a.engine_sites], Path(tmp) / "engine")
     sur = Surrogate.load(a.model)
-    sur.use_xla()
     test_structures = [structures[s] for s in dict.fromkeys(test.sites["structure_id"])]
+    agree = keras_agreement(sur, test_structures)
     thr = surrogate_throughput(sur, test_structures, a.batch_sites)
     speed8 = feff8["cpu_per_site_s"] / thr["cpu_per_site_s"]
     speed10 = feff10["cpu_per_site_s"] / thr["cpu_per_site_s"]
@@ -182,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
             "members": sur.members,
             "kind": sur.card["surrogate"]["kind"]["kind"],
             "tensorflow_threads": 2,
+            "network_backend": sur.backend,
+            "network_vs_keras_on_test_sites": agree,
         },
         surrogate_engine=eng,
         input_hash_check=input_hash(f8, feff_items(items[:1], f8)[0].text) == hashes[0],

@@ -84,6 +84,16 @@ def _scaled_ood(folder, other):
     return folder, f"ood.json: SHA-256 {file_sha256(folder / 'ood.json')} does not match {before}"
 
 
+def _loosened_error_flag(folder, other):
+    """The error flag's threshold raised so that it never fires (issue 18, item 6)."""
+    ood = json.loads((folder / "ood.json").read_text())
+    assert ood["error"]["status"] == "fitted"
+    ood["error"]["threshold"] = 1.0
+    before = file_sha256(folder / "ood.json")
+    (folder / "ood.json").write_text(json.dumps(ood))
+    return folder, f"ood.json: SHA-256 {file_sha256(folder / 'ood.json')} does not match {before}"
+
+
 def _swapped_weights(folder, other):
     shutil.copy(other / "model.keras", folder / "model.keras")
     return folder, "model.keras: SHA-256"
@@ -124,6 +134,7 @@ TAMPERING = {
     "edited card": _edited_card,
     "changed model id": _changed_id,
     "scaled OOD thresholds": _scaled_ood,
+    "error flag that never fires": _loosened_error_flag,
     "swapped weights": _swapped_weights,
     "foreign model.keras under a real card": _foreign_model,
     "card without OOD statistics": _no_ood_statistics,

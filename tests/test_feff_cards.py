@@ -277,3 +277,28 @@ def test_workflow_stops_on_unknown_card_before_any_job(tmp_path):
         proc.stderr
     )
     assert not (tmp_path / "results").exists()  # no job ran
+
+
+def test_cluster_around_periodic_follows_the_structure_content():
+    """Periodic clusters come from ASE's neighbour list of the whole cell, kept per
+    structure content: the same answer as ASE's own list, and a moved atom (same Atoms
+    object) is seen at once."""
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list
+
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    cell.rattle(0.03, seed=2)
+    for index in (0, 7):
+        syms, xyz = cluster_around(cell, index, 5.0)
+        i, _, d = neighbor_list("ijD", cell, 5.0)
+        expect = d[i == index]
+        expect = expect[np.argsort(np.linalg.norm(expect, axis=1), kind="stable")]
+        np.testing.assert_array_equal(xyz[1:], expect)
+        assert len(syms) == len(xyz) == len(expect) + 1
+    cell.positions[1] += [0.2, 0.0, 0.0]
+    _, moved = cluster_around(cell, 0, 5.0)
+    i, _, d = neighbor_list("ijD", cell, 5.0)
+    expect = d[i == 0]
+    np.testing.assert_array_equal(
+        moved[1:], expect[np.argsort(np.linalg.norm(expect, axis=1), kind="stable")]
+    )

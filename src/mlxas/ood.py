@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fit_ood", "ood_scores"]
+__all__ = ["fit_ood", "model_input_scores", "ood_scores"]
 
 VERSION = 1
 
@@ -125,3 +125,16 @@ def ood_scores(x: np.ndarray, stats: dict[str, Any]) -> tuple[np.ndarray, np.nda
     score = np.maximum(t2 / stats["t2_threshold"], q / stats["q_threshold"])
     score = np.where(finite, score, np.inf)
     return score, score > 1.0
+
+
+def model_input_scores(
+    x: np.ndarray, stats: dict[str, Any], card: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ood_scores` of a model's full inputs ``x``: a 1D input is cut to the card's
+    ``crop`` first when the statistics were fitted on the cropped input (as training does)."""
+    flat = x.reshape(len(x), -1)
+    d = int(stats["n_features"])
+    crop = card["preprocessing"].get("crop")
+    if flat.shape[1] != d and crop and crop[1] - crop[0] == d and x.ndim == 2:
+        flat = x[:, crop[0] : crop[1]]
+    return ood_scores(flat, stats)

@@ -7,6 +7,10 @@ functions for the text of one site.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
@@ -46,9 +50,7 @@ def cluster_around(atoms: Atoms, index: int, radius: float) -> tuple[list[str], 
     """
     symbols = atoms.get_chemical_symbols()
     if np.any(atoms.pbc):
-        from ase.neighborlist import neighbor_list
-
-        i, j, D = neighbor_list("ijD", atoms, radius)
+        i, j, D = _periodic_neighbours(atoms, radius)
         mask = i == index
         vecs = D[mask]
         syms = [symbols[k] for k in j[mask]]
@@ -61,6 +63,40 @@ def cluster_around(atoms: Atoms, index: int, radius: float) -> tuple[list[str], 
     order = np.argsort(np.linalg.norm(vecs, axis=1), kind="stable")
     positions = np.vstack([np.zeros((1, 3)), vecs[order]])
     return [symbols[index]] + [syms[k] for k in order], positions
+
+
+#: ASE neighbour lists of the last few periodic structures, by content: the stage writes
+#: the inputs of a structure's sites one after the other, and each needs the whole list.
+_NEIGHBOURS: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+_NEIGHBOURS_KEEP = 4
+_NEIGHBOURS_LOCK = threading.Lock()
+
+
+def _periodic_neighbours(atoms: Atoms, radius: float):
+    """ASE's ``neighbor_list("ijD", atoms, radius)``, computed once per structure content.
+
+    It stays ASE's list of the whole structure (not a search around one site) because
+    its order decides the order of equidistant atoms in ``feff.inp``, hence the input
+    hashes of existing runs.  The arrays are shared: read-only.
+    """
+    parts = (atoms.numbers, atoms.positions, atoms.cell.array, np.asarray(atoms.pbc))
+    key = hashlib.sha256(
+        b"".join(np.ascontiguousarray(a).tobytes() for a in parts) + repr(float(radius)).encode()
+    ).digest()
+    with _NEIGHBOURS_LOCK:
+        if key in _NEIGHBOURS:
+            _NEIGHBOURS.move_to_end(key)
+            return _NEIGHBOURS[key]
+    from ase.neighborlist import neighbor_list
+
+    found = neighbor_list("ijD", atoms, radius)
+    for a in found:
+        a.setflags(write=False)
+    with _NEIGHBOURS_LOCK:
+        _NEIGHBOURS[key] = found
+        while len(_NEIGHBOURS) > _NEIGHBOURS_KEEP:
+            _NEIGHBOURS.popitem(last=False)
+    return found
 
 
 def feff_input_text(

@@ -44,7 +44,7 @@ from mlxas.workflow.layout import (
     ModelFiles,
 )
 
-__all__ = ["UNITS", "build_card", "save_model_folder", "training_band"]
+__all__ = ["UNITS", "build_card", "rebind_ood", "save_model_folder", "training_band"]
 
 #: Units of the labels a model can predict, for cards and plots.
 UNITS = {"cn": "", "r": "Å", "rdf": "1/Å"}
@@ -188,6 +188,29 @@ def normalise_zip_archive(path: Path) -> None:
     tmp.replace(path)
 
 
+def _bind(tmp: Path, card: dict[str, Any], names) -> tuple[str, Path, dict[str, Any]]:
+    """Bind the files ``names`` of the folder ``tmp`` by the card (their SHA-256, then the
+    model id, the hash of the card) and move it to ``<store>/<model id>``; an existing
+    folder of that id is kept if it holds the same card, else ModelLoadError."""
+    card = {**card, "files": {n: file_sha256(tmp / n) for n in names}}
+    card.pop("model_id", None)
+    mid = card_model_id(card)
+    card["model_id"] = mid
+    write_card(tmp, card)
+    final = tmp.parent / mid
+    if final.exists():
+        # Same id: the same model (a rerun, or a retraining from the same config and
+        # data); the folder already there is kept, never replaced by another one.
+        old = read_card(final)
+        if card_identity(old) != json.loads(json.dumps(json_safe(card_identity(card)))):
+            raise ModelLoadError(f"{final}: exists and holds another card; not overwritten")
+        shutil.rmtree(tmp)
+        card = old
+    else:
+        os.replace(tmp, final)
+    return mid, final, card
+
+
 def save_model_folder(
     model, card: dict[str, Any], ood: dict[str, Any], band: dict[str, Any], store: Path
 ) -> tuple[str, Path, dict[str, Any]]:
@@ -213,26 +236,32 @@ def save_model_folder(
             normalise_zip_archive(files.model_npz)
         write_json(files.ood, ood)
         write_json(files.training_band, band)
-        card = {
-            **card,
-            "files": {n: file_sha256(tmp / n) for n in (model_file, OOD_FILE, TRAINING_BAND_FILE)},
-        }
-        card.pop("model_id", None)
-        mid = card_model_id(card)
-        card["model_id"] = mid
-        write_card(tmp, card)
-        final = store / mid
-        if final.exists():
-            # Same id: the same model (a rerun, or a retraining from the same config and
-            # data); the folder already there is kept, never replaced by another one.
-            old = read_card(final)
-            if card_identity(old) != json.loads(json.dumps(json_safe(card_identity(card)))):
-                raise ModelLoadError(f"{final}: exists and holds another card; not overwritten")
-            shutil.rmtree(tmp)
-            card = old
-        else:
-            os.replace(tmp, final)
+        mid, final, card = _bind(tmp, card, (model_file, OOD_FILE, TRAINING_BAND_FILE))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return mid, final, card
+
+
+def rebind_ood(model_dir: Path, ood: dict[str, Any]) -> tuple[str, Path, dict[str, Any]]:
+    """Give the verified model folder ``model_dir`` new OOD statistics: a new folder
+    ``<store>/<new id>`` beside it, with the same files but ``ood.json``, the card's
+    SHA-256 and model id made again; the old folder is removed.  Returns the new id, the
+    new folder and its card.  The id is what training with these statistics would give."""
+    from mlxas.models.card import verify_model_dir
+
+    model_dir = Path(model_dir)
+    card = verify_model_dir(model_dir)
+    store = model_dir.parent
+    tmp = store / f".tmp-rebind-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model_dir, tmp)
+    try:
+        write_json(ModelFiles(tmp).ood, ood)
+        mid, final, card = _bind(tmp, card, list(card["files"]))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.resolve() != model_dir.resolve():
+        shutil.rmtree(model_dir)
     return mid, final, card

@@ -292,6 +292,7 @@ def train(
     this entry's models (``models/<name>``).  Returns (model id, card, model folder).
     """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from mlxas.error_flag import fit_error_flag
     from mlxas.models.folder import build_card, save_model_folder, training_band
     from mlxas.ood import fit_ood
 
@@ -306,6 +307,10 @@ def train(
     crop = record["crop"]
     # Out-of-distribution statistics of what the model reads: the cropped input.
     ood = fit_ood(x_train[:, crop] if x_train.ndim == 2 else x_train)
+    # The error flag, calibrated on perturbed simulated train/val spectra; stored with the
+    # OOD statistics so that the card binds it (mlxas.error_flag).
+    with opened(dataset) as ds:
+        ood["error"] = fit_error_flag(model, card, ood, ds)
     band = training_band(x_train, card, chi_train)
     mid, folder, card = save_model_folder(model, card, ood, band, Path(store))
     return mid, card, folder

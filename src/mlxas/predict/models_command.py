@@ -1,4 +1,5 @@
-"""``mlxas models list`` and ``mlxas models show NAME``: the bundled models and their cards."""
+"""``mlxas models list``, ``mlxas models show NAME``: the bundled models and their cards;
+``mlxas models calibrate MODEL DATASET``: fit a model's error flag again."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["add_arguments", "card_summary", "cmd_list", "cmd_show"]
+__all__ = ["add_arguments", "card_summary", "cmd_calibrate", "cmd_list", "cmd_show"]
 
 
 def add_arguments(models: argparse.ArgumentParser) -> None:
@@ -29,6 +30,17 @@ def add_arguments(models: argparse.ArgumentParser) -> None:
     sh.set_defaults(func=cmd_show)
     for p in (ls, sh):
         add_models_option(p)
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit a model's error flag on its simulated dataset (new model id)",
+        description="Fit the error flag (mlxas.error_flag) of a trained model on perturbed "
+        "spectra of the train and validation splits of its simulated dataset, store it "
+        "with the OOD statistics and bind it by a new card and model id (the id that "
+        "training gives).  Never give measured spectra here.",
+    )
+    cal.add_argument("model", metavar="MODEL", help="model folder or models/<name>.json pointer")
+    cal.add_argument("dataset", metavar="DATASET", help="its simulated training dataset (HDF5)")
+    cal.set_defaults(func=cmd_calibrate)
 
 
 def _krange(k: tuple[float, float] | None) -> str:
@@ -150,4 +162,37 @@ def cmd_show(a: argparse.Namespace) -> int:
     w = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{w}}  {v}")
+    return 0
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from mlxas.error_flag import fit_error_flag
+    from mlxas.models.card import load_model, point_latest, write_json
+    from mlxas.models.data import opened
+    from mlxas.models.folder import rebind_ood
+
+    model, card = load_model(a.model)
+    with opened(Path(a.dataset)) as ds:
+        if ds.hash != card["dataset"]["hash"]:
+            print(
+                f"mlxas: error: {a.dataset}: dataset hash {ds.hash} is not the model's "
+                f"{card['dataset']['hash']}; calibrate on the dataset it was trained on",
+                file=sys.stderr,
+            )
+            return 2
+        error = fit_error_flag(model, card, card["ood"], ds)
+    ood = {**card["ood"], "error": error}
+    old = Path(card["model_dir"]).resolve()
+    mid, folder, _ = rebind_ood(old, ood)
+    latest = old.parent.parent / "latest"  # the experiment's link to its last model
+    if latest.is_symlink() and (latest.parent / os.readlink(latest)).resolve() == old:
+        point_latest(latest, folder)
+    pointer = Path(a.model)
+    if pointer.suffix == ".json" and pointer.is_file():
+        write_json(pointer, {**json.loads(pointer.read_text()), "model_id": mid})
+    cal = error.get("calibration") or {"status": error.get("reason")}
+    print(f"{folder}: error flag {error['status']}; {json.dumps(cal)}")
     return 0

@@ -15,7 +15,18 @@ from mlxas.predict.pipeline import Result
 __all__ = ["FORMATS", "OutputFile", "columns", "format_table", "record"]
 
 FORMATS = ("csv", "json", "jsonl")
-_TAIL = ("ood", "ood_score", "e0", "edge_step", "k_max", "mu_from", "background", "notes")
+_TAIL = (
+    "ood",
+    "ood_score",
+    "distance_score",
+    "error_score",
+    "e0",
+    "edge_step",
+    "k_max",
+    "mu_from",
+    "background",
+    "notes",
+)
 
 
 def columns(

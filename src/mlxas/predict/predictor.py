@@ -97,7 +97,9 @@ class Predictor:
         self.classes: dict[str, list[str]] = dict(self.card["outputs"].get("classes") or {})
         # From the model folder, checked against the card's SHA-256 when it was loaded:
         # predict needs nothing from the training data besides what the folder holds.
-        self.ood: dict[str, Any] = self.card["ood"]
+        from mlxas.error_flag import prepare
+
+        self.ood: dict[str, Any] = prepare(self.card["ood"])
         self.training_band: dict[str, Any] = self.card["training_band"]
 
     # --- pool ---------------------------------------------------------------------------
@@ -137,16 +139,27 @@ class Predictor:
     # --- OOD ----------------------------------------------------------------------------
 
     def _ood(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        from mlxas.ood import ood_scores
+        """(distance scores, flags) of the inputs ``x``: :func:`mlxas.ood.ood_scores`."""
+        from mlxas.ood import model_input_scores
 
         if len(x) == 0:
             return None
-        flat = x.reshape(len(x), -1)
-        d = int(self.ood["n_features"])
-        crop = self.card["preprocessing"].get("crop")
-        if flat.shape[1] != d and crop and crop[1] - crop[0] == d and x.ndim == 2:
-            flat = x[:, crop[0] : crop[1]]
-        return ood_scores(flat, self.ood)
+        return model_input_scores(x, self.ood, self.card)
+
+    def flags(
+        self,
+        x: np.ndarray,
+        mean: dict[str, np.ndarray],
+        std: dict[str, np.ndarray],
+    ) -> dict[str, np.ndarray] | None:
+        """The OOD flag of the readings of inputs ``x`` (predictions ``mean``, ensemble
+        spread ``std``): :func:`mlxas.error_flag.combined_flags`."""
+        from mlxas.error_flag import combined_flags
+
+        dist = self._ood(x)
+        if dist is None:
+            return None
+        return combined_flags(self.card, self.ood, mean, std, dist[0])
 
     # --- model --------------------------------------------------------------------------
 
@@ -202,7 +215,7 @@ class Predictor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mean, std = self._run_model(x)
-        ood = self._ood(x)
+        ood = self.flags(x, mean, std)
         from mlxas.models.inference import class_predictions
 
         classes = class_predictions(self.card, mean)
@@ -217,8 +230,9 @@ class Predictor:
                     r.values[t] = classes[t][0][n]
                     r.values[f"{t}_probabilities"] = dict(zip(names, _value(v[n]), strict=True))
             if ood is not None:
-                r.values["ood_score"] = float(ood[0][n])
-                r.values["ood"] = bool(ood[1][n])
+                for key in ("ood_score", "distance_score", "error_score"):
+                    r.values[key] = float(ood[key][n])
+                r.values["ood"] = bool(ood["ood"][n])
         return results
 
 

@@ -119,29 +119,33 @@ def _path_pairs(positions: np.ndarray, species: np.ndarray, cutoff: float):
 
     The triangle absorber → j → l has half length (r_j + r_l + r_jl)/2; when r_j + r_l ≤
     cutoff the triangle is short enough too (r_jl ≤ r_j + r_l), so one test covers both
-    path kinds: r_jl ≤ 2·cutoff − r_j − r_l, done on squares with r_jl² = r_j² + r_l² −
-    2 p_j·p_l from one batched Gram matrix per block of sites (sized to stay in cache).
+    path kinds: r_jl ≤ 2·cutoff − r_j − r_l.  It runs on the pairs j < l of the real
+    nodes (the first slots of every site), one block of sites at a time (sized to stay
+    in cache), in site, j, l order.
     """
-    n, nn, _ = positions.shape
-    pos = positions.astype(np.float32)
-    r2 = (pos * pos).sum(axis=2)
-    r = np.sqrt(r2)
-    allowed = np.triu(np.ones((nn, nn), dtype=bool), 1)
-    block = max(1, 262_144 // max(nn * nn, 1))
-    out_s, out_j, out_l = [], [], []
-    for a in range(0, n, block):
-        p, q, rr = pos[a : a + block], r2[a : a + block], r[a : a + block]
-        slack = np.float32(2.0 * cutoff) - (rr[:, :, None] + rr[:, None, :])
-        rjl2 = q[:, :, None] + q[:, None, :] - 2.0 * (p @ p.transpose(0, 2, 1))
-        ok = species[a : a + block] > 0
-        keep = (slack >= 0) & (rjl2 <= slack * slack) & allowed
-        keep &= ok[:, :, None] & ok[:, None, :]
-        s, j, l_ = np.nonzero(keep)
+    m = int((species > 0).sum(axis=1).max(initial=1))
+    pos = positions[:, :m].astype(np.float32)
+    ok_node = species[:, :m] > 0
+    r = np.sqrt((pos * pos).sum(axis=2))
+    iu, ju = np.triu_indices(m, 1)
+    two_c = np.float32(2.0 * cutoff)
+    block = max(1, 131_072 // max(len(iu), 1))
+    out_s, out_p = [], []
+    for a in range(0, len(pos), block):
+        p, rr, ok = pos[a : a + block], r[a : a + block], ok_node[a : a + block]
+        slack = two_c - (rr[:, iu] + rr[:, ju])
+        d = p[:, iu, 0] - p[:, ju, 0]
+        rjl2 = d * d
+        for k in (1, 2):
+            d = p[:, iu, k] - p[:, ju, k]
+            rjl2 += d * d
+        keep = (slack >= 0) & (rjl2 <= slack * slack) & ok[:, iu] & ok[:, ju]
+        s, q = np.nonzero(keep)
         out_s.append(s + a)
-        out_j.append(j)
-        out_l.append(l_)
+        out_p.append(q)
+    q = np.concatenate(out_p)
     return (
         np.concatenate(out_s).astype(np.int64),
-        np.concatenate(out_j).astype(np.int32),
-        np.concatenate(out_l).astype(np.int32),
+        iu[q].astype(np.int32),
+        ju[q].astype(np.int32),
     )

@@ -104,6 +104,8 @@ class Surrogate:
     """A loaded or freshly trained surrogate (``model``, ``card``)."""
 
     def __init__(self, model, card: dict[str, Any]):
+        from mlxas.surrogate import numpy_graph
+
         self.model, self.card = model, card
         sec = card["surrogate"]
         k = sec["kind"]
@@ -111,6 +113,10 @@ class Surrogate:
         self.kind: SurrogateKind = kind_class(k["kind"])(
             self.grid, tuple(k["elements"]), k["cutoff"], k["params"]
         )
+        #: What runs the network: "numpy" (:mod:`mlxas.surrogate.numpy_graph`, the same
+        #: weights, several times less CPU) where the kind has it, else "keras".
+        self.backend = "numpy" if numpy_graph.supported(self.kind) else "keras"
+        self._fused = None
 
     @classmethod
     def from_network(
@@ -184,16 +190,26 @@ class Surrogate:
         return self.kind.featurize(env)
 
     def use_xla(self) -> None:
-        """Run predictions XLA-compiled: several times less CPU per site in large batches,
-        at a compilation of seconds per new input shape (worth it from ~10⁴ sites)."""
+        """Run Keras predictions XLA-compiled: several times less CPU per site in large
+        batches, at a compilation of seconds per new input shape (worth it from ~10⁴
+        sites).  No effect while :attr:`backend` is "numpy"."""
         self.model.compile(jit_compile=True)
 
-    def predict_inputs(self, x: dict[str, np.ndarray], batch_size: int = 2048) -> Prediction:
-        """Prediction from featurised inputs (:meth:`featurize`), in batches.
+    def network_outputs(self, x: dict[str, np.ndarray], batch_size: int = 2048) -> np.ndarray:
+        """The network's output for featurised inputs: [n, members, n_grid] for an
+        ensemble, [n, n_grid] for one network, run by :attr:`backend`."""
+        if self.backend == "numpy":
+            from mlxas.surrogate import numpy_graph
 
-        Every batch has ``min(batch_size, n)`` rows (the last one is padded with copies
-        of its first row), so the network sees one input shape per call.
-        """
+            if self._fused is None:
+                self._fused = numpy_graph.fuse(self.model)
+            y = numpy_graph.predict(self._fused, x)
+            return y if self.members > 1 else y[:, 0]
+        return self._keras_outputs(x, batch_size)
+
+    def _keras_outputs(self, x: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
+        """Keras in batches of ``min(batch_size, n)`` rows (the last one padded with copies
+        of its first row), so that the network sees one input shape per call."""
         n = len(next(iter(x.values())))
         size = max(1, min(batch_size, n))
         parts = []
@@ -204,7 +220,13 @@ class Surrogate:
                 batch = {k: np.concatenate([v, np.repeat(v[:1], size - m, axis=0)])
                          for k, v in batch.items()}  # fmt: skip
             parts.append(np.asarray(self.model.predict_on_batch(batch))[:m])
-        y = np.concatenate(parts) if parts else np.zeros((0, len(self.grid)), np.float32)
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.grid)), np.float32)
+
+    def predict_inputs(self, x: dict[str, np.ndarray], batch_size: int = 2048) -> Prediction:
+        """Prediction from featurised inputs (:meth:`featurize`); ``batch_size``: sites
+        per Keras call."""
+        n = len(next(iter(x.values())))
+        y = self.network_outputs(x, batch_size)
         if self.members > 1:
             mean, spread = y.mean(axis=1), y.std(axis=1, ddof=1)
         else:
