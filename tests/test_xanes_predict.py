@@ -72,6 +72,9 @@ def test_card_records_every_absorber_of_the_training_sites(predictor):
     assert [a for a, _ in predictor.spec.covered] == want
     assert predictor.spec.k_required is None
     assert predictor.spec.e_required == (-20.0, 60.0)
+    # the error flag is calibrated on perturbed chi(k): a mu(E) model has none, says why
+    error = predictor.card["ood"]["error"]
+    assert error["status"] == "none" and "not computed from chi(k)" in error["reason"]
 
 
 def test_measured_mn_xanes_gets_class_probabilities_cn_r_and_oxidation_state(predictor):

@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 #: Features computed from mu(E), not from chi(k): they cannot be recomputed from chi(k).
-_NOT_FROM_CHI = ("xanes", "mu")
+#: Inputs read from mu(E) near the edge (mlxas.spectra.features.EDGE_FEATURES): not
+#: computed from chi(k), so neither recomputed from it nor augmented through it.
+_NOT_FROM_CHI = ("xanes", "mu", "xanes_deriv", "xanes_channels")
 
 
 @contextlib.contextmanager
