@@ -84,10 +84,34 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         0.90,
         "P-1 crystals solved at 1.0 Å, best method (>= 0.5 at 2.0 Å too)",
     ),
+    "surrogate_md_au150": (
+        "",
+        None,
+        "Au150 MD: surrogate mean chi over all atoms of all frames vs FEFF8L mean over "
+        "sampled sites, normalised residual of k²chi",
+    ),
+    "surrogate_routing": (
+        ">=",
+        5,
+        "FEFF jobs of FEFF alone / of surrogate + FEFF routing, for the same downstream "
+        "CN and R test MAE (which must hold too)",
+    ),
+    "surrogate_screening_cu": (
+        "",
+        None,
+        "measured Cu foil: lattice constant of the best of 36 surrogate-screened "
+        "candidates minus the true 3.615 Å",
+    ),
     "surrogate_speed": (
         ">=",
         1e4,
         "surrogate vs FEFF CPU time per site (smaller of FEFF8L, FEFF10)",
+    ),
+    "surrogate_xanes": (
+        ">=",
+        0.99,
+        "XANES surrogate, held-out sites (5-fold, structure-grouped): mean cosine "
+        "(≥ 90 % of peaks within 1 eV and 10 % height too)",
     ),
     "surrogate_stage": (
         "",

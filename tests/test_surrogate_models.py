@@ -177,3 +177,17 @@ def test_save_refuses_lambda_layers(tmp_path):
     with pytest.raises(ModelLoadError, match="Lambda"):
         sur.save(tmp_path / "store")
     assert not any((tmp_path / "store").iterdir())  # nothing half-written is left
+
+
+def test_descriptor_inputs_name_the_absorbing_element():
+    """The symmetry functions describe the neighbours only: one network serving several
+    absorbers (XANES of many metals) must see which element absorbs."""
+    from ase.build import bulk
+
+    nio = bulk("NiO", "rocksalt", a=4.177, cubic=True)
+    ni, o = nio.get_chemical_symbols().index("Ni"), nio.get_chemical_symbols().index("O")
+    kind = DescriptorMLP(xanes_grid(), ("Mn", "Ni", "O"), 5.0)
+    x = kind.featurize(environments(nio, [ni, o], 5.0))["descriptors"]
+    assert x[:, -3:].tolist() == [[0, 1, 0], [0, 0, 1]]
+    plain = DescriptorMLP(xanes_grid(), ("Mn", "Ni", "O"), 5.0, {"absorber_onehot": False})
+    assert plain.featurize(environments(nio, [ni], 5.0))["descriptors"].shape[1] == x.shape[1] - 3

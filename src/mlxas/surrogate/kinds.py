@@ -21,7 +21,7 @@ import numpy as np
 
 from mlxas.surrogate.descriptors import SymmetrySettings, descriptors
 from mlxas.surrogate.environments import Environments, SurrogateInputError
-from mlxas.surrogate.graphs import GraphSettings, build_graphs
+from mlxas.surrogate.graphs import GraphSettings, _codes, build_graphs
 from mlxas.surrogate.grids import SpectrumGrid
 
 __all__ = ["KINDS", "DescriptorMLP", "GraphNetwork", "SurrogateKind", "kind_class", "register"]
@@ -137,6 +137,9 @@ class DescriptorMLP(SurrogateKind):
         "g2_eta": 50.0,  # Å⁻²
         "g4_cutoff": 4.5,  # Å
         "components": None,  # principal components of the output (None: every grid point)
+        # One-hot of the absorbing element after the symmetry functions: they describe
+        # the neighbours only, and one network may serve several absorbers (XANES).
+        "absorber_onehot": True,
     }
 
     @property
@@ -152,7 +155,11 @@ class DescriptorMLP(SurrogateKind):
         )
 
     def featurize(self, env: Environments) -> dict[str, np.ndarray]:
-        return {"descriptors": descriptors(env, self.symmetry).astype(np.float32)}
+        x = descriptors(env, self.symmetry).astype(np.float32)
+        if self.params["absorber_onehot"]:
+            codes = _codes(env.absorber, self.elements, "absorber")
+            x = np.concatenate([x, np.eye(len(self.elements), dtype=np.float32)[codes - 1]], 1)
+        return {"descriptors": x}
 
     def build(self, inputs, targets):
         import keras
