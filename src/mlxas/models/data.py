@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 #: Features computed from mu(E), not from chi(k): they cannot be recomputed from chi(k).
-_NOT_FROM_CHI = ("xanes", "mu")
+#: Inputs read from mu(E) near the edge (mlxas.spectra.features.EDGE_FEATURES): not
+#: computed from chi(k), so neither recomputed from it nor augmented through it.
+_NOT_FROM_CHI = ("xanes", "mu", "xanes_deriv", "xanes_channels")
 
 
 @contextlib.contextmanager
@@ -358,6 +360,7 @@ def load_training_data(
         "hash": ds.hash,
         "split": dict(settings.get("split", {})),
         "absorber": str(attrs.get("absorber", "")),
+        "absorbers": _absorbers(ds, str(attrs.get("absorber", ""))),
         "edge": str(attrs.get("edge", "")),
         "engine": str(attrs.get("engine", "")),
         "engine_settings": json.loads(attrs.get("engine_settings", "{}")),
@@ -366,6 +369,25 @@ def load_training_data(
         arrays, cfg, chi=chis or None, grid=_input_grid(ds, spec, cfg), dataset=info,
         classes=classes, extra=extra, sigma2_base=bases or None,
     )  # fmt: skip
+
+
+def _absorbers(ds, absorber: str) -> list[str]:
+    """Elements of the training split's absorbing sites, by atomic number: what a model
+    covers when one dataset holds several absorbers (the XANES geometry set, Ti to Zn);
+    the dataset's one absorber otherwise, or when the dataset has no site table."""
+    sites = getattr(ds, "sites", None)
+    try:
+        table = sites(["element", "split"]) if sites is not None else None
+    except KeyError:  # a dataset without the element column
+        table = None
+    if table is None or "element" not in table:
+        return [absorber] if absorber else []
+    if "split" in table:
+        table = table[table["split"] == "train"]
+    from ase.data import atomic_numbers
+
+    found = {str(e) for e in table["element"] if str(e)}
+    return sorted(found, key=lambda e: atomic_numbers.get(e, 0)) or ([absorber] if absorber else [])
 
 
 def _undamps(augment: dict[str, Any]) -> bool:

@@ -94,6 +94,12 @@ def build_card(
             "absorber": data.dataset.get("absorber", ""),
             "edge": data.dataset.get("edge", ""),
             "edge_energy": _edge_energy(data.dataset.get("absorber"), data.dataset.get("edge")),
+            # every absorber of the training sites (several for the XANES geometry set)
+            "absorbers": list(data.dataset.get("absorbers") or []),
+            "edge_energies": {
+                a: _edge_energy(a, data.dataset.get("edge"))
+                for a in data.dataset.get("absorbers") or []
+            },
             # the simulation that made the inputs (reflections: the list and resolution)
             "engine": {
                 "name": data.dataset.get("engine", ""),

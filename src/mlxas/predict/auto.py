@@ -32,6 +32,8 @@ def model_meta(pred, name: str | None = None) -> dict[str, Any]:
         "edge": pred.spec.edge,
         "input": pred.spec.input,
         "k_required": pred.spec.k_required,
+        "absorbers": [a for a, _ in pred.spec.covered],
+        "e_required": pred.spec.e_required,
         "ood_available": pred.ood is not None,
     }
     if name is not None:
@@ -66,10 +68,13 @@ class AutoPredictor:
         #: Metadata of every model used so far, by bundled name (the JSON output's header).
         self.meta: dict[str, Any] = {"models": {}}
         self.targets: list[str] = []
+        self.classes: dict[str, list[str]] = {}  # class names of each class target
         for m in self.models:
             for t in m.card.get("preprocessing", {}).get("targets") or []:
                 if t not in self.targets:
                     self.targets.append(t)
+            for t, names in ((m.card.get("outputs") or {}).get("classes") or {}).items():
+                self.classes.setdefault(t, list(names))
 
     def pick(self, path: str) -> Pick:
         """The model for the file ``path`` (its first spectrum decides)."""

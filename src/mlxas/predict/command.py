@@ -123,6 +123,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--bkg-kweight", type=float, default=1.0, help="k-weight of the AUTOBK fit (default 1)"
     )
 
+    g.add_argument(
+        "--broaden",
+        type=float,
+        default=0.0,
+        metavar="EV",
+        help="models on mu(E) (XANES geometry): convolve the normalised mu(E) with a "
+        "Lorentzian of this FWHM in eV first, e.g. to bring HERFD data to the lifetime "
+        "broadening of the training spectra (default 0: none)",
+    )
+
     g = p.add_argument_group("batches and live use")
     g.add_argument(
         "--jobs",
@@ -225,6 +235,8 @@ def main(a: argparse.Namespace) -> int:
     if not a.files and not a.watch:
         raise SpectrumError("mlxas predict", "give FILE arguments or --watch DIR")
     e0 = _e0_option(a.e0)
+    if not a.broaden >= 0:
+        raise SpectrumError("--broaden", f"{a.broaden}: a width in eV must be 0 or more")
     files = _expand(a.files, a.pattern)
     if a.files and not files and not a.watch:
         raise SpectrumError(", ".join(a.files), "no files to predict")
@@ -244,12 +256,15 @@ def main(a: argparse.Namespace) -> int:
         energy_label=a.energy,
         e0=e0,
         background=BackgroundSettings(rbkg=a.rbkg, kweight=a.bkg_kweight),
+        **({"xanes_broaden": a.broaden} if a.broaden else {}),
     )
     with pred:
         out = None
         if a.out:
             try:
-                out = OutputFile(a.out, a.format, pred.targets, meta, with_model=auto)
+                out = OutputFile(
+                    a.out, a.format, pred.targets, meta, with_model=auto, classes=pred.classes
+                )
             except ValueError as err:
                 raise SpectrumError(a.out, str(err).split(": ", 1)[-1]) from None
         plots = None

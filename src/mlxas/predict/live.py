@@ -79,7 +79,11 @@ class PlotWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.spec = predictor.spec
         self.card = predictor.card
-        self.targets = [t for t in predictor.targets if t in ("cn", "r") or t.startswith("cn_")]
+        self.targets = [
+            t
+            for t in predictor.targets
+            if t in ("cn", "r", "oxidation_state") or t.startswith("cn_")
+        ]
         self.band = band_from_card(predictor.card)
         self.meta = {
             "name": self.card.get("name"),

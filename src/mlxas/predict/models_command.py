@@ -115,12 +115,12 @@ def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
     pre = card.get("preprocessing", {})
     ds = card.get("dataset", {})
     train = card.get("training", {})
-    from mlxas.predict.spec import required_k_range
+    from mlxas.predict.spec import card_absorbers, required_k_range
 
     lines = [
         ("model id", str(card.get("model_id"))),
         ("entry", f"{card.get('name')} ({card.get('kind')})"),
-        ("absorber, edge", f"{pre.get('absorber')} {pre.get('edge')}"),
+        ("absorber, edge", f"{', '.join(card_absorbers(card)) or '?'} {pre.get('edge')}"),
         ("edge energy", f"{pre.get('edge_energy')} eV (xraydb)"),
         ("input", f"{pre.get('input')} {pre.get('input_shape')}, k-weight {pre.get('kweight')}"),
         ("k-range read", _krange(required_k_range(card)) + " 1/Å"),

@@ -29,13 +29,30 @@ _TAIL = (
 )
 
 
-def columns(targets: Sequence[str], with_model: bool = False) -> list[str]:
+def columns(
+    targets: Sequence[str],
+    with_model: bool = False,
+    classes: dict[str, Sequence[str]] | None = None,
+) -> list[str]:
     """CSV columns: source, status, reason (``model`` when models are picked per file),
-    each target and its spread, then diagnostics."""
+    each target and its spread (a class target: the most probable class, then one
+    ``target[class]`` column per class with its probability), then diagnostics."""
     cols = ["source", "status", "reason", *(["model"] if with_model else [])]
     for t in targets:
         cols += [t, f"{t}_std"]
+        cols += [f"{t}[{c}]" for c in (classes or {}).get(t, ())]
     return cols + list(_TAIL)
+
+
+def _flat(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record for one CSV row: class probabilities ``{t}_probabilities`` spread over
+    ``t[class]`` columns."""
+    out = dict(rec)
+    for key, v in rec.items():
+        if key.endswith("_probabilities") and isinstance(v, dict):
+            t = key[: -len("_probabilities")]
+            out.update({f"{t}[{c}]": p for c, p in v.items()})
+    return out
 
 
 def record(r: Result) -> dict[str, Any]:
@@ -76,10 +93,11 @@ class OutputFile:
         targets: Sequence[str],
         meta: dict,
         with_model: bool = False,
+        classes: dict[str, Sequence[str]] | None = None,
     ):
         self.path = Path(path)
         self.fmt = fmt or guess_format(self.path)
-        self.cols = columns(targets, with_model)
+        self.cols = columns(targets, with_model, classes)
         self.meta = meta
         self._all: list[dict[str, Any]] = []
         self._fh: IO[str] | None = None
@@ -96,7 +114,7 @@ class OutputFile:
     def write(self, results: Sequence[Result]) -> None:
         recs = [record(r) for r in results]
         if self.fmt == "csv":
-            for rec in recs:
+            for rec in map(_flat, recs):
                 self._writer.writerow({k: _csv_value(rec.get(k)) for k in self.cols})
             self._fh.flush()
         elif self.fmt == "jsonl":
@@ -130,39 +148,68 @@ def _pm(v: Any, s: Any, digits: int) -> str:
     return f"{v:.{digits}f}" + (f" ± {s:.{digits}f}" if isinstance(s, float) else "")
 
 
+def _class_cell(v: dict[str, Any], t: str) -> str:
+    """'octahedral 0.62': a class target's most probable class and its probability."""
+    probs = v.get(f"{t}_probabilities")
+    if not isinstance(probs, dict) or v.get(t) not in probs:
+        return "-"
+    return f"{v[t]} {probs[v[t]]:.2f}"
+
+
+def _table_columns(results: Sequence[Result]) -> list[tuple[str, Any]]:
+    """(heading, cell of a result's values) of the value columns: class targets (class
+    and probability), CN, R, the oxidation state when a model predicts one, OOD."""
+    ok = [r.values for r in results if r.status == "ok"]
+    classes = [k[: -len("_probabilities")] for v in ok for k in v if k.endswith("_probabilities")]
+    cols: list[tuple[str, Any]] = [
+        (f"{t} (p)", lambda v, t=t: _class_cell(v, t)) for t in dict.fromkeys(classes)
+    ]
+    cols += [
+        ("CN", lambda v: _pm(v.get("cn"), v.get("cn_std"), 2)),
+        ("R (Å)", lambda v: _pm(v.get("r"), v.get("r_std"), 3)),
+    ]
+    if any("oxidation_state" in v for v in ok):
+        ox = ("oxidation_state", "oxidation_state_std")
+        cols.append(("ox. state", lambda v: _pm(v.get(ox[0]), v.get(ox[1]), 1)))
+    cols.append(("OOD", _ood_cell))
+    return cols
+
+
+def _ood_cell(v: dict[str, Any]) -> str:
+    ood = v.get("ood")
+    return "-" if ood is None else (f"YES ({v['ood_score']:.1f})" if ood else "no")
+
+
 def format_table(results: Sequence[Result], header: bool = True, width: int | None = None) -> str:
-    """Aligned text table: file, CN, R, OOD flag and notes (or the reason for a refusal);
-    the model of each file leads the notes when models are picked per file."""
+    """Aligned text table: file, the class and its probability for class targets, CN, R,
+    the oxidation state (when predicted), OOD flag and notes (or the reason for a
+    refusal); the model of each file leads the notes when models are picked per file."""
+    cols = _table_columns(results)
     rows = []
     for r in results:
         v = r.values
         if r.status != "ok":
-            rows.append((r.source, "refused", "", "", r.reason))
+            rows.append((r.source, "refused", r.reason))
             continue
-        ood = v.get("ood")
-        flag = "-" if ood is None else (f"YES ({v['ood_score']:.1f})" if ood else "no")
         notes = ([f"model {v['model']}"] if v.get("model") else []) + list(r.notes)
-        rows.append(
-            (
-                r.source,
-                _pm(v.get("cn"), v.get("cn_std"), 2),
-                _pm(v.get("r"), v.get("r_std"), 3),
-                flag,
-                "; ".join(notes),
-            )
-        )
-    head = ("file", "CN", "R (Å)", "OOD", "notes")
-    w = [max([len(head[i])] + [len(row[i]) for row in rows]) for i in range(4)]
+        rows.append((r.source, *(cell(v) for _, cell in cols), "; ".join(notes)))
+    head = ("file", *(h for h, _ in cols), "notes")
+    ok_rows = [row for row in rows if row[1] != "refused"]
+    n = len(head) - 1  # aligned columns: all but the notes
+    w = [max([len(head[i])] + [len(row[i]) for row in ok_rows]) for i in range(n)]
+    w[0] = max([w[0]] + [len(row[0]) for row in rows])
     if width:
-        w[0] = min(w[0], max(20, width - sum(w[1:]) - 12))
+        w[0] = min(w[0], max(20, width - sum(w[1:]) - 3 * n))
     lines = []
-    fmt = f"{{:<{w[0]}}}  {{:>{w[1]}}}  {{:>{w[2]}}}  {{:<{w[3]}}}  {{}}"
+    # first column and text columns left-aligned, numbers right-aligned
+    left = {0, n - 1} | {i + 1 for i, (h, _) in enumerate(cols) if h.endswith("(p)")}
+    fmt = "  ".join(f"{{:{'<' if i in left else '>'}{w[i]}}}" for i in range(n)) + "  {}"
     if header:
         lines.append(fmt.format(*head).rstrip())
     for row in rows:
         src = row[0] if len(row[0]) <= w[0] else "…" + row[0][-(w[0] - 1) :]
         if row[1] == "refused":
-            lines.append(f"{src:<{w[0]}}  refused: {row[4]}")
+            lines.append(f"{src:<{w[0]}}  refused: {row[2]}")
         else:
             lines.append(fmt.format(src, *row[1:]).rstrip())
     return "\n".join(lines)

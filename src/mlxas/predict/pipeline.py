@@ -54,17 +54,34 @@ def _reader(spec: ProcessSpec) -> SeriesReader:
     return _READERS[key]
 
 
+def _covers(spec: ProcessSpec) -> str:
+    """The model's absorbers and edge, for messages: 'Mn K' or 'Ti, V, Cr K'."""
+    return f"{', '.join(a for a, _ in spec.covered)} {spec.edge}"
+
+
 def _check_header(s: Spectrum, spec: ProcessSpec) -> str | None:
-    model = f"{spec.absorber} {spec.edge}"
-    if s.element and s.element.strip().lower() != spec.absorber.lower():
-        return f"element {s.element} in the file, the model is for {model}"
+    model = f"the model is for {_covers(spec)}"
+    names = {a.lower() for a, _ in spec.covered}
+    if s.element and s.element.strip().lower() not in names:
+        return f"element {s.element} in the file, {model}"
     if s.edge and edge_name(s.edge) != edge_name(spec.edge):
-        return f"edge {s.edge} in the file, the model is for {model}"
+        return f"edge {s.edge} in the file, {model}"
     return None
 
 
+def _absorber_of(s: Spectrum, e0: float, spec: ProcessSpec) -> tuple[str, float]:
+    """(element, tabulated edge energy in eV) of the covered absorber a spectrum is
+    taken for: the file's element when the header names one, else the edge nearest E0."""
+    if s.element:
+        for a, energy in spec.covered:
+            if a.lower() == s.element.strip().lower():
+                return a, energy
+    return min(spec.covered, key=lambda c: abs(c[1] - e0))
+
+
 def _check_edge_energy(s: Spectrum, e0: float, spec: ProcessSpec) -> str | None:
-    if abs(e0 - spec.edge_energy) <= EDGE_TOLERANCE_EV:
+    absorber, energy = _absorber_of(s, e0, spec)
+    if abs(e0 - energy) <= EDGE_TOLERANCE_EV:
         return None
     hint = ""
     try:
@@ -75,11 +92,17 @@ def _check_edge_energy(s: Spectrum, e0: float, spec: ProcessSpec) -> str | None:
             hint = f"; it looks like {el} {ed}"
     except Exception:  # guess_edge fails outside its tables: no hint then
         pass
-    if e0 < 100 and spec.edge_energy > 1000:
+    if e0 < 100 and energy > 1000:
         hint = "; energies in keV without a unit?"
+    if len(spec.covered) > 1 and not s.element:
+        edges = ", ".join(f"{a} {e:.0f}" for a, e in spec.covered)
+        return (
+            f"edge at {e0:.1f} eV matches none of the model's {spec.edge} edges "
+            f"({edges} eV; ± {EDGE_TOLERANCE_EV:.0f}){hint}"
+        )
     return (
-        f"edge at {e0:.1f} eV does not match the model's {spec.absorber} {spec.edge} edge "
-        f"({spec.edge_energy:.0f} eV ± {EDGE_TOLERANCE_EV:.0f}){hint}"
+        f"edge at {e0:.1f} eV does not match the model's {absorber} {spec.edge} edge "
+        f"({energy:.0f} eV ± {EDGE_TOLERANCE_EV:.0f}){hint}"
     )
 
 
@@ -94,6 +117,8 @@ def _check_ranges(s: Spectrum, e0: float, spec: ProcessSpec, res: Result) -> str
         )
     kmax = math.sqrt(ETOK * max(float(s.energy[-1]) - e0, 0.0))
     res.k_max = kmax
+    if spec.edge_input:  # mu(E) near the edge: its span is checked at the final E0
+        return None
     if kmax < MIN_K:
         return f"data end at k = {kmax:.2f} 1/Å: no EXAFS region to analyse"
     if spec.k_required is not None:
@@ -184,11 +209,19 @@ def process_spectra(
     results, spectra = _check_headers(items, spec)
     e0s = _edge_energies([s for _, s in spectra], spec)
     accepted = _accepted(spectra, e0s, spec)
-    chi_rows = _backgrounds(spectra, accepted, e0s, spec)
-    ok = [i for i in accepted if i in chi_rows and spectra[i][0].status == "ok"]
+    if spec.edge_input:  # mu(E) near the edge: no background removal, no chi(k)
+        from mlxas.predict.edge_inputs import edge_inputs
+
+        rows = edge_inputs(spectra, accepted, e0s, spec)
+    else:
+        rows = _backgrounds(spectra, accepted, e0s, spec)
+    ok = [i for i in accepted if i in rows and spectra[i][0].status == "ok"]
     if not ok:
         return results, np.zeros((0,), dtype=np.float32)
-    x = _model_inputs(spectra, ok, chi_rows, e0s, spec)
+    if spec.edge_input:
+        x = np.stack([rows[i] for i in ok])
+    else:
+        x = _model_inputs(spectra, ok, rows, e0s, spec)
     # Results of refused spectra keep their place; inputs follow the accepted ones in order.
     order = {id(spectra[i][0]): n for n, i in enumerate(ok)}
     rows = [order[id(r)] for r in results if r.status == "ok"]
@@ -246,8 +279,11 @@ def _accepted(spectra: list[tuple], e0s: dict[int, float], spec: ProcessSpec) ->
         bad = _check_edge_energy(s, e0, spec) or _check_ranges(s, e0, spec, res)
         if bad:
             res.refuse(bad)
-        else:
-            accepted.append(i)
+            continue
+        accepted.append(i)
+        if len(spec.covered) > 1:  # say which of the model's absorbers it was taken for
+            how = "the file's header" if s.element else "E0"
+            res.notes.append(f"absorber {_absorber_of(s, e0, spec)[0]} (from {how})")
     return accepted
 
 

@@ -186,6 +186,11 @@ def _band(ax, x: np.ndarray, band: np.ndarray, levels: TrainBand, label: str) ->
 
 def _prediction_text(result: Result, targets: Sequence[str], meta: dict) -> list[str]:
     lines = []
+    for key, probs in result.values.items():  # class targets: the class and its probability
+        if key.endswith("_probabilities") and isinstance(probs, dict):
+            t = key[: -len("_probabilities")]
+            best = result.values.get(t)
+            lines.append(f"{t}: {best} (p = {probs.get(best, math.nan):.2f})")
     for t in targets:
         v = result.values.get(t)
         if isinstance(v, float):

@@ -109,6 +109,8 @@ class Predictor:
             raise
         self.model_dir = Path(self.card["model_dir"])
         self.targets = list(self.card["preprocessing"]["targets"])
+        #: class names of each class target (one probability per class in the output)
+        self.classes: dict[str, list[str]] = dict(self.card["outputs"].get("classes") or {})
         # From the model folder, checked against the card's SHA-256 when it was loaded:
         # predict needs nothing from the training data besides what the folder holds.
         from mlxas.error_flag import prepare

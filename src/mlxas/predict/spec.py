@@ -13,13 +13,16 @@ from typing import Any
 from mlxas.spectra.background import BackgroundSettings
 
 __all__ = [
+    "EDGE_INPUTS",
     "EDGE_TOLERANCE_EV",
     "MIN_K",
     "MIN_PRE_EDGE_POINTS",
     "ProcessSpec",
     "Result",
+    "card_absorbers",
     "edge_name",
     "process_spec_from_card",
+    "required_e_range",
     "required_k_range",
 ]
 
@@ -31,6 +34,9 @@ EDGE_TOLERANCE_EV = 50.0
 MIN_PRE_EDGE_POINTS = 5
 #: A spectrum must reach at least this k (Å⁻¹) to have any EXAFS to remove a background from.
 MIN_K = 3.0
+#: Model inputs read from mu(E) near the edge (:mod:`mlxas.spectra.xanes`): they need no
+#: background removal and no k-range, only the energy span of their relative grid.
+EDGE_INPUTS = ("xanes", "mu", "xanes_deriv", "xanes_channels")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,25 @@ class ProcessSpec:
     #: larch autobk for a single spectrum, and spares a single prediction larch's import.
     min_batch: int = 1
     fast_read: bool = True
+    #: (element, tabulated edge energy in eV) of every absorber the model was trained on;
+    #: empty for a one-absorber card (then ``absorber`` and ``edge_energy`` are the one).
+    absorbers: tuple[tuple[str, float], ...] = ()
+    #: E − E0 span (eV) a mu(E) input reads; None for chi(k) inputs.
+    e_required: tuple[float, float] | None = None
+    #: Lorentzian FWHM (eV) convolved into the normalised mu(E) of a mu(E) input before
+    #: the model reads it: brings a HERFD spectrum to the lifetime broadening of the
+    #: training spectra.  0: none.
+    xanes_broaden: float = 0.0
+
+    @property
+    def covered(self) -> tuple[tuple[str, float], ...]:
+        """(element, edge energy in eV) of each absorber the model covers."""
+        return self.absorbers or ((self.absorber, self.edge_energy),)
+
+    @property
+    def edge_input(self) -> bool:
+        """Whether the model reads mu(E) near the edge (no background removal)."""
+        return self.input in EDGE_INPUTS
 
 
 @dataclass
@@ -90,7 +115,7 @@ def required_k_range(card: dict[str, Any]) -> tuple[float, float] | None:
     """
     pre = card["preprocessing"]
     name = pre["input"]
-    if name in ("xanes", "mu"):
+    if name in EDGE_INPUTS:
         return None
     if pre.get("k_range"):
         lo, hi = (float(v) for v in pre["k_range"])
@@ -112,38 +137,70 @@ def required_k_range(card: dict[str, Any]) -> tuple[float, float] | None:
     return lo, hi
 
 
+def required_e_range(card: dict[str, Any]) -> tuple[float, float] | None:
+    """E − E0 span (eV) of the relative energy grid a mu(E) input reads (the card's
+    ``features.xanes`` emin/emax), None for chi(k) inputs."""
+    pre = card["preprocessing"]
+    if pre["input"] not in EDGE_INPUTS:
+        return None
+    x = pre["features"]["xanes"]
+    return float(x["emin"]), float(x["emax"])
+
+
+def _load_error(card: dict[str, Any], why: str) -> Exception:
+    from mlxas.models.card import ModelLoadError
+
+    return ModelLoadError(f"model {card.get('model_id', '?')}: {why}")
+
+
+def _edge_energy(card: dict[str, Any], absorber: str, edge: str, known: Any) -> float:
+    """Tabulated edge energy (eV): the card's when it has one (spares xraydb's import at
+    start-up), else xraydb's."""
+    try:
+        if known is None:
+            import xraydb
+
+            known = xraydb.xray_edge(absorber, edge).energy
+        return float(known)
+    except Exception as err:  # xraydb raises ValueError/KeyError for unknown edges
+        raise _load_error(card, f"unknown absorber edge {absorber} {edge} ({err})") from None
+
+
+def card_absorbers(card: dict[str, Any]) -> list[str]:
+    """The absorbers a model covers: the card's ``absorbers`` (written at training from
+    the dataset's sites), else its one ``absorber`` (cards written before that)."""
+    pre = card["preprocessing"]
+    found = pre.get("absorbers") or ([pre["absorber"]] if pre.get("absorber") else [])
+    return [str(a) for a in found]
+
+
 def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
     """A :class:`ProcessSpec` for the model of ``card`` with the user's options."""
     pre = card["preprocessing"]
-    absorber, edge = pre.get("absorber") or "", pre.get("edge") or ""
-    if not absorber or not edge:
-        from mlxas.models.card import ModelLoadError
-
-        raise ModelLoadError(
-            f"model {card.get('model_id', '?')}: card names no absorber/edge; "
-            "cannot check measured spectra against it"
+    absorbers, edge = card_absorbers(card), pre.get("edge") or ""
+    if not absorbers or not edge:
+        raise _load_error(
+            card,
+            "card names no absorber/edge; cannot check measured spectra against it"
+            + (" (a model trained on several absorbers before the card recorded them:"
+               " retrain it)" if edge else ""),
+        )  # fmt: skip
+    if options.get("xanes_broaden") and pre["input"] not in EDGE_INPUTS:
+        raise _load_error(
+            card, f"reads {pre['input']}: --broaden applies to models on mu(E) near the edge"
         )
-    # A card may carry the tabulated edge energy, sparing xraydb's import at start-up.
-    edge_energy = pre.get("edge_energy")
-    try:
-        if edge_energy is None:
-            import xraydb
-
-            edge_energy = xraydb.xray_edge(absorber, edge).energy
-    except Exception as err:  # xraydb raises ValueError/KeyError for unknown edges
-        from mlxas.models.card import ModelLoadError
-
-        raise ModelLoadError(
-            f"model card: unknown absorber edge {absorber} {edge} ({err})"
-        ) from None
-    features = _only_input(pre["features"], pre["input"])
+    energies = pre.get("edge_energies") or {}
+    one = pre.get("edge_energy") if len(absorbers) == 1 else None
+    covered = tuple((a, _edge_energy(card, a, edge, energies.get(a, one))) for a in absorbers)
     return ProcessSpec(
-        absorber=absorber,
+        absorber=", ".join(absorbers),
         edge=edge,
-        edge_energy=float(edge_energy),
-        features=features,
+        edge_energy=covered[0][1],
+        features=_only_input(pre["features"], pre["input"]),
         input=pre["input"],
         k_required=required_k_range(card),
+        absorbers=covered if len(covered) > 1 else (),
+        e_required=required_e_range(card),
         **options,
     )
 
@@ -157,7 +214,8 @@ def _only_input(cfg: dict, name: str) -> dict:
     cfg["ft"]["enabled"] = name.startswith("ft_")
     for kind in ("morlet", "cauchy"):
         cfg.setdefault("wavelet", {})[kind] = name == f"wavelet_{kind}"
-    cfg.setdefault("xanes", {})["enabled"] = name in ("xanes", "mu")
-    if name == "mu":
-        cfg["xanes"]["mu"] = True
+    xanes = cfg.setdefault("xanes", {})
+    xanes["enabled"] = name in EDGE_INPUTS
+    xanes["mu"] = name == "mu"
+    xanes["derivative"] = name in ("xanes_deriv", "xanes_channels")
     return cfg
