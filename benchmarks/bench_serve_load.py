@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import resource
 import socket
@@ -37,6 +36,10 @@ from _common import ROOT, write_result
 from _predict_model import CU_FOIL, add_model_arguments, model_from_args
 
 TARGET_P99_MS = 50.0
+#: Answers must equal Predictor's to this relative difference: the model runs in float32,
+#: and its inputs (float64, rounded to float32) can differ in the last bit between a batch
+#: and a single spectrum or between BLAS thread counts.
+REL_TOL = 1e-5
 
 
 def _bodies(model: Path, n: int, seed: int = 0) -> tuple[list[bytes], list[tuple[float, float]]]:
@@ -148,6 +151,7 @@ async def _phase(port: int, bodies, want, clients: int, seconds: float, rate: fl
     lat: list[float] = []
     errors: dict[str, int] = {}
     counts = {"sent": 0, "answered": 0, "ok": 0}
+    worst = [0.0]
     requests = [_request(port, b) for b in bodies]
     deadline = time.perf_counter() + seconds
     loop = asyncio.get_running_loop()
@@ -185,8 +189,10 @@ async def _phase(port: int, bodies, want, clients: int, seconds: float, rate: fl
                 cn, rr = want[k]
                 if res["source"] != f"load_{k:04d}" or res["status"] != "ok":
                     fail("wrong spectrum or refused")
-                elif not (math.isclose(res["cn"], cn, rel_tol=1e-6)
-                          and math.isclose(res["r"], rr, rel_tol=1e-6)):  # fmt: skip
+                    continue
+                diff = max(abs(res["cn"] / cn - 1.0), abs(res["r"] / rr - 1.0))
+                worst[0] = max(worst[0], diff)
+                if diff > REL_TOL:
                     fail("wrong numbers")
                 else:
                     counts["ok"] += 1
@@ -208,6 +214,7 @@ async def _phase(port: int, bodies, want, clients: int, seconds: float, rate: fl
         **counts,
         "lost": counts["sent"] - counts["answered"],
         "errors": errors,
+        "max_relative_difference": worst[0],
     }  # fmt: skip
 
 

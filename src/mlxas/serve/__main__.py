@@ -3,9 +3,12 @@
 import argparse
 import sys
 
-from mlxas.models.card import ModelLoadError
-from mlxas.serve import add_arguments, main
-from mlxas.spectra.measured import SpectrumError
+from mlxas.serve import add_arguments, main, one_blas_thread
+
+one_blas_thread()  # before numpy is imported (next lines)
+
+from mlxas.models.card import ModelLoadError  # noqa: E402
+from mlxas.spectra.measured import SpectrumError  # noqa: E402
 
 parser = argparse.ArgumentParser(prog="mlxas serve", description=__doc__)
 add_arguments(parser)

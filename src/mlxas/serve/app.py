@@ -332,8 +332,16 @@ def app_from_env() -> FastAPI:
 
     from threadpoolctl import threadpool_limits
 
-    # One BLAS thread per server process: batches are small, and idle BLAS threads spin on
-    # the cores the other worker and the HTTP parsing need.
+    # One BLAS thread per server process (see mlxas.serve.one_blas_thread), also where
+    # numpy was imported before the environment said so.
     threadpool_limits(1)
     raw = json.loads(os.environ[SETTINGS_ENV])
-    return create_app(ServeSettings(**{**raw, "models": tuple(raw["models"])}))
+    app = create_app(ServeSettings(**{**raw, "models": tuple(raw["models"])}))
+    # The libraries and models loaded so far live as long as the server: keep them out of
+    # the garbage collector's full passes, which otherwise walk them all while requests
+    # wait.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return app
