@@ -81,10 +81,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_server(model: Path, port: int, workers: int) -> subprocess.Popen:
+def _start_server(model: Path, port: int, workers: int, max_batch: int = 256) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cmd = [sys.executable, "-m", "mlxas.serve", str(model), "--port", str(port),
-           "--workers", str(workers)]  # fmt: skip
+           "--workers", str(workers), "--max-batch", str(max_batch)]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     import httpx
 
@@ -226,6 +226,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--paced", type=float, default=0.0, help="requests/s per client, 0: skip")
     ap.add_argument("--spectra", type=int, default=200)
+    ap.add_argument("--max-batch", type=int, default=256, help="mlxas serve --max-batch")
     add_model_arguments(ap)
     a = ap.parse_args()
     model = model_from_args(a)
@@ -233,7 +234,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     port = _free_port()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server = _start_server(model, port, a.workers)
+    server = _start_server(model, port, a.workers, a.max_batch)
     try:
         import uvloop
 
@@ -266,6 +267,7 @@ def main() -> None:
         closed_loop=closed,
         paced=paced,
         server_workers=a.workers,
+        server_max_batch=a.max_batch,
         server_cpu_s_total=round(server_cpu, 1),
         server_cpu_ms_per_request=round(1e3 * server_cpu / max(n_all, 1), 2),
         server_cpu_ms_per_request_closed_loop=round(

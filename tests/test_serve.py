@@ -227,3 +227,8 @@ def test_real_server_on_localhost(tiny_experiment, reference):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode != 0 and "nowhere.json" in bad.stderr
+    zero = subprocess.run(
+        [sys.executable, "-m", "mlxas.serve", str(model_path(tiny_experiment)), "--max-batch", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert zero.returncode != 0 and "--max-batch must be at least 1" in zero.stderr

@@ -73,6 +73,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="server processes, each with the models loaded (default: %(default)s)",
     )
     p.add_argument(
+        "--max-batch",
+        type=int,
+        default=256,
+        help="most single-spectrum requests predicted together in one batch (default: "
+        "%(default)s; a larger batch costs less CPU per spectrum)",
+    )
+    p.add_argument(
         "--allow-short-k",
         action="store_true",
         help="predict spectra that end before the model's k-range (chi = 0 beyond), noted",
@@ -90,6 +97,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(a: argparse.Namespace) -> int:
     one_blas_thread()
+    if a.max_batch < 1:
+        raise SystemExit(f"mlxas serve: error: --max-batch must be at least 1, not {a.max_batch}")
     import uvicorn
 
     # uvicorn's C HTTP parser and event loop (pinned dependencies): the pure-Python h11
@@ -110,7 +119,13 @@ def main(a: argparse.Namespace) -> int:
             )
         paths, names = [str(m.pointer) for m in usable], [m.name for m in usable]
     os.environ[SETTINGS_ENV] = json.dumps(
-        {"models": paths, "names": names, "allow_short_k": a.allow_short_k, "repair": a.repair}
+        {
+            "models": paths,
+            "names": names,
+            "allow_short_k": a.allow_short_k,
+            "repair": a.repair,
+            "max_batch": a.max_batch,
+        }
     )
     # Load once here: a model that cannot be loaded stops the command with its reason
     # before the server starts listening.

@@ -62,6 +62,8 @@ class ServeSettings:
     allow_short_k: bool = False
     repair: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    #: Most single spectra predicted together (:class:`mlxas.serve.batching.MicroBatcher`).
+    max_batch: int = 256
 
 
 class SpectrumIn(BaseModel):
@@ -111,7 +113,7 @@ class _Loaded:
 
         # Requests batched together are not a series: each keeps its own E0.
         self.alone_spec = replace(spec, e0="file") if spec.e0 == "auto" else spec
-        self.batcher = MicroBatcher(self._run_alone)
+        self.batcher = MicroBatcher(self._run_alone, settings.max_batch)
 
     def _run_alone(self, spectra: list) -> list:
         from mlxas.predict.pipeline import process_spectra
