@@ -22,6 +22,7 @@ from mlxas.predict.pipeline import (
     process_spectra,
 )
 from mlxas.spectra.measured import Spectrum
+from mlxas.threads import THREAD_VARS
 
 __all__ = ["Predictor", "available_cores"]
 
@@ -30,8 +31,6 @@ IN_PROCESS_MAX = 8
 #: Files per task sent to a worker: large enough for the batched background removal,
 #: small enough to keep all workers busy.
 CHUNK_MIN, CHUNK_MAX = 16, 256
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def available_cores() -> int:
@@ -125,8 +124,8 @@ class Predictor:
 
         # Each worker is one core: keep BLAS single-threaded in the children (spawned
         # children inherit the environment at start).
-        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-        os.environ.update({v: "1" for v in _THREAD_VARS})
+        saved = {v: os.environ.get(v) for v in THREAD_VARS}
+        os.environ.update({v: "1" for v in THREAD_VARS})
         try:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.jobs,

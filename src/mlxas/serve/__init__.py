@@ -11,10 +11,9 @@ import argparse
 import json
 import os
 
-__all__ = ["add_arguments", "main", "one_blas_thread"]
+from mlxas.threads import THREAD_VARS
 
-#: BLAS/OpenMP thread counts set to 1 for the server processes.
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+__all__ = ["add_arguments", "main", "one_blas_thread"]
 
 
 def one_blas_thread() -> None:
