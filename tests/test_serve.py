@@ -136,6 +136,26 @@ def test_refused_spectra_and_unknown_models(client, monkeypatch):
     assert client.get("/predict").status_code == 405
 
 
+def test_fast_path_answers_as_the_fastapi_route(client, tiny_experiment):
+    """POST /predict skips FastAPI's machinery (mlxas.serve.asgi): every kind of answer,
+    ok, refused, malformed or unknown model, must be the FastAPI route's, byte for byte."""
+    fastapi_app = client.app.app
+    assert client.app.app is not client.app  # the fast path is in front
+    with TestClient(fastapi_app) as plain:
+        bodies = [
+            json.dumps(arrays(CU, name="scan_7")),
+            json.dumps(arrays(NI, name="ni", element="Ni")),  # refused: not the model's edge
+            json.dumps(arrays(CU, model="nope")),
+            "{not json",
+            json.dumps({"energy": [1.0, 2.0]}),
+        ]
+        for body in bodies:
+            fast = client.post("/predict", content=body)
+            slow = plain.post("/predict", content=body)
+            assert (fast.status_code, fast.content) == (slow.status_code, slow.content), body[:40]
+            assert fast.headers["content-type"] == "application/json"
+
+
 def test_micro_batcher_runs_waiting_items_together_in_order():
     import asyncio
 

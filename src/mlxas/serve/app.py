@@ -43,6 +43,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from mlxas import __version__
+from mlxas.serve.asgi import PredictFastPath
 
 __all__ = ["MAX_BATCH", "MAX_POINTS", "ServeSettings", "app_from_env", "create_app"]
 
@@ -193,12 +194,6 @@ def _in_body(error: dict) -> dict:
     return out
 
 
-def _json(content: dict) -> Response:
-    import orjson
-
-    return Response(orjson.dumps(content), media_type="application/json")
-
-
 #: OpenAPI description of the /predict body, which is parsed from the raw bytes.
 _SPECTRUM_BODY = {
     "requestBody": {
@@ -214,7 +209,7 @@ def _records(results) -> list[dict]:
     return [record(r) for r in results]
 
 
-def create_app(settings: ServeSettings) -> FastAPI:
+def create_app(settings: ServeSettings) -> PredictFastPath:
     """The application with the models of ``settings`` loaded."""
     from mlxas.spectra.measured import SpectrumError
 
@@ -261,9 +256,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
             "uptime_s": round(time.time() - state["started"], 1),
         }
 
-    @app.post("/predict", openapi_extra=_SPECTRUM_BODY)
-    async def predict(request: Request):
-        item = _parse_spectrum(await request.body())
+    async def answer_one(body: bytes) -> tuple[int, bytes]:
+        """Status and JSON answer of POST /predict; raises what FastAPI answers 4xx."""
+        import orjson
+
+        item = _parse_spectrum(body)
         try:
             spectrum = _spectrum(item, settings.repair)
         except SpectrumError as err:
@@ -274,8 +271,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
         rec = _records([result])[0]
         if result.status != "ok":
             detail = f"{result.source}: {result.reason}"
-            return JSONResponse({"detail": detail, "result": rec}, status_code=422)
-        return _json({"model": model.meta, "result": rec})
+            return 422, orjson.dumps({"detail": detail, "result": rec})
+        return 200, orjson.dumps({"model": model.meta, "result": rec})
+
+    @app.post("/predict", openapi_extra=_SPECTRUM_BODY)
+    async def predict(request: Request):
+        status, content = await answer_one(await request.body())
+        return Response(content, status_code=status, media_type="application/json")
 
     @app.post("/predict/batch")
     def predict_batch(batch: BatchIn):
@@ -319,7 +321,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             return JSONResponse({"detail": reasons, "results": recs}, status_code=422)
         return {"model": chosen.meta, "results": recs}
 
-    return app
+    return PredictFastPath(app, answer_one)
 
 
 #: Environment variable through which ``mlxas serve --workers N`` hands the settings to
@@ -327,7 +329,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 SETTINGS_ENV = "MLXAS_SERVE_SETTINGS"
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> PredictFastPath:
     """Application factory for uvicorn workers: settings from :data:`SETTINGS_ENV`."""
     import json
     import os
