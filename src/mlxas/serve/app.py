@@ -141,9 +141,11 @@ def _spectrum(item: SpectrumIn, repair: bool):
     return check_arrays(s, repair)
 
 
-def _by_edge(loaded: list[_Loaded], spectrum) -> _Loaded:
-    """The loaded model for the spectrum's absorber and edge (header, else E0), as
-    ``mlxas predict`` picks a bundled model; 422 with the reason when none covers it."""
+def _by_edge(loaded: list[_Loaded], spectrum) -> list[_Loaded]:
+    """The loaded models for the spectrum's absorber and edge (header, else E0), as
+    ``mlxas predict`` picks a bundled model: the first, then those level with it (see
+    :attr:`mlxas.predict.bundled.Pick.alternatives`); 422 with the reason when none
+    covers it."""
     from mlxas.predict.bundled import BundledModel, pick_model
 
     models = [
@@ -152,7 +154,8 @@ def _by_edge(loaded: list[_Loaded], spectrum) -> _Loaded:
     chosen = pick_model(spectrum, models)
     if chosen.model is None:
         raise HTTPException(422, f"{chosen.source}: {chosen.reason}")
-    return next(m for m in loaded if m.meta["name"] == chosen.model.name)
+    names = [chosen.model.name, *(m.name for m in chosen.alternatives)]
+    return [next(m for m in loaded if m.meta["name"] == n) for n in names]
 
 
 def _first_spectrum(path: Path, name: str):
@@ -229,17 +232,21 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
 
-    def pick(name: str | None, spectrum=None) -> _Loaded:
+    def candidates(name: str | None, spectrum=None) -> list[_Loaded]:
+        """The model named, else the models for the spectrum's edge (best first)."""
         if name is None:
             if len(loaded) == 1:
-                return loaded[0]
+                return loaded[:1]
             if spectrum is not None:
                 return _by_edge(loaded, spectrum)
             names = ", ".join(str(m.meta["name"]) for m in loaded)
             raise HTTPException(422, f"several models are loaded ({names}): name one in 'model'")
         if name not in by_name:
             raise HTTPException(404, f"no model '{name}' (loaded: {', '.join(sorted(by_name))})")
-        return by_name[name]
+        return [by_name[name]]
+
+    def pick(name: str | None, spectrum=None) -> _Loaded:
+        return candidates(name, spectrum)[0]
 
     def run(model: _Loaded, spectra: list) -> list:
         state["requests"] += 1
@@ -265,9 +272,19 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
             spectrum = _spectrum(item, settings.repair)
         except SpectrumError as err:
             raise HTTPException(422, str(err)) from None
-        model = pick(item.model, spectrum)
+        models = candidates(item.model, spectrum)
         state["requests"] += 1
-        result = await model.batcher.submit(spectrum)
+        if len(models) == 1:
+            model, result = models[0], await models[0].batcher.submit(spectrum)
+        else:  # several models for this edge: the one with the lowest OOD score
+            import asyncio
+
+            from mlxas.predict.auto import closest_result
+
+            results = await asyncio.gather(*(m.batcher.submit(spectrum) for m in models))
+            names = tuple(str(m.meta["name"]) for m in models)
+            (result,) = closest_result(names, [[r] for r in results])
+            model = models[results.index(result)]
         rec = _records([result])[0]
         if result.status != "ok":
             detail = f"{result.source}: {result.reason}"
