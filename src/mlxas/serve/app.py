@@ -114,7 +114,7 @@ class _Loaded:
 
         # Requests batched together are not a series: each keeps its own E0.
         self.alone_spec = replace(spec, e0="file") if spec.e0 == "auto" else spec
-        self.batcher = MicroBatcher(self._run_alone, settings.max_batch)
+        self.batcher = MicroBatcher(self._run_alone, settings.max_batch, self.lock.locked)
 
     def _run_alone(self, spectra: list) -> list:
         from mlxas.predict.pipeline import process_spectra
@@ -223,6 +223,7 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
         by_name.setdefault(str(m.meta["name"]), m)
         by_name[str(m.meta["model_id"])] = m
     state = {"started": time.time(), "requests": 0}
+    app_models = loaded  # also on app.state.models (tests, introspection)
     # No OpenTelemetry is set up by mlxas serve; FastAPI's native telemetry would still
     # look for providers on every request.
     app = FastAPI(
@@ -231,6 +232,7 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
         summary="CN and R from spectra",
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.state.models = app_models
 
     def candidates(name: str | None, spectrum=None) -> list[_Loaded]:
         """The model named, else the models for the spectrum's edge (best first)."""
