@@ -212,3 +212,12 @@ def test_pictures_of_a_mu_e_model_show_the_edge_it_read(predictor):
     assert abs(detail.edge_norm[0]) < 0.15 and abs(detail.edge_norm[-10:].mean() - 1) < 0.2
     png = plot_spectrum(detail, res, None, predictor.targets, {"name": "rf"})
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_a_forest_model_folder_is_taken_as_the_model_argument(model, tmp_path):
+    from mlxas.predict.command import is_model_path
+
+    assert (model / "model.npz").is_file() and not (model / "model.keras").exists()
+    assert is_model_path(str(model))
+    (tmp_path / "model.npz").write_bytes(b"")  # a folder of files that has no card
+    assert not is_model_path(str(tmp_path)) and not is_model_path(str(EXP))
