@@ -201,6 +201,17 @@ def test_two_models_for_one_edge_the_file_gets_the_closer_one(tmp_path, capsys):
             r = client.post("/predict", json=body)
             assert r.status_code == 200 and r.json()["model"]["name"] == rec["model"]
             assert r.json()["result"]["ood_score"] == pytest.approx(rec["ood_score"], rel=1e-4)
+            with open(path, "rb") as fh:  # an uploaded file
+                r = client.post("/predict/file", files={"file": (path.name, fh)})
+            assert r.status_code == 200 and r.json()["model"]["name"] == rec["model"]
+            assert r.json()["results"][0]["model"] == rec["model"]
+        # a series: each spectrum gets its own closest model
+        both = [read_spectra(p)[0] for p in (nio, NI)]
+        series = [{"energy": b.energy.tolist(), "mu": b.mu.tolist(), "element": "Ni"} for b in both]
+        r = client.post("/predict/batch", json={"spectra": series})
+        assert r.status_code == 200
+        got = [x["model"] for x in r.json()["results"]]
+        assert got == [recs["nio_rt.xdi"]["model"], recs["ni_metal_rt.xdi"]["model"]]
     # The NiO model reads one CN and R per neighbour shell: the table shows them.
     assert cli_main(["predict", str(nio), "--models", str(root), "-j", "1"]) == 0
     table = capsys.readouterr().out

@@ -247,9 +247,6 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
             raise HTTPException(404, f"no model '{name}' (loaded: {', '.join(sorted(by_name))})")
         return [by_name[name]]
 
-    def pick(name: str | None, spectrum=None) -> _Loaded:
-        return candidates(name, spectrum)[0]
-
     def run(model: _Loaded, spectra: list) -> list:
         state["requests"] += 1
         with model.lock:
@@ -281,11 +278,8 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
         else:  # several models for this edge: the one with the lowest OOD score
             import asyncio
 
-            from mlxas.predict.auto import closest_result
-
             results = await asyncio.gather(*(m.batcher.submit(spectrum) for m in models))
-            names = tuple(str(m.meta["name"]) for m in models)
-            (result,) = closest_result(names, [[r] for r in results])
+            (result,) = closest(models, [[r] for r in results])
             model = models[results.index(result)]
         rec = _records([result])[0]
         if result.status != "ok":
@@ -312,9 +306,11 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
                 items.append(_spectrum(item, settings.repair))
             except SpectrumError as err:  # refused like a damaged file in a batch
                 items.append(Result(err.source).refuse(err.reason))
-        # A batch is one series: its first readable spectrum picks the model.
-        model = pick(batch.model, next((s for s in items if not isinstance(s, Result)), None))
-        return {"model": model.meta, "results": _records(run(model, items))}
+        # A batch is one series: its first readable spectrum picks the model(s).
+        first = next((s for s in items if not isinstance(s, Result)), None)
+        models = candidates(batch.model, first)
+        results = closest(models, [run(m, items) for m in models])
+        return {"model": _meta_of(models, results), "results": _records(results)}
 
     @app.post("/predict/file")
     def predict_file(
@@ -328,19 +324,43 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
         with tempfile.TemporaryDirectory(prefix="mlxas-serve-") as tmp:
             path = Path(tmp) / name
             path.write_bytes(data)
-            chosen = pick(model, _first_spectrum(path, name) if model is None else None)
+            models = candidates(model, _first_spectrum(path, name) if model is None else None)
             state["requests"] += 1
-            with chosen.lock:
-                results = chosen.predictor.predict([path])
+            runs = []
+            for m in models:
+                with m.lock:
+                    runs.append(m.predictor.predict([path]))
+            results = closest(models, runs)
         for r in results:  # report the upload's name, not the temporary path
             r.source = name + r.source[len(str(path)) :] if r.source.startswith(str(path)) else name
         recs = _records(results)
         if all(r.status != "ok" for r in results):
             reasons = "; ".join(f"{r.source}: {r.reason}" for r in results)
             return JSONResponse({"detail": reasons, "results": recs}, status_code=422)
-        return {"model": chosen.meta, "results": recs}
+        return {"model": _meta_of(models, results), "results": recs}
 
     return PredictFastPath(app, answer_one)
+
+
+def closest(models: list[_Loaded], runs: list[list]) -> list:
+    """Per spectrum, the result of the model with the lowest OOD score (as ``mlxas
+    predict`` chooses among bundled models for one edge), naming its model; with one
+    model, its results."""
+    if len(models) == 1:
+        return runs[0]
+    from mlxas.predict.auto import closest_result
+
+    names = tuple(str(m.meta["name"]) for m in models)
+    for name, results in zip(names, runs, strict=True):
+        for r in results:
+            r.values["model"] = name
+    return closest_result(names, runs)
+
+
+def _meta_of(models: list[_Loaded], results: list) -> dict:
+    """The answer's ``model``: the one model, else the model of the first accepted result."""
+    chosen = next((r.values.get("model") for r in results if r.status == "ok"), None)
+    return next((m.meta for m in models if m.meta["name"] == chosen), models[0].meta)
 
 
 #: Environment variable through which ``mlxas serve --workers N`` hands the settings to
