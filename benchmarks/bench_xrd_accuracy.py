@@ -4,7 +4,8 @@ the held-out structures of a workflow run (split grouped by structure).
 Reads ``results/<experiment>/dataset.h5`` and every model the run trained
 (``models/<name>.json``), predicts the test split and scores each class head: top-1
 accuracy, top-5 accuracy, macro F1 over the classes present in the test split, overall
-and per source (random crystals, prototype instances).  Value: the primary model's
+and per source (random crystals, prototype instances; a source split in shards,
+``random0`` ... ``random3``, counts as one).  Value: the primary model's
 space-group top-1 accuracy on held-out random crystals.
 
     nice -n 15 .venv/bin/python benchmarks/bench_xrd_accuracy.py \
@@ -47,7 +48,9 @@ def score_model(pointer: Path, ds) -> dict:
     x = ds.features(card["preprocessing"]["input"], "test")
     mean, _ = predict_array(model, card, x)
     per_target = split_targets(card, mean)
-    sources = ds.frame("test")["source"].astype(str).to_numpy()
+    # sources split in shards (random0, random1, ...) are scored together
+    sources = ds.frame("test")["source"].astype(str).str.replace(r"\d+$", "", regex=True)
+    sources = sources.to_numpy()
     out = {"model_id": card["model_id"], "kind": card["kind"], "heads": {}}
     for target in card["outputs"].get("classes", {}):
         codes = np.asarray(ds.labels(target, "test")).astype(int)
@@ -57,7 +60,37 @@ def score_model(pointer: Path, ds) -> dict:
             keep = sources == src
             head[src] = head_scores(codes[keep], probs[keep])
         out["heads"][target] = head
+    out["per_structure_type"] = _per_type(ds, per_target, sources)
     return out
+
+
+def _per_type(ds, per_target: dict, sources: np.ndarray) -> dict:
+    """Top-1 accuracy of each class head on the prototype instances of each structure
+    type (``structure_type`` label) in the test split."""
+    try:
+        types = np.asarray(ds.labels("structure_type", "test"))
+    except KeyError:
+        return {}
+    names = _class_names(ds, "structure_type")
+    keep = sources == "prototypes"
+    out: dict = {}
+    for code in sorted(set(types[keep].astype(int).tolist())):
+        sel = keep & (types.astype(int) == code)
+        row = {"n": int(sel.sum())}
+        for target, probs in per_target.items():
+            truth = np.asarray(ds.labels(target, "test")).astype(int)[sel]
+            row[f"{target}_accuracy"] = round(float(np.mean(probs[sel].argmax(1) == truth)), 4)
+        out[names[code] if code < len(names) else str(code)] = row
+    return out
+
+
+def _class_names(ds, column: str) -> list[str]:
+    from mlxas.xrd.labels import class_names
+
+    try:
+        return list(class_names(column))
+    except (KeyError, ValueError):
+        return []
 
 
 def main() -> None:
