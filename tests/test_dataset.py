@@ -155,6 +155,20 @@ def test_rejected_structures_and_missing_chunks_are_failures(feff, tmp_path):
     assert sorted(pending["site_id"]) == sorted(missing)
 
 
+def test_one_structure_from_two_sources_is_refused_naming_both(feff, tmp_path):
+    """The same structure from two sources (here: one source's tables given twice) stops
+    gather with the structure id, both sources and what to do."""
+    with pytest.raises(DatasetError) as err:
+        gather(feff.chunks[:1], [feff.sites[0], feff.sites[0]], [feff.labels[0]] * 2,
+               tmp_path / "ds.h5", settings(), inputs_files=feff.inputs[:1])  # fmt: skip
+    msg = str(err.value)
+    table = pd.read_parquet(feff.sites[0])
+    first = table.iloc[0]
+    assert f"item {first['site_id']} appears in two site tables" in msg
+    assert f"(id {first['structure_id']})" in msg and msg.count("octa (") == 2
+    assert "make them one source" in msg and not (tmp_path / "ds.h5").exists()
+
+
 def test_bad_chunks_are_refused_with_the_file_named(feff, tmp_path):
     st = settings()
     good = read_chunk(feff.chunks[0])

@@ -139,7 +139,14 @@ def _read_tables(
     table = _plain_strings(pd.concat(frames, ignore_index=True))
     dup = table["site_id"][table["site_id"].duplicated()]
     if len(dup):
-        raise DatasetError(f"{site_files}: item {dup.iloc[0]} appears in two site tables")
+        twice = table[table["site_id"] == dup.iloc[0]]
+        where = " and ".join(f"{r.source} ({r.name})" for r in twice.itertuples())
+        raise DatasetError(
+            f"{site_files}: item {dup.iloc[0]} appears in two site tables: the same "
+            f"structure (id {twice['structure_id'].iloc[0]}) comes from {where}; a source "
+            "rejects a structure it draws twice (reason duplicate), two sources do not: "
+            "make them one source, or change one source's seed or range"
+        )
     return table.set_index("site_id", drop=False), targets, rejected, provenance
 
 
