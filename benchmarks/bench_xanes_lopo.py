@@ -99,14 +99,14 @@ def main() -> None:
     ds = mlxas.dataset.open(ROOT / "results" / args.experiment / "dataset.h5")
     out = {m: _lopo(ds, _entry(args.experiment, m)) for m in args.models}
     first = out[args.models[0]]["metrics"]
+    keys = ("n", "accuracy", "balanced_accuracy", "macro_f1")
     write_result(
         "xanes_lopo",
         float(first["accuracy"]),
         f"leave-one-prototype-out accuracy of the geometry class ({args.models[0]}, pooled)",
         experiment=args.experiment,
         prototypes=len(out[args.models[0]]["per_prototype"]),
-        summary={m: {k: r["metrics"][k] for k in ("n", "accuracy", "balanced_accuracy",
-                                                  "macro_f1")} for m, r in out.items()},  # fmt: skip
+        summary={m: {k: r["metrics"][k] for k in keys} for m, r in out.items()},
         models=out,
     )
 
