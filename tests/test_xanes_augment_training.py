@@ -53,6 +53,8 @@ def test_bad_settings_are_refused_naming_the_entry():
         edge_settings(_spec(input_="chi_k"))
     with pytest.raises(ModelConfigError, match="unknown key"):
         edge_settings(_spec(sigma2=[0, 1]))
+    with pytest.raises(ModelConfigError, match=r"augment\.xanes\.noise: a \[low, high\] range"):
+        edge_settings(_spec(noise=0.01))
     with pytest.raises(ModelConfigError, match=r"augment\.xanes.*low 2.0 > high 1.0"):
         edge_settings(_spec(shift=[2.0, 1.0]))
 

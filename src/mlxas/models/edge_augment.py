@@ -70,7 +70,7 @@ def edge_settings(spec) -> Any | None:
         if value is None:
             ranges[key] = (0.0, 0.0)
             continue
-        if len(value) != 2:
+        if not isinstance(value, list | tuple) or len(value) != 2:
             raise ModelConfigError(f"{where}.{key}: a [low, high] range, got {value!r}")
         ranges[key] = (float(value[0]), float(value[1]))
     try:
