@@ -6,6 +6,7 @@ a Ni K model on EXAFS-equation spectra) placed in a temporary bundled folder."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -163,3 +164,56 @@ def test_no_bundled_models_is_said_plainly(tmp_path, capsys):
     assert f"no MODEL given and no bundled models in {empty}" in capsys.readouterr().err
     assert cli_main(["models", "list", "--models", str(empty)]) == 1
     assert f"no bundled models in {empty}" in capsys.readouterr().err
+
+
+def test_two_models_for_one_edge_the_file_gets_the_closer_one(tmp_path, capsys):
+    """The repository's models hold Ni metal (foil_ni) and NiO (nio), both Ni K: each file
+    gets the model with the lower OOD score, and the notes give both scores."""
+    root = Path(__file__).resolve().parent.parent / "models"
+    nio = EXPERIMENTAL / "nio_rt.xdi"
+    out = tmp_path / "out.json"
+    argv = ["predict", str(NI), str(nio), "--models", str(root), "-j", "1", "--out", str(out)]
+    assert cli_main(argv) == 0
+    recs = {Path(r["source"]).name: r for r in json.loads(out.read_text())["results"]}
+    assert recs["ni_metal_rt.xdi"]["model"] == "foil_ni/ensemble"
+    assert recs["nio_rt.xdi"]["model"] == "nio/ensemble"
+    for rec in recs.values():
+        (note,) = [n for n in rec["notes"] if n.startswith("lowest OOD score")]
+        scores = dict(re.findall(r"([a-z_]+/ensemble) ([0-9.]+)", note))
+        assert set(scores) == {"foil_ni/ensemble", "nio/ensemble"}
+        assert float(scores[rec["model"]]) == min(map(float, scores.values()))
+        assert float(scores[rec["model"]]) == pytest.approx(rec["ood_score"], abs=0.005)
+    # mlxas serve chooses the same way for a single spectrum.
+    from fastapi.testclient import TestClient
+
+    from mlxas.predict.bundled import list_models
+    from mlxas.serve.app import ServeSettings, create_app
+    from mlxas.spectra.measured import read_spectra
+
+    ni_models = [m for m in list_models(root) if m.name in ("foil_ni/ensemble", "nio/ensemble")]
+    settings = ServeSettings(
+        tuple(str(m.pointer) for m in ni_models), tuple(m.name for m in ni_models)
+    )
+    with TestClient(create_app(settings)) as client:
+        for path, rec in ((NI, recs["ni_metal_rt.xdi"]), (nio, recs["nio_rt.xdi"])):
+            sp = read_spectra(path)[0]
+            body = {"energy": sp.energy.tolist(), "mu": sp.mu.tolist(), "element": "Ni"}
+            r = client.post("/predict", json=body)
+            assert r.status_code == 200 and r.json()["model"]["name"] == rec["model"]
+            assert r.json()["result"]["ood_score"] == pytest.approx(rec["ood_score"], rel=1e-4)
+            with open(path, "rb") as fh:  # an uploaded file
+                r = client.post("/predict/file", files={"file": (path.name, fh)})
+            assert r.status_code == 200 and r.json()["model"]["name"] == rec["model"]
+            assert r.json()["results"][0]["model"] == rec["model"]
+        # a series: each spectrum gets its own closest model
+        both = [read_spectra(p)[0] for p in (nio, NI)]
+        series = [{"energy": b.energy.tolist(), "mu": b.mu.tolist(), "element": "Ni"} for b in both]
+        r = client.post("/predict/batch", json={"spectra": series})
+        assert r.status_code == 200
+        got = [x["model"] for x in r.json()["results"]]
+        assert got == [recs["nio_rt.xdi"]["model"], recs["ni_metal_rt.xdi"]["model"]]
+    # The NiO model reads one CN and R per neighbour shell: the table shows them.
+    assert cli_main(["predict", str(nio), "--models", str(root), "-j", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "shells: CN El R (Å)" in table
+    assert re.search(r"\d\.\d\d O 2\.\d{3}; \d+\.\d\d Ni 2\.\d{3}", table)

@@ -156,3 +156,13 @@ def test_the_flag_fitted_again_after_training_is_the_one_training_stored(
     mid2, folder2, _ = rebind_ood(copy, {**card["ood"], "error": looser})
     assert mid2 != mid and folder2.is_dir() and not copy.exists()
     assert load_model(folder2)[1]["ood"]["error"]["threshold"] == looser["threshold"]
+
+
+def test_a_model_with_one_target_per_shell_gets_each_shell_bounded():
+    from mlxas.error_flag import DEFAULT_BOUNDS, model_bounds
+
+    slices = {"cn_s1_O": [0, 1], "r_s1_O": [1, 2], "sigma2_s1_O": [2, 3], "cn_s2_Ni": [3, 4],
+              "r_s2_Ni": [4, 5], "cn": [5, 6]}  # fmt: skip
+    got = dict(model_bounds({"outputs": {"slices": slices}}))
+    cn, r = dict(DEFAULT_BOUNDS)["cn"], dict(DEFAULT_BOUNDS)["r"]
+    assert got == {"cn": cn, "r": r, "cn_s1_O": cn, "r_s1_O": r, "cn_s2_Ni": cn, "r_s2_Ni": r}

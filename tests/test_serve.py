@@ -136,6 +136,26 @@ def test_refused_spectra_and_unknown_models(client, monkeypatch):
     assert client.get("/predict").status_code == 405
 
 
+def test_fast_path_answers_as_the_fastapi_route(client, tiny_experiment):
+    """POST /predict skips FastAPI's machinery (mlxas.serve.asgi): every kind of answer,
+    ok, refused, malformed or unknown model, must be the FastAPI route's, byte for byte."""
+    fastapi_app = client.app.app
+    assert client.app.app is not client.app  # the fast path is in front
+    with TestClient(fastapi_app) as plain:
+        bodies = [
+            json.dumps(arrays(CU, name="scan_7")),
+            json.dumps(arrays(NI, name="ni", element="Ni")),  # refused: not the model's edge
+            json.dumps(arrays(CU, model="nope")),
+            "{not json",
+            json.dumps({"energy": [1.0, 2.0]}),
+        ]
+        for body in bodies:
+            fast = client.post("/predict", content=body)
+            slow = plain.post("/predict", content=body)
+            assert (fast.status_code, fast.content) == (slow.status_code, slow.content), body[:40]
+            assert fast.headers["content-type"] == "application/json"
+
+
 def test_micro_batcher_runs_waiting_items_together_in_order():
     import asyncio
 
@@ -161,6 +181,37 @@ def test_micro_batcher_runs_waiting_items_together_in_order():
     # an error fails its own batch only
     assert all(isinstance(g, ValueError) for g in got[8:16])
     assert got[:8] == [2 * i for i in range(8)] and got[16:] == [2 * i for i in range(16, 20)]
+
+
+def test_a_held_model_does_not_stop_the_event_loop(tiny_experiment):
+    """While a series or a file holds the model (served in a worker thread), a single
+    spectrum waits for it in a thread too: /health still answers meanwhile."""
+    import asyncio
+    import threading
+
+    app = create_app(ServeSettings((str(model_path(tiny_experiment)),), allow_short_k=True))
+    lock = app.app.state.models[0].lock
+    s = read_spectra(CU)[0]
+    body = {"name": "held", "energy": s.energy.tolist(), "mu": s.mu.tolist()}
+    seen: dict = {}
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as c:
+            lock.acquire()  # as /predict/batch holds it in its worker thread
+            pending = asyncio.create_task(c.post("/predict", json=body))
+            await asyncio.sleep(0.3)
+            seen["waiting"] = not pending.done()
+            seen["health"] = (await c.get("/health")).status_code
+            lock.release()
+            seen["predict"] = (await pending).status_code
+
+    # Run in a thread: the old behaviour (the loop itself blocked on the lock) never ends.
+    t = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the event loop stopped while the model was held"
+    assert seen == {"waiting": True, "health": 200, "predict": 200}
 
 
 def test_concurrent_requests_get_the_answers_each_gets_alone(tiny_experiment, reference):

@@ -15,6 +15,7 @@ from larch.xafs.pre_edge import preedge
 from larch.xafs.xafsutils import ETOK, TINY_ENERGY
 
 from mlxas.spectra import xafsmath
+from mlxas.spectra.e0_batch import find_e0_many
 from mlxas.spectra.measured import read_spectra
 from mlxas.spectra.xdi import read_xdi_columns
 
@@ -61,6 +62,19 @@ def test_find_e0_and_pre_edge_ranges_are_larchs(name, energy, mu):
             got = xafsmath.preedge_ranges(e, m, e0)
             for key in ("e0", "pre1", "pre2", "norm1", "norm2", "nnorm", "nvict"):
                 assert got[key] == ref[key], (key, e0)
+
+
+@pytest.mark.parametrize("name,energy,mu", SPECTRA, ids=[s[0] for s in SPECTRA])
+def test_find_e0_many_gives_larchs_e0_for_every_row(name, energy, mu):
+    rng = np.random.default_rng(5)
+    step = np.ptp(mu)
+    rows = [mu] + [mu + rng.normal(0, f * step, len(mu)) for f in (0.001, 0.003, 0.01, 0.03)]
+    rows.append(np.where(np.arange(len(mu)) == len(mu) // 3, np.nan, mu))  # own grid
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = [find_e0(energy[np.isfinite(m)], m[np.isfinite(m)]) for m in rows]
+    np.testing.assert_array_equal(find_e0_many(energy, np.stack(rows)), want)
+    assert find_e0_many(energy, mu)[0] == want[0]
 
 
 def test_index_helpers_and_remove_dups_are_larchs():

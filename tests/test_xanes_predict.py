@@ -195,3 +195,29 @@ def test_broaden_smooths_the_edge_for_herfd_data_and_only_for_mu_e_models(predic
     exafs = verify_model_dir(resolve_model_dir(ROOT / "models/foil_cu/ensemble.json"))
     with pytest.raises(ModelLoadError, match="--broaden applies to models on mu"):
         process_spec_from_card(exafs, xanes_broaden=1.0)
+
+
+def test_pictures_of_a_mu_e_model_show_the_edge_it_read(predictor):
+    """``--plot`` for a XANES model: the edge panel holds exactly the model's input (the
+    normalised mu(E) channel on its E - E0 grid), not chi(k)."""
+    from mlxas.predict.plots import plot_spectrum, spectrum_details
+
+    results, x = predictor.process([EXP / "mno_rt.xdi"])
+    (res,) = results
+    detail = spectrum_details(results, predictor.spec)[res.source]
+    grid = energy_grid(predictor.spec.features["xanes"])
+    np.testing.assert_array_equal(detail.edge_grid, grid)
+    np.testing.assert_allclose(detail.edge_norm, x[0, :, 0], rtol=1e-6, atol=1e-6)
+    # normalised: about 0 before the edge, about 1 after it
+    assert abs(detail.edge_norm[0]) < 0.15 and abs(detail.edge_norm[-10:].mean() - 1) < 0.2
+    png = plot_spectrum(detail, res, None, predictor.targets, {"name": "rf"})
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_a_forest_model_folder_is_taken_as_the_model_argument(model, tmp_path):
+    from mlxas.predict.command import is_model_path
+
+    assert (model / "model.npz").is_file() and not (model / "model.keras").exists()
+    assert is_model_path(str(model))
+    (tmp_path / "model.npz").write_bytes(b"")  # a folder of files that has no card
+    assert not is_model_path(str(tmp_path)) and not is_model_path(str(EXP))

@@ -9,7 +9,8 @@ flag is calibrated against errors instead:
    had none, and the harsher :data:`HARSH` ranges it never trained on: E0 shift, S0²,
    extra sigma², noise, k-range cuts), ``draws`` times each, and read by the model;
 2. a reading is *wrong* when any target misses its truth by more than its bound
-   (:data:`DEFAULT_BOUNDS`: 1.5 in CN, 0.05 Å in R);
+   (:data:`DEFAULT_BOUNDS`: 1.5 in CN, 0.05 Å in R; the same for each shell of a model
+   with one target per neighbour shell, :func:`model_bounds`);
 3. a small random forest learns P(wrong) from cheap features of the reading: the
    predicted targets, the log of the ensemble spread of each, and the log of the input
    distance (:func:`mlxas.ood.ood_scores`), on the perturbed *training* readings;
@@ -34,6 +35,7 @@ __all__ = [
     "combined_flags",
     "error_scores",
     "fit_error_flag",
+    "model_bounds",
     "prepare",
     "reading_features",
 ]
@@ -79,6 +81,22 @@ class ErrorFlagSettings:
     max_depth: int = 6
     min_leaf: int = 20
     seed: int = 0
+
+
+def model_bounds(
+    card: dict[str, Any], bounds: tuple[tuple[str, float], ...] = DEFAULT_BOUNDS
+) -> tuple[tuple[str, float], ...]:
+    """``bounds`` and, for a model with one target per neighbour shell, the same bound
+    for each shell's ``cn_s<i>_<El>`` and ``r_s<i>_<El>`` (the bound of ``cn`` and ``r``)."""
+    import re
+
+    by_kind = dict(bounds)
+    out = list(bounds)
+    for t in card["outputs"]["slices"]:
+        m = re.fullmatch(r"(cn|r)_s\d+_[A-Z][a-z]?", t)
+        if m and m[1] in by_kind and t not in by_kind:
+            out.append((t, by_kind[m[1]]))
+    return tuple(out)
 
 
 def not_applicable(card: dict[str, Any], settings: ErrorFlagSettings) -> str | None:
@@ -190,11 +208,14 @@ def fit_error_flag(
 
     A model that cannot have one gets ``{"version", "status": "none", "reason"}``.
     """
+    from dataclasses import replace
+
     from sklearn.ensemble import RandomForestClassifier
 
     from mlxas.models.forest import export_forest
 
     settings = settings or ErrorFlagSettings()
+    settings = replace(settings, bounds=model_bounds(card, settings.bounds))
     head = {"version": VERSION, "bounds": dict(settings.bounds)}
     reason = not_applicable(card, settings)
     if reason is None and not len(ds.chi("val")):

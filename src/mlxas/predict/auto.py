@@ -19,7 +19,7 @@ from typing import Any
 from mlxas.predict.bundled import BundledModel, Pick, list_models, pick_model
 from mlxas.predict.spec import Result
 
-__all__ = ["AutoPredictor", "model_meta"]
+__all__ = ["AutoPredictor", "closest_result", "model_meta"]
 
 
 def model_meta(pred, name: str | None = None) -> dict[str, Any]:
@@ -109,32 +109,38 @@ class AutoPredictor:
     def predict(self, paths: Sequence[str | Path]) -> list[Result]:
         """One result per spectrum, in the order of ``paths``."""
         picks = [self.pick(str(p)) for p in paths]
-        groups: dict[str, list[int]] = {}
+        groups: dict[tuple[str, ...], list[int]] = {}
         for i, pk in enumerate(picks):
             if pk.model is not None:
-                groups.setdefault(pk.model.name, []).append(i)
+                names = (pk.model.name, *(m.name for m in pk.alternatives))
+                groups.setdefault((*names, pk.how), []).append(i)
         per_file: dict[int, list[Result]] = {}
-        for name, idx in groups.items():
-            model = picks[idx[0]].model
-            pred = self._predictor(model)
-            if pred is None:
-                for i in idx:
-                    per_file[i] = [Result(str(paths[i])).refuse(self.failed[name])]
-                continue
-            results = pred.predict([paths[i] for i in idx])
-            by_file: dict[str, list[Result]] = {}
-            for r in results:
-                by_file.setdefault(r.source.partition("#")[0], []).append(r)
-                r.values["model"] = name
-            for i in idx:
-                per_file[i] = by_file.get(str(paths[i]), [])
-                if picks[i].how == "E0":
-                    for r in per_file[i]:
-                        r.notes.append(f"model {name} chosen from E0 (no element in the header)")
+        for key, idx in groups.items():
+            names, first = key[:-1], picks[idx[0]]
+            models = [first.model, *first.alternatives]
+            unique = list(dict.fromkeys(str(paths[i]) for i in idx))  # a file given twice
+            runs = [self._run(m, unique) for m in models]
+            chosen = {p: closest_result(names, [run[p] for run in runs]) for p in unique}
+            if first.how == "E0":
+                for r in (r for rs in chosen.values() for r in rs):
+                    r.notes.append(f"model {r.values.get('model')} chosen from E0 "
+                                   "(no element in the header)")  # fmt: skip
+            per_file.update({i: chosen[str(paths[i])] for i in idx})
         out: list[Result] = []
         for i, pk in enumerate(picks):
             out.extend(per_file.get(i) or [Result(pk.source).refuse(pk.reason)])
         return out
+
+    def _run(self, model: BundledModel, paths: list[str]) -> dict[str, list[Result]]:
+        """The results of ``model`` for each of ``paths`` (refusals if it cannot load)."""
+        pred = self._predictor(model)
+        if pred is None:
+            return {p: [Result(p).refuse(self.failed[model.name])] for p in paths}
+        by_file: dict[str, list[Result]] = {p: [] for p in paths}
+        for r in pred.predict(paths):
+            by_file.setdefault(r.source.partition("#")[0], []).append(r)
+            r.values["model"] = model.name
+        return by_file
 
     def close(self) -> None:
         for pred in self.predictors.values():
@@ -145,3 +151,23 @@ class AutoPredictor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def closest_result(names: tuple[str, ...], runs: list[list[Result]]) -> list[Result]:
+    """Per spectrum of one file, the result of the model it lies closest to: the lowest
+    OOD score (both scores are in units of the model's own flag threshold) among the
+    models that accepted it; with one model, its results."""
+    if len(runs) == 1 or len({len(run) for run in runs}) > 1:
+        return runs[0]  # one model, or a file the models read differently: the first's
+    out = []
+    for rows in zip(*runs, strict=True):
+
+        def score(r: Result) -> float:
+            s = r.values.get("ood_score")
+            return float(s) if r.status == "ok" and s is not None else float("inf")
+
+        best = min(rows, key=score)
+        scores = ", ".join(f"{n} {score(r):.2f}" for n, r in zip(names, rows, strict=True))
+        best.notes.append(f"lowest OOD score of the models for this edge ({scores})")
+        out.append(best)
+    return out

@@ -205,6 +205,10 @@ class Pick:
     model: BundledModel | None
     how: str = ""
     reason: str = ""
+    #: Other models as good for the file's edge and k-range (several experiments for one
+    #: edge, e.g. Ni metal and NiO): the one whose training spectra the file lies
+    #: closest to (lowest OOD score) is used (:class:`mlxas.predict.auto.AutoPredictor`).
+    alternatives: tuple[BundledModel, ...] = ()
 
 
 def _edge_key(edge: str | None) -> str:
@@ -220,13 +224,17 @@ def _covered(models: list[BundledModel]) -> str:
     return ", ".join(sorted({f"{m.absorber} {m.edge}" for m in models})) or "none"
 
 
-def _rank(candidates: list[BundledModel], k_max: float) -> BundledModel:
+def _rank(candidates: list[BundledModel], k_max: float) -> tuple[BundledModel, tuple]:
+    """The first model by (reaches the file's k_max, is its experiment's default, name),
+    and the other models that rank level with it but for the name."""
+
     def key(m: BundledModel) -> tuple:
         k = m.k_required
         reaches = k is None or k_max >= k[1] - 1e-6
-        return (not reaches, not m.default, m.name)
+        return (not reaches, not m.default)
 
-    return min(candidates, key=key)
+    ranked = sorted(candidates, key=lambda m: (*key(m), m.name))
+    return ranked[0], tuple(m for m in ranked[1:] if key(m) == key(ranked[0]))
 
 
 def pick_model(spectrum, models: list[BundledModel]) -> Pick:
@@ -257,7 +265,8 @@ def pick_model(spectrum, models: list[BundledModel]) -> Pick:
             return Pick(
                 src, None, reason=f"no bundled model for {said} (models for: {_covered(usable)})"
             )
-        return Pick(src, _rank(cands, k_max), "header")
+        best, others = _rank(cands, k_max)
+        return Pick(src, best, "header", alternatives=others)
     if e0 != e0:
         return Pick(src, None, reason="no element in the header and no edge found (find_e0)")
     cands = [
@@ -267,7 +276,8 @@ def pick_model(spectrum, models: list[BundledModel]) -> Pick:
     ]
     if not cands:
         return Pick(src, None, reason=_no_model_at(e0, src, usable))
-    return Pick(src, _rank(cands, k_max), "E0")
+    best, others = _rank(cands, k_max)
+    return Pick(src, best, "E0", alternatives=others)
 
 
 def _no_model_at(e0: float, src: str, usable: list[BundledModel]) -> str:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from mlxas.spectra.measured import SpectrumError
-from mlxas.workflow.layout import MODEL_FILE
+from mlxas.workflow.layout import CARD_FILE, MODEL_FILE, MODEL_NPZ_FILE
 
 __all__ = ["add_arguments", "main"]
 
@@ -197,9 +197,13 @@ def is_model_path(text: str) -> bool:
     """Whether a first positional names a model (a pointer, a model folder, its
     model.keras or ``latest``) rather than a spectrum file or a folder of them."""
     p = Path(text)
-    if p.suffix == ".json" or p.name == MODEL_FILE or p.suffix in (".h5", ".hdf5"):
+    if p.suffix == ".json" or p.name in (MODEL_FILE, MODEL_NPZ_FILE):
         return True
-    return p.is_dir() and (p / MODEL_FILE).exists()
+    if p.suffix in (".h5", ".hdf5"):
+        return True
+    # a model folder: a Keras model, or a numpy-backend one (forests) beside its card
+    npz_model = (p / MODEL_NPZ_FILE).exists() and (p / CARD_FILE).exists()
+    return p.is_dir() and ((p / MODEL_FILE).exists() or npz_model)
 
 
 def _open_predictor(a: argparse.Namespace, warn, **options):

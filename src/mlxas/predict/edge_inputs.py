@@ -55,6 +55,7 @@ def edge_inputs(
                 res.notes.append(
                     f"normalised mu(E) convolved with a {spec.xanes_broaden:g} eV Lorentzian"
                 )
+            res.edge_norm = np.asarray(edge.norm[0], dtype=float)
             row = edge_features(edge, spec.features)[spec.input][0]
             if np.all(np.isfinite(row)):
                 out[i] = row

@@ -1,5 +1,6 @@
 """``mlxas models list``, ``mlxas models show NAME``: the bundled models and their cards;
-``mlxas models calibrate MODEL DATASET``: fit a model's error flag again."""
+``mlxas models calibrate MODEL DATASET``: fit a model's error flag again;
+``mlxas models facts NAME DATASET --measured JSON``: its coverage and measured readings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["add_arguments", "card_summary", "cmd_calibrate", "cmd_list", "cmd_show"]
+__all__ = ["add_arguments", "card_summary", "cmd_calibrate", "cmd_facts", "cmd_list", "cmd_show"]
 
 
 def add_arguments(models: argparse.ArgumentParser) -> None:
@@ -41,6 +42,23 @@ def add_arguments(models: argparse.ArgumentParser) -> None:
     cal.add_argument("model", metavar="MODEL", help="model folder or models/<name>.json pointer")
     cal.add_argument("dataset", metavar="DATASET", help="its simulated training dataset (HDF5)")
     cal.set_defaults(func=cmd_calibrate)
+    fa = sub.add_parser(
+        "facts",
+        help="write a bundled model's coverage and measured readings (<entry>.facts.json)",
+        description="Write <entry>.facts.json beside a bundled model's pointer: the ranges "
+        "of its training labels (train split of DATASET, which must be the dataset its card "
+        "names), its k-range and temperatures, and its readings of the shared measured "
+        "files from the predict_measured benchmark.  Not part of the model id.",
+    )
+    fa.add_argument("name", metavar="NAME", help="<experiment>/<entry>, an experiment or an id")
+    fa.add_argument("dataset", metavar="DATASET", help="its simulated training dataset (HDF5)")
+    fa.add_argument(
+        "--measured",
+        metavar="JSON",
+        help="benchmarks/results/predict_measured.json (bench_predict_measured.py's output)",
+    )
+    fa.set_defaults(func=cmd_facts)
+    add_models_option(fa)
 
 
 def _krange(k: tuple[float, float] | None) -> str:
@@ -110,6 +128,11 @@ def cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def _num(v: Any, fmt: str) -> str:
+    """A metric as text; '-' where it is undefined (null in the card: R² of one sample)."""
+    return "-" if v is None else format(v, fmt)
+
+
 def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) lines of the facts a user checks before trusting a model."""
     pre = card.get("preprocessing", {})
@@ -137,7 +160,8 @@ def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
     for split, per_target in (card.get("metrics") or {}).items():
         for target, m in per_target.items():
             if isinstance(m, dict) and "mae" in m:
-                lines.append((f"{split} {target}", f"MAE {m['mae']:.4g}, R² {m.get('r2', 0):.3f}"))
+                lines.append((f"{split} {target}", f"MAE {_num(m['mae'], '.4g')}, "
+                              f"R² {_num(m.get('r2'), '.3f')}"))  # fmt: skip
     known = {"model_id", "name", "kind", "preprocessing", "dataset", "training", "metrics",
              "mlxas_version", "keras_version", "tensorflow_version", "created", "config",
              "outputs", "files", "card_version"}  # fmt: skip
@@ -159,6 +183,9 @@ def cmd_show(a: argparse.Namespace) -> int:
     lines = [("name", m.name + (" (the experiment's default)" if m.default else "")),
              ("folder", str(m.folder)), ("size", _size(m.size_bytes()))]  # fmt: skip
     lines += card_summary(m.card)
+    from mlxas.predict.model_facts import facts_summary
+
+    lines += facts_summary(m)
     w = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{w}}  {v}")
@@ -195,4 +222,21 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
         write_json(pointer, {**json.loads(pointer.read_text()), "model_id": mid})
     cal = error.get("calibration") or {"status": error.get("reason")}
     print(f"{folder}: error flag {error['status']}; {json.dumps(cal)}")
+    return 0
+
+
+def cmd_facts(a: argparse.Namespace) -> int:
+    from mlxas.predict.bundled import find_model
+    from mlxas.predict.model_facts import write_facts
+
+    m = find_model(a.name, a.models)
+    if m.error:
+        print(f"mlxas: {m.name}: {m.error}", file=sys.stderr)
+        return 2
+    try:
+        path = write_facts(m, a.dataset, a.measured)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"mlxas: error: {err}", file=sys.stderr)
+        return 2
+    print(f"{path}: coverage{' and measured readings' if a.measured else ''} of {m.name}")
     return 0

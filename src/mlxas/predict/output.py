@@ -158,7 +158,8 @@ def _class_cell(v: dict[str, Any], t: str) -> str:
 
 def _table_columns(results: Sequence[Result]) -> list[tuple[str, Any]]:
     """(heading, cell of a result's values) of the value columns: class targets (class
-    and probability), CN, R, the oxidation state when a model predicts one, OOD."""
+    and probability), CN, R, the shells when a model predicts one per neighbour shell,
+    the oxidation state when a model predicts one, OOD."""
     ok = [r.values for r in results if r.status == "ok"]
     classes = [k[: -len("_probabilities")] for v in ok for k in v if k.endswith("_probabilities")]
     cols: list[tuple[str, Any]] = [
@@ -168,11 +169,32 @@ def _table_columns(results: Sequence[Result]) -> list[tuple[str, Any]]:
         ("CN", lambda v: _pm(v.get("cn"), v.get("cn_std"), 2)),
         ("R (Å)", lambda v: _pm(v.get("r"), v.get("r_std"), 3)),
     ]
+    if any(_shells(v) for v in ok):
+        cols.append(("shells: CN El R (Å)", _shell_cell))
     if any("oxidation_state" in v for v in ok):
         ox = ("oxidation_state", "oxidation_state_std")
         cols.append(("ox. state", lambda v: _pm(v.get(ox[0]), v.get(ox[1]), 1)))
     cols.append(("OOD", _ood_cell))
     return cols
+
+
+def _shells(v: dict[str, Any]) -> list[tuple[int, str]]:
+    """(shell number, neighbour element) of the per-shell targets ``cn_s<i>_<El>`` and
+    ``r_s<i>_<El>`` a model predicts, nearest shell first."""
+    import re
+
+    found = {(int(m[1]), m[2]) for k in v if (m := re.fullmatch(r"cn_s(\d+)_([A-Z][a-z]?)", k))}
+    return sorted(s for s in found if f"r_s{s[0]}_{s[1]}" in v)
+
+
+def _shell_cell(v: dict[str, Any]) -> str:
+    """'5.33 O 2.094; 8.28 Ni 2.962': CN, neighbour and R of each shell."""
+    cells = [
+        f"{v[f'cn_s{i}_{el}']:.2f} {el} {v[f'r_s{i}_{el}']:.3f}"
+        for i, el in _shells(v)
+        if isinstance(v[f"cn_s{i}_{el}"], float) and isinstance(v[f"r_s{i}_{el}"], float)
+    ]
+    return "; ".join(cells) or "-"
 
 
 def _ood_cell(v: dict[str, Any]) -> str:

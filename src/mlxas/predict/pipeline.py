@@ -135,6 +135,23 @@ def _check_ranges(s: Spectrum, e0: float, spec: ProcessSpec, res: Result) -> str
     return None
 
 
+def _own_e0s(spectra: list[Spectrum], groups: list[list[int]]) -> dict[int, float]:
+    """larch's find_e0 on every spectrum, vectorised over each group of spectra on one
+    energy grid (:func:`mlxas.spectra.e0_batch.find_e0_many`, which gives a spectrum the E0
+    it gets alone); NaN where it fails (refused later)."""
+    from mlxas.spectra.e0_batch import find_e0_many
+
+    e0s: dict[int, float] = {}
+    for idx in groups:
+        try:
+            found = find_e0_many(spectra[idx[0]].energy, np.stack([spectra[i].mu for i in idx]))
+        except (ValueError, IndexError, FloatingPointError):
+            e0s.update({i: _e0_of(spectra[i]) for i in idx})  # each alone, for its reason
+            continue
+        e0s.update(zip(idx, found.tolist(), strict=True))
+    return e0s
+
+
 def _e0_of(s: Spectrum) -> float:
     """larch's find_e0; NaN when it fails on a pathological spectrum (refused later)."""
     from mlxas.spectra.xafsmath import find_e0  # larch's, without importing larch
@@ -163,12 +180,12 @@ def _edge_energies(spectra: list[Spectrum], spec: ProcessSpec) -> dict[int, floa
     """
     if isinstance(spec.e0, int | float) and not isinstance(spec.e0, bool):
         return {i: float(spec.e0) for i in range(len(spectra))}
-    if spec.e0 == "file":
-        return {i: _e0_of(s) for i, s in enumerate(spectra)}
-    e0s: dict[int, float] = {}
     by_grid: dict[bytes, list[int]] = {}
     for i, s in enumerate(spectra):
         by_grid.setdefault(s.energy.tobytes(), []).append(i)
+    if spec.e0 == "file":
+        return _own_e0s(spectra, list(by_grid.values()))
+    e0s: dict[int, float] = {}
     for idx in by_grid.values():
         if len(idx) < spec.min_batch:
             e0s.update({i: _e0_of(spectra[i]) for i in idx})

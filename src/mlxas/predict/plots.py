@@ -2,8 +2,10 @@
 
 One spectrum (:func:`plot_spectrum`): mu(E) with larch's pre-edge line and post-edge
 curve, E0 and the edge step; k^w·chi(k) and |chi(R)| drawn over the band of the training
-spectra (``training_band.json``, :mod:`mlxas.predict.band`); the prediction with its
-uncertainty.  A spectrum flagged out of distribution gets a red frame and title.
+spectra (``training_band.json``, :mod:`mlxas.predict.band`), or, for a model that reads
+mu(E) near the edge (XANES), the normalised edge it read with its derivative and the
+class probabilities; the prediction with its uncertainty.  A spectrum flagged out of
+distribution gets a red frame and title.
 
 A series (:func:`plot_series`): one picture per target against the file order or a header
 field (``--x-axis temperature``), with the ensemble spread as error bars and the OOD
@@ -62,6 +64,9 @@ class SpectrumDetail:
     chi_k: np.ndarray  # k^w·chi(k) on the model's k grid
     r: np.ndarray
     chir_mag: np.ndarray
+    #: mu(E) models: E − E0 (eV) and the normalised mu(E) the model read on it.
+    edge_grid: np.ndarray | None = None
+    edge_norm: np.ndarray | None = None
 
 
 def _read_all(paths: list[str], spec: ProcessSpec) -> dict[str, Spectrum]:
@@ -100,6 +105,11 @@ def spectrum_details(results: Sequence[Result], spec: ProcessSpec) -> dict[str, 
                 r.source, energy, mu[j], pre_lines[j], post_lines[j], float(e0),
                 float(pre.edge_step[j]), k, chik[j], rr, mag[j],
             )  # fmt: skip
+            if spec.edge_input and r.edge_norm is not None:
+                from mlxas.spectra.grids import energy_grid
+
+                out[r.source].edge_grid = energy_grid(spec.features["xanes"])
+                out[r.source].edge_norm = r.edge_norm
     return out
 
 
@@ -245,6 +255,64 @@ def plot_spectrum(
               title=r"$\mu(E)$, pre-/post-edge lines, $E_0$, edge step")  # fmt: skip
     ax_mu.legend(fontsize=7, loc="lower right")
 
+    if d.edge_norm is not None:  # a mu(E) model: what it read, and its class probabilities
+        _edge_panels(ax_k, ax_r, d, result)
+        lo, hi = d.e0 + 2 * d.edge_grid[0], d.e0 + 2 * d.edge_grid[-1]
+        seen = (d.energy >= lo) & (d.energy <= hi)
+        if seen.any():  # zoom on the edge region the model reads
+            curves = np.concatenate([c[seen] for c in (d.mu, d.pre_edge, d.post_edge)])
+            pad = 0.05 * float(np.ptp(curves))
+            ax_mu.set(xlim=(lo, hi), ylim=(curves.min() - pad, curves.max() + pad))
+    else:
+        _chi_panels(ax_k, ax_r, d, band, meta, k_range)
+
+    ax_p.axis("off")
+    color = OOD_COLOR if ood else "k"
+    ax_p.text(0.02, 0.98, "\n".join(_prediction_text(result, targets, meta)),
+              va="top", ha="left", family="monospace", fontsize=10, color=color,
+              transform=ax_p.transAxes)  # fmt: skip
+    title = result.source
+    if ood:
+        title += "\nOUT OF DISTRIBUTION: the model has seen nothing like it; do not trust"
+        fig.patch.set_edgecolor(OOD_COLOR)
+        fig.patch.set_linewidth(8)
+    fig.suptitle(title, color=color, fontsize=11)
+    return _png(fig)
+
+
+def _edge_panels(ax_e, ax_c, d: SpectrumDetail, result: Result) -> None:
+    """The normalised mu(E) a XANES model read, with its derivative; the probability of
+    each class of each class target."""
+    x, y = d.edge_grid, d.edge_norm
+    ax_e.plot(x, y, color="k", lw=1, label="normalised mu(E)")
+    deriv = np.gradient(y, x)
+    scale = 0.5 / max(float(np.abs(deriv).max()), 1e-12)  # drawn in the same axes
+    ax_e.plot(x, deriv * scale, color="#8e24aa", lw=0.8,
+              label=f"derivative × {scale:.3g} eV")  # fmt: skip
+    ax_e.axvline(0.0, color="0.4", ls=":", lw=1)
+    ax_e.set(xlabel=r"$E - E_0$ (eV)", ylabel="normalised mu(E)",
+             title="the edge the model reads (its E − E0 grid)")  # fmt: skip
+    ax_e.legend(fontsize=7, loc="lower right")
+    probs = {k[: -len("_probabilities")]: v for k, v in result.values.items()
+             if k.endswith("_probabilities") and isinstance(v, dict)}  # fmt: skip
+    if not probs:
+        ax_c.axis("off")
+        return
+    names, heights, colors = [], [], []
+    for t, p in probs.items():
+        for cls, v in p.items():
+            names.append(f"{cls}" if len(probs) == 1 else f"{t}: {cls}")
+            heights.append(float(v))
+            colors.append("#1565c0" if cls == result.values.get(t) else "#90caf9")
+    rows = np.arange(len(names))[::-1]
+    ax_c.barh(rows, heights, color=colors)
+    for row, name, h in zip(rows, names, heights, strict=True):  # names inside the axes
+        ax_c.text(0.01, row, f"{name}  {h:.2f}", va="center", fontsize=8)
+    ax_c.set(xlim=(0, 1), xlabel="probability", title="class probabilities", yticks=[])
+
+
+def _chi_panels(ax_k, ax_r, d: SpectrumDetail, band, meta: dict, k_range) -> None:
+    """k^w·chi(k) and |chi(R)| of an EXAFS model's input, over the training band."""
     w = meta.get("kweight", band.kweight if band else "w")
     if band is not None:
         _band(ax_k, band.k, band.chi_k, band, "training")
@@ -260,19 +328,6 @@ def plot_spectrum(
     if band is None:
         ax_r.set_title(r"$|\chi(R)|$ (the model has no training band)")
     ax_r.legend(fontsize=7, loc="upper right")
-
-    ax_p.axis("off")
-    color = OOD_COLOR if ood else "k"
-    ax_p.text(0.02, 0.98, "\n".join(_prediction_text(result, targets, meta)),
-              va="top", ha="left", family="monospace", fontsize=10, color=color,
-              transform=ax_p.transAxes)  # fmt: skip
-    title = result.source
-    if ood:
-        title += "\nOUT OF DISTRIBUTION: the model has seen nothing like it; do not trust"
-        fig.patch.set_edgecolor(OOD_COLOR)
-        fig.patch.set_linewidth(8)
-    fig.suptitle(title, color=color, fontsize=11)
-    return _png(fig)
 
 
 def plot_series(

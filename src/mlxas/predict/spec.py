@@ -95,6 +95,8 @@ class Result:
     background: str = ""
     notes: list[str] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
+    #: mu(E) models: the normalised mu(E) the model read, on its E − E0 grid (pictures).
+    edge_norm: Any = field(default=None, repr=False)
 
     def refuse(self, reason: str) -> Result:
         self.status, self.reason = "refused", reason

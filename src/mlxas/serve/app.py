@@ -43,6 +43,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from mlxas import __version__
+from mlxas.serve.asgi import PredictFastPath
 
 __all__ = ["MAX_BATCH", "MAX_POINTS", "ServeSettings", "app_from_env", "create_app"]
 
@@ -113,7 +114,7 @@ class _Loaded:
 
         # Requests batched together are not a series: each keeps its own E0.
         self.alone_spec = replace(spec, e0="file") if spec.e0 == "auto" else spec
-        self.batcher = MicroBatcher(self._run_alone, settings.max_batch)
+        self.batcher = MicroBatcher(self._run_alone, settings.max_batch, self.lock.locked)
 
     def _run_alone(self, spectra: list) -> list:
         from mlxas.predict.pipeline import process_spectra
@@ -140,9 +141,11 @@ def _spectrum(item: SpectrumIn, repair: bool):
     return check_arrays(s, repair)
 
 
-def _by_edge(loaded: list[_Loaded], spectrum) -> _Loaded:
-    """The loaded model for the spectrum's absorber and edge (header, else E0), as
-    ``mlxas predict`` picks a bundled model; 422 with the reason when none covers it."""
+def _by_edge(loaded: list[_Loaded], spectrum) -> list[_Loaded]:
+    """The loaded models for the spectrum's absorber and edge (header, else E0), as
+    ``mlxas predict`` picks a bundled model: the first, then those level with it (see
+    :attr:`mlxas.predict.bundled.Pick.alternatives`); 422 with the reason when none
+    covers it."""
     from mlxas.predict.bundled import BundledModel, pick_model
 
     models = [
@@ -151,7 +154,8 @@ def _by_edge(loaded: list[_Loaded], spectrum) -> _Loaded:
     chosen = pick_model(spectrum, models)
     if chosen.model is None:
         raise HTTPException(422, f"{chosen.source}: {chosen.reason}")
-    return next(m for m in loaded if m.meta["name"] == chosen.model.name)
+    names = [chosen.model.name, *(m.name for m in chosen.alternatives)]
+    return [next(m for m in loaded if m.meta["name"] == n) for n in names]
 
 
 def _first_spectrum(path: Path, name: str):
@@ -193,12 +197,6 @@ def _in_body(error: dict) -> dict:
     return out
 
 
-def _json(content: dict) -> Response:
-    import orjson
-
-    return Response(orjson.dumps(content), media_type="application/json")
-
-
 #: OpenAPI description of the /predict body, which is parsed from the raw bytes.
 _SPECTRUM_BODY = {
     "requestBody": {
@@ -214,7 +212,7 @@ def _records(results) -> list[dict]:
     return [record(r) for r in results]
 
 
-def create_app(settings: ServeSettings) -> FastAPI:
+def create_app(settings: ServeSettings) -> PredictFastPath:
     """The application with the models of ``settings`` loaded."""
     from mlxas.spectra.measured import SpectrumError
 
@@ -225,6 +223,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         by_name.setdefault(str(m.meta["name"]), m)
         by_name[str(m.meta["model_id"])] = m
     state = {"started": time.time(), "requests": 0}
+    app_models = loaded  # also on app.state.models (tests, introspection)
     # No OpenTelemetry is set up by mlxas serve; FastAPI's native telemetry would still
     # look for providers on every request.
     app = FastAPI(
@@ -233,18 +232,20 @@ def create_app(settings: ServeSettings) -> FastAPI:
         summary="CN and R from spectra",
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.state.models = app_models
 
-    def pick(name: str | None, spectrum=None) -> _Loaded:
+    def candidates(name: str | None, spectrum=None) -> list[_Loaded]:
+        """The model named, else the models for the spectrum's edge (best first)."""
         if name is None:
             if len(loaded) == 1:
-                return loaded[0]
+                return loaded[:1]
             if spectrum is not None:
                 return _by_edge(loaded, spectrum)
             names = ", ".join(str(m.meta["name"]) for m in loaded)
             raise HTTPException(422, f"several models are loaded ({names}): name one in 'model'")
         if name not in by_name:
             raise HTTPException(404, f"no model '{name}' (loaded: {', '.join(sorted(by_name))})")
-        return by_name[name]
+        return [by_name[name]]
 
     def run(model: _Loaded, spectra: list) -> list:
         state["requests"] += 1
@@ -261,21 +262,35 @@ def create_app(settings: ServeSettings) -> FastAPI:
             "uptime_s": round(time.time() - state["started"], 1),
         }
 
-    @app.post("/predict", openapi_extra=_SPECTRUM_BODY)
-    async def predict(request: Request):
-        item = _parse_spectrum(await request.body())
+    async def answer_one(body: bytes) -> tuple[int, bytes]:
+        """Status and JSON answer of POST /predict; raises what FastAPI answers 4xx."""
+        import orjson
+
+        item = _parse_spectrum(body)
         try:
             spectrum = _spectrum(item, settings.repair)
         except SpectrumError as err:
             raise HTTPException(422, str(err)) from None
-        model = pick(item.model, spectrum)
+        models = candidates(item.model, spectrum)
         state["requests"] += 1
-        result = await model.batcher.submit(spectrum)
+        if len(models) == 1:
+            model, result = models[0], await models[0].batcher.submit(spectrum)
+        else:  # several models for this edge: the one with the lowest OOD score
+            import asyncio
+
+            results = await asyncio.gather(*(m.batcher.submit(spectrum) for m in models))
+            (result,) = closest(models, [[r] for r in results])
+            model = models[results.index(result)]
         rec = _records([result])[0]
         if result.status != "ok":
             detail = f"{result.source}: {result.reason}"
-            return JSONResponse({"detail": detail, "result": rec}, status_code=422)
-        return _json({"model": model.meta, "result": rec})
+            return 422, orjson.dumps({"detail": detail, "result": rec})
+        return 200, orjson.dumps({"model": model.meta, "result": rec})
+
+    @app.post("/predict", openapi_extra=_SPECTRUM_BODY)
+    async def predict(request: Request):
+        status, content = await answer_one(await request.body())
+        return Response(content, status_code=status, media_type="application/json")
 
     @app.post("/predict/batch")
     def predict_batch(batch: BatchIn):
@@ -291,9 +306,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 items.append(_spectrum(item, settings.repair))
             except SpectrumError as err:  # refused like a damaged file in a batch
                 items.append(Result(err.source).refuse(err.reason))
-        # A batch is one series: its first readable spectrum picks the model.
-        model = pick(batch.model, next((s for s in items if not isinstance(s, Result)), None))
-        return {"model": model.meta, "results": _records(run(model, items))}
+        # A batch is one series: its first readable spectrum picks the model(s).
+        first = next((s for s in items if not isinstance(s, Result)), None)
+        models = candidates(batch.model, first)
+        results = closest(models, [run(m, items) for m in models])
+        return {"model": _meta_of(models, results), "results": _records(results)}
 
     @app.post("/predict/file")
     def predict_file(
@@ -307,19 +324,43 @@ def create_app(settings: ServeSettings) -> FastAPI:
         with tempfile.TemporaryDirectory(prefix="mlxas-serve-") as tmp:
             path = Path(tmp) / name
             path.write_bytes(data)
-            chosen = pick(model, _first_spectrum(path, name) if model is None else None)
+            models = candidates(model, _first_spectrum(path, name) if model is None else None)
             state["requests"] += 1
-            with chosen.lock:
-                results = chosen.predictor.predict([path])
+            runs = []
+            for m in models:
+                with m.lock:
+                    runs.append(m.predictor.predict([path]))
+            results = closest(models, runs)
         for r in results:  # report the upload's name, not the temporary path
             r.source = name + r.source[len(str(path)) :] if r.source.startswith(str(path)) else name
         recs = _records(results)
         if all(r.status != "ok" for r in results):
             reasons = "; ".join(f"{r.source}: {r.reason}" for r in results)
             return JSONResponse({"detail": reasons, "results": recs}, status_code=422)
-        return {"model": chosen.meta, "results": recs}
+        return {"model": _meta_of(models, results), "results": recs}
 
-    return app
+    return PredictFastPath(app, answer_one)
+
+
+def closest(models: list[_Loaded], runs: list[list]) -> list:
+    """Per spectrum, the result of the model with the lowest OOD score (as ``mlxas
+    predict`` chooses among bundled models for one edge), naming its model; with one
+    model, its results."""
+    if len(models) == 1:
+        return runs[0]
+    from mlxas.predict.auto import closest_result
+
+    names = tuple(str(m.meta["name"]) for m in models)
+    for name, results in zip(names, runs, strict=True):
+        for r in results:
+            r.values["model"] = name
+    return closest_result(names, runs)
+
+
+def _meta_of(models: list[_Loaded], results: list) -> dict:
+    """The answer's ``model``: the one model, else the model of the first accepted result."""
+    chosen = next((r.values.get("model") for r in results if r.status == "ok"), None)
+    return next((m.meta for m in models if m.meta["name"] == chosen), models[0].meta)
 
 
 #: Environment variable through which ``mlxas serve --workers N`` hands the settings to
@@ -327,7 +368,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 SETTINGS_ENV = "MLXAS_SERVE_SETTINGS"
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> PredictFastPath:
     """Application factory for uvicorn workers: settings from :data:`SETTINGS_ENV`."""
     import json
     import os

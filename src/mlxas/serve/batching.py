@@ -40,12 +40,21 @@ class MicroBatcher:
         (here: ``Predictor.predict_spectra`` under the model's lock).
     max_batch:
         Largest batch handed to ``run``; more waiting items go in the following batches.
+    busy:
+        True while ``run`` would have to wait (the model's lock is held elsewhere); such
+        a batch runs in a worker thread instead of on the loop.
     """
 
-    def __init__(self, run: Callable[[list], Sequence[Any]], max_batch: int = 256):
+    def __init__(
+        self,
+        run: Callable[[list], Sequence[Any]],
+        max_batch: int = 256,
+        busy: Callable[[], bool] | None = None,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self._run = run
+        self._busy = busy
         self.max_batch = max_batch
         self._waiting: list[tuple[Any, asyncio.Future]] = []
         self._draining = False
@@ -69,8 +78,15 @@ class MicroBatcher:
             while self._waiting:
                 batch = self._waiting[: self.max_batch]
                 del self._waiting[: self.max_batch]
+                items = [item for item, _ in batch]
                 try:
-                    results = self._run([item for item, _ in batch])
+                    if self._busy is not None and self._busy():
+                        # The model is held by a request served in a worker thread (a
+                        # series, a file): wait for it there, so that the event loop
+                        # goes on reading requests and answering /health meanwhile.
+                        results = await asyncio.to_thread(self._run, items)
+                    else:
+                        results = self._run(items)
                     if len(results) != len(batch):
                         raise RuntimeError(
                             f"batch of {len(batch)} items gave {len(results)} results"

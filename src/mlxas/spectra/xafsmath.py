@@ -139,37 +139,57 @@ def _energy_step(energy: np.ndarray, frac_ignore: float = 0.01, nave: int = 10) 
 def _finde0(energy: np.ndarray, mu_in: np.ndarray, estep: float | None, use_smooth: bool):
     en, ordered, estep, den = _energy_grid(np.ascontiguousarray(energy).tobytes(), estep)
     mu = mu_in[ordered]
-    nmin = max(3, int(len(en) * 0.02))
     with np.errstate(divide="ignore", invalid="ignore"):
         dmu = np.gradient(mu) / den
     if use_smooth:
         dmu = _lorentzian_smooth(en, dmu, sigma=estep, xstep=estep)
+    imax = int(steepest_points(dmu[None, :])[0])
+    return float(en[imax]), imax, estep
+
+
+def steepest_points(dmu: np.ndarray) -> np.ndarray:
+    """Index of larch's E0 point in each row of ``dmu`` (dmu/dE on one energy grid, one
+    spectrum per row; rows are modified): the largest value with values above a threshold
+    on both sides, away from the ends; 0 where there is none.
+
+    Rows are normalised to 0…1 over their inner part; the threshold (0.6) is halved up to
+    twice for a row with fewer than 3 points above it, as larch does.
+    """
+    n = dmu.shape[1]
+    nmin = max(3, int(n * 0.02))
     dmu[~np.isfinite(dmu)] = -1.0
-    inner = dmu[nmin:-nmin]
-    dmu = (dmu - inner.min()) / max(1e-10, np.ptp(inner))
-    dhigh = 0.60 if len(en) > 20 else 0.30
-    high = np.where(dmu > dhigh)[0]
-    if len(high) < 3:
-        for _ in range(2):
-            if len(high) > 3:
-                break
-            dhigh *= 0.5
-            high = np.where(dmu > dhigh)[0]
-    if len(high) < 3:
-        high = np.where(np.isfinite(dmu))[0]
+    inner = dmu[:, nmin:-nmin]
+    low = inner.min(axis=1, keepdims=True)
+    span = np.maximum(1e-10, inner.max(axis=1, keepdims=True) - low)
+    dmu -= low  # inner is a view of dmu: its range is taken first
+    dmu /= span
+    high = dmu > (0.60 if n > 20 else 0.30)
+    for row in np.nonzero(high.sum(axis=1) < 3)[0]:
+        high[row] = _few_high_points(dmu[row], 0.60 if n > 20 else 0.30)
     # The steepest point with steep neighbours on both sides, away from the ends: larch
     # walks the steep points keeping the first strict maximum above 0, which is the first
     # occurrence of the largest value among the candidates (np.argmax), if above 0.
-    is_high = np.zeros(len(en) + 2, dtype=bool)
-    is_high[high + 1] = True
-    cand = high[(high >= nmin) & (high <= len(en) - nmin)]
-    cand = cand[is_high[cand + 2] & is_high[cand]]
-    imax = 0
-    if len(cand):
-        j = int(np.argmax(dmu[cand]))
-        if dmu[cand[j]] > 0.0:
-            imax = int(cand[j])
-    return float(en[imax]), imax, estep
+    cand = np.zeros_like(high)
+    cand[:, nmin : n - nmin + 1] = True
+    cand[:, 1:-1] &= high[:, 1:-1] & high[:, :-2] & high[:, 2:]
+    cand[:, [0, -1]] = False
+    score = np.where(cand, dmu, -np.inf)
+    best = np.argmax(score, axis=1)
+    return np.where(score[np.arange(len(best)), best] > 0.0, best, 0)
+
+
+def _few_high_points(dmu: np.ndarray, dhigh: float) -> np.ndarray:
+    """larch's steep points of one row when fewer than 3 lie above the first threshold:
+    the threshold halved up to twice, else every finite point."""
+    high = dmu > dhigh
+    for _ in range(2):
+        if high.sum() > 3:
+            break
+        dhigh *= 0.5
+        high = dmu > dhigh
+    if high.sum() < 3:
+        high = np.isfinite(dmu)
+    return high
 
 
 def find_e0(energy: np.ndarray, mu: np.ndarray) -> float:
