@@ -8,11 +8,18 @@ table (classes, prototypes, elements) and ``dataset.h5`` (splits, failures).  Th
 dataset's wall time is from the first file of the experiment (the structures) to
 ``dataset.h5``; pass ``--wall-s`` to override it when the run was resumed.
 
+``--progress`` reads a simulation stage still running (no chunk files or ``dataset.h5``
+needed): per item its run's done marker, failure record or nothing yet, the median wall
+seconds of the runs made here, their rate over the wall time since the chunk plan was
+written, and the time the pending items need at that rate.  It writes
+``benchmarks/results/xanes_dataset_progress.json``.
+
 Writes ``benchmarks/results/xanes_dataset.json``; the CPU cost per site of the chosen
 FEFF10 setting is the one measured by ``bench_xanes_feff_cost.py`` (the FEFF10 runs here
 share the machine with other jobs, so their wall time is not CPU time).
 
     .venv/bin/python benchmarks/bench_xanes_dataset.py --experiment xanes_geometry_small
+    .venv/bin/python benchmarks/bench_xanes_dataset.py --experiment xanes_geometry --progress
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,14 +75,70 @@ def _composition(root: Path) -> dict:
     }  # fmt: skip
 
 
+def _progress(sim: Path) -> dict:
+    """Items of a simulation folder by state, from the run folders (chunks not needed)."""
+    import pandas as pd
+
+    from mlxas.workflow.layout import DONE_MARKER, FAILURE_FILE
+
+    items = pd.read_parquet(sim / "inputs.parquet", columns=["item_id", "input_hash"])
+    new, reused, failed, pending = [], 0, {}, 0
+    for item_id, h in zip(items["item_id"], items["input_hash"], strict=True):
+        done = _read(sim / "runs" / item_id / DONE_MARKER)
+        fail = _read(sim / "quarantine" / item_id / FAILURE_FILE)
+        if done and done.get("input_hash") == h:
+            if "adopted_from" in done:
+                reused += 1
+            else:
+                new.append(float(done["seconds"]))
+        elif fail and fail.get("input_hash") == h:
+            failed[item_id] = fail["reason"]
+        else:
+            pending += 1
+    # from the chunk plan (written when the inputs were): the simulate jobs start after it
+    span = time.time() - (sim / "chunks.json").stat().st_mtime
+    rate = (len(new) + len(failed)) / span * 3600
+    return {
+        "items": len(items),
+        "runs_new": len(new),
+        "runs_reused_by_input_hash": reused,
+        "runs_failed": failed,
+        "pending": pending,
+        "median_wall_s_new": float(np.median(new)) if new else float("nan"),
+        "wall_s_new_runs_total": float(np.sum(new)),
+        "simulation_wall_s_so_far": span,
+        "items_per_hour_here": rate,
+        "hours_left_at_this_rate": pending / rate if rate > 0 else float("nan"),
+    }
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--experiment", default="xanes_geometry_small")
     ap.add_argument("--wall-s", type=float, default=None, help="dataset wall time (s)")
+    ap.add_argument("--progress", action="store_true", help="a simulation still running")
     args = ap.parse_args()
     import mlxas.dataset
 
     root = ROOT / "results" / args.experiment
+    if args.progress:
+        prog = _progress(root / "simulation/prototypes")
+        write_result(
+            "xanes_dataset_progress",
+            prog["median_wall_s_new"],
+            "s wall per FEFF10 site run here so far (median; shared machine, nice 19)",
+            experiment=args.experiment,
+            config=f"config/experiments/{args.experiment}.yaml",
+            **prog,
+        )
+        return
     runs = _runs(root / "simulation/prototypes")
     data = mlxas.dataset.open(root / "dataset.h5")
     start = (root / "structures/prototypes/structures.extxyz").stat().st_mtime

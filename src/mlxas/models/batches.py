@@ -1,5 +1,5 @@
-"""Training batches: in-memory arrays through ``tf.data``, and augmented chi(k) anew
-every epoch (a ``keras.utils.PyDataset``).  TensorFlow and Keras are imported only when
+"""Training batches: in-memory arrays through ``tf.data``, and augmented chi(k) or XANES
+anew every epoch (a ``keras.utils.PyDataset``).  TensorFlow and Keras are imported only when
 a batch source is made."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 from mlxas.models.data import TrainingData, compute_input
 from mlxas.models.spec import ModelSpec
 
-__all__ = ["array_batches", "augmented_batches"]
+__all__ = ["array_batches", "augmented_batches", "edge_augmented_batches", "epoch_batches"]
 
 
 def augmented_batches(
@@ -29,8 +29,6 @@ def augmented_batches(
     ``scale_y`` (the model's target scaling, physical -> fitted) then scales: labels and
     spectrum change together.
     """
-    import keras
-
     from mlxas.spectra.augment import augment_chi, shift_sigma2_labels
 
     train = data.splits["train"]
@@ -42,34 +40,68 @@ def augmented_batches(
     if shifts and scale_y is None:
         raise ValueError("sigma2 targets under sigma2 augmentation need the target scaling")
 
+    def make(rng: np.random.Generator):
+        chi, par = augment_chi(
+            train.chi,
+            data.k,
+            spec.augment,
+            rng,
+            kweight=data.features_cfg["kweight"],
+            sigma2_base=train.sigma2_base,
+            return_parameters=True,
+        )
+        x = compute_input(chi, data.features_cfg, spec.input)
+        if not shifts:
+            return x, y
+        return x, scale_y(shift_sigma2_labels(train.y, {"sigma2": par["sigma2"][:, None]}))
+
+    return epoch_batches(len(train), int(spec.batch_size), seed, make, weights)
+
+
+def edge_augmented_batches(
+    data: TrainingData,
+    spec: ModelSpec,
+    seed: int,
+    y: dict[str, np.ndarray],
+    weights: dict[str, np.ndarray] | None = None,
+):
+    """A ``keras.utils.PyDataset`` that re-augments the training XANES every epoch
+    (``augment.xanes``, :func:`mlxas.models.edge_augment.augment_input`); the targets do
+    not change with the augmentation."""
+    from mlxas.models.edge_augment import augment_input, edge_grid, edge_settings
+
+    train = data.splits["train"]
+    settings, grid = edge_settings(spec), edge_grid(data)
+    p = float(spec.augment.get("probability", 1.0))
+
+    def make(rng: np.random.Generator):
+        return augment_input(train.x, grid, settings, rng, p), y
+
+    return epoch_batches(len(train), int(spec.batch_size), seed, make, weights)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, make, weights=None):
+    """A ``keras.utils.PyDataset`` of ``n`` training examples made anew every epoch:
+    ``make(rng)`` returns ``(x, {head: y})`` (``rng`` seeded by ``seed`` and the epoch),
+    then the examples are shuffled; ``weights`` (per head) are fixed per example."""
+    import keras
+
     class _Augmented(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__(workers=1, use_multiprocessing=False)
-            self.batch_size = int(spec.batch_size)
+            self.batch_size = batch_size
             self.epoch = 0
             self._x: np.ndarray | None = None
-            self._y: dict[str, np.ndarray] = y
+            self._y: dict[str, np.ndarray] = {}
             self._order: np.ndarray | None = None
 
         def __len__(self) -> int:
-            return -(-len(train) // self.batch_size)
+            return -(-n // self.batch_size)
 
         def _make(self) -> None:
             rng = np.random.default_rng([seed, self.epoch])
-            chi, par = augment_chi(
-                train.chi,
-                data.k,
-                spec.augment,
-                rng,
-                kweight=data.features_cfg["kweight"],
-                sigma2_base=train.sigma2_base,
-                return_parameters=True,
-            )
-            self._x = compute_input(chi, data.features_cfg, spec.input)
-            if shifts:
-                shifted = shift_sigma2_labels(train.y, {"sigma2": par["sigma2"][:, None]})
-                self._y = scale_y(shifted)
-            self._order = rng.permutation(len(train))
+            self._x, self._y = make(rng)
+            self._order = rng.permutation(n)
 
         def on_epoch_begin(self) -> None:
             self.epoch += 1

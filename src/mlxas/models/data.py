@@ -313,9 +313,11 @@ def load_training_data(
     ds, spec: ModelSpec, splits: tuple[str, ...] = ("train", "val", "test")
 ) -> TrainingData:
     """Inputs and targets of ``spec`` from a dataset."""
+    from mlxas.models.edge_augment import edge_settings
     from mlxas.spectra.augment import is_enabled
 
     cfg = model_features_cfg(ds.settings["features"], spec)
+    edge_settings(spec)  # refuses augment.xanes on other inputs before any training
     need_chi = is_enabled(spec.augment)
     if need_chi and spec.input in _NOT_FROM_CHI:
         raise ModelConfigError(

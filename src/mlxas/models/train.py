@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from mlxas.metrics import classification_metrics, regression_metrics
-from mlxas.models.batches import array_batches, augmented_batches
+from mlxas.models.batches import array_batches, augmented_batches, edge_augmented_batches
 from mlxas.models.data import TrainingData, load_training_data, opened
+from mlxas.models.edge_augment import expand_training
 from mlxas.models.network import (
     Scaling,
     assemble,
@@ -107,6 +108,7 @@ def _fit_network(
     """Train one network; returns (inference model, training record)."""
     import keras
 
+    from mlxas.models.edge_augment import edge_settings
     from mlxas.spectra.augment import is_enabled
 
     keras.utils.set_random_seed(seed)
@@ -136,6 +138,8 @@ def _fit_network(
     t0 = time.perf_counter()
     if is_enabled(spec.augment):
         batches = augmented_batches(data, spec, seed, y_train, w_train, scaling.scale_y)
+    elif edge_settings(spec) is not None:
+        batches = edge_augmented_batches(data, spec, seed, y_train, w_train)
     else:
         batches = array_batches(
             train.x, y_train, batch, seed=seed, weights=w_train,
@@ -188,6 +192,8 @@ def fit(
     if spec.model_kind().backend == "numpy":
         heads = data.layout.heads
         scaling = fit_scaling(train.x, train.y, False, "none", crop, heads)
+        # augment.xanes: augmented copies of the training spectra, drawn once
+        data = expand_training(data, spec, int(spec.seed))
         model, records = spec.model_kind().fit_numpy(data, spec, heads, crop, threads)
         return model, {"scaling": scaling, "crop": crop, "networks": records}
     input_scaling = spec.params.get("input_scaling", "per_feature")
