@@ -84,6 +84,11 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         "space group top-1, held-out random crystals (crystal system >= 0.95 too)",
     ),
     "xrd_infer": (">=", 1e4, "XRD classifier throughput on 2 cores"),
+    "xrd_robustness": (
+        "<=",
+        5.0,
+        "crystal-system accuracy drop from clean to fully augmented test patterns",
+    ),
     "phases_accuracy": (
         ">=",
         0.90,
