@@ -2,10 +2,14 @@
 
 Loads each trained model of a workflow run (``results/<experiment>/models/<name>.json``),
 tiles the test patterns of its dataset to ``--n`` rows and times
-``mlxas.models.inference.predict_array`` (the path ``mlxas predict`` takes) with 2
-threads; the median of ``--repeats`` runs after one warm-up.  Value: the primary model's
-rate (target of issue 20: >= 10,000 patterns/s on 2 cores).  The machine is shared, so
-the 1-minute load average is recorded with the result.
+``mlxas.models.inference.predict_array`` with 2 threads, for the model loaded by Keras
+(the trained classifier as TensorFlow runs it) and by ``mlxas.models.numpy_net`` (the
+path ``mlxas predict`` takes: no TensorFlow import, 2 BLAS threads), in one process,
+alternating; the median of ``--repeats`` runs after one warm-up each.  Value: the
+primary model's Keras rate (target of issue 20: >= 10,000 patterns/s on 2 cores); the
+numpy rate and the largest difference between the two outputs are recorded beside it.
+The machine is shared, so the 1-minute load average is recorded with the result:
+measure with other jobs paused.
 
     nice -n 15 .venv/bin/python benchmarks/bench_xrd_infer.py \
         [--results results/xrd_spacegroup] [--primary npcnn] [--n 20000]
@@ -28,20 +32,29 @@ from _common import write_result
 def rate(pointer: Path, x_test: dict[str, np.ndarray], n: int, repeats: int) -> dict:
     from mlxas.models import load_model
     from mlxas.models.inference import predict_array
+    from mlxas.models.numpy_net import load_model as load_numpy
 
-    model, card = load_model(pointer)
+    loaded = {"keras": load_model(pointer), "numpy": load_numpy(pointer)}
+    card = loaded["keras"][1]
     base = x_test[card["preprocessing"]["input"]]
     x = np.resize(base, (n, *base.shape[1:])).astype(np.float32)
-    predict_array(model, card, x[:1024])  # warm-up: graph tracing
-    times = []
+    for model, c in loaded.values():
+        predict_array(model, c, x[:1024])  # warm-up: graph tracing, first allocations
+    times: dict[str, list[float]] = {k: [] for k in loaded}
+    outputs = {}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        predict_array(model, card, x)
-        times.append(time.perf_counter() - t0)
+        for name, (model, c) in loaded.items():
+            t0 = time.perf_counter()
+            outputs[name] = predict_array(model, c, x)[0]
+            times[name].append(time.perf_counter() - t0)
+    rates = {k: round(n / float(np.median(v)), 1) for k, v in times.items()}
     return {
         "kind": card["kind"],
-        "patterns_per_second": round(n / float(np.median(times)), 1),
-        "seconds": [round(t, 3) for t in times],
+        "patterns_per_second": rates["keras"],
+        "patterns_per_second_numpy": rates["numpy"],
+        "seconds": [round(t, 3) for t in times["keras"]],
+        "seconds_numpy": [round(t, 3) for t in times["numpy"]],
+        "max_abs_difference_numpy_keras": float(np.abs(outputs["numpy"] - outputs["keras"]).max()),
     }
 
 
@@ -65,7 +78,7 @@ def main() -> None:
     write_result(
         "xrd_infer",
         models[args.primary]["patterns_per_second"],
-        "patterns/s (2 threads)",
+        "patterns/s (2 threads, Keras)",
         primary=args.primary,
         n_patterns=args.n,
         input_points=int(x_test["intensity"].shape[1]),

@@ -47,6 +47,10 @@ SPECS = {
         "params": {"member": "cnn1d", "members": 2, "filters": [3], "dense": [4]},
     },
     "ft_mlp": {"kind": "mlp", "epochs": 1, "input": "ft_mag", "params": {"hidden": [8]}},
+    "npcnn_strided": {
+        "kind": "npcnn", "epochs": 1,
+        "params": {"filters": [3, 4], "kernel_size": [7, 5], "strides": [4, 3], "dense": [6]},
+    },
 }  # fmt: skip
 
 

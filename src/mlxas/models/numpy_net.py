@@ -8,8 +8,8 @@ forward pass in float32, as Keras does on a CPU.
 
 Only the layer kinds that mlxas' model kinds are built from are run (see
 :data:`LAYERS`): Dense, Activation, Dropout/Identity (inference: identity), Normalization
-(also inverted), Reshape, Flatten, Cropping1D, Conv1D/Conv2D with max pooling, Concatenate
-and nested functional models (ensemble members, the per-target networks of
+(also inverted), Reshape, Flatten, Cropping1D, Conv1D/Conv2D (any stride) with max
+pooling, Concatenate and nested functional models (ensemble members, the per-target networks of
 ``paper_mlp``).  Anything else, ``Lambda`` included, is refused with the layer's name:
 such a model needs Keras (:func:`mlxas.models.card.load_model`).
 
@@ -118,6 +118,14 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """Keras' softmax over the last axis (the class heads), shifted by the row maximum
+    so that exp cannot overflow."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 #: Activations by their Keras name (definitions of ``keras.activations``).
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: x,
@@ -134,6 +142,7 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "swish": lambda x: x * _sigmoid(x),
     "gelu": _gelu,
     "exponential": np.exp,
+    "softmax": _softmax,
 }
 
 
@@ -156,14 +165,27 @@ def _same_pad(n: int, size: int, stride: int) -> tuple[int, int, int]:
     return out, total // 2, total - total // 2
 
 
-def _conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, padding: str):
-    """Stride-1 cross-correlation over the spatial axes of channels-last ``x``."""
+def _conv(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    padding: str,
+    strides: tuple[int, ...] | None = None,
+):
+    """Cross-correlation over the spatial axes of channels-last ``x`` with ``strides``
+    (default 1), padded by TensorFlow's 'same' rule or not at all ('valid')."""
     sizes = kernel.shape[:-2]
+    strides = strides or (1,) * len(sizes)
     axes = tuple(range(1, 1 + len(sizes)))
     if padding == "same":
-        pads = [_same_pad(x.shape[a], k, 1)[1:] for a, k in zip(axes, sizes, strict=True)]
+        dims = zip(axes, sizes, strides, strict=True)
+        pads = [_same_pad(x.shape[a], k, s)[1:] for a, k, s in dims]
         x = np.pad(x, [(0, 0), *pads, (0, 0)])
     win = np.lib.stride_tricks.sliding_window_view(x, sizes, axis=axes)
+    if any(s != 1 for s in strides):
+        # Only every stride-th window is an output: slicing the view first keeps the
+        # copy made by the reshape below to the windows actually used.
+        win = win[(slice(None), *(slice(None, None, s) for s in strides))]
     # (N, *out, C, *k) -> (N, *out, *k, C), matching the kernel layout (*k, C, F).
     nd = len(sizes)
     order = (*range(0, 1 + nd), *range(2 + nd, 2 + 2 * nd), 1 + nd)
@@ -239,7 +261,7 @@ def _layer(cls: str, cfg: dict, vars_: list[np.ndarray], where: str) -> Callable
         return lambda xs: np.concatenate(xs, axis=axis)
     if cls in ("Conv1D", "Conv2D"):
         nd = 1 if cls == "Conv1D" else 2
-        for key, ok in (("strides", 1), ("dilation_rate", 1), ("groups", 1)):
+        for key, ok in (("dilation_rate", 1), ("groups", 1)):
             val = cfg.get(key, ok)
             if any(int(v) != ok for v in ([val] if isinstance(val, int) else val)):
                 raise ModelLoadError(f"{where}: {cls} with {key} {val} is not supported")
@@ -251,7 +273,9 @@ def _layer(cls: str, cfg: dict, vars_: list[np.ndarray], where: str) -> Callable
         pad = cfg.get("padding", "valid")
         if kernel.ndim != nd + 2:
             raise ModelLoadError(f"{where}: {cls} kernel has shape {kernel.shape}")
-        return lambda xs: act(_conv(xs[0], kernel, bias, pad))
+        strides = cfg.get("strides", 1)
+        strides = (strides,) * nd if isinstance(strides, int) else tuple(map(int, strides))
+        return lambda xs: act(_conv(xs[0], kernel, bias, pad, strides))
     if cls in ("MaxPooling1D", "MaxPooling2D"):
         nd = 1 if cls == "MaxPooling1D" else 2
         size = cfg["pool_size"]

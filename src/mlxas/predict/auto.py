@@ -25,6 +25,18 @@ __all__ = ["AutoPredictor", "closest_result", "model_meta"]
 def model_meta(pred, name: str | None = None) -> dict[str, Any]:
     """What the output says about the model of a :class:`Predictor`."""
     card = pred.card
+    if pred.reads_patterns:
+        pre = card["preprocessing"]
+        settings = pre["engine"]["settings"]
+        return {
+            "model_id": card.get("model_id"),
+            "name": card.get("name"),
+            "input": "powder pattern",
+            "axis": settings["axis"],
+            "range": [settings["axis_min"], settings["axis_max"]],
+            "source": settings["source"],
+            "ood_available": pred.ood is not None,
+        }
     meta = {
         "model_id": card.get("model_id"),
         "name": card.get("name"),

@@ -25,6 +25,9 @@ Without MODEL, each file gets the bundled model for its absorber and edge (`mlxa
 list`), read from the header or else from E0; the output names the model, and a file that
 no bundled model covers is refused with the reason.
 
+A model on powder patterns (XRD) gives the crystal system and space group with their
+probabilities, the five most probable space groups and the OOD flag for each file.
+
 Each spectrum gets CN and R (with the ensemble's spread when the model is an ensemble)
 and an out-of-distribution flag: OOD = YES means the model's input lies far from every
 training spectrum, so the numbers should not be trusted.  A file that cannot be read or
@@ -75,7 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "files",
         metavar="FILE",
         nargs="*",
-        help="XDI files, Athena projects (.prj) or column files; a directory means all files in it",
+        help="XDI files, Athena projects (.prj) or column files (for an XRD model: 2θ or Q "
+        "and intensity, .xy/.xye/.csv/RRUFF); a directory means all files in it",
     )
     g = p.add_argument_group("output")
     g.add_argument(
@@ -83,6 +87,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--format", choices=["csv", "json", "jsonl"], help="format of --out")
     g.add_argument("--quiet", "-q", action="store_true", help="no table on the terminal")
+    g.add_argument(
+        "--truth",
+        metavar="CSV",
+        help="class models: known classes of the files (a 'file' column and one column per "
+        "class target); prints accuracy, top-5, balanced accuracy and macro F1",
+    )
+    g.add_argument(
+        "--truth-out",
+        metavar="JSON",
+        help="with --truth: write the metrics (per class, confusion matrix) to JSON",
+    )
     add_models_option(g, " to pick from when no MODEL is given")
     from mlxas.predict.live import add_arguments as add_plot_arguments
 
@@ -107,6 +122,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run spectra whose k-range ends before the model's (chi = 0 beyond the data), "
         "with a warning, instead of refusing them",
+    )
+
+    g.add_argument(
+        "--wavelength",
+        type=float,
+        metavar="Å",
+        help="models on powder patterns (XRD): the wavelength the files were measured at, "
+        "instead of the one in their header (default: the header's, else the model's)",
     )
 
     g = p.add_argument_group("background removal")
@@ -230,6 +253,35 @@ def _open_predictor(a: argparse.Namespace, warn, **options):
     return auto, auto.meta, True
 
 
+def _read_truth(a: argparse.Namespace, pred) -> dict | None:
+    """The labels of ``--truth`` for the model's class targets (None without it)."""
+    if a.truth_out and not a.truth:
+        raise SpectrumError("--truth-out", "needs --truth")
+    if not a.truth:
+        return None
+    if a.watch or not getattr(pred, "classes", None):
+        why = "not with --watch" if a.watch else "the model has no class target"
+        raise SpectrumError("--truth", why)
+    from mlxas.predict.truth import TruthError, read_truth
+
+    try:
+        return read_truth(a.truth, pred.classes)
+    except TruthError as err:
+        raise SpectrumError(err.path, err.reason) from None
+
+
+def _report_truth(a: argparse.Namespace, results, truth: dict, classes: dict) -> None:
+    import json
+
+    from mlxas.predict.truth import accuracy, format_accuracy
+
+    report = accuracy(results, truth, classes)
+    print(format_accuracy(report), file=sys.stderr)
+    if a.truth_out:
+        Path(a.truth_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.truth_out).write_text(json.dumps({"truth": a.truth, **report}, indent=1) + "\n")
+
+
 def main(a: argparse.Namespace) -> int:
     from mlxas.predict.output import OutputFile, format_table
     from mlxas.spectra.background import BackgroundSettings
@@ -261,6 +313,7 @@ def main(a: argparse.Namespace) -> int:
         e0=e0,
         background=BackgroundSettings(rbkg=a.rbkg, kweight=a.bkg_kweight),
         **({"xanes_broaden": a.broaden} if a.broaden else {}),
+        **({"wavelength": a.wavelength} if a.wavelength is not None else {}),
     )
     with pred:
         out = None
@@ -272,6 +325,8 @@ def main(a: argparse.Namespace) -> int:
             except ValueError as err:
                 raise SpectrumError(a.out, str(err).split(": ", 1)[-1]) from None
         plots = None
+        if a.plot and getattr(pred, "reads_patterns", False):
+            raise SpectrumError("--plot", "draws XAS spectra; not available for powder patterns")
         if a.plot:
             from mlxas.predict.live import plot_writer
 
@@ -292,6 +347,7 @@ def main(a: argparse.Namespace) -> int:
                 print(format_table(results, header=first[0], width=width), flush=True)
                 first[0] = False
 
+        truth = _read_truth(a, pred)
         try:
             if files:
                 t0 = time.perf_counter()
@@ -306,6 +362,8 @@ def main(a: argparse.Namespace) -> int:
                         f"{len(files)} files in {dt:.2f} s",
                         file=sys.stderr,
                     )
+                if truth is not None:
+                    _report_truth(a, results, truth, pred.classes)
             if a.watch:
                 from mlxas.predict.watch import Watcher, watch
 

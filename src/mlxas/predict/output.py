@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlxas.predict.pipeline import Result
+from mlxas.predict.predictor import TOP_K, TOP_K_FROM
 
 __all__ = ["FORMATS", "OutputFile", "columns", "format_table", "record"]
 
@@ -36,11 +37,15 @@ def columns(
 ) -> list[str]:
     """CSV columns: source, status, reason (``model`` when models are picked per file),
     each target and its spread (a class target: the most probable class, then one
-    ``target[class]`` column per class with its probability), then diagnostics."""
+    ``target[class]`` column per class with its probability, and ``target_top5`` for a
+    target of many classes), then diagnostics."""
     cols = ["source", "status", "reason", *(["model"] if with_model else [])]
     for t in targets:
         cols += [t, f"{t}_std"]
-        cols += [f"{t}[{c}]" for c in (classes or {}).get(t, ())]
+        names = (classes or {}).get(t, ())
+        cols += [f"{t}[{c}]" for c in names]
+        if len(names) > TOP_K_FROM:
+            cols.append(f"{t}_top{TOP_K}")
     return cols + list(_TAIL)
 
 
@@ -158,17 +163,21 @@ def _class_cell(v: dict[str, Any], t: str) -> str:
 
 def _table_columns(results: Sequence[Result]) -> list[tuple[str, Any]]:
     """(heading, cell of a result's values) of the value columns: class targets (class
-    and probability), CN, R, the shells when a model predicts one per neighbour shell,
-    the oxidation state when a model predicts one, OOD."""
+    and probability; the five most probable classes of a target with many), CN and R
+    (unless no result has them: a model on powder patterns), the shells when a model
+    predicts one per neighbour shell, the oxidation state when a model predicts one, OOD."""
     ok = [r.values for r in results if r.status == "ok"]
     classes = [k[: -len("_probabilities")] for v in ok for k in v if k.endswith("_probabilities")]
     cols: list[tuple[str, Any]] = [
         (f"{t} (p)", lambda v, t=t: _class_cell(v, t)) for t in dict.fromkeys(classes)
     ]
-    cols += [
-        ("CN", lambda v: _pm(v.get("cn"), v.get("cn_std"), 2)),
-        ("R (Å)", lambda v: _pm(v.get("r"), v.get("r_std"), 3)),
-    ]
+    tops = [k for v in ok for k in v if k.endswith("_top5") and isinstance(v[k], list)]
+    cols += [(f"{k[:-5]} top-5", lambda v, k=k: _top_cell(v.get(k))) for k in dict.fromkeys(tops)]
+    if not ok or any(t in v for v in ok for t in ("cn", "r")):
+        cols += [
+            ("CN", lambda v: _pm(v.get("cn"), v.get("cn_std"), 2)),
+            ("R (Å)", lambda v: _pm(v.get("r"), v.get("r_std"), 3)),
+        ]
     if any(_shells(v) for v in ok):
         cols.append(("shells: CN El R (Å)", _shell_cell))
     if any("oxidation_state" in v for v in ok):
@@ -176,6 +185,13 @@ def _table_columns(results: Sequence[Result]) -> list[tuple[str, Any]]:
         cols.append(("ox. state", lambda v: _pm(v.get(ox[0]), v.get(ox[1]), 1)))
     cols.append(("OOD", _ood_cell))
     return cols
+
+
+def _top_cell(top: Any) -> str:
+    """'14 P2_1/c .41, 15 C2/c .20, …': the most probable classes with their probability."""
+    if not isinstance(top, list):
+        return "-"
+    return ", ".join(f"{name} {p:.2f}".replace(" 0.", " .") for name, p in top)
 
 
 def _shells(v: dict[str, Any]) -> list[tuple[int, str]]:

@@ -16,6 +16,7 @@ from collections import Counter
 
 import numpy as np
 
+from mlxas.predict.patterns import PatternSpec, process_pattern_paths
 from mlxas.predict.spec import (
     EDGE_TOLERANCE_EV,
     MIN_K,
@@ -211,9 +212,14 @@ def _steepest_rise(energy: np.ndarray, mu: np.ndarray, e0: float, half_width: fl
     return e[np.argmax(d, axis=1)]
 
 
-def process_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np.ndarray]:
+def process_paths(
+    paths: list[str], spec: ProcessSpec | PatternSpec
+) -> tuple[list[Result], np.ndarray]:
     """Results for every spectrum in ``paths`` and the model inputs of the accepted ones
-    (rows in the order of the results whose status is 'ok')."""
+    (rows in the order of the results whose status is 'ok').  A :class:`PatternSpec`
+    (a model on powder patterns) reads the files as patterns instead."""
+    if isinstance(spec, PatternSpec):
+        return process_pattern_paths(paths, spec)
     return process_spectra(_read(paths, spec), spec)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mlxas.predict.patterns import PatternSpec, is_pattern_card, pattern_spec_from_card
 from mlxas.predict.pipeline import (
     ProcessSpec,
     Result,
@@ -26,6 +27,9 @@ from mlxas.threads import THREAD_VARS
 
 __all__ = ["Predictor", "available_cores"]
 
+#: Class targets with more than TOP_K_FROM classes also get their TOP_K most probable
+#: classes with their probabilities (``<target>_top5``: space groups out of 230).
+TOP_K, TOP_K_FROM = 5, 10
 #: Inputs up to this many files are processed in the calling process (no pool start-up).
 IN_PROCESS_MAX = 8
 #: Files per task sent to a worker: large enough for the batched background removal,
@@ -57,7 +61,7 @@ def _worker_init(model_dir: str) -> None:
     _WORKER = Predictor(model_dir, jobs=1, warn=lambda msg: None)
 
 
-def _predict_chunk(paths: list[str], spec: ProcessSpec) -> list[Result]:
+def _predict_chunk(paths: list[str], spec: ProcessSpec | PatternSpec) -> list[Result]:
     """Results of one chunk, model run included, in a worker (``spec``: the parent's
     processing options, which may change between batches)."""
     assert _WORKER is not None, "worker started without its model"
@@ -102,7 +106,13 @@ class Predictor:
         self._warm: list[Future] = []
         try:
             self.model, self.card = load_model(model)
-            self.spec: ProcessSpec = process_spec_from_card(self.card, **options)
+            #: Whether the model reads powder patterns (an XRD model) rather than spectra.
+            self.reads_patterns = is_pattern_card(self.card)
+            self.spec: ProcessSpec | PatternSpec = (
+                pattern_spec_from_card(self.card, **options)
+                if self.reads_patterns
+                else process_spec_from_card(self.card, **options)
+            )
         except BaseException:
             self.close()
             raise
@@ -217,6 +227,8 @@ class Predictor:
     def predict_spectra(self, spectra: Sequence[Spectrum]) -> list[Result]:
         """One :class:`Result` per spectrum given as arrays (checked with
         :func:`mlxas.spectra.measured.check_arrays`), in this process."""
+        if self.reads_patterns:
+            raise TypeError(f"model {self.card.get('model_id')} reads powder patterns, not spectra")
         return self.complete(*process_spectra(list(spectra), self.spec))
 
     def complete(self, results: list[Result], x: np.ndarray) -> list[Result]:
@@ -242,6 +254,9 @@ class Predictor:
                     names = self.card["outputs"]["classes"][t]
                     r.values[t] = classes[t][0][n]
                     r.values[f"{t}_probabilities"] = dict(zip(names, _value(v[n]), strict=True))
+                    if len(names) > TOP_K_FROM:
+                        top = np.argsort(-v[n], kind="stable")[:TOP_K]
+                        r.values[f"{t}_top{TOP_K}"] = [[names[i], float(v[n][i])] for i in top]
             if ood is not None:
                 for key in ("ood_score", "distance_score", "error_score"):
                     r.values[key] = float(ood[key][n])

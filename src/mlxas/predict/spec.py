@@ -187,6 +187,9 @@ def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
             + (" (a model trained on several absorbers before the card recorded them:"
                " retrain it)" if edge else ""),
         )  # fmt: skip
+    if options.get("wavelength") is not None:
+        raise _load_error(card, "reads XAS spectra: --wavelength applies to powder patterns")
+    options.pop("wavelength", None)
     if options.get("xanes_broaden") and pre["input"] not in EDGE_INPUTS:
         raise _load_error(
             card, f"reads {pre['input']}: --broaden applies to models on mu(E) near the edge"

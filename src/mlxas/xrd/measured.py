@@ -175,7 +175,9 @@ def on_model_grid(
     ``wavelength`` used (Å), ``wavelength_source`` (argument | header | model),
     ``coverage`` (share of the grid inside the measured range; the rest is 0).
 
-    2θ measured at another wavelength is converted through d = λ / (2 sin θ).
+    2θ measured at another wavelength is converted through d = λ / (2 sin θ).  Grid
+    points outside the measured range are 0, except those less than half a grid step
+    beyond its ends, which take the end values.
     """
     from mlxas.xrd.pattern import axis_grid
 
@@ -203,7 +205,14 @@ def on_model_grid(
         if len(target) < 2:
             raise MeasuredPatternError(pattern.path, "no point falls on the model's 2θ grid")
     grid = axis_grid(settings)
+    # Grid points less than half a step beyond the measured ends take the end values: a
+    # file on the model's grid at a wavelength quoted to fewer digits (1.5406 for
+    # 1.540593 Å), or after 2θ -> Q -> 2θ, must not lose its end points to rounding.
+    tol = 0.5 * (grid[1] - grid[0])
+    lo, hi = target[0], target[-1]
+    grid = np.where((grid < lo) & (grid > lo - tol), lo, grid)
+    grid = np.where((grid > hi) & (grid < hi + tol), hi, grid)
     y = np.interp(grid, target, intensity, left=0.0, right=0.0)
-    inside = (grid >= target[0]) & (grid <= target[-1])
+    inside = (grid >= lo) & (grid <= hi)
     notes = {"wavelength": lam, "wavelength_source": src, "coverage": float(inside.mean())}
     return y, notes
