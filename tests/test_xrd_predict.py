@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -42,8 +43,13 @@ def xrd_model(tmp_path_factory):
     from mlxas.simulation.inputs import build_inputs
     from mlxas.simulation.runner import run_chunk
     from mlxas.sites import (
-        LabelSettings, SitesSettings, compute_labels, site_table, write_labels, write_sites,
-    )  # fmt: skip
+        LabelSettings,
+        SitesSettings,
+        compute_labels,
+        site_table,
+        write_labels,
+        write_sites,
+    )
     from mlxas.structures import build_source, read_structures
     from mlxas.xrd.engine import XRDEngine
     from mlxas.xrd.sources import PrototypesSource
@@ -120,8 +126,8 @@ def test_files_give_what_the_model_gives_on_the_dataset(xrd_model, tmp_path):
 def test_another_wavelength_is_converted_through_d(xrd_model, tmp_path):
     """A pattern 'measured' with Mo Kα1: 2θ_Mo = 2 asin(λ_Mo sin θ_Cu / λ_Cu).  Its
     strongest peak lands where the Cu pattern has it."""
-    from mlxas.predict.patterns import pattern_spec_from_card, process_pattern_paths
     from mlxas.models.card import read_card
+    from mlxas.predict.patterns import pattern_spec_from_card, process_pattern_paths
 
     dataset, model_dir = xrd_model
     grid, x, _ = _rows(dataset)
@@ -162,7 +168,7 @@ def test_bad_files_and_options_are_refused_with_the_reason(xrd_model, tmp_path):
     assert results[1].reason and results[2].reason
     with pytest.raises(ModelLoadError, match="e0 applies to XAS spectra only"):
         pattern_spec_from_card(card, e0=8979.0)
-    with pytest.raises(ModelLoadError, match="--wavelength 9.0: expected 0.05 to 5 Å"):
+    with pytest.raises(ModelLoadError, match=re.escape("--wavelength 9.0: expected 0.05 to 5 Å")):
         pattern_spec_from_card(card, wavelength=9.0)
 
 
@@ -182,8 +188,9 @@ def test_cli_table_and_truth_accuracy(xrd_model, tmp_path, capsys):
     rows = [f"{sid}.xy,{s}" for sid, s in zip(ids, systems, strict=True)]
     (tmp_path / "truth.csv").write_text("file,crystal_system\n" + "\n".join(rows) + "\n")
     out = tmp_path / "acc.json"
-    rc = cli(["predict", str(model_dir), *map(str, sorted(tmp_path.glob("*.xy"))), "--truth",
-              str(tmp_path / "truth.csv"), "--truth-out", str(out), "-o", str(tmp_path / "p.json")])  # fmt: skip
+    files = [str(p) for p in sorted(tmp_path.glob("*.xy"))]
+    truth = ["--truth", str(tmp_path / "truth.csv"), "--truth-out", str(out)]
+    rc = cli(["predict", str(model_dir), *files, *truth, "-o", str(tmp_path / "p.json")])
     assert rc == 0
     captured = capsys.readouterr()
     head = captured.out.splitlines()[0]
