@@ -113,7 +113,7 @@ class Engine:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
-                    env=_unbuffered_env(),
+                    env=_program_env(),
                 )
                 failed = False
                 with _GUARD.watching(proc), _ExitWaiter(proc) as waiter:
@@ -149,7 +149,7 @@ class Engine:
 ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)}
 
 
-def _unbuffered_env() -> dict[str, str]:
+def _program_env() -> dict[str, str]:
     return {
         **ALLOCATOR_ENV,
         **os.environ,
