@@ -58,6 +58,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", default=RUNS, help="folder of finished FEFF10 runs")
     ap.add_argument("--sites", type=int, default=6)
+    ap.add_argument(
+        "--include", nargs="*", default=[], metavar="RUN", help="runs (folder names) to add"
+    )
     args = ap.parse_args()
 
     from mlxas.feff.engines import ALLOCATOR_ENV
@@ -66,9 +69,9 @@ def main() -> None:
     if not done:
         raise SystemExit(f"{args.runs}: no finished FEFF10 runs (feff.inp and xmu.dat)")
     # Spread over the run's sites (sorted by name, i.e. by input hash: no size order).
-    picked = [
-        done[i] for i in np.linspace(0, len(done) - 1, min(args.sites, len(done))).astype(int)
-    ]
+    spread = np.linspace(0, len(done) - 1, min(args.sites, len(done))).astype(int)
+    picked = [done[i] for i in spread]
+    picked += [p for p in done if p.name in args.include and p not in picked]
     sites = []
     for n, src in enumerate(picked):
         with tempfile.TemporaryDirectory() as tmp:

@@ -210,6 +210,10 @@ def test_pictures_of_a_mu_e_model_show_the_edge_it_read(predictor):
     np.testing.assert_allclose(detail.edge_norm, x[0, :, 0], rtol=1e-6, atol=1e-6)
     # normalised: about 0 before the edge, about 1 after it
     assert abs(detail.edge_norm[0]) < 0.15 and abs(detail.edge_norm[-10:].mean() - 1) < 0.2
+    # The mu(E) panel's lines are the model's own normalisation (features.xanes), so the
+    # step drawn is the step the model's input was divided by; no chi(k) is computed.
+    assert detail.edge_step == pytest.approx(res.edge_step, rel=1e-6)
+    assert detail.chi_k.size == 0 and detail.k.size == 0
     png = plot_spectrum(detail, res, None, predictor.targets, {"name": "rf"})
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 

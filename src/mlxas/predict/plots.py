@@ -61,7 +61,7 @@ class SpectrumDetail:
     e0: float
     edge_step: float
     k: np.ndarray
-    chi_k: np.ndarray  # k^w·chi(k) on the model's k grid
+    chi_k: np.ndarray  # k^w·chi(k) on the model's k grid (empty for mu(E) models)
     r: np.ndarray
     chir_mag: np.ndarray
     #: mu(E) models: E − E0 (eV) and the normalised mu(E) the model read on it.
@@ -83,6 +83,7 @@ def spectrum_details(results: Sequence[Result], spec: ProcessSpec) -> dict[str, 
     result's E0 and the model's feature settings."""
     from mlxas.spectra.background import operator_for, pre_edge_batch
     from mlxas.spectra.grids import interp_on_grid, k_grid
+    from mlxas.spectra.xanes import pre_edge_kwargs
 
     ok = [r for r in results if r.status == "ok"]
     spectra = _read_all([r.source.split("#", 1)[0] for r in ok], spec)
@@ -94,11 +95,17 @@ def spectrum_details(results: Sequence[Result], spec: ProcessSpec) -> dict[str, 
     for (_, e0), rs in groups.items():
         energy = spectra[rs[0].source].energy
         mu = np.stack([spectra[r.source].mu for r in rs])
-        pre = pre_edge_batch(energy, mu, e0)
-        op = operator_for(energy, e0, spec.background)
-        chi = op.apply(mu, pre.edge_step)
-        chi = np.stack([interp_on_grid(op.k, row, kq) for row in chi])
-        k, chik, rr, mag = chi_views(chi, spec.features)
+        # A mu(E) model's lines are those of its own normalisation (features.xanes).
+        kws = pre_edge_kwargs(spec.features["xanes"]) if spec.edge_input else {}
+        pre = pre_edge_batch(energy, mu, e0, **kws)
+        if spec.edge_input:  # a mu(E) model: its picture shows the edge it read, no chi(k)
+            none = np.empty(0)
+            k, rr, chik, mag = none, none, [none] * len(rs), [none] * len(rs)
+        else:
+            op = operator_for(energy, e0, spec.background)
+            chi = op.apply(mu, pre.edge_step)
+            chi = np.stack([interp_on_grid(op.k, row, kq) for row in chi])
+            k, chik, rr, mag = chi_views(chi, spec.features)
         pre_lines, post_lines = pre.pre_edge, pre.post_edge
         for j, r in enumerate(rs):
             out[r.source] = SpectrumDetail(

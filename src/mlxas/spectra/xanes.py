@@ -31,7 +31,14 @@ import numpy as np
 
 from mlxas.spectra.grids import energy_grid, interp_on_grid
 
-__all__ = ["EdgeGrid", "EdgeSpectrum", "edge_on_grid", "half_step_energy", "normalize_edge"]
+__all__ = [
+    "EdgeGrid",
+    "EdgeSpectrum",
+    "edge_on_grid",
+    "half_step_energy",
+    "normalize_edge",
+    "pre_edge_kwargs",
+]
 
 
 @dataclass
@@ -71,7 +78,9 @@ class EdgeGrid:
         )
 
 
-def _pre_edge_kwargs(xcfg: dict) -> dict:
+def pre_edge_kwargs(xcfg: dict) -> dict:
+    """larch ``pre_edge`` settings (pre1, pre2, norm1, norm2, nnorm) given in
+    ``features.xanes``; the others are left to larch's defaults."""
     keys = ("pre1", "pre2", "norm1", "norm2", "nnorm")
     return {key: xcfg[key] for key in keys if xcfg.get(key) is not None}
 
@@ -123,7 +132,7 @@ def _pre_edge(energy: np.ndarray, mu: np.ndarray, e0: float, calculated: bool, x
     # pre_edge looks for E0 itself when the given one is not inside the data.
     e0 = min(max(e0, energy[1]), energy[-2])
     g = Group()
-    pre_edge(energy, mu, group=g, e0=e0, iscalc=calculated, **_pre_edge_kwargs(xcfg))
+    pre_edge(energy, mu, group=g, e0=e0, iscalc=calculated, **pre_edge_kwargs(xcfg))
     step = float(g.edge_step)
     if not np.isfinite(step) or step <= 0:
         raise ValueError(f"pre_edge found no positive edge step (got {step:g})")
