@@ -219,3 +219,12 @@ def test_wavelength_is_refused_for_a_model_on_spectra():
     assert process_spec_from_card(card).absorber == "Cu"
     with pytest.raises(ModelLoadError, match="--wavelength applies to powder patterns"):
         process_spec_from_card(card, wavelength=1.54)
+
+
+def test_serve_refuses_a_model_on_patterns_naming_it(xrd_model):
+    from mlxas.models.card import ModelLoadError
+    from mlxas.serve.app import ServeSettings, _Loaded
+
+    _, model_dir = xrd_model
+    with pytest.raises(ModelLoadError, match="reads powder patterns; mlxas serve answers XAS"):
+        _Loaded(str(model_dir), ServeSettings(models=(str(model_dir),)))
