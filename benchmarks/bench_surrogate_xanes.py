@@ -1,6 +1,7 @@
 """XANES accuracy of the surrogates on held-out sites of the XANES geometry dataset.
 
-Data: every successful FEFF10 site of the workflow run ``results/xanes_geometry_small``
+Data: every successful FEFF10 site of a workflow run (``--experiment``, default
+``results/xanes_geometry_small``; the full ``xanes_geometry`` run is the larger set)
 (config/experiments/xanes_geometry_small.yaml: 38 compounds of 24 prototypes, 3d-metal K
 edges Ti…Zn, ideal crystals and strained/rattled snapshots; FEFF10 FMS 4 Å, SCF 3 Å,
 XANES to k = 5 Å⁻¹, 6.5 Å clusters), read with ``mlxas.surrogate.data.load_results``
@@ -123,6 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     from mlxas.surrogate.model import TrainSettings
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--experiment",
+        default=EXPERIMENT,
+        help="workflow run under results/ whose FEFF10 sites are the data (the full "
+        "xanes_geometry run, or another folder holding one, e.g. a worktree's results)",
+    )
     ap.add_argument("--kinds", default="descriptor_mlp,graph")
     ap.add_argument("--groups", default="structure,compound")
     ap.add_argument("--folds", type=int, default=5)
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--patience", type=int, default=40)
     a = ap.parse_args(argv)
     set_threads(2)
-    data = load_results(RESULTS / EXPERIMENT, xanes_grid(), CUTOFF)
+    data = load_results(RESULTS / a.experiment, xanes_grid(), CUTOFF)
     elements = tuple(sorted(set(data.env.symbols) | set(data.env.absorber)))
     settings = TrainSettings(epochs=a.epochs, members=a.members, patience=a.patience)
     params = {"descriptor_mlp": {"components": 20}, "graph": None}
@@ -166,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         primary_grouping=primary,
         peaks_fraction_agree=b["peaks_fraction_agree"],
         results=out,
-        experiment=f"results/{EXPERIMENT}",
+        experiment=f"results/{a.experiment}",
         n_sites=len(data),
         n_structures=int(data.sites["structure_id"].nunique()),
         n_compounds=int(data.sites["name"].nunique()),
