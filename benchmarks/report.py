@@ -84,6 +84,9 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         "space group top-1, held-out random crystals (crystal system >= 0.95 too)",
     ),
     "xrd_infer": (">=", 1e4, "XRD classifier throughput on 2 cores"),
+    "feff10_allocator": (
+        "", None, "FEFF10 CPU of 8 XANES sites, glibc malloc defaults / mlxas' settings"
+    ),
     "xrd_robustness": (
         "<=",
         5.0,
