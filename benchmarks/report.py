@@ -76,8 +76,23 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         "wrong readings (CN off > 1.5 or R off > 0.05 A) not flagged OOD, bundled and demo models "
         "on measured files and perturbed simulated test spectra (<= 10 % of right ones flagged)",
     ),
-    "xanes_models": (">=", 0.90, "XANES geometry class, test accuracy (compound-grouped split)"),
-    "xanes_measured": (">=", 1.0, "measured XANES whose geometry class is right (KMnO4, MnO, NiO)"),
+    "xanes_models": (
+        ">=",
+        0.90,
+        "XANES geometry class, test accuracy on the workflow's compound-grouped split "
+        "(one draw; see xanes_splits)",
+    ),
+    "xanes_splits": (
+        ">=",
+        0.90,
+        "XANES geometry class, test accuracy averaged over draws of the compound-grouped split",
+    ),
+    "xanes_measured": (
+        ">=",
+        1.0,
+        "measured XANES whose geometry class is right (KMnO4, MnO, NiO; the oxidation state "
+        "of KMnO4 is not within ±1, docs/xanes.md)",
+    ),
     "xrd_accuracy": (
         ">=",
         0.85,
@@ -85,7 +100,9 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     ),
     "xrd_infer": (">=", 1e4, "XRD classifier throughput on 2 cores"),
     "feff10_allocator": (
-        "", None, "FEFF10 CPU of 8 XANES sites, glibc malloc defaults / mlxas' settings"
+        "",
+        None,
+        "FEFF10 CPU of 8 XANES sites, glibc malloc defaults / mlxas' settings",
     ),
     "xrd_robustness": (
         "<=",
