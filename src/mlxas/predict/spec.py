@@ -53,7 +53,7 @@ class ProcessSpec:
     repair: bool = False
     mu_label: str | None = None
     energy_label: str | None = None
-    e0: str | float = "auto"  # "auto", "file" or a fixed value in eV (see series_e0)
+    e0: str | float = "auto"  # "auto", "file" or a fixed value in eV (mlxas.predict.e0)
     background: BackgroundSettings = field(default_factory=BackgroundSettings)
     #: Spectra on one (grid, E0), in one call or seen so far by the process, from which on
     #: the batched background is used.  1 (all): it gives larch's answer, costs about one
