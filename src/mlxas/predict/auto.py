@@ -23,29 +23,14 @@ __all__ = ["AutoPredictor", "closest_result", "model_meta"]
 
 
 def model_meta(pred, name: str | None = None) -> dict[str, Any]:
-    """What the output says about the model of a :class:`Predictor`."""
+    """What the output says about the model of a :class:`Predictor`: its id and name,
+    its input as its spec describes it (:meth:`~mlxas.predict.spec.InputSpec.model_meta`),
+    whether it has OOD statistics and, for a bundled model, its bundled name."""
     card = pred.card
-    if pred.reads_patterns:
-        pre = card["preprocessing"]
-        settings = pre["engine"]["settings"]
-        return {
-            "model_id": card.get("model_id"),
-            "name": card.get("name"),
-            "input": "powder pattern",
-            "axis": settings["axis"],
-            "range": [settings["axis_min"], settings["axis_max"]],
-            "source": settings["source"],
-            "ood_available": pred.ood is not None,
-        }
     meta = {
         "model_id": card.get("model_id"),
         "name": card.get("name"),
-        "absorber": pred.spec.absorber,
-        "edge": pred.spec.edge,
-        "input": pred.spec.input,
-        "k_required": pred.spec.k_required,
-        "absorbers": [a for a, _ in pred.spec.covered],
-        "e_required": pred.spec.e_required,
+        **pred.spec.model_meta(),
         "ood_available": pred.ood is not None,
     }
     if name is not None:

@@ -325,8 +325,10 @@ def main(a: argparse.Namespace) -> int:
             except ValueError as err:
                 raise SpectrumError(a.out, str(err).split(": ", 1)[-1]) from None
         plots = None
-        if a.plot and getattr(pred, "reads_patterns", False):
-            raise SpectrumError("--plot", "draws XAS spectra; not available for powder patterns")
+        spec = getattr(pred, "spec", None)  # None: bundled models, picked per spectrum
+        if a.plot and spec is not None and not spec.plots_supported:
+            why = f"draws XAS spectra; not available for {spec.input_kind}s"
+            raise SpectrumError("--plot", why)
         if a.plot:
             from mlxas.predict.live import plot_writer
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.predict.spec import Result
+from mlxas.predict.spec import POWDER_PATTERN, Result
 
 __all__ = [
     "MIN_COVERAGE",
@@ -61,6 +61,33 @@ class PatternSpec:
     #: Å; the user's wavelength, used instead of the header's (None: header, else model's)
     wavelength: float | None = None
     min_coverage: float = MIN_COVERAGE
+
+    # --- InputSpec (mlxas.predict.spec) ---------------------------------------------
+
+    @property
+    def input_kind(self) -> str:
+        return POWDER_PATTERN
+
+    @property
+    def plots_supported(self) -> bool:
+        return False  # --plot draws mu(E), chi(k) and chi(R)
+
+    def process_paths(self, paths: list[str]) -> tuple[list[Result], np.ndarray]:
+        return process_pattern_paths(paths, self)
+
+    def model_meta(self) -> dict[str, Any]:
+        return {
+            "input": POWDER_PATTERN,
+            "axis": self.settings["axis"],
+            "range": [self.settings["axis_min"], self.settings["axis_max"]],
+            "source": self.settings["source"],
+        }
+
+    def serve_refusal(self) -> str | None:
+        return (
+            "reads powder patterns; mlxas serve answers XAS spectra only "
+            "(use mlxas predict for pattern files)"
+        )
 
 
 def is_pattern_card(card: dict[str, Any]) -> bool:

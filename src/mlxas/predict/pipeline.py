@@ -1,10 +1,12 @@
 """From measured files to model inputs: read, check, E0, background removal, features.
 
-:func:`process_paths` is the unit of work: it runs in the calling process for a few
-files and in worker processes for batches (everything it needs travels in a picklable
-:class:`ProcessSpec`).  Spectra that share an energy grid and E0 go through the batched
-background removal of :mod:`mlxas.spectra.background`; the others through larch's
-``pre_edge`` + ``autobk``.  E0 of each spectrum is chosen by :mod:`mlxas.predict.e0`.
+:func:`process_spectrum_paths` is the unit of work for a model on spectra (reached
+through :func:`process_paths` and the spec's ``process_paths``): it runs in the calling
+process for a few files and in worker processes for batches (everything it needs travels
+in a picklable :class:`ProcessSpec`).  E0 of each spectrum is chosen by
+:mod:`mlxas.predict.e0`.  Spectra that share an energy grid and E0 go through the
+batched background removal of :mod:`mlxas.spectra.background`; the others through
+larch's ``pre_edge`` + ``autobk``.
 
 Units: energy and E0 in eV, k in Å⁻¹.
 """
@@ -17,11 +19,11 @@ from collections import Counter
 import numpy as np
 
 from mlxas.predict.e0 import edge_energies
-from mlxas.predict.patterns import PatternSpec, process_pattern_paths
 from mlxas.predict.spec import (
     EDGE_TOLERANCE_EV,
     MIN_K,
     MIN_PRE_EDGE_POINTS,
+    InputSpec,
     ProcessSpec,
     Result,
     edge_name,
@@ -39,6 +41,7 @@ __all__ = [
     "process_paths",
     "process_spec_from_card",
     "process_spectra",
+    "process_spectrum_paths",
     "required_k_range",
 ]
 
@@ -137,14 +140,17 @@ def _check_ranges(s: Spectrum, e0: float, spec: ProcessSpec, res: Result) -> str
     return None
 
 
-def process_paths(
-    paths: list[str], spec: ProcessSpec | PatternSpec
-) -> tuple[list[Result], np.ndarray]:
-    """Results for every spectrum in ``paths`` and the model inputs of the accepted ones
-    (rows in the order of the results whose status is 'ok').  A :class:`PatternSpec`
-    (a model on powder patterns) reads the files as patterns instead."""
-    if isinstance(spec, PatternSpec):
-        return process_pattern_paths(paths, spec)
+def process_paths(paths: list[str], spec: InputSpec) -> tuple[list[Result], np.ndarray]:
+    """Results for every file in ``paths`` and the model inputs of the accepted ones
+    (rows in the order of the results whose status is 'ok'), read as the model's kind
+    of input says (:meth:`InputSpec.process_paths`): spectra here, powder patterns in
+    :mod:`mlxas.predict.patterns`."""
+    return spec.process_paths(paths)
+
+
+def process_spectrum_paths(paths: list[str], spec: ProcessSpec) -> tuple[list[Result], np.ndarray]:
+    """:func:`process_paths` for a model on XAS spectra: read every file, then
+    :func:`process_spectra`."""
     return process_spectra(_read(paths, spec), spec)
 
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from mlxas.predict.patterns import PatternSpec, is_pattern_card, pattern_spec_from_card
-from mlxas.predict.pipeline import (
+from mlxas.predict.pipeline import process_spectra
+from mlxas.predict.spec import (
+    POWDER_PATTERN,
+    InputSpec,
     ProcessSpec,
     Result,
-    process_paths,
-    process_spec_from_card,
-    process_spectra,
+    input_spec_from_card,
 )
 from mlxas.spectra.measured import Spectrum
 from mlxas.threads import THREAD_VARS
@@ -61,11 +61,11 @@ def _worker_init(model_dir: str) -> None:
     _WORKER = Predictor(model_dir, jobs=1, warn=lambda msg: None)
 
 
-def _predict_chunk(paths: list[str], spec: ProcessSpec | PatternSpec) -> list[Result]:
+def _predict_chunk(paths: list[str], spec: InputSpec) -> list[Result]:
     """Results of one chunk, model run included, in a worker (``spec``: the parent's
     processing options, which may change between batches)."""
     assert _WORKER is not None, "worker started without its model"
-    return _WORKER.complete(*process_paths(paths, spec))
+    return _WORKER.complete(*spec.process_paths(paths))
 
 
 def _warm_up() -> int:
@@ -83,9 +83,11 @@ class Predictor:
     """Predict CN, R (and the model's other targets) for measured files.
 
     ``model``: anything :func:`mlxas.models.card.load_model` accepts; the model folder
-    is verified against its card before anything is loaded.  ``options`` go to
-    :class:`~mlxas.predict.pipeline.ProcessSpec` (``allow_short_k``, ``repair``,
-    ``mu_label``, ``energy_label``, ``e0``, ``background``, ``min_batch``, ``fast_read``).
+    is verified against its card before anything is loaded.  ``options`` go to the
+    model's :class:`~mlxas.predict.spec.InputSpec`: a
+    :class:`~mlxas.predict.spec.ProcessSpec` for spectra (``allow_short_k``, ``repair``,
+    ``mu_label``, ``energy_label``, ``e0``, ``background``, ``min_batch``, ``fast_read``),
+    a :class:`~mlxas.predict.patterns.PatternSpec` for powder patterns (``wavelength``).
     ``jobs``: worker processes for batches (default: all cores).  Use as a context manager
     or call :meth:`close`.
     """
@@ -106,13 +108,8 @@ class Predictor:
         self._warm: list[Future] = []
         try:
             self.model, self.card = load_model(model)
-            #: Whether the model reads powder patterns (an XRD model) rather than spectra.
-            self.reads_patterns = is_pattern_card(self.card)
-            self.spec: ProcessSpec | PatternSpec = (
-                pattern_spec_from_card(self.card, **options)
-                if self.reads_patterns
-                else process_spec_from_card(self.card, **options)
-            )
+            #: The model's input side: what its files hold and how they become inputs.
+            self.spec: InputSpec = input_spec_from_card(self.card, **options)
         except BaseException:
             self.close()
             raise
@@ -126,6 +123,12 @@ class Predictor:
 
         self.ood: dict[str, Any] = prepare(self.card["ood"])
         self.training_band: dict[str, Any] = self.card["training_band"]
+
+    @property
+    def reads_patterns(self) -> bool:
+        """Whether the model reads powder patterns rather than spectra (from its spec;
+        callers that need more ask :attr:`spec` itself)."""
+        return self.spec.input_kind == POWDER_PATTERN
 
     # --- pool ---------------------------------------------------------------------------
 
@@ -200,7 +203,7 @@ class Predictor:
 
     def process(self, paths: Sequence[str | Path]) -> tuple[list[Result], np.ndarray]:
         """Read, check and turn files into model inputs (no model call), in this process."""
-        return process_paths([str(p) for p in paths], self.spec)
+        return self.spec.process_paths([str(p) for p in paths])
 
     def predict(self, paths: Sequence[str | Path]) -> list[Result]:
         """One :class:`Result` per spectrum (Athena projects give one per group).  Batches
@@ -208,7 +211,7 @@ class Predictor:
         each worker reading, processing and predicting its chunks."""
         paths = [str(p) for p in paths]
         if self.jobs == 1 or len(paths) <= IN_PROCESS_MAX:
-            return self.complete(*process_paths(paths, self.spec))
+            return self.complete(*self.spec.process_paths(paths))
         if self._pool is None:
             self._start_pool()  # on the first batch: a few files never pay for workers
         n = len(paths)
@@ -227,8 +230,10 @@ class Predictor:
     def predict_spectra(self, spectra: Sequence[Spectrum]) -> list[Result]:
         """One :class:`Result` per spectrum given as arrays (checked with
         :func:`mlxas.spectra.measured.check_arrays`), in this process."""
-        if self.reads_patterns:
-            raise TypeError(f"model {self.card.get('model_id')} reads powder patterns, not spectra")
+        if not isinstance(self.spec, ProcessSpec):
+            raise TypeError(
+                f"model {self.card.get('model_id')} reads {self.spec.input_kind}s, not spectra"
+            )
         return self.complete(*process_spectra(list(spectra), self.spec))
 
     def complete(self, results: list[Result], x: np.ndarray) -> list[Result]:

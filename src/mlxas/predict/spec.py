@@ -1,26 +1,37 @@
-"""What the processing of measured spectra knows: the model's side and the user's options.
+"""What the processing of measured files knows: the model's side and the user's options.
 
-:class:`ProcessSpec` travels to worker processes (it is picklable); :class:`Result` is one
-spectrum's outcome.  Units: energy and E0 in eV, k in Å⁻¹.
+:class:`InputSpec` is what every caller of the predict layer asks of a model's input side,
+whatever the model reads; :class:`ProcessSpec` (XAS spectra) and
+:class:`~mlxas.predict.patterns.PatternSpec` (powder patterns) implement it, and
+:func:`input_spec_from_card` is the one place that tells the two kinds apart.  Specs travel
+to worker processes (they are picklable); :class:`Result` is one file's (or spectrum's)
+outcome.  Units: energy and E0 in eV, k in Å⁻¹.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mlxas.spectra.background import BackgroundSettings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "EDGE_INPUTS",
     "EDGE_TOLERANCE_EV",
     "MIN_K",
     "MIN_PRE_EDGE_POINTS",
+    "POWDER_PATTERN",
+    "SPECTRUM",
+    "InputSpec",
     "ProcessSpec",
     "Result",
     "card_absorbers",
     "edge_name",
+    "input_spec_from_card",
     "process_spec_from_card",
     "required_e_range",
     "required_k_range",
@@ -37,6 +48,44 @@ MIN_K = 3.0
 #: Model inputs read from mu(E) near the edge (:mod:`mlxas.spectra.xanes`): they need no
 #: background removal and no k-range, only the energy span of their relative grid.
 EDGE_INPUTS = ("xanes", "mu", "xanes_deriv", "xanes_channels")
+#: The kinds of input a model reads (:attr:`InputSpec.input_kind`).
+SPECTRUM, POWDER_PATTERN = "spectrum", "powder pattern"
+
+
+@runtime_checkable
+class InputSpec(Protocol):
+    """The input side of one loaded model, as the predict layer's callers need it.
+
+    ``Predictor``, ``auto``, ``mlxas serve`` and the command ask the spec rather than
+    test which kind of model they hold, so a new kind of input is one new class instead
+    of a branch in each of them.  Implementations are picklable (they go to workers).
+    """
+
+    @property
+    def input_kind(self) -> str:
+        """What one input file holds for this model: :data:`SPECTRUM` or
+        :data:`POWDER_PATTERN` (also used in messages, as 'reads <kind>s')."""
+        ...
+
+    @property
+    def plots_supported(self) -> bool:
+        """Whether ``mlxas predict --plot`` can draw this input (it draws XAS spectra)."""
+        ...
+
+    def process_paths(self, paths: list[str]) -> tuple[list[Result], np.ndarray]:
+        """Results for every input in ``paths`` and the model inputs of the accepted ones
+        (rows in the order of the results whose status is 'ok')."""
+        ...
+
+    def model_meta(self) -> dict[str, Any]:
+        """How the output describes the model's input (between the model's name and its
+        ``ood_available`` in :func:`mlxas.predict.auto.model_meta`)."""
+        ...
+
+    def serve_refusal(self) -> str | None:
+        """Why ``mlxas serve`` (which answers XAS spectra) cannot load this model, as
+        'reads ...'; None when it can."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -79,6 +128,34 @@ class ProcessSpec:
     def edge_input(self) -> bool:
         """Whether the model reads mu(E) near the edge (no background removal)."""
         return self.input in EDGE_INPUTS
+
+    # --- InputSpec ------------------------------------------------------------------
+
+    @property
+    def input_kind(self) -> str:
+        return SPECTRUM
+
+    @property
+    def plots_supported(self) -> bool:
+        return True
+
+    def process_paths(self, paths: list[str]) -> tuple[list[Result], np.ndarray]:
+        from mlxas.predict.pipeline import process_spectrum_paths
+
+        return process_spectrum_paths(paths, self)
+
+    def model_meta(self) -> dict[str, Any]:
+        return {
+            "absorber": self.absorber,
+            "edge": self.edge,
+            "input": self.input,
+            "k_required": self.k_required,
+            "absorbers": [a for a, _ in self.covered],
+            "e_required": self.e_required,
+        }
+
+    def serve_refusal(self) -> str | None:
+        return None
 
 
 @dataclass
@@ -174,6 +251,18 @@ def card_absorbers(card: dict[str, Any]) -> list[str]:
     pre = card["preprocessing"]
     found = pre.get("absorbers") or ([pre["absorber"]] if pre.get("absorber") else [])
     return [str(a) for a in found]
+
+
+def input_spec_from_card(card: dict[str, Any], **options: Any) -> InputSpec:
+    """The input side of the model of ``card`` with the user's options: a
+    :class:`~mlxas.predict.patterns.PatternSpec` for a model trained on powder patterns,
+    else a :class:`ProcessSpec`.  An option that does not apply to the model's kind of
+    input is refused (:class:`~mlxas.models.card.ModelLoadError`)."""
+    from mlxas.predict.patterns import is_pattern_card, pattern_spec_from_card
+
+    if is_pattern_card(card):
+        return pattern_spec_from_card(card, **options)
+    return process_spec_from_card(card, **options)
 
 
 def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:

@@ -98,14 +98,12 @@ class _Loaded:
         )
         card = self.predictor.card
         spec = self.predictor.spec
-        if self.predictor.reads_patterns:
+        refusal = spec.serve_refusal()
+        if refusal is not None:
             from mlxas.models.card import ModelLoadError
 
             self.predictor.close()
-            raise ModelLoadError(
-                f"{path}: model {card.get('model_id')} reads powder patterns; mlxas serve "
-                "answers XAS spectra only (use mlxas predict for pattern files)"
-            )
+            raise ModelLoadError(f"{path}: model {card.get('model_id')} {refusal}")
         self.meta = {
             "name": name or card.get("name"),
             "model_id": card.get("model_id"),
