@@ -7,11 +7,13 @@ put chi(k) on the model's k grid, compute the model's input with
 :func:`mlxas.spectra.features.compute_features`, run the model and score the input's
 distance from the training set (:mod:`mlxas.ood`).
 
-Modules: ``pipeline`` (files → model inputs, runs in worker processes), ``predictor``
-(model, pool, OOD), ``output`` (table, CSV, JSON), ``watch`` (live directory), ``plots``,
-``live`` and ``band`` (``--plot``), ``bundled`` and ``auto`` (the bundled models, picked
-per file), ``models_command`` (``mlxas models``), ``command`` (the CLI).  Importing this
-package imports neither larch nor TensorFlow.
+Modules: ``spec`` (``InputSpec``, what every caller asks of a model's input side;
+``ProcessSpec`` for spectra), ``pipeline`` (spectrum files → model inputs, runs in worker
+processes), ``e0`` (E0 of each spectrum), ``patterns`` (powder patterns of XRD models),
+``predictor`` (model, pool, OOD), ``output`` (table, CSV, JSON), ``watch`` (live
+directory), ``plots``, ``live`` and ``band`` (``--plot``), ``bundled`` and ``auto`` (the
+bundled models, picked per file), ``models_command`` (``mlxas models``), ``command`` (the
+CLI).  Importing this package imports neither larch nor TensorFlow.
 """
 
 from mlxas.predict.command import add_arguments, main

@@ -6,6 +6,7 @@ each file (:func:`mlxas.xrd.measured.read_pattern`), puts it on the model's grid
 (:func:`mlxas.xrd.measured.on_model_grid`, converting another wavelength through d) and
 applies the dataset's own feature function (:func:`mlxas.xrd.engine.pattern_features`),
 so a measured pattern and a simulated one take the same path into the model.
+:class:`PatternSpec` is the powder-pattern side of :class:`mlxas.predict.spec.InputSpec`.
 
 Units: 2θ in degrees, Q in Å⁻¹, wavelengths in Å.
 """
