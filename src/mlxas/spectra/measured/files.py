@@ -181,6 +181,8 @@ def read_columns(
         # numbers: mlxas.spectra.xdi); any other goes to larch.
         g = read_xdi_columns(path)
         if g is None:
+            if not _has_data_line(path):  # larch fails with an unpacking error
+                raise SpectrumError(str(path), "no numeric data found (header only)")
             from larch.io import read_xdi
 
             g = read_xdi(str(path))
@@ -214,6 +216,12 @@ def read_columns(
     if scale != 1.0:
         notes.append("energy converted from keV")
     return labels, data, el, edge, notes, scale
+
+
+def _has_data_line(path: Path) -> bool:
+    """Whether the file holds any line besides comments and blank lines."""
+    text = path.read_bytes().decode("latin-1")
+    return any(ln.strip() and ln.strip()[0] not in COMMENT_CHARS for ln in text.split("\n"))
 
 
 _NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
