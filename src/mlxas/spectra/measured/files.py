@@ -142,6 +142,12 @@ def _check_gzip(src: str, fh, head: bytes, limit: int) -> None:
             block = fh.read(_BLOCK)
     except zlib.error as err:
         raise SpectrumError(src, f"damaged gzip data ({err})") from None
+    if not inflate.eof:  # larch says only 'failed to read'
+        raise SpectrumError(
+            src,
+            "cannot read as Athena project: the compressed data end before their end "
+            "marker (the file is cut short: an incomplete copy or transfer?)",
+        )
 
 
 def _kind(path: Path, head: bytes) -> str:
