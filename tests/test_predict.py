@@ -324,6 +324,21 @@ def test_cli_outputs(tiny_experiment, predictor, tmp_path, capsys):
     assert doc["results"][1]["reason"] == "element Ni in the file, the model is for Cu K"
 
 
+def test_cli_empty_directory_in_a_batch_is_refused_not_dropped(tiny_experiment, tmp_path, capsys):
+    """A directory argument that holds no spectra is listed as refused beside the good
+    files (exit 1), not left out of the output without a word."""
+    from mlxas.cli import main
+
+    empty = tmp_path / "run42"
+    empty.mkdir()
+    out = tmp_path / "p.csv"
+    argv = ["predict", str(model_path(tiny_experiment)), str(CU), str(empty), "-j", "1"]
+    assert main([*argv, "--allow-short-k", "--out", str(out), "-q"]) == 1
+    assert f"mlxas: refused {empty}: directory holds no files" in capsys.readouterr().err
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["source"], r["status"]) for r in rows] == [(str(CU), "ok"), (str(empty), "refused")]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
