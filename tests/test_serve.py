@@ -102,6 +102,13 @@ def test_batch_keeps_order_and_refuses_single_spectra(client, reference):
         ({"energy": [8000.0 + i for i in range(40)], "mu": [None] * 40}, 422, r"mu"),
         ({"energy": [8000.0 - i for i in range(40)], "mu": [1.0] * 40}, 422,
          r"energies are not increasing"),
+        # Not read as numbers behind the client's back, nor a key dropped unseen.
+        ({"energy": [str(8000.0 + i) for i in range(40)], "mu": [1.0] * 40}, 422,
+         r"energy.*valid number"),
+        ({"energy": [8000.0 + i for i in range(40)], "mu": [True] * 40}, 422,
+         r"mu.*valid number"),
+        ({"energy": [8000.0 + i for i in range(40)], "mu": [1.0] * 40, "energy_unit": "keV"},
+         422, r"energy_unit.*Extra inputs are not permitted"),
     ],
 )  # fmt: skip
 def test_bad_json_requests_get_422_with_the_reason(client, body, status, pattern):

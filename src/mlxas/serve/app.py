@@ -40,7 +40,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError
 
 from mlxas import __version__
 from mlxas.serve.asgi import PredictFastPath
@@ -68,8 +68,12 @@ class ServeSettings:
 
 
 class SpectrumIn(BaseModel):
-    energy: list[float] = Field(description="energies in eV, increasing")
-    mu: list[float] = Field(description="mu(E), one value per energy")
+    # Numbers must be JSON numbers: pydantic's lax mode would read "8979.5" and true as
+    # numbers, and an unknown key ("energy_unit", a misspelt "element") would be dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    energy: list[StrictFloat] = Field(description="energies in eV, increasing")
+    mu: list[StrictFloat] = Field(description="mu(E), one value per energy")
     name: str = Field("spectrum", max_length=500, description="returned as 'source'")
     element: str | None = Field(None, max_length=3, description="absorber, as a file header")
     edge: str | None = Field(None, max_length=4, description="edge (K, L3, ...)")
@@ -77,6 +81,8 @@ class SpectrumIn(BaseModel):
 
 
 class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     spectra: list[SpectrumIn]
     model: str | None = None
 
