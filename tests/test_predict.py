@@ -340,6 +340,27 @@ def test_cli_empty_directory_in_a_batch_is_refused_not_dropped(tiny_experiment, 
 
 
 @pytest.mark.parametrize(
+    "option,message",
+    [
+        (["--rbkg", "-1"], "--rbkg: -1.0: expected a radius in Å, more than 0"),
+        (["--rbkg", "nan"], "--rbkg: nan: expected a radius"),
+        (["--bkg-kweight", "inf"], "--bkg-kweight: inf: expected a k-weight"),
+        (["--jobs", "-2"], "--jobs: -2: expected a number of processes"),
+        (["--e0", "nan"], "--e0: expected 'auto', 'file' or a number in eV, got 'nan'"),
+        (["--e0", "-5"], "--e0: expected 'auto', 'file' or a number in eV, got '-5'"),
+        (["--wavelength", "-1"], "--wavelength: -1.0: expected Å, more than 0"),
+    ],
+)
+def test_cli_nonsense_numbers_are_refused_before_reading(option, message, tmp_path, capsys):
+    """`--rbkg -1` and `--jobs -2` were used without a word, `--rbkg nan` failed file by
+    file ('cannot convert float NaN to integer'), `--e0 nan` said 'found no edge'."""
+    from mlxas.cli import main
+
+    assert main(["predict", str(tmp_path / "m.json"), str(CU), *option]) == 2
+    assert f"mlxas: error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         ["M", "a.xdi", "b.xdi", "--allow-short-k", "-j", "1", "--out", "p.csv"],

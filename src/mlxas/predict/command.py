@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import signal
 import sys
@@ -216,11 +217,29 @@ def _e0_option(text: str) -> str | float:
     if text in ("auto", "file"):
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise SpectrumError(
-            "--e0", f"expected 'auto', 'file' or a number in eV, got '{text}'"
-        ) from None
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SpectrumError("--e0", f"expected 'auto', 'file' or a number in eV, got '{text}'")
+    return value
+
+
+def _check_numbers(a: argparse.Namespace) -> None:
+    """Refuse numeric options that are no setting at all (NaN, negative radii) before any
+    file is read: they would otherwise fail file by file, or be used without a word."""
+    checks = [
+        ("--rbkg", a.rbkg, a.rbkg > 0, "a radius in Å, more than 0"),
+        ("--bkg-kweight", a.bkg_kweight, a.bkg_kweight >= 0, "a k-weight, 0 or more"),
+        ("--jobs", a.jobs, a.jobs >= 0, "a number of processes, 0 (all cores) or more"),
+        ("--interval", a.interval, a.interval > 0, "seconds, more than 0"),
+        ("--settle", a.settle, a.settle >= 0, "seconds, 0 or more"),
+    ]
+    if a.wavelength is not None:
+        checks.append(("--wavelength", a.wavelength, a.wavelength > 0, "Å, more than 0"))
+    for option, value, ok, want in checks:
+        if not (ok and math.isfinite(value)):
+            raise SpectrumError(option, f"{value}: expected {want}")
 
 
 def is_model_path(text: str) -> bool:
@@ -299,6 +318,7 @@ def main(a: argparse.Namespace) -> int:
     if not a.files and not a.watch:
         raise SpectrumError("mlxas predict", "give FILE arguments or --watch DIR")
     e0 = _e0_option(a.e0)
+    _check_numbers(a)
     if not a.broaden >= 0:
         raise SpectrumError("--broaden", f"{a.broaden}: a width in eV must be 0 or more")
     files, empty_dirs = _expand(a.files, a.pattern)
