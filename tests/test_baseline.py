@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -110,6 +111,23 @@ def test_fit_chi_refuses_bad_spectra(cu_path) -> None:
     assert any("ends at the data" in n for n in cut.notes)
     with pytest.raises(BaselineError, match="empty"):
         fit_chi(k, chi, cu_path, FitSettings(rmin=3.0, rmax=2.0))
+
+
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"kmin": 10.0, "kmax": 3.0}, "fit k-range is empty: kmin 10, kmax 3"),
+        ({"kmin": math.nan}, "kmin nan: not a number"),
+        ({"rmax": math.inf}, "rmax inf: not a number"),
+        ({"s02": 0.0}, "s02 0: must be more than 0"),
+        ({"dk": -1.0}, "dk -1: the window sill cannot be negative"),
+    ],
+)
+def test_settings_that_are_no_fit_window_are_refused_at_once(kw, message) -> None:
+    """`baseline --kmin 10 --kmax 3` said 'k-range too short' for every file, `--kmin nan`
+    'feffit failed (cannot convert float NaN to integer)'."""
+    with pytest.raises(BaselineError, match=re.escape(message)):
+        FitSettings(**kw)
 
 
 def test_files_refused_with_reasons(cu_path, cache: Path, tmp_path: Path) -> None:

@@ -211,6 +211,23 @@ def test_pointers_and_latest_stay_inside_the_models_folder(synthetic_models, tmp
     assert os.readlink(link) == f"mt/{folder.name}" and load_model(link)[1]["name"] == "mt"
 
 
+def test_missing_model_paths_and_damaged_pointers_say_so(synthetic_models, tmp_path):
+    """A mistyped model path is 'no such model file or folder' (not 'no model.keras in
+    this folder'); a pointer cut short says it is not valid JSON."""
+    _copy(synthetic_models, "mt", tmp_path / "exp")
+    layout = Layout(tmp_path / "exp")
+    for missing in (tmp_path / "nowhere" / "mlp.json", tmp_path / "nowhere"):
+        with pytest.raises(ModelLoadError, match=f"^{missing}: no such model file or folder$"):
+            load_model(missing)
+    pointer = layout.model_pointer("mt")
+    pointer.write_text(pointer.read_text()[:10])
+    with pytest.raises(ModelLoadError, match=f"^{pointer}: model pointer is not valid JSON"):
+        load_model(pointer)
+    _pointer_to(layout, "mt", "0123456789abcdef")  # no such model folder
+    with pytest.raises(ModelLoadError, match="0123456789abcdef: no such model file or folder"):
+        load_model(pointer)
+
+
 def _flip_latest(args: tuple) -> int:
     link, targets, n = args
     for i in range(n):

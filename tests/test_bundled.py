@@ -106,6 +106,35 @@ def test_a_tampered_bundled_model_refuses_its_files(bundled, tmp_path, capsys):
     assert "bundled model synth_ni/mlp refused" in err and "ood.json: SHA-256" in err
 
 
+def test_a_damaged_bundled_pointer_is_listed_and_named_not_skipped(bundled, tmp_path, capsys):
+    """A pointer cut short is listed as refused by `models list`, and a file for its edge
+    is refused naming it, instead of the model vanishing from the folder unseen."""
+    root = tmp_path / "models"
+    shutil.copytree(bundled, root)
+    pointer = root / "synth_ni" / "mlp.json"
+    pointer.write_text(pointer.read_text()[:10])
+    assert cli_main(["models", "list", "--models", str(root), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+    assert sorted(rows) == ["synth_cu/mt", "synth_ni/mlp"]
+    assert "model pointer is not valid JSON" in json.dumps(rows["synth_ni/mlp"])
+    assert cli_main(["predict", str(NI), "--models", str(root), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "no bundled model for Ni K (models for: Cu K; unusable: synth_ni/mlp" in err
+
+
+def test_serve_names_the_bundled_models_it_cannot_serve(bundled, tmp_path, capsys):
+    from mlxas.serve import bundled_models
+
+    root = tmp_path / "models"
+    shutil.copytree(bundled, root)
+    card = next((root / "synth_ni" / "mlp").iterdir()) / "card.json"
+    card.write_text(card.read_text()[:100])
+    paths, names = bundled_models(str(root))
+    assert names == ["synth_cu/mt"] and len(paths) == 1
+    err = capsys.readouterr().err
+    assert f"mlxas serve: warning: not serving synth_ni/mlp: {card}: card is not valid" in err
+
+
 def test_models_list_and_show(bundled, capsys):
     assert cli_main(["models", "list", "--models", str(bundled), "--verify", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}

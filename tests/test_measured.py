@@ -311,12 +311,22 @@ def test_unreadable_files(tmp_path):
     refused(text_only, "no numeric data")
 
 
+def test_header_only_xdi_is_refused_plainly(tmp_path):
+    """An XDI file whose data were never written: the reason says so, not larch's
+    'not enough values to unpack' or 'data file too small'."""
+    header, _ = split(CU)
+    refused(write(tmp_path, "header.xdi", header, []), r"no numeric data found \(header only\)")
+    cols = ["# XDI/1.0", "# Column.1: energy eV", "# Column.2: mu", "#----", "# energy mu"]
+    refused(write(tmp_path, "short_header.xdi", cols, []), r"no numeric data found")
+
+
 def test_damaged_athena_project(tmp_path):
     prj = athena_project(tmp_path / "foils.prj", [CU])
     raw = prj.read_bytes()
     cut = tmp_path / "cut.prj"
     cut.write_bytes(raw[: len(raw) // 2])
     refused(cut, "cannot read as Athena project")
+    refused(cut, r"the file is cut short")  # the reason, not larch's 'failed to read'
     # A project whose group carries NaNs is refused group by group.
     text = gzip.decompress(raw).decode()
     bad = tmp_path / "nan.prj"

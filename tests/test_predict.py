@@ -324,6 +324,42 @@ def test_cli_outputs(tiny_experiment, predictor, tmp_path, capsys):
     assert doc["results"][1]["reason"] == "element Ni in the file, the model is for Cu K"
 
 
+def test_cli_empty_directory_in_a_batch_is_refused_not_dropped(tiny_experiment, tmp_path, capsys):
+    """A directory argument that holds no spectra is listed as refused beside the good
+    files (exit 1), not left out of the output without a word."""
+    from mlxas.cli import main
+
+    empty = tmp_path / "run42"
+    empty.mkdir()
+    out = tmp_path / "p.csv"
+    argv = ["predict", str(model_path(tiny_experiment)), str(CU), str(empty), "-j", "1"]
+    assert main([*argv, "--allow-short-k", "--out", str(out), "-q"]) == 1
+    assert f"mlxas: refused {empty}: directory holds no files" in capsys.readouterr().err
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["source"], r["status"]) for r in rows] == [(str(CU), "ok"), (str(empty), "refused")]
+
+
+@pytest.mark.parametrize(
+    "option,message",
+    [
+        (["--rbkg", "-1"], "--rbkg: -1.0: expected a radius in Å, more than 0"),
+        (["--rbkg", "nan"], "--rbkg: nan: expected a radius"),
+        (["--bkg-kweight", "inf"], "--bkg-kweight: inf: expected a k-weight"),
+        (["--jobs", "-2"], "--jobs: -2: expected a number of processes"),
+        (["--e0", "nan"], "--e0: expected 'auto', 'file' or a number in eV, got 'nan'"),
+        (["--e0", "-5"], "--e0: expected 'auto', 'file' or a number in eV, got '-5'"),
+        (["--wavelength", "-1"], "--wavelength: -1.0: expected Å, more than 0"),
+    ],
+)
+def test_cli_nonsense_numbers_are_refused_before_reading(option, message, tmp_path, capsys):
+    """`--rbkg -1` and `--jobs -2` were used without a word, `--rbkg nan` failed file by
+    file ('cannot convert float NaN to integer'), `--e0 nan` said 'found no edge'."""
+    from mlxas.cli import main
+
+    assert main(["predict", str(tmp_path / "m.json"), str(CU), *option]) == 2
+    assert f"mlxas: error: {message}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -91,6 +91,22 @@ def test_batch_keeps_order_and_refuses_single_spectra(client, reference):
     assert res[0]["e0"] == res[1]["e0"] == reference["cu"]["e0"]
 
 
+def test_a_batch_item_of_the_wrong_types_is_refused_alone(client, reference):
+    """One spectrum with a string for a number (or no mu) does not cost the batch its
+    good spectra: it is refused with the reason, as a damaged file in a batch is."""
+    bad = {**arrays(CU, name="typo"), "mu": ["x"] * 3}
+    batch = [arrays(CU, name="a"), bad, {"name": "half", "energy": [1.0]}, 7]
+    r = client.post("/predict/batch", json={"spectra": batch})
+    assert r.status_code == 200
+    res = r.json()["results"]
+    assert [(x["source"], x["status"]) for x in res] == [
+        ("a", "ok"), ("typo", "refused"), ("half", "refused"), ("spectrum", "refused"),
+    ]  # fmt: skip
+    assert res[0]["cn"] == pytest.approx(reference["cu"]["cn"])
+    assert res[1]["reason"] == "mu.0: Input should be a valid number (and 2 more)"
+    assert res[2]["reason"] == "mu: Field required"
+
+
 @pytest.mark.parametrize(
     "body,status,pattern",
     [
@@ -102,6 +118,13 @@ def test_batch_keeps_order_and_refuses_single_spectra(client, reference):
         ({"energy": [8000.0 + i for i in range(40)], "mu": [None] * 40}, 422, r"mu"),
         ({"energy": [8000.0 - i for i in range(40)], "mu": [1.0] * 40}, 422,
          r"energies are not increasing"),
+        # Not read as numbers behind the client's back, nor a key dropped unseen.
+        ({"energy": [str(8000.0 + i) for i in range(40)], "mu": [1.0] * 40}, 422,
+         r"energy.*valid number"),
+        ({"energy": [8000.0 + i for i in range(40)], "mu": [True] * 40}, 422,
+         r"mu.*valid number"),
+        ({"energy": [8000.0 + i for i in range(40)], "mu": [1.0] * 40, "energy_unit": "keV"},
+         422, r"energy_unit.*Extra inputs are not permitted"),
     ],
 )  # fmt: skip
 def test_bad_json_requests_get_422_with_the_reason(client, body, status, pattern):

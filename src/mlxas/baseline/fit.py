@@ -48,6 +48,20 @@ class FitSettings:
     rmax: float | None = None
     s02: float | None = None
 
+    def __post_init__(self) -> None:
+        numbers = {"kmin": self.kmin, "kmax": self.kmax, "kweight": self.kweight, "dk": self.dk}
+        numbers |= {k: v for k, v in (("rmin", self.rmin), ("rmax", self.rmax), ("s02", self.s02))
+                    if v is not None}  # fmt: skip
+        for name, value in numbers.items():
+            if not math.isfinite(value):
+                raise BaselineError(f"{name} {value}: not a number")
+        if not 0 <= self.kmin < self.kmax:
+            raise BaselineError(f"fit k-range is empty: kmin {self.kmin:g}, kmax {self.kmax:g} Å⁻¹")
+        if self.dk < 0:
+            raise BaselineError(f"dk {self.dk:g}: the window sill cannot be negative")
+        if self.s02 is not None and self.s02 <= 0:
+            raise BaselineError(f"s02 {self.s02:g}: must be more than 0")
+
     def window_for(self, reff: float) -> tuple[float, float]:
         """The R window (Å) used with a path of half length ``reff``."""
         rmin = reff - 0.9 if self.rmin is None else float(self.rmin)

@@ -168,8 +168,11 @@ def _inside(path: Path, root: Path, what: str, given: str | Path) -> Path:
 def _from_pointer(p: Path) -> Path:
     try:
         data = json.loads(p.read_text())
+    except ValueError as err:  # a pointer cut short or overwritten
+        raise ModelLoadError(f"{p}: model pointer is not valid JSON ({err})") from None
+    try:
         name, mid = data["name"], data["model_id"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise ModelLoadError(f"{p}: not a model pointer (no name and model_id)") from None
     if not (isinstance(name, str) and _NAME.match(name)):
         raise ModelLoadError(f"{p}: pointer names the model {name!r}, not a plain name")
@@ -190,6 +193,8 @@ def resolve_model_dir(path: str | Path) -> Path:
         p = _from_pointer(p)
     elif p.is_symlink():
         p = _inside(p, p.parent, "the link", path)
+    if not p.exists() and not p.is_symlink():
+        raise ModelLoadError(f"{p}: no such model file or folder")
     if p.name in MODEL_FILES:
         p = p.parent
     if not ModelFiles(p).model.is_file() and not ModelFiles(p).model_npz.is_file():

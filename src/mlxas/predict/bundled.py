@@ -147,11 +147,18 @@ def _primary_from_config(experiment: str) -> str | None:
 
 
 def _pointers(exp_dir: Path) -> list[Path]:
+    """The model pointers of an experiment folder; one that cannot be read as JSON is
+    kept (its entry is then refused with the reason) rather than passed over unseen."""
+    from mlxas.predict.model_facts import FACTS_SUFFIX
+
     out = []
     for p in sorted(exp_dir.glob("*.json")):
+        if p.name.endswith(FACTS_SUFFIX):
+            continue
         try:
             data = json.loads(p.read_text())
         except (OSError, ValueError):
+            out.append(p)
             continue
         if isinstance(data, dict) and "model_id" in data and "name" in data:
             out.append(p)
@@ -224,6 +231,12 @@ def _covered(models: list[BundledModel]) -> str:
     return ", ".join(sorted({f"{m.absorber} {m.edge}" for m in models})) or "none"
 
 
+def _unusable(models: list[BundledModel]) -> str:
+    """'; unusable: a, b (...)' naming the models that cannot be used, else ''."""
+    bad = [m.name for m in models if m.error]
+    return f"; unusable: {', '.join(bad)}, see mlxas models list" if bad else ""
+
+
 def _rank(candidates: list[BundledModel], k_max: float) -> tuple[BundledModel, tuple]:
     """The first model by (reaches the file's k_max, is its experiment's default, name),
     and the other models that rank level with it but for the name."""
@@ -247,7 +260,8 @@ def pick_model(spectrum, models: list[BundledModel]) -> Pick:
     src = spectrum.source
     usable = _usable(models)
     if not usable:
-        return Pick(src, None, reason="no usable bundled model (mlxas models list)")
+        why = _unusable(models) or " (mlxas models list)"
+        return Pick(src, None, reason=f"no usable bundled model{why}")
     try:
         e0 = float(find_e0(spectrum.energy, spectrum.mu))
     except Exception:  # a pathological spectrum: the header may still name the edge
@@ -262,9 +276,8 @@ def pick_model(spectrum, models: list[BundledModel]) -> Pick:
         ]
         if not cands:
             said = f"{el} {edge}".strip()
-            return Pick(
-                src, None, reason=f"no bundled model for {said} (models for: {_covered(usable)})"
-            )
+            covered = f"models for: {_covered(usable)}{_unusable(models)}"
+            return Pick(src, None, reason=f"no bundled model for {said} ({covered})")
         best, others = _rank(cands, k_max)
         return Pick(src, best, "header", alternatives=others)
     if e0 != e0:
@@ -275,12 +288,12 @@ def pick_model(spectrum, models: list[BundledModel]) -> Pick:
         if m.edge_energy is not None and abs(m.edge_energy - e0) <= EDGE_TOLERANCE_EV
     ]
     if not cands:
-        return Pick(src, None, reason=_no_model_at(e0, src, usable))
+        return Pick(src, None, reason=_no_model_at(e0, src, usable, _unusable(models)))
     best, others = _rank(cands, k_max)
     return Pick(src, best, "E0", alternatives=others)
 
 
-def _no_model_at(e0: float, src: str, usable: list[BundledModel]) -> str:
+def _no_model_at(e0: float, src: str, usable: list[BundledModel], unusable: str = "") -> str:
     from mlxas.spectra.edges import edge_from_energy
     from mlxas.spectra.measured import SpectrumError
 
@@ -291,5 +304,5 @@ def _no_model_at(e0: float, src: str, usable: list[BundledModel]) -> str:
         seen = err.reason
     return (
         f"no element in the header and no bundled model's edge within 50 eV of E0 = "
-        f"{e0:.1f} eV ({seen}; models for: {_covered(usable)})"
+        f"{e0:.1f} eV ({seen}; models for: {_covered(usable)}{unusable})"
     )

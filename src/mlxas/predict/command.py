@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import signal
 import sys
@@ -189,31 +190,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _expand(files: list[str], patterns: list[str] | None) -> list[str]:
+def _expand(files: list[str], patterns: list[str] | None) -> tuple[list[str], dict[str, str]]:
+    """The files to predict, and the directories among ``files`` that hold none (each with
+    the reason), so that a batch reports them instead of dropping them without a word."""
     import fnmatch
 
     out: list[str] = []
+    empty: dict[str, str] = {}
     for f in files:
         p = Path(f)
         if p.is_dir():
             kids = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith("."))
             if patterns:
                 kids = [c for c in kids if any(fnmatch.fnmatch(c.name, pat) for pat in patterns)]
+                if not kids:
+                    empty[f] = f"directory holds no file matching {' '.join(patterns)}"
+            elif not kids:
+                empty[f] = "directory holds no files"
             out.extend(str(c) for c in kids)
         else:
             out.append(f)
-    return out
+    return out, empty
 
 
 def _e0_option(text: str) -> str | float:
     if text in ("auto", "file"):
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise SpectrumError(
-            "--e0", f"expected 'auto', 'file' or a number in eV, got '{text}'"
-        ) from None
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SpectrumError("--e0", f"expected 'auto', 'file' or a number in eV, got '{text}'")
+    return value
+
+
+def _check_numbers(a: argparse.Namespace) -> None:
+    """Refuse numeric options that are no setting at all (NaN, negative radii) before any
+    file is read: they would otherwise fail file by file, or be used without a word."""
+    checks = [
+        ("--rbkg", a.rbkg, a.rbkg > 0, "a radius in Å, more than 0"),
+        ("--bkg-kweight", a.bkg_kweight, a.bkg_kweight >= 0, "a k-weight, 0 or more"),
+        ("--jobs", a.jobs, a.jobs >= 0, "a number of processes, 0 (all cores) or more"),
+        ("--interval", a.interval, a.interval > 0, "seconds, more than 0"),
+        ("--settle", a.settle, a.settle >= 0, "seconds, 0 or more"),
+    ]
+    if a.wavelength is not None:
+        checks.append(("--wavelength", a.wavelength, a.wavelength > 0, "Å, more than 0"))
+    for option, value, ok, want in checks:
+        if not (ok and math.isfinite(value)):
+            raise SpectrumError(option, f"{value}: expected {want}")
 
 
 def is_model_path(text: str) -> bool:
@@ -284,6 +310,7 @@ def _report_truth(a: argparse.Namespace, results, truth: dict, classes: dict) ->
 
 def main(a: argparse.Namespace) -> int:
     from mlxas.predict.output import OutputFile, format_table
+    from mlxas.predict.spec import Result
     from mlxas.spectra.background import BackgroundSettings
 
     if a.model is not None and not is_model_path(a.model):
@@ -291,9 +318,10 @@ def main(a: argparse.Namespace) -> int:
     if not a.files and not a.watch:
         raise SpectrumError("mlxas predict", "give FILE arguments or --watch DIR")
     e0 = _e0_option(a.e0)
+    _check_numbers(a)
     if not a.broaden >= 0:
         raise SpectrumError("--broaden", f"{a.broaden}: a width in eV must be 0 or more")
-    files = _expand(a.files, a.pattern)
+    files, empty_dirs = _expand(a.files, a.pattern)
     if a.files and not files and not a.watch:
         raise SpectrumError(", ".join(a.files), "no files to predict")
     if a.watch and not Path(a.watch).is_dir():
@@ -354,6 +382,7 @@ def main(a: argparse.Namespace) -> int:
             if files:
                 t0 = time.perf_counter()
                 results = pred.predict(files)
+                results += [Result(d).refuse(why) for d, why in empty_dirs.items()]
                 if len(results) == 1 and results[0].status != "ok" and not a.watch:
                     raise SpectrumError(results[0].source, results[0].reason)
                 emit(results)
@@ -361,7 +390,7 @@ def main(a: argparse.Namespace) -> int:
                 if len(results) > 1:
                     print(
                         f"mlxas: {counts['ok']} predicted, {counts['refused']} refused, "
-                        f"{len(files)} files in {dt:.2f} s",
+                        f"{len(files) + len(empty_dirs)} files in {dt:.2f} s",
                         file=sys.stderr,
                     )
                 if truth is not None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from mlxas.threads import THREAD_VARS
 
-__all__ = ["add_arguments", "main", "one_blas_thread"]
+__all__ = ["add_arguments", "bundled_models", "main", "one_blas_thread"]
 
 
 def one_blas_thread() -> None:
@@ -94,6 +95,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def bundled_models(root: str | None) -> tuple[list[str], list[str]]:
+    """Pointers and names of the usable bundled models of ``root``; each one that cannot
+    be used is named on stderr with the reason (it is not served)."""
+    from mlxas.predict.bundled import bundled_dir, list_models
+
+    models = list_models(root)
+    for m in models:
+        if m.error:
+            print(f"mlxas serve: warning: not serving {m.name}: {m.error}", file=sys.stderr)
+    usable = [m for m in models if not m.error]
+    if not usable:
+        raise FileNotFoundError(f"no MODEL given and no bundled models in {bundled_dir(root)}")
+    return [str(m.pointer) for m in usable], [m.name for m in usable]
+
+
 def main(a: argparse.Namespace) -> int:
     one_blas_thread()
     if a.max_batch < 1:
@@ -109,14 +125,7 @@ def main(a: argparse.Namespace) -> int:
     if a.model_paths:
         paths, names = list(a.model_paths), []
     else:
-        from mlxas.predict.bundled import bundled_dir, list_models
-
-        usable = [m for m in list_models(a.models) if not m.error]
-        if not usable:
-            raise FileNotFoundError(
-                f"no MODEL given and no bundled models in {bundled_dir(a.models)}"
-            )
-        paths, names = [str(m.pointer) for m in usable], [m.name for m in usable]
+        paths, names = bundled_models(a.models)
     os.environ[SETTINGS_ENV] = json.dumps(
         {
             "models": paths,

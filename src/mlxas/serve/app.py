@@ -40,7 +40,15 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from mlxas import __version__
 from mlxas.serve.asgi import PredictFastPath
@@ -68,16 +76,43 @@ class ServeSettings:
 
 
 class SpectrumIn(BaseModel):
-    energy: list[float] = Field(description="energies in eV, increasing")
-    mu: list[float] = Field(description="mu(E), one value per energy")
+    # Numbers must be JSON numbers: pydantic's lax mode would read "8979.5" and true as
+    # numbers, and an unknown key ("energy_unit", a misspelt "element") would be dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    energy: list[StrictFloat] = Field(description="energies in eV, increasing")
+    mu: list[StrictFloat] = Field(description="mu(E), one value per energy")
     name: str = Field("spectrum", max_length=500, description="returned as 'source'")
     element: str | None = Field(None, max_length=3, description="absorber, as a file header")
     edge: str | None = Field(None, max_length=4, description="edge (K, L3, ...)")
     model: str | None = Field(None, description="model name or id (default: the only one)")
 
 
+@dataclass(frozen=True)
+class BadSpectrum:
+    """A batch item that is not a spectrum (a string for a number, a missing field): it
+    is refused with the reason while the other spectra of the batch are predicted."""
+
+    name: str
+    reason: str
+
+
+def _each_alone(value: Any, handler: ValidatorFunctionWrapHandler) -> SpectrumIn | BadSpectrum:
+    try:
+        return handler(value)
+    except ValidationError as err:
+        errors = err.errors(include_url=False)
+        where = [f"{'.'.join(map(str, e['loc'])) or 'spectrum'}: {e['msg']}" for e in errors]
+        more = f" (and {len(where) - 1} more)" if len(where) > 1 else ""
+        name = value.get("name") if isinstance(value, dict) else None
+        return BadSpectrum(name if isinstance(name, str) else "spectrum", where[0] + more)
+
+
 class BatchIn(BaseModel):
-    spectra: list[SpectrumIn]
+    model_config = ConfigDict(extra="forbid")
+
+    # Each spectrum is validated alone (its JSON schema is SpectrumIn's).
+    spectra: list[Annotated[SpectrumIn, WrapValidator(_each_alone)]]
     model: str | None = None
 
 
@@ -308,6 +343,9 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
             raise HTTPException(413, f"{len(batch.spectra)} spectra: at most {MAX_BATCH}")
         items: list = []
         for item in batch.spectra:
+            if isinstance(item, BadSpectrum):
+                items.append(Result(item.name).refuse(item.reason))
+                continue
             try:
                 items.append(_spectrum(item, settings.repair))
             except SpectrumError as err:  # refused like a damaged file in a batch

@@ -142,6 +142,12 @@ def _check_gzip(src: str, fh, head: bytes, limit: int) -> None:
             block = fh.read(_BLOCK)
     except zlib.error as err:
         raise SpectrumError(src, f"damaged gzip data ({err})") from None
+    if not inflate.eof:  # larch says only 'failed to read'
+        raise SpectrumError(
+            src,
+            "cannot read as Athena project: the compressed data end before their end "
+            "marker (the file is cut short: an incomplete copy or transfer?)",
+        )
 
 
 def _kind(path: Path, head: bytes) -> str:
@@ -181,6 +187,8 @@ def read_columns(
         # numbers: mlxas.spectra.xdi); any other goes to larch.
         g = read_xdi_columns(path)
         if g is None:
+            if not _has_data_line(path):  # larch fails with an unpacking error
+                raise SpectrumError(str(path), "no numeric data found (header only)")
             from larch.io import read_xdi
 
             g = read_xdi(str(path))
@@ -214,6 +222,12 @@ def read_columns(
     if scale != 1.0:
         notes.append("energy converted from keV")
     return labels, data, el, edge, notes, scale
+
+
+def _has_data_line(path: Path) -> bool:
+    """Whether the file holds any line besides comments and blank lines."""
+    text = path.read_bytes().decode("latin-1")
+    return any(ln.strip() and ln.strip()[0] not in COMMENT_CHARS for ln in text.split("\n"))
 
 
 _NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
