@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import VENV_BIN
 from mlxas.engines import ItemResult
@@ -116,8 +117,21 @@ def test_nothing_run_yet(tmp_path, capsys):
     )
     assert print_status(cfg) == 0  # results/fresh does not exist (relative to the cwd)
     assert "results/fresh: no results yet" in capsys.readouterr().out
-    assert print_status(tmp_path / "results" / "never") == 0  # a results folder not made yet
-    assert "no results yet" in capsys.readouterr().out
     (tmp_path / "empty").mkdir()
     assert print_status(tmp_path / "empty") == 0
     assert "no simulation inputs yet" in capsys.readouterr().out
+
+
+def test_missing_results_folder_is_refused(tmp_path):
+    """A path that is neither a results folder nor a config file is an error naming it,
+    not "no results yet": a mistyped path must not look like a fresh experiment."""
+    missing = tmp_path / "results" / "nevr"
+    with pytest.raises(FileNotFoundError, match="nevr: no such results folder or config file"):
+        print_status(missing)
+    out = subprocess.run(
+        [str(VENV_BIN / "mlxas"), "status", str(missing), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert f"{missing}: no such results folder or config file" in out.stderr

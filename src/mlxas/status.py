@@ -46,11 +46,21 @@ class SourceStatus:
 
 def _results_dir(target: str | Path | None) -> tuple[Layout, list[str]]:
     """The layout of ``target`` (a results folder, or a config file; None: the default
-    experiment) and its sources."""
+    experiment) and its sources.
+
+    A folder that does not exist is refused rather than reported as "nothing has run":
+    a mistyped path must not look like a fresh experiment.  An experiment that has not
+    run yet is named by its config file, whose results folder may well not exist.
+    """
     if target is not None:
         path = Path(target)
-        if path.is_dir() or (not path.exists() and path.suffix not in (".yaml", ".yml")):
+        if path.is_dir():
             return Layout(path), []
+        if not path.exists() and path.suffix not in (".yaml", ".yml"):
+            raise FileNotFoundError(
+                f"{path}: no such results folder or config file (for an experiment that "
+                "has not run yet, give its config file)"
+            )
     from mlxas.workflow.checks import load_experiment
 
     exp = load_experiment([] if target is None else [target])

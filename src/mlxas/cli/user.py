@@ -60,8 +60,8 @@ def _status_args(s: argparse.ArgumentParser) -> None:
         "target",
         nargs="?",
         default=None,
-        help="a config file or a results/<experiment> folder (default: the default "
-        "experiment, config/config.yaml)",
+        help="a config file or an existing results/<experiment> folder (default: the "
+        "default experiment, config/config.yaml); a folder that does not exist is an error",
     )
     s.add_argument("--json", action="store_true", help="print the counts as JSON")
     s.add_argument(
