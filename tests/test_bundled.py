@@ -195,6 +195,22 @@ def test_no_bundled_models_is_said_plainly(tmp_path, capsys):
     assert f"no bundled models in {empty}" in capsys.readouterr().err
 
 
+def test_a_models_folder_that_does_not_exist_is_named(tmp_path, capsys, monkeypatch):
+    """`models list|show --models DIR` with a mistyped DIR says the folder does not exist
+    (not 'no bundled models in DIR', as if it were an empty folder)."""
+    missing = tmp_path / "nonexist"
+    for argv in (["list"], ["list", "--json"], ["show", "foil_cu"]):
+        assert cli_main(["models", *argv, "--models", str(missing)]) == 2
+        err = capsys.readouterr().err
+        assert f"{missing}: no such models folder" in err and "no bundled models" not in err
+    monkeypatch.setenv("MLXAS_MODELS", str(missing))
+    assert cli_main(["models", "list"]) == 2
+    assert f"{missing}: no such models folder (from $MLXAS_MODELS)" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert cli_main(["models", "list", "--models", str(tmp_path / "file")]) == 2
+    assert f"{tmp_path / 'file'}: is not a folder" in capsys.readouterr().err
+
+
 def test_two_models_for_one_edge_the_file_gets_the_closer_one(tmp_path, capsys):
     """The repository's models hold Ni metal (foil_ni) and NiO (nio), both Ni K: each file
     gets the model with the lower OOD score, and the notes give both scores."""

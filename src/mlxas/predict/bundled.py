@@ -61,6 +61,17 @@ def bundled_dir(override: str | Path | None = None) -> Path:
     return Path(override or os.environ.get(MODELS_ENV) or REPO_ROOT / "models")
 
 
+def missing_folder(override: str | Path | None = None) -> str | None:
+    """Why the bundled models folder (see :func:`bundled_dir`) cannot be read: it does not
+    exist or is not a folder; None when it is a folder (with or without models)."""
+    root = bundled_dir(override)
+    if root.is_dir():
+        return None
+    where = f" (from ${MODELS_ENV})" if not override and os.environ.get(MODELS_ENV) else ""
+    what = "is not a folder" if root.exists() else "no such models folder"
+    return f"{root}: {what}{where}"
+
+
 @dataclass(frozen=True)
 class BundledModel:
     """One model of the bundled folder: ``name`` (``<experiment>/<entry>``), its pointer
@@ -189,6 +200,8 @@ def find_model(name: str, root: str | Path | None = None) -> BundledModel:
     default model) or a model id (at least 6 leading hex digits)."""
     from mlxas.models.card import ModelLoadError
 
+    if (missing := missing_folder(root)) is not None:
+        raise ModelLoadError(missing)
     models = list_models(root)
     for m in models:
         if name in (m.name, m.pointer.name) or (name == m.experiment and m.default):

@@ -71,8 +71,11 @@ def _size(n: int) -> str:
 
 def cmd_list(a: argparse.Namespace) -> int:
     from mlxas.models.card import ModelLoadError, verify_model_dir
-    from mlxas.predict.bundled import bundled_dir, list_models
+    from mlxas.predict.bundled import bundled_dir, list_models, missing_folder
 
+    if (missing := missing_folder(a.models)) is not None:
+        print(f"mlxas: error: {missing}", file=sys.stderr)
+        return 2
     models = list_models(a.models)
     root = bundled_dir(a.models)
     rows = []
