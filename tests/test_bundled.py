@@ -262,3 +262,26 @@ def test_two_models_for_one_edge_the_file_gets_the_closer_one(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "shells: CN El R (Å)" in table
     assert re.search(r"\d\.\d\d O 2\.\d{3}; \d+\.\d\d Ni 2\.\d{3}", table)
+
+
+def test_models_list_without_verify_does_not_call_a_tampered_model_ok(tmp_path, capsys):
+    """Without --verify the SHA-256 check is skipped, so a model is 'unverified' (with a
+    footnote), never 'ok'; --verify refuses the tampered file by name."""
+    from mlxas.predict.bundled import REPO_ROOT
+
+    root = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "models" / "foil_cu", root / "foil_cu")
+    folder = next(p for p in (root / "foil_cu" / "ensemble").iterdir() if p.is_dir())
+    ood = folder / "ood.json"
+    ood.write_text(ood.read_text() + " ")  # one byte more: no longer the bound file
+    assert cli_main(["models", "list", "--models", str(root)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("foil_cu/"))
+    assert row.split()[-1] == "unverified" and " ok" not in row
+    assert "unverified: files not checked against their card's SHA-256 (--verify" in out
+    assert cli_main(["models", "list", "--models", str(root), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["models"]
+    assert entry["status"] == "unverified"
+    assert cli_main(["models", "list", "--models", str(root), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "refused:" in out and "ood.json: SHA-256" in out and "unverified:" not in out

@@ -20,7 +20,9 @@ def add_arguments(models: argparse.ArgumentParser) -> None:
     ls = sub.add_parser("list", help="the bundled models: absorber, edge, k-range, size")
     ls.add_argument("--json", action="store_true", help="print the list as JSON")
     ls.add_argument(
-        "--verify", action="store_true", help="check every file against its card's SHA-256"
+        "--verify",
+        action="store_true",
+        help="check every file against its card's SHA-256 (without it, status says 'unverified')",
     )
     ls.set_defaults(func=cmd_list)
     sh = sub.add_parser("show", help="one bundled model's card")
@@ -80,7 +82,10 @@ def cmd_list(a: argparse.Namespace) -> int:
     root = bundled_dir(a.models)
     rows = []
     for m in models:
-        status = "refused: " + m.error if m.error else "ok"
+        # Without --verify only the pointer and card are read: the files are not checked
+        # against the card's SHA-256, so the model is not called "ok" (predict and serve
+        # check them when they load it).
+        status = "refused: " + m.error if m.error else "unverified"
         if a.verify and not m.error:
             try:
                 verify_model_dir(m.folder)
@@ -128,6 +133,11 @@ def cmd_list(a: argparse.Namespace) -> int:
         print(fmt.format(*t))
     total = sum(r["size_bytes"] for r in rows)
     print(f"\n{len(rows)} models in {root}, {_size(total)}; * = the experiment's default")
+    if any(r["status"] == "unverified" for r in rows):
+        print(
+            "unverified: files not checked against their card's SHA-256 "
+            "(--verify checks them; predict and serve check them on loading)"
+        )
     return 0
 
 
