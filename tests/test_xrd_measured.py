@@ -99,6 +99,45 @@ def test_bad_files_name_file_and_reason(tmp_path, content, reason):
     assert str(p) in str(err.value)
 
 
+def _cols(*extra):
+    """Rows of 2θ, intensity and the ``extra`` columns (functions of x, y)."""
+    return "".join(
+        " ".join(f"{v:.4f}" for v in (x, y, *(f(x, y) for f in extra))) + "\n"
+        for x, y in zip(X, Y, strict=True)
+    )
+
+
+def test_a_third_column_that_is_an_uncertainty_is_read_in_any_file(tmp_path):
+    pat = read_pattern(_write(tmp_path / "e.dat", "", _cols(lambda x, y: math.sqrt(y))))
+    np.testing.assert_allclose(pat.intensity, np.round(Y, 4))
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "reason"),
+    [  # more than 3 columns: which one is the intensity is not known
+        ("four.xy", _cols(lambda x, y: 1.0, lambda x, y: 2 * y), "line 1: 4 columns"),
+        ("four.xye", _cols(lambda x, y: 1.0, lambda x, y: 2 * y), "line 1: 4 columns"),
+        ("mixed.xy", _rows() + "80.5 10 3\n", "line 201: 3 columns; the rows before it have 2"),
+        # a calculated pattern beside the measured one is not an uncertainty
+        (
+            "fit.dat",
+            _cols(lambda x, y: 0.98 * y),
+            r"third column \(median .*\) is not small beside",
+        ),
+        ("fit.csv", _cols(lambda x, y: 0.98 * y).replace(" ", ","), "not small beside"),
+        ("neg.xye", _cols(lambda x, y: -1.0), "line 1: third column -1 is not a standard"),
+        ("nan.xye", "10 1 nan\n" + _cols(lambda x, y: 1.0), "line 1: third column nan"),
+    ],
+)
+def test_columns_that_are_not_x_intensity_uncertainty_are_refused(tmp_path, name, rows, reason):
+    """Extra columns were dropped without a word: a 4-column file or a third column that
+    cannot be an uncertainty is refused, naming the file, the line and the reason."""
+    p = _write(tmp_path / name, "", rows)
+    with pytest.raises(MeasuredPatternError, match=reason) as err:
+        read_pattern(p)
+    assert str(err.value).startswith(f"{p}: ")
+
+
 def test_missing_and_binary_files(tmp_path):
     with pytest.raises(MeasuredPatternError, match="no such file"):
         read_pattern(tmp_path / "none.xy")

@@ -5,6 +5,12 @@ intensity, error), ``.csv`` (comma or semicolon, optional header row) and RRUFF'
 powder files (``##KEY=value`` header lines, ``x, y`` rows, ``##END=``).  The x column is
 2θ in degrees unless a header names Q (``q_A^-1``, ``q_nm^-1``, pyFAI style).
 
+Every data row has the same number of columns, 2 or 3.  A third column is the standard
+uncertainty of the intensity (checked, not used): finite and not negative, and in a file
+not named ``.xye`` also below half the intensity (median against median), so that a
+third column of something else (a calculated pattern, a second scan) is refused rather
+than ignored.  More than 3 columns are refused: which one is the intensity is not known.
+
 The wavelength is read from header fields when present: ``##X-RAY WAVELENGTH=1.5418``
 (RRUFF), ``# Wavelength: 1.0e-10`` (pyFAI, in m), ``wavelength = 1.5406`` / ``lambda``
 (Å, or with a unit ``nm``/``m``), ``Kalpha1 1.5406``, ``energy = 30 keV``, or an anode
@@ -110,6 +116,7 @@ def read_pattern(path: str | Path) -> MeasuredPattern:
     except UnicodeDecodeError:
         raise MeasuredPatternError(path, "not a text file (cannot decode as UTF-8)") from None
     header_lines, header, rows = [], {}, []
+    line_of_row: list[int] = []
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -138,11 +145,47 @@ def read_pattern(path: str | Path) -> MeasuredPattern:
             raise MeasuredPatternError(path, f"line {n}: not numbers: {line[:60]!r}") from None
         if len(values) < 2:
             raise MeasuredPatternError(path, f"line {n}: one column; need x and intensity")
-        rows.append(values[:2])
+        if len(values) > 3:
+            raise MeasuredPatternError(
+                path,
+                f"line {n}: {len(values)} columns; a pattern has 2 (x, intensity) or 3 "
+                "(x, intensity, its uncertainty, as in .xye): keep only those columns",
+            )
+        if rows and len(values) != len(rows[0]):
+            raise MeasuredPatternError(
+                path, f"line {n}: {len(values)} columns; the rows before it have {len(rows[0])}"
+            )
+        rows.append(values)
+        line_of_row.append(n)
     if not rows:
         raise MeasuredPatternError(path, "no data rows")
     data = np.asarray(rows, dtype=float)
-    return _checked(path, data, header_lines, header)
+    if data.shape[1] == 3:
+        _check_uncertainty(path, data, line_of_row)
+    return _checked(path, data[:, :2], header_lines, header)
+
+
+def _check_uncertainty(path: Path, data: np.ndarray, line_of_row: list[int]) -> None:
+    """Refuse a third column that is not plausible as the intensity's uncertainty."""
+    y, sigma = data[:, 1], data[:, 2]
+    bad = ~np.isfinite(sigma) | (sigma < 0)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise MeasuredPatternError(
+            path,
+            f"line {line_of_row[i]}: third column {sigma[i]:g} is not a standard uncertainty "
+            "(must be finite and not negative); keep only x and intensity if it is "
+            "something else",
+        )
+    # Counting statistics give σ/I = 1/√counts: half the intensity at the median point
+    # would be 4 counts.  A third column that large is more likely another pattern.
+    if path.suffix.lower() != ".xye" and np.median(sigma) >= 0.5 * np.median(np.abs(y)):
+        raise MeasuredPatternError(
+            path,
+            f"third column (median {np.median(sigma):g}) is not small beside the intensity "
+            f"(median {np.median(np.abs(y)):g}), so it is not read as its uncertainty; keep "
+            "only x and intensity, or name the file .xye if it is the uncertainty",
+        )
 
 
 def _checked(
