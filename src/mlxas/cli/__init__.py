@@ -1,4 +1,8 @@
-"""The ``mlxas`` command.
+"""mlxas trains machine-learning models on simulated X-ray absorption spectra and powder
+diffraction patterns, and applies them to measured ones.
+
+The ``mlxas`` command.  The first paragraph above is the description that ``mlxas --help``
+prints, as it stands: keep it plain text for a terminal.
 
 User commands: ``status``, ``dataset inspect``, ``predict``, ``models``, ``serve``,
 ``baseline``, ``config check``
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable
 
 from mlxas import __version__
@@ -54,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, func: Callable, help_: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+        # Wrapped here: some commands (predict, serve) keep their epilog's layout with
+        # RawDescriptionHelpFormatter, which would print a long line as it is.
+        sp = sub.add_parser(name, help=help_, description=textwrap.fill(help_, 79))
         sp.set_defaults(func=func)
         return sp
 

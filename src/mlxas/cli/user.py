@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["add_user_commands"]
+__all__ = ["PREDICT_LINE", "add_user_commands"]
+
+#: ``mlxas predict`` in ``mlxas --help``: what it reads and gives, for every model kind
+#: (docs/predict.md, docs/xanes.md, docs/xrd.md).
+PREDICT_LINE = (
+    "apply a trained model to measured files: CN and R (EXAFS) or coordination geometry "
+    "(XANES) from XAS spectra (XDI, .prj, columns); space group from powder XRD patterns "
+    "(.xy, .xye, .csv, RRUFF)"
+)
 
 
 def cmd_config_check(a: argparse.Namespace) -> int:
@@ -126,9 +134,7 @@ def add_user_commands(
     cc.add_argument("--show", action="store_true", help="print the config with defaults filled in")
     cc.set_defaults(func=cmd_config_check)
 
-    predict_arguments(
-        add("predict", cmd_predict, "predict CN and R from measured spectra (XDI, .prj, columns)")
-    )
+    predict_arguments(add("predict", cmd_predict, PREDICT_LINE))
     from mlxas.predict.models_command import add_arguments as models_arguments
     from mlxas.serve import add_arguments as serve_arguments
 

@@ -1,0 +1,28 @@
+"""``mlxas --help``: a plain description of mlxas and an accurate line per user command."""
+
+from __future__ import annotations
+
+import subprocess
+
+from conftest import VENV_BIN
+
+
+def test_top_level_help_is_plain_and_names_predicts_inputs():
+    out = subprocess.run(
+        [str(VENV_BIN / "mlxas"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    description = out.split("\n\n")[1]
+    assert "``" not in out and ":mod:" not in out  # no RST markup in a terminal
+    assert "X-ray absorption spectra" in description and "diffraction" in description
+    predict = " ".join(out.split("\n    predict", 1)[1].split("\n    models", 1)[0].split())
+    for what in ("CN and R", "XANES", "XDI, .prj, columns", "powder XRD patterns", ".xye"):
+        assert what in predict, predict
+
+
+def test_predict_help_description_is_wrapped():
+    out = subprocess.run(
+        [str(VENV_BIN / "mlxas"), "predict", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    description = out.split("\n\n")[1]
+    assert "powder XRD patterns" in " ".join(description.split())
+    assert max(len(line) for line in description.splitlines()) <= 79
