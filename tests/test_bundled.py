@@ -209,6 +209,10 @@ def test_a_models_folder_that_does_not_exist_is_named(tmp_path, capsys, monkeypa
     (tmp_path / "file").write_text("")
     assert cli_main(["models", "list", "--models", str(tmp_path / "file")]) == 2
     assert f"{tmp_path / 'file'}: is not a folder" in capsys.readouterr().err
+    from mlxas.serve import bundled_models
+
+    with pytest.raises(FileNotFoundError, match="no MODEL given and .*: no such models folder"):
+        bundled_models(str(missing))
 
 
 def test_two_models_for_one_edge_the_file_gets_the_closer_one(tmp_path, capsys):

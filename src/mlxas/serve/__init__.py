@@ -98,8 +98,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def bundled_models(root: str | None) -> tuple[list[str], list[str]]:
     """Pointers and names of the usable bundled models of ``root``; each one that cannot
     be used is named on stderr with the reason (it is not served)."""
-    from mlxas.predict.bundled import bundled_dir, list_models
+    from mlxas.predict.bundled import bundled_dir, list_models, missing_folder
 
+    if (missing := missing_folder(root)) is not None:
+        raise FileNotFoundError(f"no MODEL given and {missing}")
     models = list_models(root)
     for m in models:
         if m.error:
