@@ -31,7 +31,8 @@ from mlxas.phases.evaluate import phase_metrics, summarise
 from mlxas.phases.labels import phase_restrictions, signs_to_phases
 from mlxas.phases.models import predict_signs, train_signs
 from mlxas.phases.predict import save_sign_model
-from mlxas.phases.reflections import PhaseFeatures, box_lookup
+from mlxas.phases.reflection_list import box_lookup
+from mlxas.phases.reflections import PhaseFeatures
 
 MODELS = {
     "reference": {"kind": "sign_mlp"},

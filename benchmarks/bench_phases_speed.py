@@ -29,7 +29,8 @@ from mlxas.phases.charge_flip import charge_flip
 from mlxas.phases.labels import signs_to_phases
 from mlxas.phases.models import predict_signs
 from mlxas.phases.predict import load_sign_model
-from mlxas.phases.reflections import box_lookup, list_restrictions, quasi_normalise
+from mlxas.phases.reflection_list import box_lookup, list_restrictions
+from mlxas.phases.reflections import quasi_normalise
 
 
 def phase_one(model, card, settings, features, crystal) -> np.ndarray:

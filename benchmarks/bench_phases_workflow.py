@@ -24,7 +24,7 @@ from mlxas.dataset import open as open_dataset
 from mlxas.phases.evaluate import sign_scores
 from mlxas.phases.labels import origin_flips
 from mlxas.phases.predict import sign_predictor
-from mlxas.phases.reflections import reflection_list
+from mlxas.phases.reflection_list import reflection_list
 from mlxas.workflow.layout import Layout, ModelFiles
 
 

@@ -30,7 +30,7 @@ from _exafs_spectra import spectra
 
 
 def _data(targets: list[str], n_train: int, n_val: int):
-    from mlxas.models.data import TrainingData
+    from mlxas.models.training_data import TrainingData
     from mlxas.spectra.features import compute_features
 
     chi, labels, cfg, _ = spectra(n_train + n_val, seed=0)

@@ -63,8 +63,8 @@ def _folds(ds, spec):
 
 def _lopo(ds, spec) -> dict:
     from mlxas.metrics import classification_metrics
-    from mlxas.models.data import TrainingData
     from mlxas.models.train import fit
+    from mlxas.models.training_data import TrainingData
 
     x, codes, proto, cfg, classes = _folds(ds, spec)
     probs = np.zeros((len(x), len(classes)))

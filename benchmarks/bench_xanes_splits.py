@@ -50,8 +50,9 @@ def _spec(cfg: dict, name: str):
 
 def _draw(ds, spec, split: np.ndarray) -> dict:
     from mlxas.metrics import classification_metrics
-    from mlxas.models.data import TrainingData, label_classes, model_features_cfg, model_inputs
+    from mlxas.models.data import label_classes, model_features_cfg, model_inputs
     from mlxas.models.train import fit
+    from mlxas.models.training_data import TrainingData
 
     x = model_inputs(ds, spec, None)
     labels = {t: np.asarray(ds.labels(t, None)) for t in spec.targets}

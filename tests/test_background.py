@@ -15,8 +15,8 @@ from larch import Group
 from larch.io import read_xdi
 from larch.xafs import autobk, find_e0, pre_edge
 
+from mlxas.spectra.autobk import AutobkOperator
 from mlxas.spectra.background import (
-    AutobkOperator,
     BackgroundSettings,
     autobk_batch,
     larch_background,

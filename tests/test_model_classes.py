@@ -124,7 +124,7 @@ def test_value_only_kind_refuses_class_targets(ds):
 
 
 def test_class_codes_outside_the_classes_are_refused(ds):
-    from mlxas.models.data import TrainingData
+    from mlxas.models.training_data import TrainingData
     from synthetic_exafs import features_cfg
 
     x = np.zeros((3, 5), np.float32)
@@ -167,8 +167,8 @@ def test_evaluation_of_class_targets(ds, trained, tmp_path):
 def test_a_dataset_without_a_k_grid_trains():
     """Diffraction or reflection datasets have no chi(k): their features settings hold no
     k grid, and training a class head must not need one."""
-    from mlxas.models.data import TrainingData
     from mlxas.models.train import fit
+    from mlxas.models.training_data import TrainingData
 
     rng = np.random.default_rng(5)
     splits = {}

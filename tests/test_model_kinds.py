@@ -90,7 +90,7 @@ def test_extra_inputs_are_stacked_as_channels():
 
 
 def test_balanced_weights_equalise_the_classes():
-    from mlxas.models.data import SplitData
+    from mlxas.models.training_data import SplitData
 
     codes = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2])  # 6, 2, 1 examples; class 3 absent
     split = SplitData(np.zeros((9, 2), np.float32), {"g": codes[:, None], "cn": np.ones((9, 1))})

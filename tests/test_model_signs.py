@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlxas.models.data import TrainingData
 from mlxas.models.kinds import elementwise_bce
 from mlxas.models.registry import ModelConfigError, kind_class
 from mlxas.models.spec import ModelSpec
 from mlxas.models.train import fit
+from mlxas.models.training_data import TrainingData
 from synthetic_exafs import features_cfg
 
 N_IN, N_OUT = 16, 24

@@ -12,13 +12,13 @@ from mlxas.models import ModelLoadError, load_model, predict_array, read_card, s
 from mlxas.models.batches import augmented_batches
 from mlxas.models.card import CARD_VERSION, card_model_id, file_sha256
 from mlxas.models.data import (
-    TrainingData,
     load_training_data,
     model_inputs,
 )
 from mlxas.models.registry import ModelConfigError, build
 from mlxas.models.spec import ModelSpec
 from mlxas.models.train import fit, train
+from mlxas.models.training_data import TrainingData
 from mlxas.spectra.features import compute_features
 
 keras = pytest.importorskip("keras")

@@ -57,8 +57,8 @@ class _Predicts:
 
 
 def test_validation_mse_is_in_units_of_the_training_spread():
-    from mlxas.models.data import TrainingData
     from mlxas.models.train import validation_mse
+    from mlxas.models.training_data import TrainingData
     from synthetic_exafs import features_cfg
 
     rng = np.random.default_rng(0)

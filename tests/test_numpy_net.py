@@ -15,7 +15,8 @@ import pytest
 
 from mlxas.models import ModelLoadError, predict_array
 from mlxas.models import load_model as keras_load
-from mlxas.models.numpy_net import ACTIVATIONS, NumpyModel, load_model, read_archive
+from mlxas.models.numpy_layers import ACTIVATIONS
+from mlxas.models.numpy_net import NumpyModel, load_model, read_archive
 
 keras = pytest.importorskip("keras")
 

@@ -123,7 +123,8 @@ def test_fast_sign_scores_agree_with_map_based_metrics(crystal):
 
 def test_map_correlation_in_p21c_weights_reflections_by_multiplicity():
     from mlxas.phases.evaluate import TestCrystal
-    from mlxas.phases.reflections import reflection_list, structure_factors
+    from mlxas.phases.reflection_list import reflection_list
+    from mlxas.phases.reflections import structure_factors
 
     rng = np.random.default_rng(8)
     x = rng.random((3, 3))

@@ -14,7 +14,8 @@ from mlxas.phases.labels import (
     sign_labels,
     signs_to_phases,
 )
-from mlxas.phases.reflections import reflection_list, structure_factors
+from mlxas.phases.reflection_list import reflection_list
+from mlxas.phases.reflections import structure_factors
 
 CELL_P1 = (6.1, 7.3, 8.2, 82.0, 97.0, 104.0)
 CELL_P21C = (6.1, 7.3, 8.2, 90.0, 103.0, 90.0)

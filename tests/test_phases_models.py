@@ -18,7 +18,8 @@ from mlxas.phases.models import (
     resolve_spec,
     signed_permutations,
 )
-from mlxas.phases.reflections import reflection_list, structure_factors
+from mlxas.phases.reflection_list import reflection_list
+from mlxas.phases.reflections import structure_factors
 
 HKL = reflection_list("P-1", 4)
 

@@ -12,13 +12,8 @@ from ase import Atoms
 
 from _phases_support import gemmi_structure_factors
 from mlxas.engines import InputError, ItemInput, engine_class, get_engine
-from mlxas.phases.reflections import (
-    PhaseFeatures,
-    ReflectionsEngine,
-    ReflectionSettings,
-    box_lookup,
-    reflection_list,
-)
+from mlxas.phases.reflection_list import box_lookup, reflection_list
+from mlxas.phases.reflections import PhaseFeatures, ReflectionsEngine, ReflectionSettings
 
 
 def _run(engine: ReflectionsEngine, atoms: Atoms, name: str = "x"):

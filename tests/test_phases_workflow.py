@@ -21,7 +21,8 @@ PHASES_CONFIG = "config/experiments/phases_p1.yaml"
 
 def test_gathered_dataset_holds_amplitudes_and_sign_labels_that_gemmi_confirms(tmp_path):
     from mlxas.dataset import open as open_dataset
-    from mlxas.phases.reflections import ReflectionSettings, reflection_list
+    from mlxas.phases.reflection_list import reflection_list
+    from mlxas.phases.reflections import ReflectionSettings
 
     images = stage_crystals(3)
     settings = ReflectionSettings(d_min=1.5, index_max=6, table="it1992")
@@ -53,7 +54,7 @@ def test_gathered_dataset_holds_amplitudes_and_sign_labels_that_gemmi_confirms(t
 
 
 def test_friedel_mates_are_merged_in_the_list_the_dataset_uses():
-    from mlxas.phases.reflections import reflection_list
+    from mlxas.phases.reflection_list import reflection_list
 
     hkl = reflection_list("P-1", 6)
     seen = {tuple(h) for h in hkl.tolist()}

@@ -219,7 +219,7 @@ def test_pictures_of_a_mu_e_model_show_the_edge_it_read(predictor):
 
 
 def test_a_forest_model_folder_is_taken_as_the_model_argument(model, tmp_path):
-    from mlxas.predict.command import is_model_path
+    from mlxas.predict.argument_checks import is_model_path
 
     assert (model / "model.npz").is_file() and not (model / "model.keras").exists()
     assert is_model_path(str(model))

@@ -1,9 +1,9 @@
 """The HDF5 training set: gather chunk files and labels, split, average, read back.
 
-``gather`` builds ``dataset.h5`` (:mod:`mlxas.dataset.build`, written by
-:mod:`mlxas.dataset.writer`), ``open`` reads it (:mod:`mlxas.dataset.reader`).  The
-layout is in :mod:`mlxas.dataset.schema` and ``docs/dataset.md``; the stage's settings
-in :mod:`mlxas.dataset.settings`.
+``gather`` builds ``dataset.h5`` (:mod:`mlxas.dataset.build`, planned by
+:mod:`mlxas.dataset.plan`, written by :mod:`mlxas.dataset.writer`), ``open`` reads it
+(:mod:`mlxas.dataset.reader`).  The layout is in :mod:`mlxas.dataset.schema` and
+``docs/dataset.md``; the stage's settings in :mod:`mlxas.dataset.settings`.
 """
 
 from mlxas.settings import lazy_exports

@@ -6,8 +6,8 @@ Steps:
    worker processes: the engine named in the chunk file checks and featurizes its
    successful items; entries from an earlier gather are reused;
 2. the successful items are joined with their site rows and labels, split by group and
-   ordered by split; failed items, refused inputs (input tables) and refused structures
-   (carried in the site tables) go to the failures table;
+   ordered by split (:mod:`mlxas.dataset.plan`); failed items, refused inputs (input
+   tables) and refused structures (carried in the site tables) go to the failures table;
 3. the file is written under a temporary name (:mod:`mlxas.dataset.writer`), reopened
    and checked, then renamed over ``out``.  A kill at any point leaves the previous
    ``out`` untouched; the next gather removes the temporary files of killed ones.
@@ -27,15 +27,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mlxas import __version__
 from mlxas.dataset.cache import ChunkSummary, engine_targets, process_chunk
-from mlxas.dataset.schema import SCHEMA_VERSION, SPLITS, DatasetError
+from mlxas.dataset.plan import gather_plan, plain_strings
+from mlxas.dataset.schema import SCHEMA_VERSION, DatasetError
 from mlxas.dataset.settings import DatasetSettings
-from mlxas.dataset.splitting import example_members, group_keys, split_groups
-from mlxas.dataset.writer import GatherPlan, write_dataset
+from mlxas.dataset.writer import write_dataset
 from mlxas.provenance import hash_json
 
 __all__ = ["GatherReport", "gather"]
@@ -97,13 +96,6 @@ def _remove_stale_temps(out: Path) -> None:
             pass  # another user's live process
 
 
-def _plain_strings(df: pd.DataFrame) -> pd.DataFrame:
-    """String columns as numpy objects: ``isin`` and lookups on pandas' Arrow-backed
-    strings convert every value to a scalar, ~100x slower for 100k sites."""
-    text = [c for c in df.columns if pd.api.types.is_string_dtype(df[c].dtype)]
-    return df.astype({c: object for c in text}) if text else df
-
-
 def _read_tables(
     site_files: list[str], label_files: list[str]
 ) -> tuple[pd.DataFrame, dict, list[dict], list]:
@@ -136,7 +128,7 @@ def _read_tables(
                     targets[name]["classes"] = list(col["classes"])
         rejected += sinfo["rejected"]
         provenance.append({"sites": sinfo["settings"], "labels": lmeta.get("settings", {})})
-    table = _plain_strings(pd.concat(frames, ignore_index=True))
+    table = plain_strings(pd.concat(frames, ignore_index=True))
     dup = table["site_id"][table["site_id"].duplicated()]
     if len(dup):
         twice = table[table["site_id"] == dup.iloc[0]]
@@ -224,7 +216,7 @@ def gather(
                 say(f"chunks processed: {i + 1}/{len(tasks)}")
         engine = _engine_of(summaries) if summaries else None
         extra = engine_targets(summaries, engine, features, targets)
-        plan = _plan(summaries, table, inputs, settings, targets, extra)
+        plan = gather_plan(summaries, table, inputs, settings, targets, extra)
         plan.failures.extend(_rejected_rows(rejected))
         if plan.n_sites == 0:
             raise DatasetError(
@@ -328,108 +320,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _failures(results: pd.DataFrame, table: pd.DataFrame, inputs: pd.DataFrame) -> list[dict]:
-    """Failed items, refused inputs and planned items that no chunk file holds."""
-    refused = set(inputs.loc[inputs["reason"].fillna("") != "", "site_id"])
-    failures = []
-    for row in results[~results["ok"].astype(bool)].itertuples(index=False):
-        known = row.site_id in table.index
-        failures.append(
-            {
-                "site_id": row.site_id,
-                "structure_id": table.at[row.site_id, "structure_id"] if known else "",
-                "source": table.at[row.site_id, "source"] if known else "",
-                "stage": "inputs" if row.site_id in refused else "simulation",
-                "reason": row.reason or "failed",
-                "detail": row.detail,
-            }
-        )
-    planned = inputs.loc[inputs["reason"].fillna("") == ""]
-    for row in planned[~planned["site_id"].isin(results["site_id"])].itertuples(index=False):
-        known = row.site_id in table.index
-        failures.append(
-            {
-                "site_id": row.site_id,
-                "structure_id": row.structure_id,
-                "source": table.at[row.site_id, "source"] if known else "",
-                "stage": "simulation",
-                "reason": "no_result",
-                "detail": "none of the gathered chunk files holds this item",
-            }
-        )
-    return failures
-
-
-def _plan(
-    summaries: list[ChunkSummary],
-    table: pd.DataFrame,
-    inputs: pd.DataFrame,
-    settings: DatasetSettings,
-    targets: dict,
-    engine_targets: dict[str, np.ndarray] | None = None,
-) -> GatherPlan:
-    """Join results with site rows and labels, find failures, split, order, average.
-    ``engine_targets``: labels computed by the engine, rows as the ok items in chunk
-    order."""
-    parts = []
-    for s in summaries:
-        df = s.sites.copy()
-        df["chunk"] = s.chunk
-        parts.append(df)
-    results = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=["site_id", "ok", "reason", "detail", "input_hash", "chunk"])
-    )
-    results = _plain_strings(results)
-    inputs = _plain_strings(inputs)
-    dup = results["site_id"].duplicated(keep=False)
-    if dup.any():
-        first = results[dup].iloc[0]["site_id"]
-        where = sorted(results.loc[results["site_id"] == first, "chunk"])
-        raise DatasetError(f"item {first} appears in more than one chunk file: {where}")
-    failures = _failures(results, table, inputs)
-    ok = results[results["ok"].astype(bool)].reset_index(drop=True)
-    missing = ~ok["site_id"].isin(table.index)
-    if missing.any():
-        row = ok[missing].iloc[0]
-        raise DatasetError(f"{row['chunk']}: item {row['site_id']} has no row in the site tables")
-    rows = table.loc[ok["site_id"]].reset_index(drop=True)
-    joined = pd.concat([ok, rows.drop(columns=["site_id"])], axis=1)
-    joined["frame"] = joined["frame"].astype("Int64").fillna(-1)
-    split_s, avg = settings.split, settings.averaging
-    groups = group_keys(joined, split_s.group_by)
-    try:
-        split = split_groups(groups, split_s.fractions, split_s.seed)
-    except ValueError as err:
-        raise DatasetError(str(err)) from None
-    order = np.argsort(split, kind="stable")
-    pos = np.empty(len(order), dtype=np.int64)
-    pos[order] = np.arange(len(order))
-    joined = joined.iloc[order].reset_index(drop=True)
-    split = split[order]
-    joined["group"] = groups[order]
-    joined["avg_pool"] = (
-        np.asarray(SPLITS, dtype=object)[split]
-        if avg.within == "split"
-        else joined["group"].to_numpy()
-    )
-    members = example_members(split, joined["avg_pool"].to_numpy(), avg.k, avg.n_examples, avg.seed)
-    w = (
-        joined["multiplicity"].to_numpy(dtype=float)[members]
-        if avg.weighted
-        else np.ones(members.shape)
-    )
-    weights = w / w.sum(axis=1, keepdims=True) if len(w) else w
-    labels = {name: arr[order] for name, arr in (engine_targets or {}).items()}
-    for name in targets:
-        if name in labels:
-            continue
-        col = joined[name]
-        if len(col) and isinstance(col.iloc[0], np.ndarray):
-            labels[name] = np.stack(col.to_numpy()).astype(np.float32)
-        else:
-            labels[name] = col.to_numpy(dtype=np.float64)
-    return GatherPlan(joined, pos, split, members, weights, failures, labels, targets)

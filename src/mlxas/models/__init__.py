@@ -9,7 +9,8 @@ on).  The same statistics are written to ``card.json`` as plain JSON.
 Modules: :mod:`~mlxas.models.registry` (``ModelKind``, ``Head``, ``register_kind``),
 :mod:`~mlxas.models.kinds` (the Keras kinds), :mod:`~mlxas.models.forest` (random
 forests in numpy), :mod:`~mlxas.models.network` (whole models around a kind's network),
-:mod:`~mlxas.models.data` (inputs and targets per split), :mod:`~mlxas.models.batches`
+:mod:`~mlxas.models.data` (inputs and targets per split, read from a dataset),
+:mod:`~mlxas.models.training_data` (them in memory), :mod:`~mlxas.models.batches`
 (training batches, augmentation), :mod:`~mlxas.models.train`,
 :mod:`~mlxas.models.card` (card.json, safe loading), :mod:`~mlxas.models.inference`
 (:func:`predict_array`), :mod:`~mlxas.models.tune` (Optuna search).

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlxas.models.data import TrainingData, compute_input
+from mlxas.models.data import compute_input
 from mlxas.models.spec import ModelSpec
+from mlxas.models.training_data import TrainingData
 
 __all__ = ["array_batches", "augmented_batches", "edge_augmented_batches", "epoch_batches"]
 

@@ -131,7 +131,7 @@ def expand_training(data, spec, seed: int):
     """``data`` with ``n_copies(spec)`` augmented copies of its training split appended
     (targets, extra arrays and chi repeated); ``data`` itself when ``augment.xanes`` is
     off or ``copies`` is 0."""
-    from mlxas.models.data import SplitData
+    from mlxas.models.training_data import SplitData
 
     settings = edge_settings(spec)
     n = n_copies(spec) if settings is not None else 0

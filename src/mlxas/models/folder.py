@@ -33,9 +33,10 @@ from mlxas.models.card import (
     write_card,
     write_json,
 )
-from mlxas.models.data import TrainingData, k_range_used
+from mlxas.models.data import k_range_used
 from mlxas.models.network import Scaling
 from mlxas.models.spec import ModelSpec
+from mlxas.models.training_data import TrainingData
 from mlxas.workflow.layout import (
     MODEL_FILE,
     MODEL_NPZ_FILE,

@@ -25,8 +25,8 @@ import numpy as np
 from mlxas.models.registry import Head, ModelConfigError, ModelKind, register_kind
 
 if TYPE_CHECKING:
-    from mlxas.models.data import TrainingData
     from mlxas.models.spec import ModelSpec
+    from mlxas.models.training_data import TrainingData
 
 __all__ = ["ForestModel", "RandomForest", "export_forest"]
 

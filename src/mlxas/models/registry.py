@@ -38,8 +38,8 @@ import numpy as np
 from mlxas.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mlxas.models.data import SplitData, TrainingData
     from mlxas.models.spec import ModelSpec
+    from mlxas.models.training_data import SplitData, TrainingData
 
 __all__ = [
     "BUILTIN_MODULES",

@@ -18,7 +18,7 @@ import numpy as np
 
 from mlxas.metrics import classification_metrics, regression_metrics
 from mlxas.models.batches import array_batches, augmented_batches, edge_augmented_batches
-from mlxas.models.data import TrainingData, load_training_data, opened
+from mlxas.models.data import load_training_data, opened
 from mlxas.models.edge_augment import expand_training
 from mlxas.models.network import (
     Scaling,
@@ -30,6 +30,7 @@ from mlxas.models.network import (
 )
 from mlxas.models.registry import ModelConfigError
 from mlxas.models.spec import ModelSpec
+from mlxas.models.training_data import TrainingData
 
 __all__ = ["fit", "set_threads", "train", "write_pointer"]
 

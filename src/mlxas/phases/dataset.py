@@ -73,7 +73,7 @@ def make_arrays(
     settings: ReflectionSettings, crystals: Iterable[Atoms], features: PhaseFeatures | None = None
 ) -> PhaseArrays:
     """Model inputs (``e_value``, ``amplitude``, ``mask``) and sign targets of crystals."""
-    from mlxas.phases.reflections import reflection_list
+    from mlxas.phases.reflection_list import reflection_list
 
     engine = ReflectionsEngine(settings)
     ok, failed = run_crystals(engine, crystals)

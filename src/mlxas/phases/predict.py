@@ -24,14 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlxas.phases.reflections import (
-    PhaseFeatures,
-    ReflectionSettings,
-    box_lookup,
-    list_restrictions,
-    quasi_normalise,
-    reflection_list,
-)
+from mlxas.phases.reflection_list import box_lookup, list_restrictions, reflection_list
+from mlxas.phases.reflections import PhaseFeatures, ReflectionSettings, quasi_normalise
 from mlxas.phases.shelx import HklData, ShelxError, read_hklf4, read_ins_symmetry
 from mlxas.workflow.layout import ModelFiles
 

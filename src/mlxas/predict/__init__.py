@@ -13,7 +13,8 @@ processes), ``e0`` (E0 of each spectrum), ``patterns`` (powder patterns of XRD m
 ``predictor`` (model, pool, OOD), ``output`` (table, CSV, JSON), ``watch`` (live
 directory), ``plots``, ``live`` and ``band`` (``--plot``), ``bundled`` and ``auto`` (the
 bundled models, picked per file), ``models_command`` (``mlxas models``), ``command`` (the
-CLI).  Importing this package imports neither larch nor TensorFlow.
+CLI) and ``argument_checks`` (its arguments checked before any file is read).
+Importing this package imports neither larch nor TensorFlow.
 """
 
 from mlxas.predict.command import add_arguments, main

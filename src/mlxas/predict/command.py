@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
+from mlxas.predict.argument_checks import check_numbers, e0_option, expand, is_model_path
 from mlxas.spectra.measured import SpectrumError
-from mlxas.workflow.layout import CARD_FILE, MODEL_FILE, MODEL_NPZ_FILE
+from mlxas.workflow.layout import MODEL_FILE
 
 __all__ = ["add_arguments", "main"]
 
@@ -190,71 +190,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _expand(files: list[str], patterns: list[str] | None) -> tuple[list[str], dict[str, str]]:
-    """The files to predict, and the directories among ``files`` that hold none (each with
-    the reason), so that a batch reports them instead of dropping them without a word."""
-    import fnmatch
-
-    out: list[str] = []
-    empty: dict[str, str] = {}
-    for f in files:
-        p = Path(f)
-        if p.is_dir():
-            kids = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith("."))
-            if patterns:
-                kids = [c for c in kids if any(fnmatch.fnmatch(c.name, pat) for pat in patterns)]
-                if not kids:
-                    empty[f] = f"directory holds no file matching {' '.join(patterns)}"
-            elif not kids:
-                empty[f] = "directory holds no files"
-            out.extend(str(c) for c in kids)
-        else:
-            out.append(f)
-    return out, empty
-
-
-def _e0_option(text: str) -> str | float:
-    if text in ("auto", "file"):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise SpectrumError("--e0", f"expected 'auto', 'file' or a number in eV, got '{text}'")
-    return value
-
-
-def _check_numbers(a: argparse.Namespace) -> None:
-    """Refuse numeric options that are no setting at all (NaN, negative radii) before any
-    file is read: they would otherwise fail file by file, or be used without a word."""
-    checks = [
-        ("--rbkg", a.rbkg, a.rbkg > 0, "a radius in Å, more than 0"),
-        ("--bkg-kweight", a.bkg_kweight, a.bkg_kweight >= 0, "a k-weight, 0 or more"),
-        ("--jobs", a.jobs, a.jobs >= 0, "a number of processes, 0 (all cores) or more"),
-        ("--interval", a.interval, a.interval > 0, "seconds, more than 0"),
-        ("--settle", a.settle, a.settle >= 0, "seconds, 0 or more"),
-    ]
-    if a.wavelength is not None:
-        checks.append(("--wavelength", a.wavelength, a.wavelength > 0, "Å, more than 0"))
-    for option, value, ok, want in checks:
-        if not (ok and math.isfinite(value)):
-            raise SpectrumError(option, f"{value}: expected {want}")
-
-
-def is_model_path(text: str) -> bool:
-    """Whether a first positional names a model (a pointer, a model folder, its
-    model.keras or ``latest``) rather than a spectrum file or a folder of them."""
-    p = Path(text)
-    if p.suffix == ".json" or p.name in (MODEL_FILE, MODEL_NPZ_FILE):
-        return True
-    if p.suffix in (".h5", ".hdf5"):
-        return True
-    # a model folder: a Keras model, or a numpy-backend one (forests) beside its card
-    npz_model = (p / MODEL_NPZ_FILE).exists() and (p / CARD_FILE).exists()
-    return p.is_dir() and ((p / MODEL_FILE).exists() or npz_model)
-
-
 def _open_predictor(a: argparse.Namespace, warn, **options):
     """(predictor, metadata for the output, whether models are picked per file)."""
     from mlxas.predict.auto import AutoPredictor, model_meta
@@ -317,11 +252,11 @@ def main(a: argparse.Namespace) -> int:
         a.files, a.model = [a.model, *a.files], None
     if not a.files and not a.watch:
         raise SpectrumError("mlxas predict", "give FILE arguments or --watch DIR")
-    e0 = _e0_option(a.e0)
-    _check_numbers(a)
+    e0 = e0_option(a.e0)
+    check_numbers(a)
     if not a.broaden >= 0:
         raise SpectrumError("--broaden", f"{a.broaden}: a width in eV must be 0 or more")
-    files, empty_dirs = _expand(a.files, a.pattern)
+    files, empty_dirs = expand(a.files, a.pattern)
     if a.files and not files and not a.watch:
         raise SpectrumError(", ".join(a.files), "no files to predict")
     if a.watch and not Path(a.watch).is_dir():

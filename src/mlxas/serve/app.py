@@ -38,20 +38,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictFloat,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-)
 
 from mlxas import __version__
 from mlxas.serve.asgi import PredictFastPath
+from mlxas.serve.request_bodies import (
+    SPECTRUM_BODY,
+    BadSpectrum,
+    BatchIn,
+    SpectrumIn,
+    parse_spectrum,
+)
 
 __all__ = ["MAX_BATCH", "MAX_POINTS", "ServeSettings", "app_from_env", "create_app"]
 
@@ -73,47 +70,6 @@ class ServeSettings:
     options: dict[str, Any] = field(default_factory=dict)
     #: Most single spectra predicted together (:class:`mlxas.serve.batching.MicroBatcher`).
     max_batch: int = 256
-
-
-class SpectrumIn(BaseModel):
-    # Numbers must be JSON numbers: pydantic's lax mode would read "8979.5" and true as
-    # numbers, and an unknown key ("energy_unit", a misspelt "element") would be dropped.
-    model_config = ConfigDict(extra="forbid")
-
-    energy: list[StrictFloat] = Field(description="energies in eV, increasing")
-    mu: list[StrictFloat] = Field(description="mu(E), one value per energy")
-    name: str = Field("spectrum", max_length=500, description="returned as 'source'")
-    element: str | None = Field(None, max_length=3, description="absorber, as a file header")
-    edge: str | None = Field(None, max_length=4, description="edge (K, L3, ...)")
-    model: str | None = Field(None, description="model name or id (default: the only one)")
-
-
-@dataclass(frozen=True)
-class BadSpectrum:
-    """A batch item that is not a spectrum (a string for a number, a missing field): it
-    is refused with the reason while the other spectra of the batch are predicted."""
-
-    name: str
-    reason: str
-
-
-def _each_alone(value: Any, handler: ValidatorFunctionWrapHandler) -> SpectrumIn | BadSpectrum:
-    try:
-        return handler(value)
-    except ValidationError as err:
-        errors = err.errors(include_url=False)
-        where = [f"{'.'.join(map(str, e['loc'])) or 'spectrum'}: {e['msg']}" for e in errors]
-        more = f" (and {len(where) - 1} more)" if len(where) > 1 else ""
-        name = value.get("name") if isinstance(value, dict) else None
-        return BadSpectrum(name if isinstance(name, str) else "spectrum", where[0] + more)
-
-
-class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # Each spectrum is validated alone (its JSON schema is SpectrumIn's).
-    spectra: list[Annotated[SpectrumIn, WrapValidator(_each_alone)]]
-    model: str | None = None
 
 
 class _Loaded:
@@ -212,41 +168,6 @@ def _first_spectrum(path: Path, name: str):
     return spectra[0]
 
 
-def _parse_spectrum(body: bytes) -> SpectrumIn:
-    """The request body as a :class:`SpectrumIn`, parsed and validated in one pass by
-    pydantic's JSON parser; errors are answered 422 as FastAPI answers them."""
-    try:
-        return SpectrumIn.model_validate_json(body)
-    except ValidationError as err:
-        errors = err.errors(include_url=False)
-        bad_json = [e for e in errors if e["type"] == "json_invalid"]
-        if bad_json:
-            error = bad_json[0].get("ctx", {}).get("error", bad_json[0]["msg"])
-            raise RequestValidationError(
-                [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error",
-                  "input": {}, "ctx": {"error": str(error)}}]
-            ) from None  # fmt: skip
-        raise RequestValidationError([_in_body(e) for e in errors]) from None
-
-
-def _in_body(error: dict) -> dict:
-    """A pydantic error as FastAPI reports a body error: located under ``body``, with its
-    context as text (it may hold exception objects)."""
-    out = {**error, "loc": ("body", *error["loc"])}
-    if "ctx" in error:
-        out["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
-    return out
-
-
-#: OpenAPI description of the /predict body, which is parsed from the raw bytes.
-_SPECTRUM_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": SpectrumIn.model_json_schema()}},
-    }
-}
-
-
 def _records(results) -> list[dict]:
     from mlxas.predict.output import record
 
@@ -307,7 +228,7 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
         """Status and JSON answer of POST /predict; raises what FastAPI answers 4xx."""
         import orjson
 
-        item = _parse_spectrum(body)
+        item = parse_spectrum(body)
         try:
             spectrum = _spectrum(item, settings.repair)
         except SpectrumError as err:
@@ -328,7 +249,7 @@ def create_app(settings: ServeSettings) -> PredictFastPath:
             return 422, orjson.dumps({"detail": detail, "result": rec})
         return 200, orjson.dumps({"model": model.meta, "result": rec})
 
-    @app.post("/predict", openapi_extra=_SPECTRUM_BODY)
+    @app.post("/predict", openapi_extra=SPECTRUM_BODY)
     async def predict(request: Request):
         status, content = await answer_one(await request.body())
         return Response(content, status_code=status, media_type="application/json")
