@@ -211,8 +211,10 @@ def test_a_models_folder_that_does_not_exist_is_named(tmp_path, capsys, monkeypa
     assert f"{tmp_path / 'file'}: is not a folder" in capsys.readouterr().err
     from mlxas.serve import bundled_models
 
-    with pytest.raises(FileNotFoundError, match="no MODEL given and .*: no such models folder"):
+    with pytest.raises(FileNotFoundError, match=r"no MODEL given and .*: no such models folder"):
         bundled_models(str(missing))
+    assert cli_main(["predict", str(CU), "--models", str(missing)]) == 2
+    assert f"no MODEL given and {missing}: no such models folder" in capsys.readouterr().err
 
 
 def test_two_models_for_one_edge_the_file_gets_the_closer_one(tmp_path, capsys):

@@ -203,10 +203,12 @@ def _open_predictor(a: argparse.Namespace, warn, **options):
         print(f"mlxas: using bundled model {name} ({pred.spec.absorber} {pred.spec.edge}, "
               f"id {pred.card.get('model_id')})", file=sys.stderr)  # fmt: skip
 
+    from mlxas.predict.bundled import bundled_dir, missing_folder
+
+    if (missing := missing_folder(a.models)) is not None:
+        raise SpectrumError("mlxas predict", f"no MODEL given and {missing}")
     auto = AutoPredictor(a.models, jobs=a.jobs or None, warn=warn, on_model=loaded, **options)
     if not auto.models:
-        from mlxas.predict.bundled import bundled_dir
-
         auto.close()
         raise SpectrumError(
             "mlxas predict", f"no MODEL given and no bundled models in {bundled_dir(a.models)}"
