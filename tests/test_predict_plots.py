@@ -188,6 +188,21 @@ def test_series_against_a_header_field(predictor, tmp_path):
     assert _has_color(img, (0x15, 0x65, 0xC0)) == (not all(ood))
 
 
+def test_series_when_no_spectrum_has_the_header_field(tiny_experiment, tmp_path, capsys):
+    """The first spectra of a batch (or of --watch) may lack the --x-axis field: an empty
+    series is drawn with a warning, not a crash, and the per-spectrum pictures are kept."""
+    from mlxas.cli import main
+
+    out = tmp_path / "pics"
+    args = ["predict", str(model_path(tiny_experiment)), str(CU), "--allow-short-k", "-j", "1"]
+    assert main([*args, "--plot", str(out), "--x-axis", "temperature"]) == 0
+    err = capsys.readouterr().err
+    assert "cu_metal_rt.xdi: no header field 'temperature'; left out of the series" in err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["cu_metal_rt.png", "index.html", "series_cn.png", "series_r.png"]
+    assert _png(out / "series_cn.png").shape == (480, 900, 3)
+
+
 def test_watch_page_is_rewritten_whole(predictor, tmp_path):
     files = series(tmp_path, [None] * 4)
     pics = tmp_path / "pics"

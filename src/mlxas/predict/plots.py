@@ -356,7 +356,9 @@ def plot_series(
     xs = [(i + 1 if x is None else x[i]) for i, _ in pts]
     ys = np.array([r.values[target] for _, r in pts], dtype=float)
     err = np.array([r.values.get(f"{target}_std") or np.nan for _, r in pts], dtype=float)
-    ood = np.array([bool(r.values.get("ood")) for _, r in pts])
+    # dtype=bool: an empty series (no spectrum yet has the --x-axis field, or every one
+    # was refused) must still be a boolean mask, not an empty float array.
+    ood = np.array([bool(r.values.get("ood")) for _, r in pts], dtype=bool)
     has_err = bool(np.isfinite(err).any())
     for sel, color, label in ((~ood, "#1565c0", "in distribution"), (ood, OOD_COLOR, "OOD")):
         if not sel.any():
@@ -387,5 +389,12 @@ def plot_series(
     )
     if pts:
         ax.legend(fontsize=8)
+    else:  # say why the picture is empty rather than leave blank axes
+        ok = any(r.status == "ok" for r in results)
+        why = "no accepted spectrum" if not ok else "no spectrum has a value to draw"
+        if ok and x is not None:
+            why = f"no spectrum has the field for the x axis ({x_label})"
+        ax.text(0.5, 0.5, f"nothing to show: {why}", ha="center", va="center",
+                transform=ax.transAxes, color="0.4")  # fmt: skip
     ax.grid(alpha=0.3)
     return _png(fig)
