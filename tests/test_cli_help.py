@@ -26,3 +26,13 @@ def test_predict_help_description_is_wrapped():
     description = out.split("\n\n")[1]
     assert "powder XRD patterns" in " ".join(description.split())
     assert max(len(line) for line in description.splitlines()) <= 79
+
+
+def test_serve_help_names_a_bundled_model_that_exists():
+    from mlxas.predict.bundled import REPO_ROOT, list_models
+
+    out = subprocess.run(
+        [str(VENV_BIN / "mlxas"), "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    example = " ".join(out.split()).split("a bundled name such as ", 1)[1].split(",")[0]
+    assert example in {m.name for m in list_models(REPO_ROOT / "models")}, example

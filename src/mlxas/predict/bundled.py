@@ -4,7 +4,7 @@ The bundled models folder (``models/`` at the repository root; ``--models DIR`` 
 ``$MLXAS_MODELS`` name another) holds one folder per experiment, each as the workflow
 wrote the experiment's ``results/<experiment>/models/``: pointers ``<entry>.json`` and
 the bound model folders they name, ``<entry>/<model id>/``.  A model is called
-``<experiment>/<entry>`` (``foil_cu/mlp``); the experiment's name alone means its default
+``<experiment>/<entry>`` (``foil_cu/ensemble``); the experiment's name alone means its default
 model (the only one, else the experiment's ``evaluation.primary`` when
 ``config/experiments/<experiment>.yaml`` is at hand, else the first by name).
 

@@ -41,7 +41,7 @@ examples:
   curl -s -F file=@scan_001.xdi localhost:8000/predict/file
 
 With several models loaded, a request names one in `model` (a bundled name such as
-foil_cu/mlp, a card's name or a model id), or the model is picked by the spectrum's
+foil_cu/ensemble, a card's name or a model id), or the model is picked by the spectrum's
 absorber and edge (`element`/`edge`, a file's header) or else its E0, as `mlxas predict`
 does without MODEL.
 

@@ -62,7 +62,7 @@ class ServeSettings:
     """Models to load and the processing options of ``mlxas predict`` they run with."""
 
     models: tuple[str, ...]
-    #: Bundled names of the models (``foil_cu/mlp``), in the order of ``models``; empty
+    #: Bundled names of the models (``foil_cu/ensemble``), in the order of ``models``; empty
     #: for models given by path (their card's name is used).
     names: tuple[str, ...] = ()
     allow_short_k: bool = False
