@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from conftest import VENV_BIN
 
 
@@ -36,3 +38,16 @@ def test_serve_help_names_a_bundled_model_that_exists():
     ).stdout
     example = " ".join(out.split()).split("a bundled name such as ", 1)[1].split(",")[0]
     assert example in {m.name for m in list_models(REPO_ROOT / "models")}, example
+
+
+@pytest.mark.parametrize(
+    "args", [["predict", "--nosuch", "x.xdi"], ["predict", "m.json", "x.xdi", "--nosuch"],
+             ["models", "list", "--nosuch"]]
+)  # fmt: skip
+def test_unknown_option_shows_the_commands_usage(args):
+    """argparse would hand the unknown option to the top level and print its usage."""
+    run = subprocess.run([str(VENV_BIN / "mlxas"), *args], capture_output=True, text=True)
+    assert run.returncode == 2
+    command = " ".join(a for a in args[:2] if not a.startswith("-") and "." not in a)
+    assert run.stderr.startswith(f"usage: mlxas {command} "), run.stderr
+    assert f"mlxas {command}: error: unrecognized arguments: --nosuch" in run.stderr

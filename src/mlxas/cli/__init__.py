@@ -46,6 +46,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a command: an unknown option is reported with the command's own usage.
+
+    argparse hands a subcommand's unrecognized arguments back to the top-level parser,
+    which then prints ``usage: mlxas [-h] [--version] COMMAND ...`` — no help for someone
+    who mistyped an option of ``mlxas predict``.  Nested subcommands get this class too
+    (``add_subparsers`` defaults to the parent's class).
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mlxas.cli.stages import add_stage_commands
     from mlxas.cli.user import add_user_commands
@@ -56,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"mlxas {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=CommandParser
+    )
 
     def add(name: str, func: Callable, help_: str) -> argparse.ArgumentParser:
         # Wrapped here: some commands (predict, serve) keep their epilog's layout with

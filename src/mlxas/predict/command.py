@@ -45,7 +45,8 @@ class _IntermixedParser(argparse.ArgumentParser):
     Plain argparse gives ``MODEL`` the first positional run and ``FILE...`` nothing when an
     option follows ``MODEL`` (``predict MODEL --allow-short-k a.xdi`` fails with
     'unrecognized arguments: a.xdi').  ``parse_known_intermixed_args`` collects the
-    positionals of every run; it calls ``parse_known_args`` itself, hence the flag.
+    positionals of every run; it calls ``parse_known_args`` itself, hence the flag.  An
+    unknown option is reported here, with predict's usage (see ``mlxas.cli.CommandParser``).
     """
 
     _intermixing = False
@@ -55,9 +56,12 @@ class _IntermixedParser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         self._intermixing = True
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            namespace, extras = self.parse_known_intermixed_args(args, namespace)
         finally:
             self._intermixing = False
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
