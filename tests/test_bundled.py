@@ -85,6 +85,22 @@ def test_predict_without_model_picks_per_file(bundled, tmp_path, capsys):
     assert "model synth_ni/mlp" in cap.out  # the table names each file's model
 
 
+def test_predict_takes_a_bundled_model_by_name(bundled, tmp_path, capsys, monkeypatch):
+    """`mlxas predict synth_cu/mt FILE`, from --models or $MLXAS_MODELS, as `models show`
+    and serve requests take the name; an argument that is neither a file nor a bundled
+    name is still a file, refused as missing."""
+    out = tmp_path / "out.json"
+    argv = ["predict", "synth_cu/mt", str(CU), "-j", "1", "--allow-short-k", "-q"]
+    assert cli_main([*argv, "--models", str(bundled), "--out", str(out)]) == 0
+    assert "using bundled model synth_cu/mt" in capsys.readouterr().err
+    assert json.loads(out.read_text())["model"]["bundled"] == "synth_cu/mt"
+    monkeypatch.setenv("MLXAS_MODELS", str(bundled))
+    assert cli_main(argv) == 0
+    capsys.readouterr()
+    assert cli_main(["predict", "synth_cu/nosuch", str(CU), "-j", "1", "-q"]) == 1
+    assert "refused synth_cu/nosuch: no such file" in capsys.readouterr().err
+
+
 def test_a_file_at_an_edge_no_model_has_is_refused_with_the_edge(bundled, tmp_path, capsys):
     fe = _headerless(EXPERIMENTAL / "fe_metal_rt.xdi", tmp_path / "fe.xdi")
     code = cli_main(["predict", str(fe), "--models", str(bundled), "-q"])

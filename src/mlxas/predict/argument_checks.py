@@ -10,7 +10,7 @@ from pathlib import Path
 from mlxas.spectra.measured import SpectrumError
 from mlxas.workflow.layout import CARD_FILE, MODEL_FILE, MODEL_NPZ_FILE
 
-__all__ = ["check_numbers", "e0_option", "expand", "is_model_path"]
+__all__ = ["check_numbers", "e0_option", "expand", "is_model_path", "model_argument"]
 
 
 def expand(files: list[str], patterns: list[str] | None) -> tuple[list[str], dict[str, str]]:
@@ -76,3 +76,25 @@ def is_model_path(text: str) -> bool:
     # a model folder: a Keras model, or a numpy-backend one (forests) beside its card
     npz_model = (p / MODEL_NPZ_FILE).exists() and (p / CARD_FILE).exists()
     return p.is_dir() and ((p / MODEL_FILE).exists() or npz_model)
+
+
+def model_argument(text: str, models: str | None = None) -> tuple[str | None, str | None]:
+    """What the first positional of ``mlxas predict`` names: (model path, bundled name).
+
+    A model path is itself; an argument that is no existing path but names a bundled model
+    (:func:`~mlxas.predict.bundled.find_model`, in ``models`` or ``$MLXAS_MODELS``) is that
+    model's pointer; anything else is a spectrum file or folder: (None, None).
+    """
+    if is_model_path(text):
+        return text, None
+    p = Path(text)
+    if p.exists():
+        return None, None
+    from mlxas.models.card import ModelLoadError
+    from mlxas.predict.bundled import find_model
+
+    try:
+        found = find_model(text, models)
+    except ModelLoadError:  # no such bundled model: a missing file, refused as such later
+        return None, None
+    return str(found.pointer), found.name

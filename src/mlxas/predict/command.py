@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlxas.predict.argument_checks import check_numbers, e0_option, expand, is_model_path
+from mlxas.predict.argument_checks import check_numbers, e0_option, expand, model_argument
 from mlxas.spectra.measured import SpectrumError
 from mlxas.workflow.layout import MODEL_FILE
 
@@ -19,6 +19,7 @@ EPILOG = """\
 examples:
   mlxas predict scans/*.xdi                        (bundled models, picked per file)
   mlxas predict results/cu/models/mlp.json scan_*.xdi
+  mlxas predict foil_cu/ensemble scan_*.xdi          (a bundled model by name)
   mlxas predict results/cu/models/latest run42/ --out run42.csv
   mlxas predict results/cu/models/mlp.json --watch /data/beamtime/ --pattern '*.xdi' --out live.csv
 
@@ -76,8 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "model",
         metavar="MODEL",
         nargs="?",
-        help=f"model folder, its {MODEL_FILE}, a models/<name>.json pointer or models/latest; "
-        "leave it out to pick a bundled model per file",
+        help=f"model folder, its {MODEL_FILE}, a models/<name>.json pointer, models/latest or "
+        "a bundled model's name (foil_cu/ensemble); leave it out to pick a bundled model per "
+        "file",
     )
     p.add_argument(
         "files",
@@ -201,7 +203,10 @@ def _open_predictor(a: argparse.Namespace, warn, **options):
 
     if a.model is not None:
         pred = Predictor(a.model, jobs=a.jobs or None, warn=warn, **options)
-        return pred, model_meta(pred), False
+        if name := getattr(a, "bundled_name", None):
+            print(f"mlxas: using bundled model {name} (id {pred.card.get('model_id')})",
+                  file=sys.stderr)  # fmt: skip
+        return pred, model_meta(pred, name), False
 
     def loaded(name: str, pred) -> None:
         print(f"mlxas: using bundled model {name} ({pred.spec.absorber} {pred.spec.edge}, "
@@ -254,8 +259,12 @@ def main(a: argparse.Namespace) -> int:
     from mlxas.predict.spec import Result
     from mlxas.spectra.background import BackgroundSettings
 
-    if a.model is not None and not is_model_path(a.model):
-        a.files, a.model = [a.model, *a.files], None
+    if a.model is not None:
+        model, a.bundled_name = model_argument(a.model, a.models)
+        if model is None:  # the first positional is a spectrum file or folder
+            a.files, a.model = [a.model, *a.files], None
+        else:
+            a.model = model
     if not a.files and not a.watch:
         raise SpectrumError("mlxas predict", "give FILE arguments or --watch DIR")
     e0 = e0_option(a.e0)
