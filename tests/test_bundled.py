@@ -101,6 +101,15 @@ def test_predict_takes_a_bundled_model_by_name(bundled, tmp_path, capsys, monkey
     assert "refused synth_cu/nosuch: no such file" in capsys.readouterr().err
 
 
+def test_a_folder_of_model_pointers_is_refused_naming_the_pointers(bundled, capsys):
+    code = cli_main(["predict", str(bundled / "synth_cu"), str(CU), "-q"])
+    assert code == 2
+    err = capsys.readouterr().err
+    pointer = bundled / "synth_cu" / "mt.json"
+    assert f"{bundled / 'synth_cu'}: a folder of model pointers" in err
+    assert f"give {pointer} as MODEL" in err and "would be lost" not in err
+
+
 def test_a_file_at_an_edge_no_model_has_is_refused_with_the_edge(bundled, tmp_path, capsys):
     fe = _headerless(EXPERIMENTAL / "fe_metal_rt.xdi", tmp_path / "fe.xdi")
     code = cli_main(["predict", str(fe), "--models", str(bundled), "-q"])

@@ -78,16 +78,40 @@ def is_model_path(text: str) -> bool:
     return p.is_dir() and ((p / MODEL_FILE).exists() or npz_model)
 
 
+def _pointer_files(folder: Path) -> list[Path]:
+    """The model pointers (``<entry>.json`` with a model id and a name) in ``folder``."""
+    import json
+
+    out = []
+    for p in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue  # not a pointer; a folder of spectra may hold other JSON
+        if isinstance(data, dict) and "model_id" in data and "name" in data:
+            out.append(p)
+    return out
+
+
 def model_argument(text: str, models: str | None = None) -> tuple[str | None, str | None]:
     """What the first positional of ``mlxas predict`` names: (model path, bundled name).
 
     A model path is itself; an argument that is no existing path but names a bundled model
     (:func:`~mlxas.predict.bundled.find_model`, in ``models`` or ``$MLXAS_MODELS``) is that
-    model's pointer; anything else is a spectrum file or folder: (None, None).
+    model's pointer; anything else is a spectrum file or folder: (None, None).  A folder of
+    model pointers (an experiment's ``models/``) is refused: read as spectra, its pointers
+    and facts would each be refused as a file, hiding the slip.
     """
     if is_model_path(text):
         return text, None
     p = Path(text)
+    if p.is_dir():
+        if pointers := _pointer_files(p):
+            shown = " or ".join(str(q) for q in pointers[:4]) + (" or …" * (len(pointers) > 4))
+            raise SpectrumError(
+                text, f"a folder of model pointers, not a model or spectra: give {shown} as MODEL"
+            )
+        return None, None
     if p.exists():
         return None, None
     from mlxas.models.card import ModelLoadError
