@@ -76,6 +76,9 @@ def test_predict_without_model_picks_per_file(bundled, tmp_path, capsys):
     # No element in the header: the edge found at E0 (Cu K, 8979 eV) chooses the model.
     assert recs["mystery.xdi"]["model"] == "synth_cu/mt"
     assert any("chosen from E0" in n for n in recs["mystery.xdi"]["notes"])
+    # The table names that model once: in the note that says how it was chosen.
+    row = next(ln for ln in cap.out.splitlines() if "mystery.xdi" in ln)
+    assert row.count("synth_cu/mt") == 1 and "model synth_cu/mt chosen from E0" in row
     assert recs["pt_metal_rt.xdi"]["status"] == "refused"
     want = "no bundled model for Pt L3 (models for: Cu K, Ni K)"
     assert recs["pt_metal_rt.xdi"]["reason"] == want

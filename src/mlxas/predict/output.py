@@ -229,7 +229,11 @@ def format_table(results: Sequence[Result], header: bool = True, width: int | No
         if r.status != "ok":
             rows.append((r.source, "refused", r.reason))
             continue
-        notes = ([f"model {v['model']}"] if v.get("model") else []) + list(r.notes)
+        notes = list(r.notes)
+        lead = f"model {v['model']}" if v.get("model") else ""
+        # A note that already names the model ("model X chosen from E0 ...") stands alone.
+        if lead and not any(n.startswith(f"{lead} ") for n in notes):
+            notes.insert(0, lead)
         rows.append((r.source, *(cell(v) for _, cell in cols), "; ".join(notes)))
     head = ("file", *(h for h, _ in cols), "notes")
     ok_rows = [row for row in rows if row[1] != "refused"]
