@@ -1,5 +1,5 @@
 """feff10_allocator: FEFF10 time per site with glibc's default malloc settings against the
-settings the engines run with (``mlxas.feff.engines.ALLOCATOR_ENV``), on the same inputs.
+settings the engines run with (``mlxas.feff.process.ALLOCATOR_ENV``), on the same inputs.
 
 Takes ``--sites`` finished FEFF10 runs of a workflow run (their ``feff.inp``; by default
 the XANES geometry experiment's), runs each twice in fresh folders through the engine
@@ -35,18 +35,18 @@ RUNS = "results/xanes_geometry/simulation/prototypes/runs"
 
 
 def _one(src: Path, work: Path, allocator: dict[str, str]) -> dict:
-    from mlxas.feff import engines
+    from mlxas.feff import engines, process
 
     rundir = work / ("mlxas" if allocator else "default")
     rundir.mkdir(parents=True)
     shutil.copy(src / "feff.inp", rundir / "feff.inp")
-    saved = engines.ALLOCATOR_ENV
-    engines.ALLOCATOR_ENV = allocator
+    saved = process.ALLOCATOR_ENV
+    process.ALLOCATOR_ENV = allocator  # read by process.program_env at each program start
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         wall = engines.get_engine("feff10").run(rundir, 3600.0, rundir / "feff.log")
     finally:
-        engines.ALLOCATOR_ENV = saved
+        process.ALLOCATOR_ENV = saved
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "wall_s": round(wall, 2),
@@ -65,7 +65,7 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    from mlxas.feff.engines import ALLOCATOR_ENV
+    from mlxas.feff.process import ALLOCATOR_ENV
 
     done = sorted(p for p in Path(args.runs).iterdir() if (p / "xmu.dat").exists())
     if not done:
