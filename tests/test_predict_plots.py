@@ -94,8 +94,18 @@ def test_training_writes_the_band_into_the_model_folder(tiny_experiment):
     assert band is not None
     with open_dataset(tiny_experiment / "results" / "tiny" / "dataset.h5") as ds:
         chi = ds.chi("train")
+        k = ds.grid("chi_k")
     assert band.n_train == len(chi)
     assert band.chi_k.shape == (5, len(band.k)) and band.chir_mag.shape == (5, len(band.r))
+    # The band is the training split's own spectra: quantiles of k²·chi(k) on the
+    # dataset's k grid (the tiny experiment keeps config.yaml's k-weight 2).
+    assert band.kweight == 2
+    np.testing.assert_allclose(band.k, k, atol=1e-9)
+    np.testing.assert_allclose(
+        band.chi_k, np.quantile(chi * k**2, band.quantiles, axis=0), rtol=1e-5, atol=1e-6
+    )
+    med = band.chir_mag[band.level(0.5)]
+    assert 1.5 < band.r[np.argmax(med)] < 2.5  # Cu first shell (2.55 Å) less the phase shift
 
 
 # --- curves -----------------------------------------------------------------------------------
