@@ -70,8 +70,12 @@ def test_prototype_label_and_other():
 
 @pytest.mark.parametrize("name", sorted(PROTOTYPES))
 def test_prototype_instances_keep_group_and_type(name):
+    from pymatgen.symmetry.groups import SpaceGroup
+
     ref = structure_labels(prototype_structure(name, np.random.default_rng(0), jitter=0.0))
     assert ref["structure_type_name"] == name
+    # The group the prototype is built in (International Tables number of its symbol).
+    assert ref["space_group"] == SpaceGroup(PROTOTYPES[name].spacegroup).int_number
     for seed in (1, 2):
         s = prototype_structure(name, np.random.default_rng(seed))
         lab = structure_labels(s)
