@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import pytest
 
 from conftest import EXPERIMENTAL
@@ -25,8 +26,6 @@ from mlxas.models.card import (
     verify_model_dir,
 )
 from mlxas.workflow.layout import Layout
-
-keras = pytest.importorskip("keras")
 
 
 @pytest.fixture

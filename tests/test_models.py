@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 
+import keras
 import numpy as np
 import pytest
 
@@ -20,8 +21,6 @@ from mlxas.models.spec import ModelSpec
 from mlxas.models.train import fit, train
 from mlxas.models.training_data import TrainingData
 from mlxas.spectra.features import compute_features
-
-keras = pytest.importorskip("keras")
 
 FAST = {"jit_compile": False}
 resolve_spec = ModelSpec.from_config

@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -17,8 +18,6 @@ from mlxas.models import ModelLoadError, predict_array
 from mlxas.models import load_model as keras_load
 from mlxas.models.numpy_layers import ACTIVATIONS
 from mlxas.models.numpy_net import NumpyModel, load_model, read_archive
-
-keras = pytest.importorskip("keras")
 
 FAST = {"jit_compile": False}
 
