@@ -45,6 +45,16 @@ NOT_MET = {
     "ge_crystal": "R 0.036 Å long and CN 3.6 (flagged OOD; docs/foils.md)",
     "nio": "Ni-Ni CN 8.3 for 12, flagged (docs/foils.md)",
 }
+#: How far each NOT_MET model may miss: (shell, "cn" | "r") -> widened bound around the
+#: miss recorded in benchmarks/results/predict_measured.json (Fe R 0.030 and 0.032 Å long,
+#: Ge R 0.036 Å long, NiO Ni-Ni CN 3.7 short).  The other bounds of SHELL_MODELS hold.
+#: A strict xfail passes on any AssertionError, so without this a model that got worse
+#: (or a broken reading) would pass as the known miss.
+KNOWN_MISS = {
+    "foil_fe": {(1, "r"): 0.045, (2, "r"): 0.045},
+    "ge_crystal": {(1, "r"): 0.05},
+    "nio": {(2, "cn"): 4.5},
+}
 
 
 def _truth(low: str) -> tuple[float, float]:
@@ -135,3 +145,24 @@ def test_bundled_model_reads_each_shell(experiment):
     ):
         assert abs(v[f"cn_s{i}_{el}"] - cn) <= cn_bound, (i, v)
         assert abs(v[f"r_s{i}_{el}"] - r) <= r_bound, (i, v)
+
+
+@pytest.mark.parametrize("experiment", sorted(NOT_MET))
+def test_a_model_that_misses_a_bound_misses_it_only_as_recorded(experiment):
+    """The models of NOT_MET read their file as recorded: flagged, every other bound met,
+    the missed one missed by no more than KNOWN_MISS allows."""
+    from mlxas.predict.predictor import Predictor
+
+    name, bounds = SHELL_MODELS[experiment]
+    assert set(KNOWN_MISS) == set(NOT_MET)
+    with Predictor(_bundled_pointer("", experiment), jobs=1) as predictor:
+        (res,) = predictor.predict([EXPERIMENTAL / name])
+    assert res.status == "ok", res.reason
+    v = res.values
+    assert v["ood"] is True, v  # every NOT_MET reading is flagged
+    wide = KNOWN_MISS[experiment]
+    shells = list(zip(_shell_truth(name), bounds, strict=False))
+    assert len(shells) == len(bounds)
+    for i, ((cn, el, r), (cn_bound, r_bound)) in enumerate(shells, 1):
+        assert abs(v[f"cn_s{i}_{el}"] - cn) <= wide.get((i, "cn"), cn_bound), (i, v)
+        assert abs(v[f"r_s{i}_{el}"] - r) <= wide.get((i, "r"), r_bound), (i, v)
