@@ -105,6 +105,19 @@ def _plot(curve: dict, chance: dict, d_min: float, n_test: int, path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _means(scores: dict) -> dict[str, float]:
+    """Mean of each per-crystal score over the test crystals, with its standard error
+    (``<key>_sem``: standard deviation over the crystals / sqrt(number of crystals))."""
+    out: dict[str, float] = {}
+    for k, v in scores.items():
+        if k == "origin":
+            continue
+        v = np.asarray(v, float)
+        out[k] = float(np.mean(v))
+        out[f"{k}_sem"] = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000])
@@ -145,7 +158,7 @@ def main() -> None:
         test["mask"],
         flips,
     )
-    chance = {k: float(np.mean(v)) for k, v in chance.items() if k != "origin"}
+    chance = _means(chance)
     curve: dict[str, list] = {name: [] for name in MODELS}
     old = RESULTS / "phases_learning_curve.json"
     commands: list[str] = []
@@ -187,7 +200,7 @@ def main() -> None:
             )
             point = {
                 "n_train": len(train["sign"]),
-                **{k: float(np.mean(v)) for k, v in s.items() if k != "origin"},
+                **_means(s),
                 "train_seconds": tr.seconds,
                 "epochs_run": tr.epochs_run,
                 "max_epochs": int(tr.spec["epochs"]),
