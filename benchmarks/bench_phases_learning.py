@@ -71,8 +71,9 @@ def _plot(curve: dict, chance: dict, d_min: float, n_test: int, path) -> None:
                     f"capped: {p['max_epochs']} epochs",
                     (p["n_train"], p["sign_accuracy_weighted"]),
                     textcoords="offset points",
-                    xytext=(-4, 6),
+                    xytext=(-6, -6),
                     ha="right",
+                    va="top",
                     fontsize=7,
                     color=c,
                 )
