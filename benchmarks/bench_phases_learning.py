@@ -65,18 +65,18 @@ def _plot(curve: dict, chance: dict, d_min: float, n_test: int, path) -> None:
             mfc="none",
             label=f"{name}, unweighted",
         )
-        for p in points:
-            if p.get("stopped_by_cap"):
-                ax.annotate(
-                    f"capped: {p['max_epochs']} epochs",
-                    (p["n_train"], p["sign_accuracy_weighted"]),
-                    textcoords="offset points",
-                    xytext=(-6, -6),
-                    ha="right",
-                    va="top",
-                    fontsize=7,
-                    color=c,
-                )
+        capped = [p for p in points if p.get("stopped_by_cap")]
+        if capped:
+            caps = sorted({p["max_epochs"] for p in capped})
+            ax.plot(
+                [p["n_train"] for p in capped],
+                [p["sign_accuracy_weighted"] for p in capped],
+                "o",
+                ms=11,
+                mfc="none",
+                mec="black",
+                label=f"{name}: stopped by the epoch cap ({', '.join(map(str, caps))})",
+            )
     ax.axhline(
         chance["sign_accuracy_weighted"],
         color="grey",
