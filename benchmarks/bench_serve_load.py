@@ -8,11 +8,13 @@ next request as soon as its previous answer has come. Every answer is checked: H
 the spectrum's own name as ``source``, status ok, and CN and R equal (to 1e-9) to what
 ``Predictor`` gives for that spectrum in this process; requests still running at the end
 are waited for, so ``lost`` = sent − answered. Reported: p50/p90/p99/max latency, requests
-per second, the CPU time of server and clients. ``--paced R`` adds a second phase in which
-every client starts a request every 1/R s (an open loop of clients × R requests/s).
+per second, the CPU time of server and clients.  The closed-loop phase runs ``--repeats``
+times on the same server (default 3): the value is the median phase's p99, every phase is
+recorded, and nothing may be lost or wrong in any of them.  ``--paced R`` adds a phase in
+which every client starts a request every 1/R s (an open loop of clients × R requests/s).
 
     .venv/bin/python benchmarks/bench_serve_load.py [--clients 100] [--seconds 60]
-        [--workers 2] [--paced 1] [--model PATH]
+        [--workers 2] [--repeats 3] [--paced 1] [--model PATH]
 """
 
 from __future__ import annotations
@@ -231,6 +233,9 @@ def main() -> None:
     ap.add_argument("--paced", type=float, default=0.0, help="requests/s per client, 0: skip")
     ap.add_argument("--spectra", type=int, default=200)
     ap.add_argument("--max-batch", type=int, default=256, help="mlxas serve --max-batch")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="closed-loop phases; the value is their median p99"
+    )
     add_model_arguments(ap)
     a = ap.parse_args()
     model = model_from_args(a)
@@ -246,7 +251,12 @@ def main() -> None:
             runner.run(_phase(port, bodies, want, a.clients, a.warmup, 0.0))  # not recorded
             self0 = resource.getrusage(resource.RUSAGE_SELF)
             server0 = _tree_cpu(server.pid)
-            closed = runner.run(_phase(port, bodies, want, a.clients, a.seconds, 0.0))
+            # The shared machine's noise moves one phase's p99 by 10-15 ms: the median of
+            # several phases on the same server is the figure, every phase is recorded.
+            runs = [
+                runner.run(_phase(port, bodies, want, a.clients, a.seconds, 0.0))
+                for _ in range(max(1, a.repeats))
+            ]
             server1 = _tree_cpu(server.pid)
             self1 = resource.getrusage(resource.RUSAGE_SELF)
             paced = None
@@ -258,7 +268,12 @@ def main() -> None:
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     client_cpu = (self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime)
-    n_all = closed["answered"] + (paced["answered"] if paced else 0)
+    closed = sorted(runs, key=lambda r: r["p99_ms"] if r["p99_ms"] is not None else np.inf)[
+        len(runs) // 2
+    ]  # the median phase (upper median for an even count)
+    answered = sum(r["answered"] for r in runs)
+    clean = all(r["lost"] == 0 and not r["errors"] for r in runs)
+    n_all = answered + (paced["answered"] if paced else 0)
     met = closed["p99_ms"] is not None and closed["p99_ms"] <= TARGET_P99_MS
     write_result(
         "serve_load",
@@ -266,19 +281,24 @@ def main() -> None:
         "ms",
         target=f"p99 <= {TARGET_P99_MS:g} ms for one spectrum, {a.clients} concurrent clients, "
         "0 lost, on 2 cores",
-        met=bool(met and closed["lost"] == 0 and not closed["errors"]),
-        targets_met={"no_lost_or_wrong": closed["lost"] == 0 and not closed["errors"]},
+        met=bool(met and clean),
+        targets_met={"no_lost_or_wrong": clean},
+        value_is=f"median p99 of {len(runs)} closed-loop phases of {a.seconds:g} s",
         closed_loop=closed,
+        closed_loop_runs=[
+            {k: r[k] for k in ("p50_ms", "p99_ms", "requests_per_s", "answered", "lost")}
+            for r in runs
+        ],
         paced=paced,
         server_workers=a.workers,
         server_max_batch=a.max_batch,
         server_cpu_s_total=round(server_cpu, 1),
         server_cpu_ms_per_request=round(1e3 * server_cpu / max(n_all, 1), 2),
         server_cpu_ms_per_request_closed_loop=round(
-            1e3 * (server1 - server0) / max(closed["answered"], 1), 3
+            1e3 * (server1 - server0) / max(answered, 1), 3
         ),
         client_cpu_s_closed_loop=round(client_cpu, 1),
-        client_cpu_ms_per_request=round(1e3 * client_cpu / max(closed["answered"], 1), 3),
+        client_cpu_ms_per_request=round(1e3 * client_cpu / max(answered, 1), 3),
         model=str(model),
         load_average_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )
