@@ -82,7 +82,9 @@ def test_any_permissible_origin_is_as_good_as_the_true_one(crystal):
 def test_charge_flipping_solves_a_small_crystal_at_atomic_resolution(crystal):
     # Charge flipping is stochastic: from this start (seed 2, deterministic) it solves;
     # seed 0 gives a false phase transition here, which the benchmarks count as unsolved.
-    result = charge_flip(crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude, seed=2)
+    result = charge_flip(
+        crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude, seed=2, trials=1
+    )
     assert result.symmetrised and result.phase.shape == crystal.phase.shape
     m = phase_metrics(crystal, result.phase)
     assert m["solved"] and m["map_cc"] > 0.8
@@ -93,7 +95,13 @@ def test_charge_flipping_started_from_given_phases(crystal):
     # the true phases with a tenth of the signs wrong, as a model might give
     start = np.where(rng.random(len(crystal.hkl)) < 0.1, crystal.phase + np.pi, crystal.phase)
     result = charge_flip(
-        crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude, seed=1, start_phase=start
+        crystal.cell,
+        crystal.space_group,
+        crystal.hkl,
+        crystal.amplitude,
+        seed=1,
+        start_phase=start,
+        trials=1,
     )
     assert phase_metrics(crystal, result.phase)["solved"]
 
@@ -151,3 +159,48 @@ def test_map_correlation_in_p21c_weights_reflections_by_multiplicity():
     w = m * c.amplitude**2
     assert cc == pytest.approx(np.sum(w * np.cos(wrong - c.phase)) / np.sum(w), abs=2e-3)
     assert best_origin(c, wrong)[2] >= cc - 1e-9
+
+
+def test_charge_flipping_keeps_the_best_of_several_trials(crystal):
+    # From seed 0 one start ends in a false phase transition on this crystal (see the
+    # test above); with more trials the lowest-R1 symmetrised solution is the right one.
+    one = charge_flip(
+        crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude, seed=0, trials=1
+    )
+    assert not phase_metrics(crystal, one.phase)["solved"]
+    many = charge_flip(
+        crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude, seed=0, trials=6
+    )
+    assert many.trials == 6 and many.symmetrised and many.chosen > 0
+    assert phase_metrics(crystal, many.phase)["solved"]
+    assert many.r1 < one.r1
+    # each trial t starts from seed + t: the kept trial run alone gives the same phases
+    alone = charge_flip(
+        crystal.cell,
+        crystal.space_group,
+        crystal.hkl,
+        crystal.amplitude,
+        seed=many.chosen,
+        trials=1,
+    )
+    np.testing.assert_allclose(alone.phase, many.phase)
+    assert alone.r1 == pytest.approx(many.r1)
+
+
+def test_r1_factor_is_zero_for_the_true_structure_factors_and_scale_free(crystal):
+    from mlxas.phases.charge_flip import r1_factor
+
+    f_true = crystal.amplitude * np.exp(1j * crystal.phase)
+    assert r1_factor(crystal.amplitude, 3.0 * f_true) == pytest.approx(0.0, abs=1e-12)
+    # amplitudes unrelated to the measured ones explain them badly
+    rng = np.random.default_rng(0)
+    shuffled = rng.permutation(crystal.amplitude)
+    assert r1_factor(crystal.amplitude, shuffled) > 0.2
+    # hand-checked: |Fo| = (1, 2), |Fc| = (1, 1): k = 1.5, R1 = (0.5 + 0.5) / 3
+    assert r1_factor(np.array([1.0, 2.0]), np.array([1.0, 1.0])) == pytest.approx(1 / 3)
+    # reflections without a computed value are left out
+    assert r1_factor(np.array([1.0, 2.0, 5.0]), np.array([1.0, 1.0, np.nan])) == pytest.approx(
+        1 / 3
+    )
+    with pytest.raises(ValueError, match="at least 1"):
+        charge_flip(crystal.cell, crystal.space_group, crystal.hkl, crystal.amplitude, trials=0)

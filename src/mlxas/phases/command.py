@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from mlxas.phases.charge_flip import DEFAULT_TRIALS
 from mlxas.phases.shelx import ShelxError
 
 PREDICT_HELP = "phase a SHELX HKLF 4 file (sign model or charge flipping)"
@@ -20,6 +21,17 @@ PREDICT_DESCRIPTION = (
     ".ins/.res), phase them with a sign model or charge flipping, and write phases.csv, "
     "map.ccp4 and summary.json to --out."
 )
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
 
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,6 +52,13 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["model", "charge_flipping"], default="model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="charge flipping's random start")
+    p.add_argument(
+        "--trials",
+        type=_positive,
+        default=DEFAULT_TRIALS,
+        help="charge flipping: independent starts; the solution with the lowest R1 is kept "
+        "(default: %(default)s)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +84,13 @@ def run_predict(args: argparse.Namespace) -> int:
     try:
         ins = args.ins or _ins_beside(args.hkl)
         predict_measured(
-            args.hkl, ins, args.out, model_dir=args.model, method=args.method, seed=args.seed
+            args.hkl,
+            ins,
+            args.out,
+            model_dir=args.model,
+            method=args.method,
+            seed=args.seed,
+            trials=args.trials,
         )
     except (ShelxError, ValueError) as exc:
         print(f"mlxas: error: {exc}", file=sys.stderr)

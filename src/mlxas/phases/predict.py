@@ -160,6 +160,7 @@ def predict_measured(
     model_dir: str | Path | None = None,
     method: str = "model",
     seed: int = 0,
+    trials: int | None = None,
 ) -> MeasuredPhases:
     """Phases of one measured data set; writes the files listed in the module docstring."""
     from cctbx import sgtbx
@@ -202,9 +203,12 @@ def predict_measured(
     else:
         from mlxas.phases.charge_flip import charge_flip
 
-        flip = charge_flip(cell, str(sg), hkl, amp, seed=seed)
+        options = {} if trials is None else {"trials": trials}
+        flip = charge_flip(cell, str(sg), hkl, amp, seed=seed, **options)
         phase, p = flip.phase, np.full(len(hkl), np.nan)
         counts["charge_flipping_symmetrised"] = flip.symmetrised
+        counts["charge_flipping_trials"] = flip.trials
+        counts["charge_flipping_r1"] = flip.r1
     result = MeasuredPhases(hkl, d, amp, sig, phase, p, counts)
     _write(Path(out_dir), result, cell, str(sg), method, model_dir, time.perf_counter() - t0)
     return result
