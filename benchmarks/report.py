@@ -99,6 +99,12 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         "space group top-1, held-out random crystals (crystal system >= 0.95 too)",
     ),
     "xrd_infer": (">=", 1e4, "XRD classifier throughput on 2 cores"),
+    "xrd_infer_untrained": (
+        ">=",
+        1e4,
+        "XRD classifier (npcnn) throughput on 2 cores, numpy path of mlxas predict; "
+        "untrained random weights: speed only",
+    ),
     "feff10_allocator": (
         "",
         None,
