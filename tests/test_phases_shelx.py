@@ -162,3 +162,19 @@ def test_a_workflow_model_predicts_on_measured_data(measured, tmp_path):
     assert res.phase.shape == (len(truth.hkl),)
     assert np.all(np.isin(np.round(np.degrees(res.phase)) % 360, [0, 180]))
     assert np.all((res.p_sign >= 0.5) & (res.p_sign <= 1.0))
+
+
+def test_command_charge_flipping_trials(measured, tmp_path, capsys):
+    from mlxas.phases.command import main
+
+    d, _, _ = measured
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(d / "x.hkl"), "--trials", "0", "--out", str(tmp_path / "a")])
+    assert exc.value.code == 2
+    assert "--trials: must be at least 1, not 0" in capsys.readouterr().err
+    out = tmp_path / "b"
+    args = ["predict", str(d / "x.hkl"), "--method", "charge_flipping", "--trials", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    counts = json.loads((out / "summary.json").read_text())["counts"]
+    assert counts["charge_flipping_trials"] == 2
+    assert 0.0 <= counts["charge_flipping_r1"] < 0.5

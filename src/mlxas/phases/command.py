@@ -51,7 +51,12 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--method", choices=["model", "charge_flipping"], default="model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="charge flipping's random start")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="charge flipping's first random seed (trial t starts from seed + t)",
+    )
     p.add_argument(
         "--trials",
         type=_positive,
