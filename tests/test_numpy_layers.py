@@ -49,17 +49,23 @@ def _check_layer(layer, x: np.ndarray, activation: str, use_bias: bool) -> None:
         assert (want == 0).any() and (want > 0).any()  # the activation was exercised
 
 
+def _check_conv(cls, x, filters, kernel, strides, padding, variants) -> None:
+    """Keras layer ``cls`` against numpy for each (activation, use_bias) of ``variants``."""
+    for activation, use_bias in variants:
+        layer = cls(
+            filters, kernel, strides=strides, padding=padding, activation=activation,
+            use_bias=use_bias,
+        )  # fmt: skip
+        _check_layer(layer, x, activation, use_bias)
+
+
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize(("length", "channels", "filters", "kernel", "stride"), CONV1D)
 def test_conv1d_matches_keras(padding, length, channels, filters, kernel, stride):
     keras.utils.set_random_seed(length + kernel)
     x = np.random.default_rng(1).normal(0, 1, (5, length, channels)).astype(np.float32)
-    for activation, use_bias in (("relu", True), ("linear", False), ("tanh", True)):
-        layer = keras.layers.Conv1D(
-            filters, kernel, strides=stride, padding=padding, activation=activation,
-            use_bias=use_bias,
-        )  # fmt: skip
-        _check_layer(layer, x, activation, use_bias)
+    variants = (("relu", True), ("linear", False), ("tanh", True))
+    _check_conv(keras.layers.Conv1D, x, filters, kernel, stride, padding, variants)
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
@@ -67,12 +73,8 @@ def test_conv1d_matches_keras(padding, length, channels, filters, kernel, stride
 def test_conv2d_matches_keras(padding, shape, channels, filters, kernel, strides):
     keras.utils.set_random_seed(sum(shape))
     x = np.random.default_rng(2).normal(0, 1, (4, *shape, channels)).astype(np.float32)
-    for activation, use_bias in (("relu", True), ("linear", False)):
-        layer = keras.layers.Conv2D(
-            filters, kernel, strides=strides, padding=padding, activation=activation,
-            use_bias=use_bias,
-        )  # fmt: skip
-        _check_layer(layer, x, activation, use_bias)
+    variants = (("relu", True), ("linear", False))
+    _check_conv(keras.layers.Conv2D, x, filters, kernel, strides, padding, variants)
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
