@@ -166,3 +166,42 @@ def test_a_model_with_one_target_per_shell_gets_each_shell_bounded():
     got = dict(model_bounds({"outputs": {"slices": slices}}))
     cn, r = dict(DEFAULT_BOUNDS)["cn"], dict(DEFAULT_BOUNDS)["r"]
     assert got == {"cn": cn, "r": r, "cn_s1_O": cn, "r_s1_O": r, "cn_s2_Ni": cn, "r_s2_Ni": r}
+
+
+def test_the_flag_reads_its_features_in_the_order_it_was_fitted_on():
+    """A card read back from disk lists its outputs sorted by name; the card in memory at
+    training lists them as the config does.  The forest must read the features it was
+    fitted on, whichever order the card gives (before: a multi-shell model trained with
+    its flag flagged every reading)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from mlxas.error_flag import combined_flags, in_fitted_order, reading_features
+    from mlxas.models.forest import export_forest
+
+    rng = np.random.default_rng(7)
+    n = 400
+    mean = {"cn_s1_O": rng.normal(6, 1, n), "r_s1_O": rng.normal(2.1, 0.05, n),
+            "cn_s2_Ni": rng.normal(12, 2, n)}  # fmt: skip
+    std = {k: np.abs(rng.normal(0.1, 0.05, n)) + 1e-3 for k in mean}
+    dist = np.abs(rng.normal(1.0, 0.5, n)) + 0.01
+    at_training = {"outputs": {"slices": {"cn_s1_O": [0, 1], "r_s1_O": [1, 2],
+                                          "cn_s2_Ni": [2, 3]}}}  # fmt: skip
+    features, names = reading_features(at_training, mean, std, dist)
+    wrong = mean["cn_s2_Ni"] < 10.5  # one feature decides
+    rf = RandomForestClassifier(10, max_depth=3, random_state=0).fit(features, wrong)
+    arrays = export_forest(rf, 2, rf.classes_)
+    arrays["value"] = arrays["value"][:, 1:]
+    err = {"status": "fitted", "features": names, "threshold": 0.5, "distance_limit": 1e9,
+           "forest": {k: v.tolist() for k, v in arrays.items()}}  # fmt: skip
+    want = combined_flags(at_training, {"error": err}, mean, std, dist)
+    assert (want["ood"] == wrong).mean() > 0.95
+    on_disk = {"outputs": {"slices": dict(sorted(at_training["outputs"]["slices"].items()))}}
+    got = combined_flags(on_disk, {"error": err}, mean, std, dist)
+    np.testing.assert_array_equal(got["error_score"], want["error_score"])
+    np.testing.assert_array_equal(got["ood"], want["ood"])
+    # a reading without one of the fitted features is an error, not a silent misread
+    short, short_names = reading_features(
+        {"outputs": {"slices": {"cn_s1_O": [0, 1], "r_s1_O": [1, 2]}}}, mean, std, dist
+    )
+    with pytest.raises(ValueError, match="no cn_s2_Ni"):
+        in_fitted_order(short, short_names, err)

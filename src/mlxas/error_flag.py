@@ -35,6 +35,7 @@ __all__ = [
     "combined_flags",
     "error_scores",
     "fit_error_flag",
+    "in_fitted_order",
     "model_bounds",
     "prepare",
     "reading_features",
@@ -290,6 +291,24 @@ def error_scores(features: np.ndarray, stats: dict[str, Any]) -> tuple[np.ndarra
     return score, p > thr
 
 
+def in_fitted_order(features: np.ndarray, names: list[str], stats: dict[str, Any]) -> np.ndarray:
+    """The columns of ``features`` (named ``names``) in the order the forest of ``stats``
+    was fitted on (its ``features``).
+
+    The order of :func:`reading_features` follows the card's outputs, and a card read
+    back from disk lists them sorted by name while the card in memory at training lists
+    them as the config does; a forest fitted on one order and read with the other reads
+    every feature as another (a model with one target per shell then flagged every
+    reading).  The stored names decide."""
+    fitted = list(stats.get("features") or names)
+    if fitted == list(names):
+        return features
+    missing = [n for n in fitted if n not in names]
+    if missing:
+        raise ValueError(f"error flag: the reading has no {', '.join(missing)} (it has {names})")
+    return features[:, [list(names).index(n) for n in fitted]]
+
+
 def combined_flags(
     card: dict[str, Any],
     ood: dict[str, Any],
@@ -313,7 +332,8 @@ def combined_flags(
         zero = np.zeros(len(distance))
         return {"distance_score": distance, "error_score": zero,
                 "ood_score": distance, "ood": distance > 1.0}  # fmt: skip
-    e_score, _ = error_scores(reading_features(card, mean, std, distance)[0], err)
+    features, names = reading_features(card, mean, std, distance)
+    e_score, _ = error_scores(in_fitted_order(features, names, err), err)
     score = np.maximum(e_score, distance / float(err["distance_limit"]))
     return {"distance_score": distance, "error_score": e_score, "ood_score": score,
             "ood": score > 1.0}  # fmt: skip
