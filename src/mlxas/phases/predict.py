@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlxas.phases.charge_flip import DEFAULT_TRIALS
 from mlxas.phases.reflection_list import box_lookup, list_restrictions, reflection_list
 from mlxas.phases.reflections import PhaseFeatures, ReflectionSettings, quasi_normalise
 from mlxas.phases.shelx import HklData, ShelxError, read_hklf4, read_ins_symmetry
@@ -160,7 +161,7 @@ def predict_measured(
     model_dir: str | Path | None = None,
     method: str = "model",
     seed: int = 0,
-    trials: int | None = None,
+    trials: int = DEFAULT_TRIALS,
 ) -> MeasuredPhases:
     """Phases of one measured data set; writes the files listed in the module docstring."""
     from cctbx import sgtbx
@@ -203,8 +204,7 @@ def predict_measured(
     else:
         from mlxas.phases.charge_flip import charge_flip
 
-        options = {} if trials is None else {"trials": trials}
-        flip = charge_flip(cell, str(sg), hkl, amp, seed=seed, **options)
+        flip = charge_flip(cell, str(sg), hkl, amp, seed=seed, trials=trials)
         phase, p = flip.phase, np.full(len(hkl), np.nan)
         counts["charge_flipping_symmetrised"] = flip.symmetrised
         counts["charge_flipping_trials"] = flip.trials
