@@ -72,9 +72,9 @@ def test_card_records_every_absorber_of_the_training_sites(predictor):
     assert [a for a, _ in predictor.spec.covered] == want
     assert predictor.spec.k_required is None
     assert predictor.spec.e_required == (-20.0, 60.0)
-    # the error flag is calibrated on perturbed chi(k): a mu(E) model has none, says why
+    # the error flag of a mu(E) model is calibrated on perturbed edges (error_flag_edge)
     error = predictor.card["ood"]["error"]
-    assert error["status"] == "none" and "not computed from chi(k)" in error["reason"]
+    assert error["status"] == "fitted" and error["bounds"] == {"oxidation_state": 1.0}
 
 
 def test_measured_mn_xanes_gets_class_probabilities_cn_r_and_oxidation_state(predictor):

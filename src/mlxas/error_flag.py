@@ -17,6 +17,9 @@ flag is calibrated against errors instead:
 4. the threshold is chosen on the perturbed *validation* readings: the largest one that
    still flags ``recall`` of their wrong readings (split-conformal style).
 
+A model that reads the normalised edge (XANES) is calibrated the same way on perturbed
+edges, with its class and oxidation state bounded (:mod:`mlxas.error_flag_edge`).
+
 Only simulated spectra are used; measured files never choose anything here.  The result
 is plain JSON, stored under ``error`` in the model's OOD statistics (``ood.json``), so the
 card's SHA-256 binds it like the weights.  :func:`error_scores` evaluates it with numpy.
@@ -102,10 +105,15 @@ def model_bounds(
 
 def not_applicable(card: dict[str, Any], settings: ErrorFlagSettings) -> str | None:
     """Why a model gets no error flag (None when it can have one)."""
+    from mlxas.error_flag_edge import is_edge_model
     from mlxas.models.data import _NOT_FROM_CHI
 
     pre = card["preprocessing"]
     widths = {t: b - a for t, (a, b) in card["outputs"]["slices"].items()}
+    if is_edge_model(card):  # readings perturbed as edges (mlxas.error_flag_edge)
+        if card["outputs"].get("classes") or any(widths.get(t) == 1 for t, _ in settings.bounds):
+            return None
+        return "the model has no class target and none of the bounded targets"
     if not any(widths.get(t) == 1 for t, _ in settings.bounds):
         return "none of the bounded targets is a scalar output of the model"
     if pre["input"] in _NOT_FROM_CHI or (card.get("config") or {}).get("extra_inputs"):
@@ -122,11 +130,17 @@ def reading_features(
     distance: np.ndarray,
 ) -> tuple[np.ndarray, list[str]]:
     """Features of readings ``[N, F]`` (float32) and their names: each scalar value target,
-    the log of its ensemble spread, the log of the input distance score."""
+    the log of its ensemble spread, the largest probability of each class target
+    (``p_max_<target>``), the log of the input distance score."""
     cols, names = [], []
     classes = card["outputs"].get("classes") or {}
     for t, (a, b) in card["outputs"]["slices"].items():
-        if b - a != 1 or t in classes:
+        if t in classes:
+            p = np.asarray(mean[t], dtype=np.float64).reshape(len(distance), -1)
+            cols.append(p.max(axis=1))
+            names.append(f"p_max_{t}")
+            continue
+        if b - a != 1:
             continue
         cols.append(np.asarray(mean[t], dtype=np.float64).reshape(-1))
         names.append(t)
@@ -213,19 +227,36 @@ def fit_error_flag(
 
     from sklearn.ensemble import RandomForestClassifier
 
+    from mlxas.error_flag_edge import EDGE_BOUNDS, edge_readings, is_edge_model
+    from mlxas.error_flag_edge import perturbation_record as edge_perturbations
     from mlxas.models.forest import export_forest
 
     settings = settings or ErrorFlagSettings()
+    edge = is_edge_model(card)
+    if edge and settings.bounds == DEFAULT_BOUNDS:  # an edge is bounded in other targets
+        settings = replace(settings, bounds=EDGE_BOUNDS)
     settings = replace(settings, bounds=model_bounds(card, settings.bounds))
     head = {"version": VERSION, "bounds": dict(settings.bounds)}
+    if edge:
+        head["classes_right"] = sorted(card["outputs"].get("classes") or {})
     reason = not_applicable(card, settings)
-    if reason is None and not len(ds.chi("val")):
+    val_rows = (
+        (lambda: ds.features(card["preprocessing"]["input"], "val"))
+        if edge
+        else (lambda: ds.chi("val"))
+    )
+    if reason is None and not len(val_rows()):
         reason = "the validation split is empty"
     if reason:
         return {**head, "status": "none", "reason": reason}
     rng = np.random.default_rng(settings.seed)
-    f_train, w_train, names = _split_readings(model, card, ood, ds, "train", settings, rng)
-    f_val, w_val, _ = _split_readings(model, card, ood, ds, "val", settings, rng)
+    if edge:
+        b, n = settings.bounds, settings.draws
+        f_train, w_train, names = edge_readings(model, card, ood, ds, "train", b, n, rng)
+        f_val, w_val, _ = edge_readings(model, card, ood, ds, "val", b, n, rng)
+    else:
+        f_train, w_train, names = _split_readings(model, card, ood, ds, "train", settings, rng)
+        f_val, w_val, _ = _split_readings(model, card, ood, ds, "val", settings, rng)
     if w_train.all() or not w_train.any() or not w_val.any():
         why = "every" if w_train.all() else "no"
         return {**head, "status": "none", "reason": f"{why} perturbed reading is wrong"}
@@ -257,7 +288,7 @@ def fit_error_flag(
         "val_wrong_flagged": int(flagged[w_val].sum()),
         "val_right_flagged_fraction": float(flagged[~w_val].mean()) if (~w_val).any() else 0.0,
         "draws": settings.draws,
-        "perturbations": _augments(card, True),
+        "perturbations": edge_perturbations(card) if edge else _augments(card, True),
     }
     return stats
 

@@ -1,0 +1,122 @@
+"""Error-flag readings of models that read normalised mu(E) (XANES inputs).
+
+:mod:`mlxas.error_flag` calibrates a flag on perturbed readings of simulated spectra.
+For a chi(k) model the perturbations act on chi(k).  A XANES model reads the normalised
+edge on the grid E − E0, so its readings are perturbed the way
+:mod:`mlxas.xanes.augment` perturbs an edge (instrument and lifetime broadening, an
+energy shift, an edge-step error with a background slope, noise):
+
+- the model's own training ranges (``augment.xanes`` of its card), or the defaults of
+  :class:`~mlxas.xanes.augment.AugmentSettings` for a model trained without them;
+- :data:`HARSH_EDGE`, about twice as wide, which no model trains on.
+
+A reading is *wrong* when the most probable class of a class target (the coordination
+geometry) is not the true one, or when a bounded value target misses its truth by more
+than its bound (:data:`EDGE_BOUNDS`: the oxidation state by more than 1, the tolerance
+issue 19 sets for measured spectra).  CN and R read from an edge are not bounded here:
+the flag says nothing about them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from mlxas.xanes.augment import AugmentSettings
+
+__all__ = [
+    "EDGE_BOUNDS",
+    "HARSH_EDGE",
+    "edge_augments",
+    "edge_readings",
+    "is_edge_model",
+]
+
+#: Bounds of a right XANES reading besides its classes: oxidation state within 1.
+EDGE_BOUNDS: tuple[tuple[str, float], ...] = (("oxidation_state", 1.0),)
+#: About twice the default training ranges: edges the model never learnt to absorb.
+HARSH_EDGE = AugmentSettings(
+    shift=(-3.0, 3.0),
+    gauss_fwhm=(0.0, 2.5),
+    lorentz_fwhm=(0.0, 2.0),
+    scale=(-0.10, 0.10),
+    slope=(-0.06, 0.06),
+    noise=(0.0, 0.03),
+)
+
+
+def is_edge_model(card: dict[str, Any]) -> bool:
+    """Whether the model reads the normalised edge (``xanes``, ``xanes_channels``)."""
+    from mlxas.models.edge_augment import EDGE_INPUTS
+
+    return card["preprocessing"]["input"] in EDGE_INPUTS
+
+
+def edge_augments(card: dict[str, Any]) -> list[AugmentSettings]:
+    """The perturbation sets of a XANES model's calibration readings: its own training
+    ranges (defaults when it trained without) and :data:`HARSH_EDGE`."""
+    from mlxas.models.edge_augment import edge_settings
+
+    augment = (card.get("training") or {}).get("augment") or {}
+    spec = SimpleNamespace(
+        augment=augment, input=card["preprocessing"]["input"], name=card.get("name", "model")
+    )
+    own = edge_settings(spec) if augment.get("xanes") is not None else None
+    return [own or AugmentSettings(), HARSH_EDGE]
+
+
+def _truth(ds, card: dict[str, Any], split: str, bounds) -> tuple[dict, dict]:
+    """(value targets → (truth, bound), class targets → true class names) of ``split``."""
+    slices = card["outputs"]["slices"]
+    values = {
+        t: (np.asarray(ds.labels(t, split), dtype=np.float64).reshape(-1), float(b))
+        for t, b in bounds
+        if t in slices
+    }
+    classes = {}
+    for t in card["outputs"].get("classes") or {}:
+        names = ds.classes(t)
+        codes = np.asarray(ds.labels(t, split)).reshape(-1).astype(int)
+        classes[t] = np.asarray(names, dtype=object)[codes]
+    return values, classes
+
+
+def edge_readings(
+    model, card: dict[str, Any], ood: dict[str, Any], ds, split: str, bounds, draws: int, rng
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features, wrong-flags and feature names of ``draws`` perturbed readings of every
+    input of ``split``, for each perturbation set of :func:`edge_augments`."""
+    from mlxas.error_flag import reading_features
+    from mlxas.models.edge_augment import augment_input
+    from mlxas.models.inference import class_predictions, predict_array, split_targets
+    from mlxas.ood import model_input_scores
+    from mlxas.spectra.grids import energy_grid
+
+    pre = card["preprocessing"]
+    x0 = np.asarray(ds.features(pre["input"], split), dtype=np.float32)
+    grid = energy_grid(pre["features"]["xanes"])
+    values, classes = _truth(ds, card, split, bounds)
+    feats, wrong, names = [], [], []
+    for settings in edge_augments(card):
+        for _ in range(draws):
+            x = augment_input(x0, grid, settings, rng)
+            mean, std = predict_array(model, card, x)
+            m = split_targets(card, mean)
+            s = split_targets(card, std) if std is not None else {}
+            f, names = reading_features(card, m, s, model_input_scores(x, ood, card)[0])
+            bad = np.zeros(len(x), dtype=bool)
+            for t, (truth, bound) in values.items():
+                bad |= np.abs(m[t].reshape(-1) - truth) > bound
+            for t, (best, _) in class_predictions(card, m).items():
+                bad |= np.asarray(best, dtype=object) != classes[t]
+            feats.append(f)
+            wrong.append(bad)
+    return np.concatenate(feats), np.concatenate(wrong), names
+
+
+def perturbation_record(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The perturbation ranges of :func:`edge_augments`, as JSON for the calibration."""
+    return [{k: list(v) for k, v in asdict(a).items()} for a in edge_augments(card)]
