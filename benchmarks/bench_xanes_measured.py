@@ -8,12 +8,15 @@ of the simulated ones (:func:`mlxas.spectra.xanes.edge_on_grid` with the model c
 spectra are normalised with their own pre-edge line) and every trained model of the
 experiment (``results/<experiment>/models/<name>.json``, verified by
 :func:`mlxas.models.load_model`) gives class probabilities, CN, R, the oxidation state and
-the out-of-distribution score.  The test-split metrics are read from the workflow's
-``evaluation/metrics.json``.
+the OOD flag as ``mlxas predict`` reports it: the input distance and the error flag
+calibrated on perturbed edges (:mod:`mlxas.error_flag_edge`; ``ood`` is either).  The
+test-split metrics are read from the workflow's ``evaluation/metrics.json``.
 
 Writes ``benchmarks/results/xanes_measured.json`` (value: share of the measured spectra
 whose class the primary model gets right) and ``benchmarks/results/xanes_models.json``
-(value: test-split accuracy of the primary model).
+(value: test-split accuracy of the primary model); for an experiment other than the
+full ``xanes_geometry``, the names end in ``_<experiment>`` (``xanes_measured_
+xanes_geometry_small.json``), so a small run never overwrites the full run's figures.
 
     .venv/bin/python benchmarks/bench_xanes_measured.py --experiment xanes_geometry_small
 """
@@ -51,25 +54,32 @@ def _inputs(card: dict, name: str) -> np.ndarray:
 
 
 def _predict(pointer: Path) -> dict:
+    from mlxas.error_flag import combined_flags, prepare
     from mlxas.models import load_model
     from mlxas.models.inference import class_predictions, predict_array, split_targets
-    from mlxas.ood import ood_scores
+    from mlxas.ood import model_input_scores
 
     model, card = load_model(pointer)
+    ood = prepare(card["ood"])
     out = {}
     for name, truth in TRUTH.items():
         x = _inputs(card, name)
-        mean, _ = predict_array(model, card, x)
+        mean, std = predict_array(model, card, x)
         per = split_targets(card, mean)
+        spread = split_targets(card, std) if std is not None else {}
         classes = class_predictions(card, per)
         names = card["outputs"]["classes"]["geometry"]
-        score, flag = ood_scores(x, card["ood"])
+        flags = combined_flags(card, ood, per, spread, model_input_scores(x, ood, card)[0])
+        score, flag = flags["ood_score"], flags["ood"]
         rec = {
             "truth": truth,
             "geometry": classes["geometry"][0][0],
             "probabilities": dict(zip(names, np.round(classes["geometry"][1][0], 4).tolist(),
                                       strict=True)),
             "ood_score": float(np.asarray(score).ravel()[0]),
+            "distance_score": float(flags["distance_score"][0]),
+            "error_score": float(flags["error_score"][0]),
+            "error_flag": (ood.get("error") or {}).get("status", "none"),
             "ood": bool(np.asarray(flag).ravel()[0]),
         }  # fmt: skip
         for t in ("cn", "r", "oxidation_state"):
@@ -90,8 +100,13 @@ def main() -> None:
     root = ROOT / "results" / args.experiment
     models = {p.stem: _predict(p) for p in sorted((root / "models").glob("*.json"))}
     primary = models[args.primary]["spectra"]
+    suffix = "" if args.experiment == "xanes_geometry" else f"_{args.experiment}"
+    for m in models.values():  # a wrong reading (class, or oxidation state off by > 1)
+        for r in m["spectra"].values():
+            r["wrong"] = not r["class_correct"] or not r.get("oxidation_within_1", True)
+            r["wrong_not_flagged"] = r["wrong"] and not r["ood"]
     write_result(
-        "xanes_measured",
+        "xanes_measured" + suffix,
         float(np.mean([r["class_correct"] for r in primary.values()])),
         f"share of measured spectra classified correctly ({args.primary})",
         experiment=args.experiment,
@@ -100,7 +115,7 @@ def main() -> None:
     )
     metrics = json.loads((root / "evaluation/metrics.json").read_text())
     write_result(
-        "xanes_models",
+        "xanes_models" + suffix,
         float(metrics["models"][args.primary]["targets"]["geometry"]["accuracy"]),
         f"test-split accuracy of the geometry class ({args.primary}; split grouped by compound)",
         experiment=args.experiment,
