@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _xanes_support import train_small_forest
 from mlxas.error_flag_edge import HARSH_EDGE, edge_augments, edge_readings
 from mlxas.models.data import opened
 from mlxas.models.edge_augment import augment_input
 from mlxas.models.numpy_net import load_model
-from mlxas.models.spec import ModelSpec
-from mlxas.models.train import train
 from mlxas.predict.predictor import Predictor
 from mlxas.spectra.grids import energy_grid
 from mlxas.xanes.augment import AugmentSettings
@@ -30,17 +29,8 @@ EXP = ROOT / "tests/data/experimental"
 
 @pytest.fixture(scope="module")
 def forest(tmp_path_factory):
-    spec = ModelSpec.from_dict(
-        {
-            "name": "random_forest",
-            "kind": "random_forest",
-            "input": "xanes_channels",
-            "targets": ["geometry", "cn", "r", "oxidation_state"],
-            "params": {"n_estimators": 40, "class_weight": "balanced"},
-            "augment": {"xanes": {"shift": [-1.0, 1.0], "copies": 1}},
-        }
-    )
-    _, _, folder = train(DATASET, spec, tmp_path_factory.mktemp("models"), threads=1, verbose=0)
+    augment = {"xanes": {"shift": [-1.0, 1.0], "copies": 1}}
+    folder = train_small_forest(tmp_path_factory.mktemp("models"), augment=augment)
     model, card = load_model(folder)
     return folder, model, card
 

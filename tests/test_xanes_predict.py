@@ -22,9 +22,8 @@ import pytest
 import xraydb
 from ase.data import atomic_numbers
 
+from _xanes_support import train_small_forest
 from mlxas.models.card import ModelLoadError
-from mlxas.models.spec import ModelSpec
-from mlxas.models.train import train
 from mlxas.predict.output import OutputFile, format_table
 from mlxas.predict.pipeline import process_paths, process_spec_from_card, process_spectra
 from mlxas.predict.predictor import Predictor
@@ -38,20 +37,7 @@ EXP = ROOT / "tests/data/experimental"
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    # The random forest entry of the config, with a smaller forest: the tests need a
-    # model, not a good one.
-    spec = ModelSpec.from_dict(
-        {
-            "name": "random_forest",
-            "kind": "random_forest",
-            "input": "xanes_channels",
-            "targets": ["geometry", "cn", "r", "oxidation_state"],
-            "params": {"n_estimators": 40, "class_weight": "balanced"},
-        }
-    )
-    store = tmp_path_factory.mktemp("models")
-    _, _, folder = train(DATASET, spec, store, threads=1, verbose=0)
-    return folder
+    return train_small_forest(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
