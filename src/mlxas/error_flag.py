@@ -191,14 +191,14 @@ def _augments(card: dict[str, Any], has_sigma2: bool) -> list[dict[str, Any]]:
     return sets
 
 
-def _split_readings(model, card, ood, ds, split, settings, rng):
+def _split_readings(model, card, ood, ds, split, bounds, draws, rng):
     from mlxas.spectra.grids import k_grid
 
     k = k_grid(card["preprocessing"]["features"]["k_grid"])
     chi = np.asarray(ds.chi(split), dtype=np.float64)
     labels = {
         t: (np.asarray(ds.labels(t, split), dtype=np.float64).reshape(-1), b)
-        for t, b in settings.bounds
+        for t, b in bounds
         if t in card["outputs"]["slices"]
     }
     s2 = [n for n in ds.label_names() if n.startswith("sigma2_")]
@@ -209,10 +209,36 @@ def _split_readings(model, card, ood, ds, split, settings, rng):
             low = np.nanmin(np.where(np.isfinite(table), table, np.nan), axis=1)
         base = np.where(np.isfinite(low), np.maximum(low, 0.0), 0.0)
     out = [
-        _readings(model, card, ood, chi, k, labels, base, aug, settings.draws, rng)
+        _readings(model, card, ood, chi, k, labels, base, aug, draws, rng)
         for aug in _augments(card, bool(s2))
     ]
     return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out]), out[0][2]
+
+
+class ChiReadings:
+    """The calibration readings of a model on chi(k): perturbed as measured EXAFS differs
+    from FEFF's (its own augmentation or :data:`MEASURED_LIKE`, and :data:`HARSH`), CN and
+    R bounded (:data:`DEFAULT_BOUNDS`).  :class:`mlxas.error_flag_edge.EdgeReadings` is
+    the same for models on the normalised edge."""
+
+    default_bounds = DEFAULT_BOUNDS
+
+    @staticmethod
+    def n_val(card: dict[str, Any], ds) -> int:
+        return len(ds.chi("val"))
+
+    readings = staticmethod(_split_readings)
+
+    @staticmethod
+    def perturbations(card: dict[str, Any]) -> list[dict[str, Any]]:
+        return _augments(card, True)
+
+
+def readings_kind(card: dict[str, Any]):
+    """How the calibration readings of ``card``'s model are made (its input decides)."""
+    from mlxas.error_flag_edge import EdgeReadings, is_edge_model
+
+    return EdgeReadings if is_edge_model(card) else ChiReadings
 
 
 def fit_error_flag(
@@ -227,36 +253,25 @@ def fit_error_flag(
 
     from sklearn.ensemble import RandomForestClassifier
 
-    from mlxas.error_flag_edge import EDGE_BOUNDS, edge_readings, is_edge_model
-    from mlxas.error_flag_edge import perturbation_record as edge_perturbations
     from mlxas.models.forest import export_forest
 
+    kind = readings_kind(card)
     settings = settings or ErrorFlagSettings()
-    edge = is_edge_model(card)
-    if edge and settings.bounds == DEFAULT_BOUNDS:  # an edge is bounded in other targets
-        settings = replace(settings, bounds=EDGE_BOUNDS)
+    if settings.bounds == DEFAULT_BOUNDS:  # the bounds of the kind's own targets
+        settings = replace(settings, bounds=kind.default_bounds)
     settings = replace(settings, bounds=model_bounds(card, settings.bounds))
     head = {"version": VERSION, "bounds": dict(settings.bounds)}
-    if edge:
-        head["classes_right"] = sorted(card["outputs"].get("classes") or {})
     reason = not_applicable(card, settings)
-    val_rows = (
-        (lambda: ds.features(card["preprocessing"]["input"], "val"))
-        if edge
-        else (lambda: ds.chi("val"))
-    )
-    if reason is None and not len(val_rows()):
+    if reason is None and not kind.n_val(card, ds):
         reason = "the validation split is empty"
     if reason:
         return {**head, "status": "none", "reason": reason}
+    if card["outputs"].get("classes"):  # a class target must be right too
+        head["classes_right"] = sorted(card["outputs"]["classes"])
     rng = np.random.default_rng(settings.seed)
-    if edge:
-        b, n = settings.bounds, settings.draws
-        f_train, w_train, names = edge_readings(model, card, ood, ds, "train", b, n, rng)
-        f_val, w_val, _ = edge_readings(model, card, ood, ds, "val", b, n, rng)
-    else:
-        f_train, w_train, names = _split_readings(model, card, ood, ds, "train", settings, rng)
-        f_val, w_val, _ = _split_readings(model, card, ood, ds, "val", settings, rng)
+    b, n = settings.bounds, settings.draws
+    f_train, w_train, names = kind.readings(model, card, ood, ds, "train", b, n, rng)
+    f_val, w_val, _ = kind.readings(model, card, ood, ds, "val", b, n, rng)
     if w_train.all() or not w_train.any() or not w_val.any():
         why = "every" if w_train.all() else "no"
         return {**head, "status": "none", "reason": f"{why} perturbed reading is wrong"}
@@ -288,7 +303,7 @@ def fit_error_flag(
         "val_wrong_flagged": int(flagged[w_val].sum()),
         "val_right_flagged_fraction": float(flagged[~w_val].mean()) if (~w_val).any() else 0.0,
         "draws": settings.draws,
-        "perturbations": edge_perturbations(card) if edge else _augments(card, True),
+        "perturbations": kind.perturbations(card),
     }
     return stats
 

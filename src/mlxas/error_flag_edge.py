@@ -30,9 +30,11 @@ from mlxas.xanes.augment import AugmentSettings
 __all__ = [
     "EDGE_BOUNDS",
     "HARSH_EDGE",
+    "EdgeReadings",
     "edge_augments",
     "edge_readings",
     "is_edge_model",
+    "perturbation_record",
 ]
 
 #: Bounds of a right XANES reading besides its classes: oxidation state within 1.
@@ -120,3 +122,17 @@ def edge_readings(
 def perturbation_record(card: dict[str, Any]) -> list[dict[str, Any]]:
     """The perturbation ranges of :func:`edge_augments`, as JSON for the calibration."""
     return [{k: list(v) for k, v in asdict(a).items()} for a in edge_augments(card)]
+
+
+class EdgeReadings:
+    """The calibration readings of a model on the normalised edge (the module doc), as
+    :class:`mlxas.error_flag.ChiReadings` makes them for a model on chi(k)."""
+
+    default_bounds = EDGE_BOUNDS
+
+    @staticmethod
+    def n_val(card: dict[str, Any], ds) -> int:
+        return len(ds.features(card["preprocessing"]["input"], "val"))
+
+    readings = staticmethod(edge_readings)
+    perturbations = staticmethod(perturbation_record)
