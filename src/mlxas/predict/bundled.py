@@ -95,6 +95,28 @@ class BundledModel:
         return str(self.card.get("preprocessing", {}).get("edge") or "")
 
     @property
+    def covered(self) -> dict[str, float | None]:
+        """Each absorber the model reads, with its tabulated edge energy (eV): the one of
+        a single-absorber model, or every element of a multi-absorber one (the XANES
+        geometry models read the K edges of Ti–Zn)."""
+        from mlxas.predict.spec import card_absorbers
+
+        pre = self.card.get("preprocessing", {})
+        if not pre or not self.edge:
+            return {}
+        given = pre.get("edge_energies") or {}
+        if self.absorber:
+            given = {**given, self.absorber: self.edge_energy}
+        return {a: given.get(a) or _tabulated_edge(a, self.edge) for a in card_absorbers(self.card)}
+
+    @property
+    def reads_edge(self) -> bool:
+        """Whether the model reads mu(E) near the edge (XANES) rather than chi(k)."""
+        from mlxas.predict.spec import EDGE_INPUTS
+
+        return self.card.get("preprocessing", {}).get("input") in EDGE_INPUTS
+
+    @property
     def edge_energy(self) -> float | None:
         """Tabulated edge energy (eV): the card's, else xraydb's (older cards)."""
         e = self.card.get("preprocessing", {}).get("edge_energy")
@@ -237,11 +259,11 @@ def _edge_key(edge: str | None) -> str:
 
 
 def _usable(models: list[BundledModel]) -> list[BundledModel]:
-    return [m for m in models if not m.error and m.absorber and m.edge]
+    return [m for m in models if not m.error and m.covered and m.edge]
 
 
 def _covered(models: list[BundledModel]) -> str:
-    return ", ".join(sorted({f"{m.absorber} {m.edge}" for m in models})) or "none"
+    return ", ".join(sorted({f"{a} {m.edge}" for m in models for a in m.covered})) or "none"
 
 
 def _unusable(models: list[BundledModel]) -> str:
@@ -251,13 +273,17 @@ def _unusable(models: list[BundledModel]) -> str:
 
 
 def _rank(candidates: list[BundledModel], k_max: float) -> tuple[BundledModel, tuple]:
-    """The first model by (reaches the file's k_max, is its experiment's default, name),
-    and the other models that rank level with it but for the name."""
+    """The first model by (reaches the file's k_max, reads chi(k) rather than the edge,
+    is its experiment's default, name), and the other models that rank level with it but
+    for the name.  A file with EXAFS goes to an EXAFS model of its edge when there is
+    one (CN and R); a XANES model (geometry, oxidation state) takes the files that no
+    EXAFS model can read, and is asked for by name otherwise.  An OOD score never
+    decides between the two kinds: they answer different questions."""
 
     def key(m: BundledModel) -> tuple:
         k = m.k_required
         reaches = k is None or k_max >= k[1] - 1e-6
-        return (not reaches, not m.default)
+        return (not reaches, m.reads_edge, not m.default)
 
     ranked = sorted(candidates, key=lambda m: (*key(m), m.name))
     return ranked[0], tuple(m for m in ranked[1:] if key(m) == key(ranked[0]))
@@ -285,7 +311,8 @@ def pick_model(spectrum, models: list[BundledModel]) -> Pick:
         cands = [
             m
             for m in usable
-            if m.absorber.lower() == el.lower() and (not edge or _edge_key(m.edge) == edge)
+            if el.lower() in (a.lower() for a in m.covered)
+            and (not edge or _edge_key(m.edge) == edge)
         ]
         if not cands:
             said = f"{el} {edge}".strip()
@@ -298,7 +325,7 @@ def pick_model(spectrum, models: list[BundledModel]) -> Pick:
     cands = [
         m
         for m in usable
-        if m.edge_energy is not None and abs(m.edge_energy - e0) <= EDGE_TOLERANCE_EV
+        if any(e is not None and abs(e - e0) <= EDGE_TOLERANCE_EV for e in m.covered.values())
     ]
     if not cands:
         return Pick(src, None, reason=_no_model_at(e0, src, usable, _unusable(models)))

@@ -98,6 +98,8 @@ def measured_readings(model: BundledModel, measured_json: str | Path) -> dict[st
     this experiment's model, with their truth, readings and bounds met; refused when the
     benchmark measured another model id."""
     data = json.loads(Path(measured_json).read_text())
+    if "models" in data and "files" not in data:  # bench_xanes_measured.py's output
+        return _edge_readings(model, data, measured_json)
     files = []
     for entry in (data.get("files") or {}).values():
         if entry.get("experiment") != model.experiment:
@@ -112,6 +114,35 @@ def measured_readings(model: BundledModel, measured_json: str | Path) -> dict[st
                 f"{', '.join(sorted(ids))}, not {model.model_id}: run the benchmark again"
             )
         files.append(_reading(entry))
+    return {"date": data.get("date"), "command": data.get("command"), "files": files}
+
+
+def _edge_readings(model: BundledModel, data: dict[str, Any], where: str | Path) -> dict[str, Any]:
+    """The XANES model's readings of the measured edges (``bench_xanes_measured.py``):
+    geometry class with its probability and oxidation state against the truth; refused
+    when the benchmark read another model id or another experiment."""
+    entry = (data.get("models") or {}).get(model.entry)
+    if data.get("experiment") != model.experiment or entry is None:
+        read = ", ".join(data.get("models") or {})
+        raise ValueError(
+            f"{where}: no readings of {model.name} (experiment {data.get('experiment')}, "
+            f"models {read})"
+        )
+    if entry.get("model_id") != model.model_id:
+        raise ValueError(
+            f"{where}: {model.name} was read with model id {entry.get('model_id')}, not "
+            f"{model.model_id}: run the benchmark again"
+        )
+    files = []
+    for name, sp in (entry.get("spectra") or {}).items():
+        probs = sp.get("probabilities") or {}
+        files.append({
+            "file": name, "truth": sp.get("truth"), "geometry": sp.get("geometry"),
+            "p": probs.get(sp.get("geometry")), "oxidation_state": sp.get("oxidation_state"),
+            "ood": sp.get("ood"), "ood_score": sp.get("ood_score"),
+            "class_correct": sp.get("class_correct"),
+            "oxidation_within_1": sp.get("oxidation_within_1"),
+        })  # fmt: skip
     return {"date": data.get("date"), "command": data.get("command"), "files": files}
 
 
@@ -166,6 +197,19 @@ def facts_summary(model: BundledModel) -> list[tuple[str, str]]:
         lines.append((f"range {target}", f"{lo:.4g} to {hi:.4g}"))
     measured = facts.get("measured") or {}
     for f in measured.get("files", []):
+        if "geometry" in f:  # a XANES model's reading
+            tr, ok = f.get("truth") or {}, {True: "right", False: "WRONG", None: "?"}
+            within = "within" if f.get("oxidation_within_1") else "NOT within"
+            flagged = "yes" if f.get("ood") else "no"
+            lines.append(
+                (
+                    f["file"],
+                    f"{f['geometry']} (p {f.get('p') or 0:.2f}; truth {tr.get('geometry')}, "
+                    f"{ok[f.get('class_correct')]}), oxidation state "
+                    f"{f.get('oxidation_state') or float('nan'):.1f} (truth "
+                    f"{tr.get('oxidation_state')}, {within} ±1), flagged {flagged}",
+                )
+            )
         for sh in f.get("shells") or []:
             tr, rd = sh["truth"], sh["read"]
             cn = "-" if rd.get("cn") is None else f"{rd['cn']:.2f}"

@@ -97,7 +97,7 @@ def cmd_list(a: argparse.Namespace) -> int:
             {
                 "name": m.name,
                 "default": m.default,
-                "edge": f"{m.absorber} {m.edge}".strip(),
+                "edge": f"{','.join(m.covered) or m.absorber} {m.edge}".strip(),
                 "input": pre.get("input", ""),
                 "k_range": m.k_required,
                 "targets": pre.get("targets", []),
@@ -146,20 +146,43 @@ def _num(v: Any, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _edge_energies(pre: dict[str, Any]) -> str:
+    """The tabulated edge energy, or the range of them for a multi-absorber model."""
+    many = [e for e in (pre.get("edge_energies") or {}).values() if e is not None]
+    if len(many) > 1:
+        return f"{min(many):.0f} to {max(many):.0f}"
+    return str(pre.get("edge_energy") if pre.get("edge_energy") is not None else (many or ["?"])[0])
+
+
+def _input_lines(card: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the model reads: chi(k) (k-weight, k-range) or mu(E) near the edge (E − E0)."""
+    from mlxas.predict.spec import EDGE_INPUTS, required_k_range
+
+    pre = card.get("preprocessing", {})
+    shape = f"{pre.get('input')} {pre.get('input_shape')}"
+    if pre.get("input") in EDGE_INPUTS:
+        x = (pre.get("features") or {}).get("xanes") or {}
+        span = f"{_num(x.get('emin'), 'g')} to {_num(x.get('emax'), 'g')} eV"
+        return [("input", f"{shape}, normalised mu(E)"), ("E - E0 read", span)]
+    return [
+        ("input", f"{shape}, k-weight {pre.get('kweight')}"),
+        ("k-range read", _krange(required_k_range(card)) + " 1/Å"),
+    ]
+
+
 def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) lines of the facts a user checks before trusting a model."""
     pre = card.get("preprocessing", {})
     ds = card.get("dataset", {})
     train = card.get("training", {})
-    from mlxas.predict.spec import card_absorbers, required_k_range
+    from mlxas.predict.spec import card_absorbers
 
     lines = [
         ("model id", str(card.get("model_id"))),
         ("entry", f"{card.get('name')} ({card.get('kind')})"),
         ("absorber, edge", f"{', '.join(card_absorbers(card)) or '?'} {pre.get('edge')}"),
-        ("edge energy", f"{pre.get('edge_energy')} eV (xraydb)"),
-        ("input", f"{pre.get('input')} {pre.get('input_shape')}, k-weight {pre.get('kweight')}"),
-        ("k-range read", _krange(required_k_range(card)) + " 1/Å"),
+        ("edge energy", _edge_energies(pre) + " eV (xraydb)"),
+        *_input_lines(card),
         ("targets", ", ".join(pre.get("targets", []))),
         ("dataset", f"hash {ds.get('hash')}, split sizes {ds.get('split', {}).get('sizes')}"),
         (
@@ -175,6 +198,10 @@ def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
             if isinstance(m, dict) and "mae" in m:
                 lines.append((f"{split} {target}", f"MAE {_num(m['mae'], '.4g')}, "
                               f"R² {_num(m.get('r2'), '.3f')}"))  # fmt: skip
+            elif isinstance(m, dict) and "accuracy" in m:  # a class target
+                lines.append((f"{split} {target}", f"accuracy {_num(m['accuracy'], '.3f')}, "
+                              f"balanced {_num(m.get('balanced_accuracy'), '.3f')}, "
+                              f"n {m.get('n')}"))  # fmt: skip
     known = {"model_id", "name", "kind", "preprocessing", "dataset", "training", "metrics",
              "mlxas_version", "keras_version", "tensorflow_version", "created", "config",
              "outputs", "files", "card_version"}  # fmt: skip
