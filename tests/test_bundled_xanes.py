@@ -73,6 +73,7 @@ def test_the_card_s_absorbers_are_what_the_model_covers(bundled, capsys):
     assert "E - E0 read            -20 to 60 eV" in shown and "k-range" not in shown
     acc = read_card(xanes.folder)["metrics"]["test"]["geometry"]["accuracy"]
     assert f"test geometry          accuracy {acc:.3f}" in shown
+    assert "forest of 40 trees" in shown  # a forest has trees, not epochs
 
 
 def test_each_file_goes_to_the_model_that_answers_for_it(bundled, tmp_path, capsys):

@@ -170,11 +170,21 @@ def _input_lines(card: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _training(card: dict[str, Any]) -> str:
+    """Epochs (networks) or trees (forests), time and augmentation of the training."""
+    train = card.get("training", {})
+    if card.get("kind") == "random_forest":
+        trees = ((card.get("config") or {}).get("params") or {}).get("n_estimators", "?")
+        size = f"forest of {trees} trees"
+    else:
+        size = f"{train.get('epochs_run')} epochs"
+    return f"{size}, {train.get('seconds', 0):.0f} s, augment {train.get('augment') or 'none'}"
+
+
 def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) lines of the facts a user checks before trusting a model."""
     pre = card.get("preprocessing", {})
     ds = card.get("dataset", {})
-    train = card.get("training", {})
     from mlxas.predict.spec import card_absorbers
 
     lines = [
@@ -185,11 +195,7 @@ def card_summary(card: dict[str, Any]) -> list[tuple[str, str]]:
         *_input_lines(card),
         ("targets", ", ".join(pre.get("targets", []))),
         ("dataset", f"hash {ds.get('hash')}, split sizes {ds.get('split', {}).get('sizes')}"),
-        (
-            "training",
-            f"{train.get('epochs_run')} epochs, {train.get('seconds', 0):.0f} s, "
-            f"augment {train.get('augment') or 'none'}",
-        ),
+        ("training", _training(card)),
         ("versions", f"mlxas {card.get('mlxas_version')}, keras {card.get('keras_version')}"),
         ("created", str(card.get("created"))),
     ]
