@@ -58,16 +58,24 @@ def training_coverage(model: BundledModel, dataset: str | Path) -> dict[str, Any
             )
         frame = ds.frame("train")
     targets = (card.get("preprocessing") or {}).get("targets") or []
+    names = (card.get("outputs") or {}).get("classes") or {}
     ranges = {
         t: [round(float(frame[t].min()), 6), round(float(frame[t].max()), 6)]
         for t in targets
-        if t in frame and frame[t].dtype.kind == "f"
+        if t in frame and frame[t].dtype.kind == "f" and t not in names
+    }
+    # A class target's codes are indices into its class names: count each class instead.
+    counts = {
+        t: {c: int((frame[t] == i).sum()) for i, c in enumerate(names[t])}
+        for t in targets
+        if t in frame and t in names
     }
     k = model.k_required
     return {
         "dataset_hash": want,
         "train_spectra": len(frame),
         "targets": ranges,
+        **({"classes": counts} if counts else {}),
         "k_read": list(k) if k else None,
         "temperature_K": _temperatures(model.experiment),
     }
@@ -195,6 +203,8 @@ def facts_summary(model: BundledModel) -> list[tuple[str, str]]:
                   (f", {t[0]:g}-{t[1]:g} K" if t else "")))  # fmt: skip
     for target, (lo, hi) in (cov.get("targets") or {}).items():
         lines.append((f"range {target}", f"{lo:.4g} to {hi:.4g}"))
+    for target, counts in (cov.get("classes") or {}).items():
+        lines.append((f"classes {target}", ", ".join(f"{c} {n}" for c, n in counts.items())))
     measured = facts.get("measured") or {}
     for f in measured.get("files", []):
         if "geometry" in f:  # a XANES model's reading
