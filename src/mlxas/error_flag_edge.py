@@ -35,6 +35,7 @@ __all__ = [
     "edge_readings",
     "is_edge_model",
     "perturbation_record",
+    "unflagged_note",
 ]
 
 #: Bounds of a right XANES reading besides its classes: oxidation state within 1.
@@ -68,6 +69,28 @@ def edge_augments(card: dict[str, Any]) -> list[AugmentSettings]:
     )
     own = edge_settings(spec) if augment.get("xanes") is not None else None
     return [own or AugmentSettings(), HARSH_EDGE]
+
+
+def unflagged_note(card: dict[str, Any]) -> str | None:
+    """For a XANES model, the note every reading carries: which of its value targets the
+    error flag does not bound (CN, R), with their test-split MAE from the card, so that a
+    user does not read an unflagged R as a checked one; None for other models."""
+    if not is_edge_model(card):
+        return None
+    bounded = {t for t, _ in EDGE_BOUNDS}
+    classes = set((card.get("outputs") or {}).get("classes") or {})
+    free = [t for t in card["preprocessing"]["targets"] if t not in bounded | classes]
+    if not free:
+        return None
+    test = (card.get("metrics") or {}).get("test") or {}
+    units = (card.get("outputs") or {}).get("units") or {}
+    mae = [
+        f"{t} {test[t]['mae']:.3g}" + (f" {units[t]}" if units.get(t) else "")
+        for t in free
+        if "mae" in (test.get(t) or {})
+    ]
+    tail = f" (test MAE {', '.join(mae)})" if mae else ""
+    return f"{', '.join(free)} read from the edge are not covered by the OOD flag{tail}"
 
 
 def _truth(ds, card: dict[str, Any], split: str, bounds) -> tuple[dict, dict]:

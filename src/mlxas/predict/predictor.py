@@ -249,7 +249,12 @@ class Predictor:
         from mlxas.models.inference import class_predictions
 
         classes = class_predictions(self.card, mean)
+        from mlxas.error_flag_edge import unflagged_note
+
+        note = unflagged_note(self.card)
         for n, r in enumerate(ok):
+            if note:
+                r.notes.append(note)
             for t, v in mean.items():
                 r.values[t] = _value(v[n])
                 if t in std:
