@@ -123,6 +123,10 @@ class Predictor:
 
         self.ood: dict[str, Any] = prepare(self.card["ood"])
         self.training_band: dict[str, Any] = self.card["training_band"]
+        from mlxas.error_flag_edge import unflagged_note
+
+        #: the note every reading of a XANES model carries (its CN and R are not flagged)
+        self.unflagged_note: str | None = unflagged_note(self.card)
 
     @property
     def reads_patterns(self) -> bool:
@@ -249,12 +253,9 @@ class Predictor:
         from mlxas.models.inference import class_predictions
 
         classes = class_predictions(self.card, mean)
-        from mlxas.error_flag_edge import unflagged_note
-
-        note = unflagged_note(self.card)
         for n, r in enumerate(ok):
-            if note:
-                r.notes.append(note)
+            if self.unflagged_note:
+                r.notes.append(self.unflagged_note)
             for t, v in mean.items():
                 r.values[t] = _value(v[n])
                 if t in std:
