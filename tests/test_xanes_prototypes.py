@@ -62,6 +62,20 @@ def test_rock_salt_and_cuprite_bond_lengths_follow_the_lattice():
     assert _bonds(cu2o, _site(cu2o, "M"), 2.2) == [pytest.approx(4.2696 * 3**0.5 / 4, abs=1e-3)] * 2
 
 
+def test_cu3n_and_ybco6_copper_sites_follow_their_cells():
+    cu3n = build_structure(_by_name("Cu3N_anti_reo3"))
+    # anti-ReO3: Cu at 3d between two N at a/2 on a cube edge.
+    assert _bonds(cu3n, _site(cu3n, "M"), 2.2) == [pytest.approx(3.815 / 2, abs=1e-3)] * 2
+    y = build_structure(_by_name("Ba2YCu3O6_ybco6"))
+    a, c = 3.8544, 11.8175
+    # Cu1 at z = 0: apical O4 at +-0.1520 c, chain sites empty.
+    assert _bonds(y, _site(y, "C1"), 2.2) == [pytest.approx(0.1520 * c, abs=1e-3)] * 2
+    # Cu2 at z = 0.3607: four plane O2 (z = 0.3790) and the apical O4 below.
+    plane = ((a / 2) ** 2 + ((0.3790 - 0.3607) * c) ** 2) ** 0.5
+    apex = (0.3607 - 0.1520) * c
+    assert _bonds(y, _site(y, "C2"), 2.6) == pytest.approx([plane] * 4 + [apex], abs=1e-3)
+
+
 def test_v2o5_has_the_published_vanadyl_square_pyramid():
     s = build_structure(_by_name("V2O5_v2o5"))
     # Enjalbert & Galy (1986): 1.58 (vanadyl), 1.78, 1.88 x2, 2.02, and 2.79 across the gap.
