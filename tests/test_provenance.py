@@ -62,3 +62,36 @@ def test_code_version_follows_imports(fake_package):
 def test_code_version_of_missing_module_is_an_error():
     with pytest.raises(ModuleNotFoundError, match="no_such_module"):
         provenance.code_version("mlxas.no_such_module")
+
+
+def test_code_version_hashes_declared_data_files(fake_package):
+    (fake_package / "tables").mkdir()
+    (fake_package / "tables" / "t.yaml").write_text("a: 1\n")
+    (fake_package / "helpers.py").write_text(
+        '__data_files__ = ("tables/*.yaml",)\n\ndef f():\n    return 1\n'
+    )
+    a, b = code_version("fakepkg.stage_a"), code_version("fakepkg.stage_b")
+    code_version.cache_clear()
+    # Editing the table is a change of what stage_a runs (it imports helpers), not of stage_b.
+    (fake_package / "tables" / "t.yaml").write_text("a: 2\n")
+    assert code_version("fakepkg.stage_a") != a
+    assert code_version("fakepkg.stage_b") == b
+    code_version.cache_clear()
+    # A pattern that matches nothing fails loudly, naming the module and the pattern.
+    (fake_package / "tables" / "t.yaml").unlink()
+    with pytest.raises(FileNotFoundError, match=r"helpers\.py.*tables/\*\.yaml"):
+        code_version("fakepkg.stage_a")
+    code_version.cache_clear()
+
+
+def test_package_data_read_by_stages_is_declared():
+    """The prototype table and the FEFF templates are part of their stages' versions."""
+    from pathlib import Path
+
+    import mlxas.feff.cards
+    import mlxas.xanes.prototypes
+
+    protos = provenance._data_files(Path(mlxas.xanes.prototypes.__file__))
+    assert [p.name for p in protos] == ["prototypes.yaml"]
+    templates = {p.name for p in provenance._data_files(Path(mlxas.feff.cards.__file__))}
+    assert {f"{e}.yaml" for e in mlxas.feff.cards.engine_names()} == templates

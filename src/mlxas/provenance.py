@@ -4,6 +4,11 @@ Snakemake reruns a job when its ``params`` change, but it does not see edits to 
 Python modules a rule imports.  :func:`code_version` hashes the source of a module
 together with every ``mlxas`` module it imports (transitively), so passing it as a rule
 parameter makes a code change rerun exactly the stages whose code changed.
+
+A module that reads package data (a prototype table, FEFF card templates) names those
+files in ``__data_files__``: a tuple of glob patterns relative to the module's folder,
+read from the source (the module is not imported).  They are hashed with the module, so
+editing ``xanes/prototypes.yaml`` reruns the structures stage like editing its code would.
 """
 
 from __future__ import annotations
@@ -108,11 +113,34 @@ def _is_package(name: str) -> bool:
     return spec is not None and spec.submodule_search_locations is not None
 
 
+def _data_files(path: Path) -> list[Path]:
+    """The files matched by the ``__data_files__`` patterns of the module at ``path``.
+
+    A pattern that matches nothing is an error: a renamed data file would otherwise drop
+    out of the hash silently.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == "__data_files__" for t in targets):
+            found: list[Path] = []
+            for pattern in ast.literal_eval(node.value):
+                matched = sorted(p for p in path.parent.glob(pattern) if p.is_file())
+                if not matched:
+                    raise FileNotFoundError(
+                        f"{path}: __data_files__ pattern {pattern!r} matches no file"
+                    )
+                found += matched
+            return found
+    return []
+
+
 @cache
 def code_version(*modules: str) -> str:
     """Hash of the source of ``modules`` and of all modules of their package they import.
 
-    Parent packages' ``__init__`` files count too, since importing a submodule runs them.
+    Parent packages' ``__init__`` files count too, since importing a submodule runs them,
+    and so do the data files each module declares in ``__data_files__``.
     """
     seen: dict[str, Path] = {}
     todo = list(modules)
@@ -134,4 +162,7 @@ def code_version(*modules: str) -> str:
     for name in sorted(seen):
         h.update(name.encode())
         h.update(seen[name].read_bytes())
+        for data in _data_files(seen[name]):
+            h.update(data.relative_to(seen[name].parent).as_posix().encode())
+            h.update(data.read_bytes())
     return h.hexdigest()[:16]

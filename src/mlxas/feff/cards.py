@@ -28,6 +28,9 @@ __all__ = [
     "validate_cards",
 ]
 
+#: The engine templates read below; hashed into the code version of the stages using them.
+__data_files__ = ("templates/*.yaml",)
+
 #: Sections of feff.inp that mlxas writes itself from the structure.
 _WRITTEN_BY_MLXAS = {"POTENTIALS", "ATOMS", "END", "OVERLAP", "CIF", "REAL", "RECIPROCAL"}
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

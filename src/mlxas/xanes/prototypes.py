@@ -78,6 +78,10 @@ class Compound:
         return {r: el for r, el in self.species if r in geometry and el in TRANSITION_METALS}
 
 
+#: Read by :func:`_table`; hashed into the code version of every stage that imports this.
+__data_files__ = ("prototypes.yaml",)
+
+
 @cache
 def _table() -> dict[str, Any]:
     path = files("mlxas.xanes") / "prototypes.yaml"
