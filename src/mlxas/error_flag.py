@@ -106,7 +106,7 @@ def model_bounds(
 def not_applicable(card: dict[str, Any], settings: ErrorFlagSettings) -> str | None:
     """Why a model gets no error flag (None when it can have one)."""
     from mlxas.error_flag_edge import is_edge_model
-    from mlxas.models.data import _NOT_FROM_CHI
+    from mlxas.spectra.input_names import reads_edge
 
     pre = card["preprocessing"]
     widths = {t: b - a for t, (a, b) in card["outputs"]["slices"].items()}
@@ -116,7 +116,9 @@ def not_applicable(card: dict[str, Any], settings: ErrorFlagSettings) -> str | N
         return "the model has no class target and none of the bounded targets"
     if not any(widths.get(t) == 1 for t, _ in settings.bounds):
         return "none of the bounded targets is a scalar output of the model"
-    if pre["input"] in _NOT_FROM_CHI or (card.get("config") or {}).get("extra_inputs"):
+    # the edge inputs left here (mu, xanes_deriv) are not normalised edges, so they get no
+    # edge readings above, and no chi(k) to perturb either
+    if reads_edge(card) or (card.get("config") or {}).get("extra_inputs"):
         return f"input {pre['input']!r} is not computed from chi(k) alone"
     if "k_grid" not in pre["features"]:
         return "the features have no k grid"

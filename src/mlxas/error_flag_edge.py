@@ -52,10 +52,15 @@ HARSH_EDGE = AugmentSettings(
 
 
 def is_edge_model(card: dict[str, Any]) -> bool:
-    """Whether the model reads the normalised edge (``xanes``, ``xanes_channels``)."""
-    from mlxas.models.edge_augment import EDGE_INPUTS
+    """Whether the model's readings are perturbed as edges here: it reads the normalised
+    edge (``xanes``, ``xanes_channels``).  Narrower than
+    :func:`~mlxas.spectra.input_names.reads_edge` on purpose: :func:`edge_readings`
+    perturbs inputs with :func:`~mlxas.models.edge_augment.augment_input`, whose physics
+    needs a normalised edge; a ``mu`` or ``xanes_deriv`` model has none, and
+    :func:`mlxas.error_flag.not_applicable` gives it no flag."""
+    from mlxas.spectra.input_names import reads_normalised_edge
 
-    return card["preprocessing"]["input"] in EDGE_INPUTS
+    return reads_normalised_edge(card)
 
 
 def edge_augments(card: dict[str, Any]) -> list[AugmentSettings]:

@@ -174,13 +174,14 @@ class FeffEngine(SignalEngine):
 
     def check_features(self, features: Any) -> None:
         """Refuse feature settings this spectroscopy cannot feed (a config error)."""
-        from mlxas.spectra.features import EDGE_FEATURES, enabled_features
+        from mlxas.spectra.features import enabled_features
+        from mlxas.spectra.input_names import EDGE_INPUTS
 
         if not self.xanes_only:
             return
         if not features["xanes"]["enabled"]:
             raise EngineError("feff.spectroscopy xanes: switch on features.xanes.enabled")
-        chi_features = [f for f in enabled_features(features) if f not in EDGE_FEATURES]
+        chi_features = [f for f in enabled_features(features) if f not in EDGE_INPUTS]
         if chi_features:
             raise EngineError(
                 f"feff.spectroscopy xanes computes no chi(k); switch off the chi(k) features "

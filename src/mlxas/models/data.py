@@ -24,6 +24,10 @@ from mlxas.models.spec import ModelSpec
 from mlxas.models.training_data import SplitData, TargetLayout, TrainingData
 from mlxas.settings import deep_merge
 
+# Inputs read from mu(E) near the edge are not computed from chi(k): they are neither
+# recomputed from it nor augmented through it.
+from mlxas.spectra.input_names import EDGE_INPUTS
+
 __all__ = [
     "SplitData",
     "TargetLayout",
@@ -35,11 +39,6 @@ __all__ = [
     "model_inputs",
     "opened",
 ]
-
-#: Features computed from mu(E), not from chi(k): they cannot be recomputed from chi(k).
-#: Inputs read from mu(E) near the edge (mlxas.spectra.features.EDGE_FEATURES): not
-#: computed from chi(k), so neither recomputed from it nor augmented through it.
-_NOT_FROM_CHI = ("xanes", "mu", "xanes_deriv", "xanes_channels")
 
 
 @contextlib.contextmanager
@@ -74,7 +73,7 @@ def model_features_cfg(dataset_features: dict[str, Any], spec: ModelSpec) -> dic
             if kind in cfg["wavelet"]:
                 cfg["wavelet"][kind] = name == f"wavelet_{kind}"
     if isinstance(cfg.get("xanes"), dict):
-        cfg["xanes"]["enabled"] = name in _NOT_FROM_CHI
+        cfg["xanes"]["enabled"] = name in EDGE_INPUTS
         if "mu" in cfg["xanes"]:
             cfg["xanes"]["mu"] = name == "mu"
     return cfg
@@ -101,7 +100,7 @@ def _stored(ds, spec: ModelSpec) -> bool:
 def _main_input(ds, spec: ModelSpec, split: str | None) -> np.ndarray:
     if _stored(ds, spec):
         return np.asarray(ds.features(spec.input, split), dtype=np.float32)
-    if spec.input in _NOT_FROM_CHI or spec.extra_inputs:
+    if spec.input in EDGE_INPUTS or spec.extra_inputs:
         raise ModelConfigError(
             f"models.{spec.name}: input {spec.input!r} is not stored in "
             f"{getattr(ds, 'path', 'the dataset')} and cannot be computed from chi(k)"
@@ -178,7 +177,7 @@ def load_training_data(
     cfg = model_features_cfg(ds.settings["features"], spec)
     edge_settings(spec)  # refuses augment.xanes on other inputs before any training
     need_chi = is_enabled(spec.augment)
-    if need_chi and spec.input in _NOT_FROM_CHI:
+    if need_chi and spec.input in EDGE_INPUTS:
         raise ModelConfigError(
             f"models.{spec.name}: augmentation acts on chi(k); "
             f"input {spec.input!r} is not computed from chi(k)"

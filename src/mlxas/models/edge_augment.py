@@ -27,7 +27,6 @@ import numpy as np
 from mlxas.models.registry import ModelConfigError
 
 __all__ = [
-    "EDGE_INPUTS",
     "EFFECTS",
     "augment_input",
     "edge_grid",
@@ -35,9 +34,6 @@ __all__ = [
     "expand_training",
     "n_copies",
 ]
-
-#: Model inputs the XANES augmentation acts on.
-EDGE_INPUTS = ("xanes", "xanes_channels")
 
 #: Effects of ``augment.xanes``, each a ``[low, high]`` range (see AugmentSettings).
 EFFECTS = ("shift", "gauss_fwhm", "lorentz_fwhm", "scale", "slope", "noise")
@@ -48,16 +44,19 @@ def edge_settings(spec) -> Any | None:
     None when it is absent or null.  A key left out takes the default range of
     AugmentSettings; a key set to null switches that effect off (range ``[0, 0]``).
     Refused (:class:`ModelConfigError`, naming the entry): an input other than
-    :data:`EDGE_INPUTS`, unknown keys, ranges that are not ``[low, high]``."""
+    :data:`~mlxas.spectra.input_names.NORMALISED_EDGE_INPUTS` (the only inputs that hold
+    a normalised edge to perturb), unknown keys, ranges that are not ``[low, high]``."""
+    from mlxas.spectra.input_names import NORMALISED_EDGE_INPUTS
     from mlxas.xanes.augment import AugmentSettings
 
     cfg = (spec.augment or {}).get("xanes")
     if cfg is None:
         return None
     where = f"models.{spec.name}.augment.xanes"
-    if spec.input not in EDGE_INPUTS:
+    if spec.input not in NORMALISED_EDGE_INPUTS:
         raise ModelConfigError(
-            f"{where}: acts on normalised mu(E) inputs {list(EDGE_INPUTS)}, not on {spec.input!r}"
+            f"{where}: acts on normalised mu(E) inputs {list(NORMALISED_EDGE_INPUTS)}, "
+            f"not on {spec.input!r}"
         )
     unknown = sorted(set(cfg) - set(EFFECTS) - {"copies"})
     if unknown:

@@ -112,9 +112,9 @@ class BundledModel:
     @property
     def reads_edge(self) -> bool:
         """Whether the model reads mu(E) near the edge (XANES) rather than chi(k)."""
-        from mlxas.predict.spec import EDGE_INPUTS
+        from mlxas.spectra.input_names import reads_edge
 
-        return self.card.get("preprocessing", {}).get("input") in EDGE_INPUTS
+        return reads_edge(self.card)
 
     @property
     def edge_energy(self) -> float | None:

@@ -156,11 +156,12 @@ def _edge_energies(pre: dict[str, Any]) -> str:
 
 def _input_lines(card: dict[str, Any]) -> list[tuple[str, str]]:
     """What the model reads: chi(k) (k-weight, k-range) or mu(E) near the edge (E − E0)."""
-    from mlxas.predict.spec import EDGE_INPUTS, required_k_range
+    from mlxas.predict.spec import required_k_range
+    from mlxas.spectra.input_names import reads_edge
 
     pre = card.get("preprocessing", {})
     shape = f"{pre.get('input')} {pre.get('input_shape')}"
-    if pre.get("input") in EDGE_INPUTS:
+    if reads_edge(card):
         x = (pre.get("features") or {}).get("xanes") or {}
         span = f"{_num(x.get('emin'), 'g')} to {_num(x.get('emax'), 'g')} eV"
         return [("input", f"{shape}, normalised mu(E)"), ("E - E0 read", span)]

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mlxas.spectra.background import BackgroundSettings
+from mlxas.spectra.input_names import EDGE_INPUTS, reads_edge
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "EDGE_INPUTS",
     "EDGE_TOLERANCE_EV",
     "MIN_K",
     "MIN_PRE_EDGE_POINTS",
@@ -45,9 +45,6 @@ EDGE_TOLERANCE_EV = 50.0
 MIN_PRE_EDGE_POINTS = 5
 #: A spectrum must reach at least this k (Å⁻¹) to have any EXAFS to remove a background from.
 MIN_K = 3.0
-#: Model inputs read from mu(E) near the edge (:mod:`mlxas.spectra.xanes`): they need no
-#: background removal and no k-range, only the energy span of their relative grid.
-EDGE_INPUTS = ("xanes", "mu", "xanes_deriv", "xanes_channels")
 #: The kinds of input a model reads (:attr:`InputSpec.input_kind`).
 SPECTRUM, POWDER_PATTERN = "spectrum", "powder pattern"
 
@@ -126,7 +123,8 @@ class ProcessSpec:
 
     @property
     def edge_input(self) -> bool:
-        """Whether the model reads mu(E) near the edge (no background removal)."""
+        """Whether the model reads mu(E) near the edge (no background removal): the
+        spec's side of :func:`mlxas.spectra.input_names.reads_edge`."""
         return self.input in EDGE_INPUTS
 
     # --- InputSpec ------------------------------------------------------------------
@@ -194,7 +192,7 @@ def required_k_range(card: dict[str, Any]) -> tuple[float, float] | None:
     """
     pre = card["preprocessing"]
     name = pre["input"]
-    if name in EDGE_INPUTS:
+    if reads_edge(card):
         return None
     if pre.get("k_range"):
         lo, hi = (float(v) for v in pre["k_range"])
@@ -220,7 +218,7 @@ def required_e_range(card: dict[str, Any]) -> tuple[float, float] | None:
     """E − E0 span (eV) of the relative energy grid a mu(E) input reads (the card's
     ``features.xanes`` emin/emax), None for chi(k) inputs."""
     pre = card["preprocessing"]
-    if pre["input"] not in EDGE_INPUTS:
+    if not reads_edge(card):
         return None
     x = pre["features"]["xanes"]
     return float(x["emin"]), float(x["emax"])
@@ -279,7 +277,7 @@ def process_spec_from_card(card: dict[str, Any], **options: Any) -> ProcessSpec:
     if options.get("wavelength") is not None:
         raise _load_error(card, "reads XAS spectra: --wavelength applies to powder patterns")
     options.pop("wavelength", None)
-    if options.get("xanes_broaden") and pre["input"] not in EDGE_INPUTS:
+    if options.get("xanes_broaden") and not reads_edge(card):
         raise _load_error(
             card, f"reads {pre['input']}: --broaden applies to models on mu(E) near the edge"
         )

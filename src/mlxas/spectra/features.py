@@ -39,7 +39,6 @@ from mlxas.spectra.grids import (
 from mlxas.spectra.xanes import EdgeGrid
 
 __all__ = [
-    "EDGE_FEATURES",
     "FeatureGrid",
     "compute_features",
     "edge_features",
@@ -49,9 +48,6 @@ __all__ = [
     "fourier_transform",
     "ft_r_grid",
 ]
-
-#: Features computed from mu(E) rather than chi(k).
-EDGE_FEATURES = ("xanes", "mu", "xanes_deriv", "xanes_channels")
 
 #: (axis values, unit) of a 1-D feature; a 2-D feature has two of them, for its two axes.
 FeatureGrid = tuple[np.ndarray, str]
@@ -193,7 +189,8 @@ def compute_features(
 
 
 def edge_features(edge: EdgeGrid, cfg: dict) -> dict[str, np.ndarray]:
-    """The enabled features of mu(E) on the energy grid (:data:`EDGE_FEATURES`)."""
+    """The enabled features of mu(E) on the energy grid
+    (:data:`~mlxas.spectra.input_names.EDGE_INPUTS`)."""
     out = {"xanes": np.asarray(edge.norm, dtype=np.float32)}
     xcfg = cfg["xanes"]
     if xcfg.get("mu"):
