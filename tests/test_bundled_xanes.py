@@ -94,14 +94,15 @@ def test_each_file_goes_to_the_model_that_answers_for_it(bundled, tmp_path, caps
         assert recs[name]["status"] == "ok" and recs[name]["geometry"]
     assert any("chosen from E0" in n for n in recs["mystery_mn.xdi"]["notes"])
     assert recs["ni_metal_rt.xdi"]["model"] == "foil_ni/ensemble"
-    # CN and R read from an edge carry no flag: each XANES reading says so, with the
-    # model's own test MAE; an EXAFS reading does not.
-    test = read_card(next((bundled / "xanes_small" / "random_forest").iterdir()))["metrics"]
-    mae_cn, mae_r = test["test"]["cn"]["mae"], test["test"]["r"]["mae"]
-    want = "cn, r read from the edge are not covered by the OOD flag"
-    want += f" (test MAE cn {mae_cn:.3g}, r {mae_r:.3g}"
-    assert any(n.startswith(want) for n in recs["mno_rt.xdi"]["notes"]), recs["mno_rt.xdi"]
-    assert not any("not covered by the OOD flag" in n for n in recs["ni_metal_rt.xdi"]["notes"])
+    # A XANES model trained now bounds CN and R in its error flag like an EXAFS model,
+    # so neither reading carries the note that they are unflagged (a model calibrated
+    # before, such as the bundled xanes_geometry forest until it is recalibrated, still
+    # does: tests/test_error_flag_edge.py).
+    folder = next((bundled / "xanes_small" / "random_forest").iterdir())
+    error = json.loads((folder / "ood.json").read_text())["error"]
+    assert error["status"] == "fitted" and {"cn", "r"} <= set(error["bounds"])
+    for name in ("mno_rt.xdi", "ni_metal_rt.xdi"):
+        assert not any("not covered by the OOD flag" in n for n in recs[name]["notes"]), name
     assert not any("lowest OOD score" in n for n in recs["ni_metal_rt.xdi"]["notes"])
     assert recs["pt_metal_rt.xdi"]["status"] == "refused"
     assert "no bundled model for Pt L3 (models for: " in recs["pt_metal_rt.xdi"]["reason"]

@@ -60,7 +60,8 @@ def test_card_records_every_absorber_of_the_training_sites(predictor):
     assert predictor.spec.e_required == (-20.0, 60.0)
     # the error flag of a mu(E) model is calibrated on perturbed edges (error_flag_edge)
     error = predictor.card["ood"]["error"]
-    assert error["status"] == "fitted" and error["bounds"] == {"oxidation_state": 1.0}
+    assert error["status"] == "fitted"
+    assert error["bounds"] == {"cn": 1.5, "r": 0.05, "oxidation_state": 1.0}
 
 
 def test_measured_mn_xanes_gets_class_probabilities_cn_r_and_oxidation_state(predictor):

@@ -12,9 +12,15 @@ energy shift, an edge-step error with a background slope, noise):
 
 A reading is *wrong* when the most probable class of a class target (the coordination
 geometry) is not the true one, or when a bounded value target misses its truth by more
-than its bound (:data:`EDGE_BOUNDS`: the oxidation state by more than 1, the tolerance
-issue 19 sets for measured spectra).  CN and R read from an edge are not bounded here:
-the flag says nothing about them.
+than its bound (:data:`EDGE_BOUNDS`): CN by more than 1.5 or R by more than 0.05 Å, the
+bounds of every EXAFS reading (:data:`mlxas.error_flag.DEFAULT_BOUNDS`, one definition
+of a wrong CN or R whatever the model reads), and the oxidation state by more than 1, the
+tolerance issue 19 sets for measured spectra.  A forest's features include the spread
+over its trees of each value target (:func:`mlxas.models.inference.value_spread`).
+
+A value target the fitted flag does not bound (an older flag fitted with the oxidation
+state alone, or a target outside :data:`EDGE_BOUNDS`) is named on every reading by
+:func:`unflagged_note`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from mlxas.error_flag import DEFAULT_BOUNDS
 from mlxas.xanes.augment import AugmentSettings
 
 __all__ = [
@@ -38,8 +45,9 @@ __all__ = [
     "unflagged_note",
 ]
 
-#: Bounds of a right XANES reading besides its classes: oxidation state within 1.
-EDGE_BOUNDS: tuple[tuple[str, float], ...] = (("oxidation_state", 1.0),)
+#: Bounds of a right XANES reading besides its classes: CN and R as for EXAFS (the
+#: bounds are taken from their one owner, not repeated), oxidation state within 1.
+EDGE_BOUNDS: tuple[tuple[str, float], ...] = (*DEFAULT_BOUNDS, ("oxidation_state", 1.0))
 #: About twice the default training ranges: edges the model never learnt to absorb.
 HARSH_EDGE = AugmentSettings(
     shift=(-3.0, 3.0),
@@ -77,14 +85,21 @@ def edge_augments(card: dict[str, Any]) -> list[AugmentSettings]:
 
 
 def unflagged_note(card: dict[str, Any]) -> str | None:
-    """For a XANES model, the note every reading carries: which of its value targets the
-    error flag does not bound (CN, R), with their test-split MAE from the card, so that a
-    user does not read an unflagged R as a checked one; None for other models."""
+    """For a XANES model, the note every reading carries: which of its value targets its
+    error flag does not bound, with their test-split MAE from the card, so that a user
+    does not read an unflagged R as a checked one; None for other models and when the
+    flag bounds every value target.
+
+    The bounds are those the model's flag was fitted with (``ood.json``'s ``error``), not
+    today's :data:`EDGE_BOUNDS`: a model calibrated before CN and R were bounded keeps
+    saying so until it is recalibrated; a model without a fitted flag bounds nothing."""
     if not is_edge_model(card):
         return None
-    bounded = {t for t, _ in EDGE_BOUNDS}
-    classes = set((card.get("outputs") or {}).get("classes") or {})
-    free = [t for t in card["preprocessing"]["targets"] if t not in bounded | classes]
+    err = (card.get("ood") or {}).get("error") or {}
+    bounded: set[str] = set()
+    if err.get("status") == "fitted":  # value bounds, and the class targets it checks
+        bounded = set(err.get("bounds") or {}) | set(err.get("classes_right") or [])
+    free = [t for t in card["preprocessing"]["targets"] if t not in bounded]
     if not free:
         return None
     test = (card.get("metrics") or {}).get("test") or {}
@@ -121,7 +136,12 @@ def edge_readings(
     input of ``split``, for each perturbation set of :func:`edge_augments`."""
     from mlxas.error_flag import reading_features
     from mlxas.models.edge_augment import augment_input
-    from mlxas.models.inference import class_predictions, predict_array, split_targets
+    from mlxas.models.inference import (
+        class_predictions,
+        predict_array,
+        split_targets,
+        value_spread,
+    )
     from mlxas.ood import model_input_scores
     from mlxas.spectra.grids import energy_grid
 
@@ -135,7 +155,7 @@ def edge_readings(
             x = augment_input(x0, grid, settings, rng)
             mean, std = predict_array(model, card, x)
             m = split_targets(card, mean)
-            s = split_targets(card, std) if std is not None else {}
+            s = value_spread(model, card, x, split_targets(card, std) if std is not None else {})
             f, names = reading_features(card, m, s, model_input_scores(x, ood, card)[0])
             bad = np.zeros(len(x), dtype=bool)
             for t, (truth, bound) in values.items():

@@ -89,8 +89,8 @@ class ForestModel:
         return x.reshape(len(x), -1).astype(np.float32)
 
     @staticmethod
-    def _walk(f: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        """Mean over trees of the leaf values reached by every row of ``x``.
+    def _leaves(f: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+        """The leaf ``[N, trees]`` each row of ``x`` reaches in every tree of ``f``.
 
         All (row, tree) pairs descend together, one level per step; pairs that reached a
         leaf leave the working set, so deep, unbalanced trees cost what their paths cost.
@@ -108,11 +108,40 @@ class ForestModel:
             pair, node, rows, left = pair[inner], node[inner], rows[inner], left[inner]
             go_left = x[rows, f["feature"][node]] <= f["threshold"][node]
             node = np.where(go_left, left, f["right"][node])
-        leaf = leaf.reshape(n, trees)
-        total = np.zeros((n, f["value"].shape[1]))
-        for j in range(trees):  # summed tree by tree, in scikit-learn's order
+        return leaf.reshape(n, trees)
+
+    @staticmethod
+    def _walk(f: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+        """Mean over trees of the leaf values reached by every row of ``x``."""
+        leaf = ForestModel._leaves(f, x)
+        total = np.zeros((len(x), f["value"].shape[1]))
+        for j in range(leaf.shape[1]):  # summed tree by tree, in scikit-learn's order
             total += f["value"][leaf[:, j]]
-        return total / trees
+        return total / leaf.shape[1]
+
+    def tree_spread(self, x: np.ndarray, heads: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Per head (``heads``, default all), the standard deviation over trees of the
+        leaf values ``[N, width]`` (population, ddof 0): how much the trees disagree on
+        each row.
+
+        For a value head it is the forest's own analogue of an ensemble's spread, which
+        the error flag reads as a feature (:mod:`mlxas.error_flag`); the prediction
+        itself stays the mean of :meth:`predict_on_batch`.  It costs one more walk.
+        """
+        xs = self._inputs(x)
+        out = {}
+        for t in self.heads if heads is None else heads:
+            f = self.forests[t]
+            leaf = self._leaves(f, xs)
+            total = np.zeros((len(xs), f["value"].shape[1]))
+            squares = np.zeros_like(total)
+            for j in range(leaf.shape[1]):
+                v = f["value"][leaf[:, j]]
+                total += v
+                squares += v * v
+            mean = total / leaf.shape[1]
+            out[t] = np.sqrt(np.maximum(squares / leaf.shape[1] - mean * mean, 0.0))
+        return out
 
     def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
         xs = self._inputs(x)

@@ -6,7 +6,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["class_predictions", "output_columns", "predict_array", "split_targets"]
+__all__ = [
+    "class_predictions",
+    "output_columns",
+    "predict_array",
+    "split_targets",
+    "value_spread",
+]
 
 #: Rows per forward pass.  Large batches amortise the per-call overhead of Keras;
 #: 8192 rows of a 400-point input are 13 MB.
@@ -64,3 +70,23 @@ def predict_array(
     if members:
         return y.mean(axis=1), y.std(axis=1, ddof=1)
     return y.reshape(len(x), n_cols), None
+
+
+def value_spread(
+    model, card: dict[str, Any], x: np.ndarray, std: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The spread of each reading's value targets, per target: an ensemble's own ``std``
+    (:func:`split_targets` of :func:`predict_array`'s) when it has one; for a random
+    forest, which has no members, the spread over its trees of each scalar value target
+    (:meth:`mlxas.models.forest.ForestModel.tree_spread`); otherwise ``std`` unchanged.
+
+    The error flag reads it as a feature; it is kept out of the reported ``<target>_std``
+    values because a forest's tree spread is not an ensemble's uncertainty."""
+    if std or not hasattr(model, "tree_spread"):
+        return std
+    classes = card["outputs"].get("classes") or {}
+    heads = [
+        t for t, (a, b) in card["outputs"]["slices"].items() if b - a == 1 and t not in classes
+    ]
+    x = np.asarray(x, dtype=np.float32)
+    return {t: v.reshape(-1) for t, v in model.tree_spread(x, heads).items()}

@@ -187,11 +187,12 @@ class Predictor:
     ) -> dict[str, np.ndarray] | None:
         """The OOD flag of the readings of inputs ``x`` (predictions ``mean``, ensemble
         spread ``std``): :func:`mlxas.error_flag.combined_flags`."""
-        from mlxas.error_flag import combined_flags
+        from mlxas.error_flag import combined_flags, flag_spread
 
         dist = self._ood(x)
         if dist is None:
             return None
+        std = flag_spread(self.model, self.card, self.ood, x, std)
         return combined_flags(self.card, self.ood, mean, std, dist[0])
 
     # --- model --------------------------------------------------------------------------
