@@ -14,7 +14,13 @@ from typing import Any
 
 from mlxas.models.registry import DEFAULT_KEYS, ModelConfigError, ModelKind, kind_class
 
-__all__ = ["ModelSpec"]
+__all__ = ["EARLY_STOPPING", "ModelSpec"]
+
+#: What early stopping may watch: the validation loss (every head, weighted), or the
+#: validation accuracy of the model's one class head.  A classifier's validation log loss
+#: can rise from its first epochs on while its accuracy still rises (the probabilities grow
+#: confident), so watching the loss may keep an under-trained network.
+EARLY_STOPPING = ("val_loss", "val_accuracy")
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class ModelSpec:
     ``extra_inputs``: stored features joined to ``input`` by the kind
     (:meth:`~mlxas.models.registry.ModelKind.join_inputs`); ``sample_weight``: null,
     ``balanced`` (class heads) or the name of a dataset array holding the weights.
+    ``early_stopping``: what the trainer's early stopping watches (:data:`EARLY_STOPPING`).
     """
 
     name: str
@@ -50,6 +57,7 @@ class ModelSpec:
     augment: dict[str, Any] = field(default_factory=dict)
     extra_inputs: tuple[str, ...] = ()
     sample_weight: str | None = None
+    early_stopping: str = "val_loss"
 
     @classmethod
     def from_config(cls, entry: Mapping[str, Any]) -> ModelSpec:
@@ -81,6 +89,12 @@ class ModelSpec:
         unknown = sorted(set(entry) - known)
         if unknown:
             raise ModelConfigError(f"models.{name}: unknown key(s) {unknown}")
+        entry["early_stopping"] = entry.get("early_stopping") or "val_loss"
+        if entry["early_stopping"] not in EARLY_STOPPING:
+            raise ModelConfigError(
+                f"models.{name}: early_stopping {entry['early_stopping']!r} is not one of "
+                f"{list(EARLY_STOPPING)}"
+            )
         for key in ("targets", "input_range", "extra_inputs"):
             if entry.get(key) is not None:
                 entry[key] = tuple(entry[key])
@@ -96,7 +110,12 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         from mlxas.settings import to_dict
 
-        return to_dict(self)
+        out = to_dict(self)
+        # Left out at its default: cards written before the key existed hold no such key,
+        # and the model id hashes the card, so a retraining from their config keeps its id.
+        if out["early_stopping"] == "val_loss":
+            del out["early_stopping"]
+        return out
 
     @property
     def member_kind(self) -> str:

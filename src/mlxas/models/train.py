@@ -1,7 +1,8 @@
 """Train one configured model and save it as ``models/<name>/<model id>/`` with its card.
 
 Training is seeded (``keras.utils.set_random_seed``), stops early on the validation
-loss and keeps the weights of the best validation epoch.  Each step runs XLA-compiled
+loss (or, with ``early_stopping: val_accuracy``, on the validation accuracy of the one
+class target) and keeps the weights of the best validation epoch.  Each step runs XLA-compiled
 and several steps run per call into TensorFlow (``steps_per_execution``), which is what
 makes small MLPs train fast on a CPU.
 """
@@ -72,22 +73,39 @@ def _use_xla(setting: bool | str, total_steps: int) -> bool:
     return bool(setting)
 
 
-def _callbacks(spec: ModelSpec, extra: list) -> list:
-    """Early stopping on the validation loss (best weights kept), the caller's callbacks
-    and, with ``lr_schedule: plateau``, halving the learning rate on plateaus."""
+def _monitor(spec: ModelSpec, heads: dict) -> tuple[str, str]:
+    """The Keras history key early stopping watches, and whether lower ("min") or higher
+    ("max") is better (``spec.early_stopping``)."""
+    if spec.early_stopping == "val_loss":
+        return "val_loss", "min"
+    classes = [t for t, h in heads.items() if h.is_class]
+    if len(classes) != 1:
+        raise ModelConfigError(
+            f"models.{spec.name}: early_stopping val_accuracy needs exactly one class "
+            f"target, the model has {classes or 'none'}"
+        )
+    # Keras names a head's metrics after its output only when there are several outputs.
+    return ("val_accuracy" if len(heads) == 1 else f"val_{classes[0]}_accuracy"), "max"
+
+
+def _callbacks(spec: ModelSpec, extra: list, monitor: tuple[str, str]) -> list:
+    """Early stopping on ``monitor`` (best weights kept), the caller's callbacks and, with
+    ``lr_schedule: plateau``, halving the learning rate on plateaus of the same quantity."""
     import keras
 
+    key, mode = monitor
     patience = int(spec.patience)
     cbs = [
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True
+            monitor=key, mode=mode, patience=patience, restore_best_weights=True
         ),
         *extra,
     ]
     if spec.lr_schedule == "plateau":
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
+                monitor=key,
+                mode=mode,
                 factor=0.5,
                 patience=max(3, patience // 4),
                 min_lr=float(spec.learning_rate) / 100,
@@ -131,7 +149,8 @@ def _fit_network(
         jit_compile=_use_xla(spec.jit_compile, int(spec.epochs) * steps),
         steps_per_execution=max(1, min(int(spec.steps_per_execution), steps)),
     )
-    cbs = _callbacks(spec, callbacks)
+    monitor = _monitor(spec, heads)
+    cbs = _callbacks(spec, callbacks, monitor)
     y_train = scaling.scale_y(train.y)
     w_train = kind.sample_weight(train, spec, heads)
     w_val = kind.sample_weight(val, spec, heads)
@@ -155,10 +174,12 @@ def _fit_network(
     )
     seconds = time.perf_counter() - t0
     val_loss = np.asarray(hist.history["val_loss"], dtype=float)
+    watched = np.asarray(hist.history[monitor[0]], dtype=float)
+    best = np.nanargmin if monitor[1] == "min" else np.nanargmax
     record = {
         "seed": seed,
         "epochs_run": len(val_loss),
-        "best_epoch": int(np.nanargmin(val_loss)) + 1 if np.isfinite(val_loss).any() else None,
+        "best_epoch": int(best(watched)) + 1 if np.isfinite(watched).any() else None,
         "best_val_loss": float(np.nanmin(val_loss)) if np.isfinite(val_loss).any() else None,
         "seconds": seconds,
         "epochs_per_second": len(val_loss) / seconds if seconds > 0 else None,
