@@ -328,7 +328,7 @@ def _forest_p(forest: dict[str, Any], features: np.ndarray) -> np.ndarray:
 
     f = {k: np.asarray(v) for k, v in forest.items()}
     f["value"] = f["value"].reshape(len(f["left"]), -1)
-    return ForestModel._walk(f, np.asarray(features, dtype=np.float32))[:, 0]
+    return ForestModel._moments(f, np.asarray(features, dtype=np.float32))[0][:, 0]
 
 
 def error_scores(features: np.ndarray, stats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -111,41 +111,39 @@ class ForestModel:
         return leaf.reshape(n, trees)
 
     @staticmethod
-    def _walk(f: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        """Mean over trees of the leaf values reached by every row of ``x``."""
+    def _moments(
+        f: dict[str, np.ndarray], x: np.ndarray, spread: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Mean over trees of the leaf values reached by every row of ``x`` and, with
+        ``spread``, their standard deviation over the trees (population, ddof 0)."""
         leaf = ForestModel._leaves(f, x)
         total = np.zeros((len(x), f["value"].shape[1]))
+        squares = np.zeros_like(total) if spread else None
         for j in range(leaf.shape[1]):  # summed tree by tree, in scikit-learn's order
-            total += f["value"][leaf[:, j]]
-        return total / leaf.shape[1]
+            v = f["value"][leaf[:, j]]
+            total += v
+            if squares is not None:
+                squares += v * v
+        mean = total / leaf.shape[1]
+        if squares is None:
+            return mean, None
+        return mean, np.sqrt(np.maximum(squares / leaf.shape[1] - mean * mean, 0.0))
 
     def tree_spread(self, x: np.ndarray, heads: list[str] | None = None) -> dict[str, np.ndarray]:
         """Per head (``heads``, default all), the standard deviation over trees of the
-        leaf values ``[N, width]`` (population, ddof 0): how much the trees disagree on
-        each row.
+        leaf values ``[N, width]``: how much the trees disagree on each row.
 
         For a value head it is the forest's own analogue of an ensemble's spread, which
         the error flag reads as a feature (:mod:`mlxas.error_flag`); the prediction
         itself stays the mean of :meth:`predict_on_batch`.  It costs one more walk.
         """
         xs = self._inputs(x)
-        out = {}
-        for t in self.heads if heads is None else heads:
-            f = self.forests[t]
-            leaf = self._leaves(f, xs)
-            total = np.zeros((len(xs), f["value"].shape[1]))
-            squares = np.zeros_like(total)
-            for j in range(leaf.shape[1]):
-                v = f["value"][leaf[:, j]]
-                total += v
-                squares += v * v
-            mean = total / leaf.shape[1]
-            out[t] = np.sqrt(np.maximum(squares / leaf.shape[1] - mean * mean, 0.0))
-        return out
+        return {t: self._moments(self.forests[t], xs, spread=True)[1]
+                for t in (self.heads if heads is None else heads)}  # fmt: skip
 
     def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
         xs = self._inputs(x)
-        return np.concatenate([self._walk(self.forests[t], xs) for t in self.heads], axis=1)
+        return np.concatenate([self._moments(self.forests[t], xs)[0] for t in self.heads], axis=1)
 
     def save(self, path: str | Path) -> None:
         arrays = {
