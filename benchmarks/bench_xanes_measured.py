@@ -54,13 +54,12 @@ def _inputs(card: dict, name: str) -> np.ndarray:
 
 
 def _predict(pointer: Path) -> dict:
-    from mlxas.error_flag import combined_flags, prepare
+    from mlxas.error_flag import combined_flags, flag_spread, prepare
     from mlxas.models import load_model
     from mlxas.models.inference import (
         class_predictions,
         predict_array,
         split_targets,
-        value_spread,
     )
     from mlxas.ood import model_input_scores
 
@@ -71,7 +70,10 @@ def _predict(pointer: Path) -> dict:
         x = _inputs(card, name)
         mean, std = predict_array(model, card, x)
         per = split_targets(card, mean)
-        spread = value_spread(model, card, x, split_targets(card, std) if std is not None else {})
+        # the spread the model's own flag reads, as mlxas predict computes it
+        spread = flag_spread(
+            model, card, ood, x, split_targets(card, std) if std is not None else {}
+        )
         classes = class_predictions(card, per)
         names = card["outputs"]["classes"]["geometry"]
         flags = combined_flags(card, ood, per, spread, model_input_scores(x, ood, card)[0])
